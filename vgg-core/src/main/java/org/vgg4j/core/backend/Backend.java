@@ -1,0 +1,171 @@
+package org.vgg4j.core.backend;
+
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * The Backend SPI: memory plus a short list of ops. Layers call these; they never touch memory themselves.
+ *
+ * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input height/width, P/Q output
+ * height/width, R/S kernel height/width, F features.
+ *
+ * <p>Conventions every implementation keeps (the {@code reference} backend is their definition):
+ * <ul>
+ *   <li>All tensors of one call belong to this backend and share one dtype; layouts are dense row-major NCHW.</li>
+ *   <li>Parameter gradients ACCUMULATE ({@code +=}); activation gradients and outputs are OVERWRITTEN ({@code =}).</li>
+ *   <li>Unless a method says otherwise, inputs and outputs must not overlap.</li>
+ *   <li>Shapes are checked at the public boundary by the layers; backends may assert.</li>
+ * </ul>
+ * Implementations are found with {@link java.util.ServiceLoader} through {@link BackendProvider}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Name under which {@link Backends#create} finds this backend: "reference", "cpu", "cuda", ... */
+    String name();
+
+    /** Whether this backend computes in {@code dtype}. */
+    boolean supports(DType dtype);
+
+    // ---------------------------------------------------------------- memory
+
+    /** A new zero-filled dense tensor. */
+    Tensor allocate(DType dtype, Shape shape);
+
+    /** Releases a tensor obtained from {@link #allocate} (views are released with their base). May be a no-op. */
+    void free(Tensor t);
+
+    /** Copies {@code t.size()} values from {@code host[hostOffset...]} into {@code t}. */
+    void copyIn(float[] host, int hostOffset, Tensor t);
+
+    void copyIn(double[] host, int hostOffset, Tensor t);
+
+    /** Copies {@code t.size()} values of {@code t} into {@code host[hostOffset...]}. */
+    void copyOut(Tensor t, float[] host, int hostOffset);
+
+    void copyOut(Tensor t, double[] host, int hostOffset);
+
+    /** Sets every element of {@code t} to {@code value}. */
+    void fill(Tensor t, double value);
+
+    /** dst = src (same size; the shapes may differ). */
+    void copy(Tensor src, Tensor dst);
+
+    // ---------------------------------------------------------------- convolution (stride 1, square padding)
+
+    /**
+     * y = conv(x, w) + b, cross-correlation as in PyTorch.
+     * x (N,C,H,W), w (K,C,R,S), b (K) or null, y (N,K,P,Q) with P = H + 2*pad - R + 1, Q = W + 2*pad - S + 1.
+     */
+    void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad);
+
+    /** dx = conv_transpose(dy, w): dy (N,K,P,Q), w (K,C,R,S), dx (N,C,H,W) overwritten. */
+    void conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, int pad);
+
+    /** dw += corr(x, dy); db += sum of dy over N,P,Q (db may be null). x (N,C,H,W), dy (N,K,P,Q), dw (K,C,R,S). */
+    void conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad);
+
+    // ---------------------------------------------------------------- pooling, activations, normalisation
+
+    /** Max-pool 2x2 stride 2: x (N,C,H,W), y (N,C,H/2,W/2) rounded down (an odd last row/column is ignored). */
+    void maxPool2x2Forward(Tensor x, Tensor y);
+
+    /**
+     * dx = gradient of the max-pool: in each 2x2 window the whole dy goes to the FIRST element (row-major order
+     * inside the window) equal to the window's max, the others (and an ignored odd row/column) get 0. x (N,C,H,W), y, dy (N,C,H/2,W/2).
+     */
+    void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx);
+
+    /** y = max(x, 0); y may be the same memory as x (in place). */
+    void reluForward(Tensor x, Tensor y);
+
+    /** dx = dy where y > 0, else 0; dx may be the same memory as dy. y is the ReLU's OUTPUT. */
+    void reluBackward(Tensor y, Tensor dy, Tensor dx);
+
+    /**
+     * Local response normalisation across channels (AlexNet; PyTorch's LocalResponseNorm):
+     * scale[n,c,h,w] = k + alpha/size * sum over c' in [c - size/2, c + (size-1)/2] of x[n,c',h,w]^2,
+     * y = x * scale^-beta. scale (same shape as x) is written for the backward pass.
+     */
+    void lrnForward(Tensor x, Tensor y, Tensor scale, int size, double alpha, double beta, double k);
+
+    /** dx = gradient of {@link #lrnForward}, given its x, y, scale and dy. */
+    void lrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, double alpha, double beta, double k);
+
+    /**
+     * Inverted dropout: mask[i] = keep(seed, i) ? 1/(1-p) : 0 with keep from {@link DropoutRng}, y = x * mask.
+     * The mask is a pure function of (seed, index), so every backend draws the same one.
+     */
+    void dropoutForward(Tensor x, Tensor y, Tensor mask, double p, long seed);
+
+    /** y = a * b elementwise (dropout backward: dx = dy * mask). y may be the same memory as a. */
+    void multiply(Tensor a, Tensor b, Tensor y);
+
+    /**
+     * Batch normalisation over N,H,W per channel C, training mode. x, y (N,C,H,W); gamma, beta, runningMean,
+     * runningVar, saveMean, saveInvStd (C). Uses the biased batch variance to normalise; updates
+     * running = (1-momentum)*running + momentum*batch with the UNBIASED variance (PyTorch's semantics);
+     * saves mean and 1/sqrt(var+eps) for backward.
+     */
+    void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar,
+                                  Tensor saveMean, Tensor saveInvStd, double momentum, double eps);
+
+    /** Inference mode: y = gamma * (x - runningMean) / sqrt(runningVar + eps) + beta. */
+    void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar,
+                                   double eps);
+
+    /** dx overwritten; dgamma, dbeta accumulated (+=). */
+    void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+                           Tensor dgamma, Tensor dbeta);
+
+    // ---------------------------------------------------------------- dense algebra
+
+    /**
+     * c = alpha * op(a) * op(b) + beta * c on 2-D tensors, op(m) = m or its transpose.
+     * op(a) (M,Kd), op(b) (Kd,Nd), c (M,Nd). With beta = 0, c's old contents are ignored (even NaN).
+     */
+    void gemm(boolean transA, boolean transB, double alpha, Tensor a, Tensor b, double beta, Tensor c);
+
+    /** y[n,k,...] += bias[k]: y (N,K) or (N,K,H,W), bias (K). */
+    void addBias(Tensor y, Tensor bias);
+
+    /** db[k] += sum of dy[n,k,...] over n and any spatial dims: dy (N,K) or (N,K,H,W), db (K). */
+    void biasBackward(Tensor dy, Tensor db);
+
+    /** y = alpha * x + y (the sum in an all-reduce); same size. */
+    void axpy(double alpha, Tensor x, Tensor y);
+
+    /** x = alpha * x. */
+    void scale(Tensor x, double alpha);
+
+    // ---------------------------------------------------------------- loss and optimiser
+
+    /** probs (N,F) = softmax of logits (N,F) over F, computed stably (max subtracted). */
+    void softmax(Tensor logits, Tensor probs);
+
+    /**
+     * Mean softmax cross-entropy over the batch: returns -1/N * sum_n log softmax(logits)[n, labels[n]] and
+     * writes dlogits = (softmax(logits) - onehot(labels)) / N (overwritten). logits, dlogits (N,F);
+     * labels has N entries in [0, F).
+     */
+    double softmaxCrossEntropy(Tensor logits, int[] labels, Tensor dlogits);
+
+    /**
+     * Caffe's momentum SGD over whole buffers, one call for the whole network:
+     * for i in [0, size): d = grad[i] + (i < decayedCount ? weightDecay * param[i] : 0);
+     * velocity[i] = momentum * velocity[i] + lr * d; param[i] -= velocity[i]; grad[i] = 0.
+     */
+    void sgdStep(Tensor param, Tensor grad, Tensor velocity, double lr, double momentum, double weightDecay,
+                 long decayedCount);
+
+    /** Sum of squares of all elements (for gradient-norm logging and finiteness checks). */
+    double sumOfSquares(Tensor x);
+
+    /** Waits until all queued work is finished (a no-op for synchronous backends). */
+    default void synchronize() {
+    }
+
+    @Override
+    default void close() {
+    }
+}

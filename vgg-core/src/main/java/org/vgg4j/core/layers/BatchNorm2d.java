@@ -1,0 +1,122 @@
+package org.vgg4j.core.layers;
+
+import java.util.List;
+import java.util.Map;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * EXTENSION BEYOND THE PAPER (BatchNorm postdates VGG): batch normalisation per channel for torchvision's
+ * {@code vgg*_bn} variants. Training mode normalises with batch statistics and updates the running ones
+ * (momentum 0.1, unbiased variance, as PyTorch); evaluation mode uses the running statistics.
+ * x, y (N,C,H,W); gamma ("weight"), beta ("bias"), running_mean, running_var (C).
+ */
+public final class BatchNorm2d implements Layer {
+    public static final double MOMENTUM = 0.1;
+    public static final double EPS = 1e-5;
+
+    private final Backend backend;
+    private final int channels;
+    private Tensor gamma;
+    private Tensor beta;
+    private Tensor gammaGrad;
+    private Tensor betaGrad;
+    private Tensor runningMean;
+    private Tensor runningVar;
+    private final Slot output;
+    private final Slot saveMean;    // (C)
+    private final Slot saveInvStd;  // (C)
+    private final Slot inputGrad;
+    private Tensor savedInput;
+
+    public BatchNorm2d(Backend backend, int channels) {
+        if (channels < 1) {
+            throw new IllegalArgumentException("batchnorm channels " + channels + " must be >= 1");
+        }
+        this.backend = backend;
+        this.channels = channels;
+        this.output = new Slot(backend);
+        this.saveMean = new Slot(backend);
+        this.saveInvStd = new Slot(backend);
+        this.inputGrad = new Slot(backend);
+    }
+
+    @Override
+    public String describe() {
+        return "bn";
+    }
+
+    @Override
+    public Shape outputShape(Shape in) {
+        if (in.rank() != 4 || in.dim(1) != channels) {
+            throw new IllegalArgumentException("batchnorm expects input (N," + channels + ",H,W), got " + in);
+        }
+        return in;
+    }
+
+    @Override
+    public List<ParamSpec> params() {
+        Shape c = Shape.of(channels);
+        return List.of(
+                new ParamSpec("weight", c, ParamSpec.Role.NO_DECAY, 1, 1),
+                new ParamSpec("bias", c, ParamSpec.Role.NO_DECAY, 1, 1),
+                new ParamSpec("running_mean", c, ParamSpec.Role.STATE, 1, 1),
+                new ParamSpec("running_var", c, ParamSpec.Role.STATE, 1, 1));
+    }
+
+    @Override
+    public void bind(Map<String, Tensor> values, Map<String, Tensor> grads) {
+        gamma = values.get("weight");
+        beta = values.get("bias");
+        runningMean = values.get("running_mean");
+        runningVar = values.get("running_var");
+        gammaGrad = grads.get("weight");
+        betaGrad = grads.get("bias");
+    }
+
+    @Override
+    public long macs(Shape in) {
+        return 2 * (in.size() / in.dim(0));
+    }
+
+    @Override
+    public Tensor forward(Tensor x, boolean training) {
+        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        if (training) {
+            if (x.size() / channels < 2) {
+                throw new IllegalArgumentException("batchnorm in training needs more than one value per channel, got input " + x.shape());
+            }
+            Shape c = Shape.of(channels);
+            backend.batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar,
+                    saveMean.get(x.dtype(), c), saveInvStd.get(x.dtype(), c), MOMENTUM, EPS);
+            savedInput = x;
+        } else {
+            backend.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, EPS);
+            savedInput = null;
+        }
+        return y;
+    }
+
+    @Override
+    public Tensor backward(Tensor dy) {
+        if (savedInput == null) {
+            throw new IllegalStateException("batchnorm backward needs a forward in training mode first");
+        }
+        Shape c = Shape.of(channels);
+        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        backend.batchNormBackward(savedInput, dy, gamma, saveMean.get(dy.dtype(), c), saveInvStd.get(dy.dtype(), c),
+                dx, gammaGrad, betaGrad);
+        return dx;
+    }
+
+    @Override
+    public void release() {
+        output.release();
+        saveMean.release();
+        saveInvStd.release();
+        inputGrad.release();
+        savedInput = null;
+    }
+}

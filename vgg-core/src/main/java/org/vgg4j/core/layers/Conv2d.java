@@ -1,0 +1,131 @@
+package org.vgg4j.core.layers;
+
+import java.util.List;
+import java.util.Map;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * 2-D convolution, stride 1: the paper's conv3 (3x3, pad 1) and conv1 (1x1, pad 0), and k x k 'valid' (pad 0)
+ * for dense evaluation. Legend: N batch, C in, K out, H/W in, P/Q out, R = S = kernel.
+ */
+public final class Conv2d implements Layer {
+    private final Backend backend;
+    private final int inChannels;
+    private final int outChannels;
+    private final int kernel;
+    private final int pad;
+    private Tensor weight;      // (K,C,R,S)
+    private Tensor bias;        // (K)
+    private Tensor weightGrad;  // (K,C,R,S)
+    private Tensor biasGrad;    // (K)
+    private Tensor savedInput;  // (N,C,H,W): what backward needs
+    private final Slot output;  // (N,K,P,Q)
+    private final Slot inputGrad; // (N,C,H,W)
+    private boolean needsInputGradient = true;
+
+    public Conv2d(Backend backend, int inChannels, int outChannels, int kernel, int pad) {
+        if (inChannels < 1 || outChannels < 1 || kernel < 1 || pad < 0) {
+            throw new IllegalArgumentException("conv " + inChannels + "->" + outChannels + " kernel " + kernel
+                    + " pad " + pad + ": channels and kernel must be >= 1, pad >= 0");
+        }
+        this.backend = backend;
+        this.inChannels = inChannels;
+        this.outChannels = outChannels;
+        this.kernel = kernel;
+        this.pad = pad;
+        this.output = new Slot(backend);
+        this.inputGrad = new Slot(backend);
+    }
+
+    public int inChannels() {
+        return inChannels;
+    }
+
+    public int outChannels() {
+        return outChannels;
+    }
+
+    public int kernel() {
+        return kernel;
+    }
+
+    public int pad() {
+        return pad;
+    }
+
+    @Override
+    public String describe() {
+        return "conv" + kernel + "-" + outChannels;
+    }
+
+    @Override
+    public Shape outputShape(Shape in) {
+        if (in.rank() != 4 || in.dim(1) != inChannels) {
+            throw new IllegalArgumentException(describe() + " expects input (N," + inChannels + ",H,W), got " + in);
+        }
+        int p = in.dim(2) + 2 * pad - kernel + 1;
+        int q = in.dim(3) + 2 * pad - kernel + 1;
+        if (p < 1 || q < 1) {
+            throw new IllegalArgumentException(describe() + " input " + in.dim(2) + "x" + in.dim(3)
+                    + " is smaller than its " + kernel + "x" + kernel + " kernel (pad " + pad + ")");
+        }
+        return Shape.of(in.dim(0), outChannels, p, q);
+    }
+
+    @Override
+    public List<ParamSpec> params() {
+        int fanIn = inChannels * kernel * kernel;
+        int fanOut = outChannels * kernel * kernel;
+        return List.of(
+                new ParamSpec("weight", Shape.of(outChannels, inChannels, kernel, kernel), ParamSpec.Role.WEIGHT, fanIn, fanOut),
+                new ParamSpec("bias", Shape.of(outChannels), ParamSpec.Role.NO_DECAY, fanIn, fanOut));
+    }
+
+    @Override
+    public void bind(Map<String, Tensor> values, Map<String, Tensor> grads) {
+        weight = values.get("weight");
+        bias = values.get("bias");
+        weightGrad = grads.get("weight");
+        biasGrad = grads.get("bias");
+    }
+
+    @Override
+    public long macs(Shape in) {
+        Shape out = outputShape(in);
+        return (long) out.dim(1) * out.dim(2) * out.dim(3) * inChannels * kernel * kernel;
+    }
+
+    @Override
+    public Tensor forward(Tensor x, boolean training) {
+        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        backend.conv2dForward(x, weight, bias, y, pad);
+        savedInput = x;
+        return y;
+    }
+
+    @Override
+    public Tensor backward(Tensor dy) {
+        backend.conv2dBackwardFilter(savedInput, dy, weightGrad, biasGrad, pad);
+        if (!needsInputGradient) {
+            return null;
+        }
+        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        backend.conv2dBackwardData(dy, weight, dx, pad);
+        return dx;
+    }
+
+    @Override
+    public void setNeedsInputGradient(boolean needed) {
+        needsInputGradient = needed;
+    }
+
+    @Override
+    public void release() {
+        output.release();
+        inputGrad.release();
+        savedInput = null;
+    }
+}

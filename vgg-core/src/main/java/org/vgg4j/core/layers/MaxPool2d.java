@@ -1,0 +1,58 @@
+package org.vgg4j.core.layers;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/** Max-pooling over 2x2 windows with stride 2 (the paper's maxpool). Input (N,C,H,W), output
+ * (N,C,floor(H/2),floor(W/2)) as in PyTorch: an odd last row or column is dropped. */
+public final class MaxPool2d implements Layer {
+    private final Backend backend;
+    private final Slot output;
+    private final Slot inputGrad;
+    private Tensor savedInput;
+    private Tensor savedOutput;
+
+    public MaxPool2d(Backend backend) {
+        this.backend = backend;
+        this.output = new Slot(backend);
+        this.inputGrad = new Slot(backend);
+    }
+
+    @Override
+    public String describe() {
+        return "maxpool";
+    }
+
+    @Override
+    public Shape outputShape(Shape in) {
+        if (in.rank() != 4 || in.dim(2) < 2 || in.dim(3) < 2) {
+            throw new IllegalArgumentException("maxpool 2x2/2 needs input (N,C,H,W) with H, W >= 2, got " + in);
+        }
+        return Shape.of(in.dim(0), in.dim(1), in.dim(2) / 2, in.dim(3) / 2);
+    }
+
+    @Override
+    public Tensor forward(Tensor x, boolean training) {
+        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        backend.maxPool2x2Forward(x, y);
+        savedInput = x;
+        savedOutput = y;
+        return y;
+    }
+
+    @Override
+    public Tensor backward(Tensor dy) {
+        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        backend.maxPool2x2Backward(savedInput, savedOutput, dy, dx);
+        return dx;
+    }
+
+    @Override
+    public void release() {
+        output.release();
+        inputGrad.release();
+        savedInput = null;
+        savedOutput = null;
+    }
+}

@@ -1,0 +1,141 @@
+package org.vgg4j.core.model;
+
+import java.util.AbstractMap;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.Layer;
+import org.vgg4j.core.layers.ParamSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * A sequence of layers with one {@link ParamStore}. Forward runs the layers in order; backward runs them in
+ * reverse, accumulating parameter gradients. It knows nothing of data, losses or optimisers (Trainer's job).
+ */
+public final class Network implements AutoCloseable {
+    private final String name;
+    private final Backend backend;
+    private final DType dtype;
+    private final Shape inputShape;   // (C,H,W) the network was built for
+    private final List<NamedLayer> layers;
+    private final ParamStore params;
+
+    /**
+     * @param name       e.g. "D" or "vgg16"
+     * @param inputShape (C,H,W) of one example
+     * @param layers     in order; a layer's parameters are named {@code layerName + "." + spec.name()}
+     */
+    public Network(String name, Backend backend, DType dtype, Shape inputShape, List<NamedLayer> layers) {
+        if (!backend.supports(dtype)) {
+            throw new IllegalArgumentException("backend '" + backend.name() + "' does not compute in " + dtype);
+        }
+        this.name = name;
+        this.backend = backend;
+        this.dtype = dtype;
+        this.inputShape = inputShape;
+        this.layers = Collections.unmodifiableList(new ArrayList<>(layers));
+        outputShape(1); // validates the chain for one example
+        List<Map.Entry<String, ParamSpec>> specs = new ArrayList<>();
+        for (NamedLayer nl : layers) {
+            for (ParamSpec s : nl.layer().params()) {
+                specs.add(new AbstractMap.SimpleEntry<>(nl.name() + "." + s.name(), s));
+            }
+        }
+        this.params = new ParamStore(backend, dtype, specs);
+        for (NamedLayer nl : layers) {
+            Map<String, Tensor> values = new HashMap<>();
+            Map<String, Tensor> grads = new HashMap<>();
+            for (ParamSpec s : nl.layer().params()) {
+                ParamStore.Entry e = params.get(nl.name() + "." + s.name());
+                values.put(s.name(), e.value());
+                if (e.grad() != null) {
+                    grads.put(s.name(), e.grad());
+                }
+            }
+            nl.layer().bind(values, grads);
+        }
+        if (!layers.isEmpty()) {
+            layers.get(0).layer().setNeedsInputGradient(false);
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** (C,H,W) of one example as built. */
+    public Shape inputShape() {
+        return inputShape;
+    }
+
+    public List<NamedLayer> layers() {
+        return layers;
+    }
+
+    public ParamStore params() {
+        return params;
+    }
+
+    /** Output shape for a batch of {@code batch} examples of {@link #inputShape()}. */
+    public Shape outputShape(int batch) {
+        Shape s = batchShape(batch, inputShape);
+        for (NamedLayer nl : layers) {
+            s = nl.layer().outputShape(s);
+        }
+        return s;
+    }
+
+    static Shape batchShape(int batch, Shape example) {
+        int[] d = new int[example.rank() + 1];
+        d[0] = batch;
+        System.arraycopy(example.dims(), 0, d, 1, example.rank());
+        return Shape.of(d);
+    }
+
+    /** Logits (N,classes) for x (N,C,H,W). The returned tensor belongs to the last layer. */
+    public Tensor forward(Tensor x, boolean training) {
+        if (x.dtype() != dtype || x.backend() != backend) {
+            throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
+        }
+        Tensor h = x;
+        for (NamedLayer nl : layers) {
+            h = nl.layer().forward(h, training);
+        }
+        return h;
+    }
+
+    /** Backpropagates dL/dlogits of the last training forward; parameter gradients accumulate. */
+    public void backward(Tensor dLogits) {
+        Tensor g = dLogits;
+        for (int i = layers.size() - 1; i >= 0 && g != null; i--) {
+            g = layers.get(i).layer().backward(g);
+        }
+    }
+
+    /** Releases activation buffers (parameters stay). */
+    public void releaseActivations() {
+        for (NamedLayer nl : layers) {
+            nl.layer().release();
+        }
+    }
+
+    @Override
+    public void close() {
+        releaseActivations();
+        params.free();
+    }
+}

@@ -1,0 +1,142 @@
+package org.vgg4j.core.model;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.ParamSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * All parameters of one replica in ONE contiguous buffer, all their gradients in another of the same layout, and
+ * the non-trained state (BatchNorm running statistics) in a third; every named tensor is a view. All-reduce, the
+ * SGD update and checkpointing are then single calls (Caffe's {@code Params}, llm.c's
+ * {@code malloc_and_point_parameters}).
+ *
+ * <p>Layout of the trained buffer: every {@link ParamSpec.Role#WEIGHT} first, then every
+ * {@link ParamSpec.Role#NO_DECAY}, each group in network order, so weight decay applies to the prefix
+ * [0, {@link #decayedCount()}).
+ */
+public final class ParamStore {
+
+    /** A named tensor: its torchvision key, its spec, its view. */
+    public record Entry(String key, ParamSpec spec, Tensor value, Tensor grad) {
+    }
+
+    private final Backend backend;
+    private final Tensor values;   // (T) trained parameters
+    private final Tensor grads;    // (T) their gradients
+    private final Tensor state;    // (S) non-trained state, or null when there is none
+    private final long decayedCount;
+    private final List<Entry> entries;            // network (torchvision state-dict) order
+    private final Map<String, Entry> byKey;
+
+    ParamStore(Backend backend, DType dtype, List<Map.Entry<String, ParamSpec>> specs) {
+        this.backend = backend;
+        long weights = 0;
+        long noDecay = 0;
+        long stateSize = 0;
+        for (Map.Entry<String, ParamSpec> e : specs) {
+            long n = e.getValue().shape().size();
+            switch (e.getValue().role()) {
+                case WEIGHT -> weights += n;
+                case NO_DECAY -> noDecay += n;
+                case STATE -> stateSize += n;
+            }
+        }
+        long trained = weights + noDecay;
+        if (trained == 0) {
+            throw new IllegalArgumentException("a network needs at least one trained parameter");
+        }
+        this.decayedCount = weights;
+        this.values = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
+        this.grads = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
+        this.state = stateSize == 0 ? null : backend.allocate(dtype, Shape.of(Math.toIntExact(stateSize)));
+        long nextWeight = 0;
+        long nextNoDecay = weights;
+        long nextState = 0;
+        List<Entry> list = new ArrayList<>();
+        Map<String, Entry> map = new LinkedHashMap<>();
+        for (Map.Entry<String, ParamSpec> e : specs) {
+            ParamSpec spec = e.getValue();
+            long n = spec.shape().size();
+            Entry entry = switch (spec.role()) {
+                case WEIGHT -> new Entry(e.getKey(), spec, values.view(nextWeight, spec.shape()), grads.view(nextWeight, spec.shape()));
+                case NO_DECAY -> new Entry(e.getKey(), spec, values.view(nextNoDecay, spec.shape()), grads.view(nextNoDecay, spec.shape()));
+                case STATE -> new Entry(e.getKey(), spec, state.view(nextState, spec.shape()), null);
+            };
+            switch (spec.role()) {
+                case WEIGHT -> nextWeight += n;
+                case NO_DECAY -> nextNoDecay += n;
+                case STATE -> nextState += n;
+            }
+            if (map.put(e.getKey(), entry) != null) {
+                throw new IllegalArgumentException("parameter name " + e.getKey() + " appears twice");
+            }
+            list.add(entry);
+        }
+        this.entries = Collections.unmodifiableList(list);
+        this.byKey = Collections.unmodifiableMap(map);
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public DType dtype() {
+        return values.dtype();
+    }
+
+    /** The one buffer of trained parameters (T). */
+    public Tensor values() {
+        return values;
+    }
+
+    /** The one buffer of gradients (T), same layout as {@link #values()}. */
+    public Tensor grads() {
+        return grads;
+    }
+
+    /** The buffer of non-trained state (S), or null. */
+    public Tensor state() {
+        return state;
+    }
+
+    /** Elements at the start of {@link #values()} that take weight decay (the WEIGHT role). */
+    public long decayedCount() {
+        return decayedCount;
+    }
+
+    /** Number of trained parameters (what papers and torchvision count). */
+    public long trainedCount() {
+        return values.size();
+    }
+
+    /** Every named tensor in torchvision state-dict order. */
+    public List<Entry> entries() {
+        return entries;
+    }
+
+    /** The entry for a torchvision key such as "features.0.weight"; null when absent. */
+    public Entry get(String key) {
+        return byKey.get(key);
+    }
+
+    /** Sets every gradient to zero. */
+    public void zeroGrads() {
+        backend.fill(grads, 0.0);
+    }
+
+    void free() {
+        backend.free(values);
+        backend.free(grads);
+        if (state != null) {
+            backend.free(state);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package org.vgg4j.core.optim;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.model.ParamStore;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * Momentum SGD with L2 weight decay, Caffe's solver semantics (the paper trained with Caffe):
+ * <pre>
+ *   d = grad + weightDecay * w          (weights only: biases and BatchNorm's gamma/beta are not decayed,
+ *                                        Caffe's decay_mult 0 for biases)
+ *   v = momentum * v + lr * d           (the learning rate is applied INSIDE the momentum buffer)
+ *   w = w - v
+ *   grad = 0                            (gradients accumulate between steps; the step clears them)
+ * </pre>
+ * PyTorch's SGD instead keeps v = momentum*v + d and applies w -= lr*v; the two agree while lr is constant
+ * and differ just after a learning-rate change (Caffe's velocity carries the old rate). One backend call covers
+ * the whole parameter buffer.
+ */
+public final class Sgd implements AutoCloseable {
+
+    /** The paper's values: momentum 0.9, weight decay 5e-4. */
+    public record Settings(double momentum, double weightDecay) {
+        public static final Settings PAPER = new Settings(0.9, 5e-4);
+
+        public Settings {
+            if (!(momentum >= 0 && momentum < 1)) {
+                throw new IllegalArgumentException("momentum " + momentum + " must be in [0, 1)");
+            }
+            if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
+                throw new IllegalArgumentException("weight decay " + weightDecay + " must be finite and >= 0");
+            }
+        }
+    }
+
+    private final ParamStore params;
+    private final Settings settings;
+    private final Tensor velocity; // (T) same layout as the parameter buffer
+
+    public Sgd(ParamStore params, Settings settings) {
+        this.params = params;
+        this.settings = settings;
+        this.velocity = params.backend().allocate(params.dtype(), params.values().shape());
+    }
+
+    public Settings settings() {
+        return settings;
+    }
+
+    /** The momentum buffer (T): part of a checkpoint. */
+    public Tensor velocity() {
+        return velocity;
+    }
+
+    /** One update of every parameter with learning rate {@code lr}; clears the gradients. */
+    public void step(double lr) {
+        if (!(lr >= 0) || Double.isInfinite(lr)) {
+            throw new IllegalArgumentException("learning rate " + lr + " must be finite and >= 0");
+        }
+        Backend b = params.backend();
+        b.sgdStep(params.values(), params.grads(), velocity, lr, settings.momentum(), settings.weightDecay(),
+                params.decayedCount());
+    }
+
+    @Override
+    public void close() {
+        params.backend().free(velocity);
+    }
+}
