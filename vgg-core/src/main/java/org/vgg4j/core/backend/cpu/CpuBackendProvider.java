@@ -1,0 +1,50 @@
+package org.vgg4j.core.backend.cpu;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendProvider;
+
+/**
+ * {@link java.util.ServiceLoader} entry of the {@code cpu} backend (ND4J + OpenBLAS, oneDNN convolutions where
+ * the oneDNN natives are present). It picks the native variant before ND4J loads ({@link NativeVariant}) and
+ * reports why the natives cannot load instead of falling back silently to another backend.
+ */
+public final class CpuBackendProvider implements BackendProvider {
+    private static String reason;
+    private static boolean probed;
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String unavailableReason() {
+        return probe();
+    }
+
+    @Override
+    public Backend create() {
+        String why = probe();
+        if (why != null) {
+            throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
+        }
+        return new CpuBackend();
+    }
+
+    /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */
+    static synchronized String probe() {
+        if (!probed) {
+            probed = true;
+            String variant = NativeVariant.select();
+            try {
+                org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();
+                org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
+                reason = null;
+            } catch (Throwable t) {
+                reason = "ND4J/OpenBLAS natives failed to load (platform " + NativeVariant.platform()
+                        + ", variant '" + variant + "'): " + t;
+            }
+        }
+        return reason;
+    }
+}
