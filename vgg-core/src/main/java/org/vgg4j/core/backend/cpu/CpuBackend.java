@@ -29,7 +29,9 @@ import org.vgg4j.core.tensor.Tensor;
  * <p>One deferral, invisible from outside: {@link #conv2dBackwardFilter} only records its arguments; the next
  * call runs it. When that call is {@link #conv2dBackwardData} for the same dy (as in {@code Conv2d.backward}),
  * both gradients come from ONE fused oneDNN call, which is faster than two separate ones; any other call first
- * runs the recorded filter gradient on its own. Every public method therefore starts with {@link #flush()}.
+ * runs the recorded filter gradient on its own (im2col + sgemm: oneDNN has no filter-only entry in ND4J, and
+ * this is VGG's first layer, C = 3, where oneDNN is slow). Every public method therefore starts with
+ * {@link #flush()}.
  *
  * <p>Determinism: every element of every Java loop is computed by one thread in a fixed order, reductions sum
  * fixed-size chunks in index order, and OpenBLAS and oneDNN split output tiles across threads, not sums, so
@@ -41,11 +43,18 @@ public final class CpuBackend implements Backend {
     private record PendingFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad) {
     }
 
+    /**
+     * Largest activation (elements) one convolution call hands to oneDNN; bigger batches go in slices of whole
+     * images. oneDNN reorders NCHW to its blocked layout in temporary copies of x, y (and dy, dx): unsliced,
+     * VGG-16's 224x224 layers at batch 4 need ~150 MB of them at once, retained by the allocator afterwards;
+     * sliced, a few tens of MB, at the same speed (docs/benchmarks.md). -Dvgg4j.cpu.convSliceElements=N.
+     */
+    static final long SLICE_ELEMENTS = Long.getLong("vgg4j.cpu.convSliceElements", 1L << 22);
+
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
     private final Scratch dbScratch = new Scratch(); // (K)
-    private final Scratch dxScratch = new Scratch(); // (N,C,H,W) unwanted dx of a filter-only backward
-    private final Scratch wScratch = new Scratch();  // (K,C,R,S) zero weights for a filter-only backward
+    private final Scratch colScratch = new Scratch(); // (C*R*S, P*Q) im2col of one image, filter-only backward
 
     CpuBackend() {
     }
@@ -110,31 +119,79 @@ public final class CpuBackend implements Backend {
         return Nd4j.create(s.base.data(), dims, Nd4j.getStrides(dims, 'c'), 0, 'c', s.ndType);
     }
 
-    /** Runs a recorded filter gradient, if any, on its own (see the class comment). */
+    /**
+     * Runs a recorded filter gradient, if any, on its own (see the class comment): per image, im2col then
+     * dw (K, C*R*S) += dy[n] (K, P*Q) x col^T, accumulated by BLAS (beta = 1); db += row sums of dy.
+     */
     private void flush() {
         PendingFilter p = pending;
         if (p == null) {
             return;
         }
         pending = null;
-        // oneDNN has no filter-only entry in ND4J: run the fused op with zero weights and drop its dx.
-        Shape wShape = p.dw.shape();
-        CpuStorage w = wScratch.get(p.dw.dtype(), wShape.size());
-        CpuStorage dx = dxScratch.get(p.x.dtype(), p.x.size());
-        INDArray wv = nd(w, wShape);
-        wv.assign(0);
-        runFusedBackward(p, wv, nd(dx, p.x.shape()));
+        Tensor x = p.x;
+        Tensor dy = p.dy;
+        int nb = x.dim(0);
+        int c = x.dim(1);
+        int h = x.dim(2);
+        int w = x.dim(3);
+        int k = dy.dim(1);
+        int r = p.dw.dim(2);
+        int s = p.dw.dim(3);
+        int pq = dy.dim(2) * dy.dim(3);
+        int crs = c * r * s;
+        CpuStorage col = colScratch.get(x.dtype(), (long) crs * pq);
+        CpuStorage sx = st(x);
+        CpuStorage sdy = st(dy);
+        CpuStorage sdw = st(p.dw);
+        for (int i = 0; i < nb; i++) {
+            Im2col.lower(sx.buf, off(x) + i * c * h * w, c, h, w, r, s, p.pad, col.buf, 0);
+            long dyAt = dy.offset() + (long) i * k * pq;
+            if (x.dtype() == DType.FLOAT32) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1f, sdy.floatAt(dyAt), pq,
+                        col.floatAt(0), pq, 1f, sdw.floatAt(p.dw.offset()), crs);
+            } else {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1.0, sdy.doubleAt(dyAt), pq,
+                        col.doubleAt(0), pq, 1.0, sdw.doubleAt(p.dw.offset()), crs);
+            }
+        }
+        if (p.db != null) {
+            biasBackward(dy, p.db);
+        }
     }
 
-    /** Fused backward of a recorded filter gradient: dx overwritten, dw and db accumulated via scratch. */
-    private void runFusedBackward(PendingFilter p, INDArray w, INDArray dx) {
+    /** Images per convolution call so that no activation of the slice exceeds {@link #SLICE_ELEMENTS}. */
+    private static int sliceImages(Tensor x, Tensor y) {
+        long perImage = Math.max(x.size() / x.dim(0), y.size() / y.dim(0));
+        return (int) Math.max(1, Math.min(x.dim(0), SLICE_ELEMENTS / perImage));
+    }
+
+    /** Images [n0, n0 + count) of an (N, ...) tensor, as a view. */
+    private static Tensor images(Tensor t, int n0, int count) {
+        int[] dims = t.shape().dims();
+        long perImage = t.size() / dims[0];
+        dims[0] = count;
+        return t.view(n0 * perImage, Shape.of(dims));
+    }
+
+    /**
+     * Fused backward of a recorded filter gradient, slice by slice: dx overwritten, dw and db accumulated via
+     * scratch (ND4J overwrites its outputs).
+     */
+    private void runFusedBackward(PendingFilter p, Tensor w, Tensor dx) {
         CpuStorage dwTmp = dwScratch.get(p.dw.dtype(), p.dw.size());
         CpuStorage dbTmp = p.db == null ? null : dbScratch.get(p.db.dtype(), p.db.size());
-        Nd4jConv.backward(nd(p.x), w, nd(p.dy), dx, nd(dwTmp, p.dw.shape()),
-                dbTmp == null ? null : nd(dbTmp, p.db.shape()), p.pad);
-        accumulate(dwTmp.buf, 0, buf(p.dw), off(p.dw), n(p.dw));
-        if (p.db != null) {
-            accumulate(dbTmp.buf, 0, buf(p.db), off(p.db), n(p.db));
+        INDArray wv = nd(w);
+        int nb = p.x.dim(0);
+        int step = sliceImages(p.x, p.dy);
+        for (int n0 = 0; n0 < nb; n0 += step) {
+            int count = Math.min(step, nb - n0);
+            Nd4jConv.backward(nd(images(p.x, n0, count)), wv, nd(images(p.dy, n0, count)), nd(images(dx, n0, count)),
+                    nd(dwTmp, p.dw.shape()), dbTmp == null ? null : nd(dbTmp, p.db.shape()), p.pad);
+            accumulate(dwTmp.buf, 0, buf(p.dw), off(p.dw), n(p.dw));
+            if (p.db != null) {
+                accumulate(dbTmp.buf, 0, buf(p.db), off(p.db), n(p.db));
+            }
         }
     }
 
@@ -268,7 +325,14 @@ public final class CpuBackend implements Backend {
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         flush();
         sameDtype(x, w, b, y);
-        Nd4jConv.forward(nd(x), nd(w), b == null ? null : nd(b), nd(y), pad);
+        INDArray wv = nd(w);
+        INDArray bv = b == null ? null : nd(b);
+        int nb = x.dim(0);
+        int step = sliceImages(x, y);
+        for (int n0 = 0; n0 < nb; n0 += step) {
+            int count = Math.min(step, nb - n0);
+            Nd4jConv.forward(nd(images(x, n0, count)), wv, bv, nd(images(y, n0, count)), pad);
+        }
     }
 
     @Override
@@ -278,11 +342,17 @@ public final class CpuBackend implements Backend {
         if (p != null && p.dy.sameMemory(dy) && p.dy.shape().equals(dy.shape()) && p.pad == pad
                 && p.x.shape().equals(dx.shape()) && p.dw.shape().equals(w.shape()) && p.dy.dtype() == dy.dtype()) {
             pending = null;
-            runFusedBackward(p, nd(w), nd(dx));
+            runFusedBackward(p, w, dx);
             return;
         }
         flush();
-        Nd4jConv.backwardData(nd(dy), nd(w), nd(dx), pad);
+        INDArray wv = nd(w);
+        int nb = dy.dim(0);
+        int step = sliceImages(dx, dy);
+        for (int n0 = 0; n0 < nb; n0 += step) {
+            int count = Math.min(step, nb - n0);
+            Nd4jConv.backwardData(nd(images(dy, n0, count)), wv, nd(images(dx, n0, count)), pad);
+        }
     }
 
     @Override
@@ -847,7 +917,6 @@ public final class CpuBackend implements Backend {
         flush();
         dwScratch.release();
         dbScratch.release();
-        dxScratch.release();
-        wScratch.release();
+        colScratch.release();
     }
 }

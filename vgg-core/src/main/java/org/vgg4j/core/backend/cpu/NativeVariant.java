@@ -46,6 +46,18 @@ final class NativeVariant {
         return "";
     }
 
+    /**
+     * JavaCPP refuses native allocations once the process's resident size passes maxPhysicalBytes, by default
+     * 4x the Java heap: with the small heap this backend wants (its data lives off heap: ~2.2 GB for a VGG-16
+     * step next to -Xmx256m) that limit is wrong, so unless the user set it, it is lifted (0 = none).
+     */
+    static synchronized void liftPhysicalBytesLimit() {
+        if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null
+                && System.getProperty("org.bytedeco.javacpp.maxphysicalbytes") == null) {
+            System.setProperty("org.bytedeco.javacpp.maxPhysicalBytes", "0");
+        }
+    }
+
     /** JavaCPP's platform name for this JVM, e.g. linux-x86_64 (its own override property first). */
     static String platform() {
         String p = System.getProperty("org.bytedeco.javacpp.platform");
