@@ -80,6 +80,23 @@ public final class GradientCheck {
         return idx;
     }
 
+    /**
+     * Indices of the {@code count} elements of largest magnitude in {@code g}: add them to a random sample so a
+     * check of a sparse gradient (dead ReLUs, dropped units) is sure to include elements that carry signal.
+     */
+    public static int[] largest(double[] g, int count) {
+        return java.util.stream.IntStream.range(0, g.length).boxed()
+                .sorted((a, b) -> Double.compare(Math.abs(g[b]), Math.abs(g[a])))
+                .limit(count).mapToInt(Integer::intValue).toArray();
+    }
+
+    /** The indices of a followed by those of b (a repeated index is merely checked twice). */
+    public static int[] concat(int[] a, int[] b) {
+        int[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
     /** analytic[indices[j]] for each j: the analytic gradient at the sampled elements. */
     public static double[] at(double[] analytic, int[] indices) {
         double[] v = new double[indices.length];
