@@ -16,6 +16,11 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.backend.DropoutRng;
+import org.vgg4j.core.layers.SoftmaxCrossEntropy;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -445,6 +450,30 @@ final class ReferenceBackendTest {
         assertClose(new double[] {0.127759, -0.086102, 0.018}, toArray(v), 1e-13, 1e-16, "velocity 2");
         assertClose(new double[] {0.731241, 2.184102, 2.962}, toArray(p), 1e-13, 0, "param 2");
         assertThrows(IllegalArgumentException.class, () -> be.sgdStep(p, g, v, lr, mu, wd, 4));
+    }
+
+    @Test
+    void float32AndFloat64PathsAgreeOnATinyVgg() {
+        // same parameters and input in both types: the float32 path may differ only by float32 rounding
+        VggSpec spec = VggSpec.small(VggConfig.A, 32, 5).withWidth(1.0 / 16).withHidden(16).withBatchNorm(true);
+        double[][] logits = new double[2][];
+        double[][] grads = new double[2][];
+        double[] x = TestTensors.uniform(9, 2 * 3 * 32 * 32, -1, 1);
+        DType[] types = {DType.FLOAT64, DType.FLOAT32};
+        for (int t = 0; t < 2; t++) {
+            try (Network net = Vgg.build(be, types[t], spec)) {
+                be.copyIn(TestTensors.uniform(8, (int) net.params().trainedCount(), -0.3, 0.3), 0, net.params().values());
+                SoftmaxCrossEntropy ce = new SoftmaxCrossEntropy(be);
+                Tensor out = net.forward(of(be, types[t], Shape.of(2, 3, 32, 32), x), true);
+                logits[t] = toArray(out);
+                ce.forwardBackward(out, new int[] {1, 4});
+                net.backward(ce.gradient());
+                grads[t] = toArray(net.params().grads());
+            }
+        }
+        assertClose(logits[0], logits[1], 1e-4, 1e-5, "logits float32 vs float64");
+        assertClose(grads[0], grads[1], 1e-3, 1e-5, "gradients float32 vs float64");
+        assertTrue(be.sumOfSquares(of(be, DType.FLOAT64, Shape.of(grads[0].length), grads[0])) > 1e-6, "non-trivial gradients");
     }
 
     // ---------------------------------------------------------------- views, memory and validation
