@@ -51,12 +51,20 @@ public final class CpuBackend implements Backend {
      */
     static final long SLICE_ELEMENTS = Long.getLong("vgg4j.cpu.convSliceElements", 1L << 22);
 
+    private final long sliceElements;
+
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
     private final Scratch dbScratch = new Scratch(); // (K)
     private final Scratch colScratch = new Scratch(); // (C*R*S, P*Q) im2col of one image, filter-only backward
 
     CpuBackend() {
+        this(SLICE_ELEMENTS);
+    }
+
+    /** With another slice size (tests use a tiny one to exercise slicing on small tensors). */
+    CpuBackend(long sliceElements) {
+        this.sliceElements = sliceElements;
     }
 
     @Override
@@ -160,10 +168,10 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    /** Images per convolution call so that no activation of the slice exceeds {@link #SLICE_ELEMENTS}. */
-    private static int sliceImages(Tensor x, Tensor y) {
+    /** Images per convolution call so that no activation of the slice exceeds {@link #sliceElements}. */
+    private int sliceImages(Tensor x, Tensor y) {
         long perImage = Math.max(x.size() / x.dim(0), y.size() / y.dim(0));
-        return (int) Math.max(1, Math.min(x.dim(0), SLICE_ELEMENTS / perImage));
+        return (int) Math.max(1, Math.min(x.dim(0), sliceElements / perImage));
     }
 
     /** Images [n0, n0 + count) of an (N, ...) tensor, as a view. */
@@ -452,8 +460,7 @@ public final class CpuBackend implements Backend {
         int yo = off(y);
         Parallel.forRange(n(x), 1 << 15, (from, to) -> {
             for (int i = from; i < to; i++) {
-                double v = xb.get(xo + i);
-                yb.set(yo + i, v > 0 ? v : 0.0);
+                yb.set(yo + i, Math.max(xb.get(xo + i), 0.0)); // NaN stays visible, -0 becomes +0 (reference)
             }
         });
     }
