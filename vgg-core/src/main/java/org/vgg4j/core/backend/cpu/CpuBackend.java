@@ -53,18 +53,32 @@ public final class CpuBackend implements Backend {
 
     private final long sliceElements;
 
+    /**
+     * A convolution with fewer inputs per output than this (C*R*S; VGG's first layer has 27) goes through
+     * {@link GemmConv} even where oneDNN is present: oneDNN's NCHW kernels run at a few GFLOP/s there.
+     */
+    static final int FEW_INPUTS = 32;
+
+    /** True: ND4J's (oneDNN) convolution ops; false: {@link GemmConv} everywhere (the plain natives). */
+    private final boolean nd4jConv;
+
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
     private final Scratch dbScratch = new Scratch(); // (K)
     private final Scratch colScratch = new Scratch(); // (C*R*S, P*Q) im2col of one image, filter-only backward
 
-    CpuBackend() {
-        this(SLICE_ELEMENTS);
+    /**
+     * @param sliceElements see {@link #SLICE_ELEMENTS} (tests use a tiny one to exercise slicing)
+     * @param nd4jConv      whether convolutions go through ND4J's ops (oneDNN) or {@link GemmConv}
+     */
+    CpuBackend(long sliceElements, boolean nd4jConv) {
+        this.sliceElements = sliceElements;
+        this.nd4jConv = nd4jConv;
     }
 
-    /** With another slice size (tests use a tiny one to exercise slicing on small tensors). */
-    CpuBackend(long sliceElements) {
-        this.sliceElements = sliceElements;
+    /** Which convolution engine this instance uses: "nd4j" (oneDNN where present) or "gemm". */
+    public String convolutionEngine() {
+        return nd4jConv ? "nd4j" : "gemm";
     }
 
     @Override
@@ -128,8 +142,8 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * Runs a recorded filter gradient, if any, on its own (see the class comment): per image, im2col then
-     * dw (K, C*R*S) += dy[n] (K, P*Q) x col^T, accumulated by BLAS (beta = 1); db += row sums of dy.
+     * Runs a recorded filter gradient, if any, on its own (see the class comment) with {@link GemmConv}: ND4J has
+     * no filter-only op, and this case is VGG's first layer (C = 3), where GEMM is also the faster engine.
      */
     private void flush() {
         PendingFilter p = pending;
@@ -137,34 +151,9 @@ public final class CpuBackend implements Backend {
             return;
         }
         pending = null;
-        Tensor x = p.x;
-        Tensor dy = p.dy;
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int h = x.dim(2);
-        int w = x.dim(3);
-        int k = dy.dim(1);
-        int r = p.dw.dim(2);
-        int s = p.dw.dim(3);
-        int pq = dy.dim(2) * dy.dim(3);
-        int crs = c * r * s;
-        CpuStorage col = colScratch.get(x.dtype(), (long) crs * pq);
-        CpuStorage sx = st(x);
-        CpuStorage sdy = st(dy);
-        CpuStorage sdw = st(p.dw);
-        for (int i = 0; i < nb; i++) {
-            Im2col.lower(sx.buf, off(x) + i * c * h * w, c, h, w, r, s, p.pad, col.buf, 0);
-            long dyAt = dy.offset() + (long) i * k * pq;
-            if (x.dtype() == DType.FLOAT32) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1f, sdy.floatAt(dyAt), pq,
-                        col.floatAt(0), pq, 1f, sdw.floatAt(p.dw.offset()), crs);
-            } else {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1.0, sdy.doubleAt(dyAt), pq,
-                        col.doubleAt(0), pq, 1.0, sdw.doubleAt(p.dw.offset()), crs);
-            }
-        }
+        GemmConv.backwardFilter(p.x, st(p.x), p.dy, st(p.dy), p.dw, st(p.dw), p.pad, colScratch);
         if (p.db != null) {
-            biasBackward(dy, p.db);
+            biasBackward(p.dy, p.db);
         }
     }
 
@@ -333,6 +322,10 @@ public final class CpuBackend implements Backend {
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         flush();
         sameDtype(x, w, b, y);
+        if (!nd4jConv || w.size() / w.dim(0) < FEW_INPUTS) {
+            GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, colScratch);
+            return;
+        }
         INDArray wv = nd(w);
         INDArray bv = b == null ? null : nd(b);
         int nb = x.dim(0);
@@ -354,6 +347,10 @@ public final class CpuBackend implements Backend {
             return;
         }
         flush();
+        if (!nd4jConv) {
+            GemmConv.backwardData(dy, st(dy), w, st(w), dx, st(dx), pad, colScratch);
+            return;
+        }
         INDArray wv = nd(w);
         int nb = dy.dim(0);
         int step = sliceImages(dx, dy);
@@ -374,6 +371,9 @@ public final class CpuBackend implements Backend {
             st(db);
         }
         pending = new PendingFilter(x, dy, dw, db, pad);
+        if (!nd4jConv) {
+            flush(); // nothing to fuse with: GemmConv computes the two gradients separately
+        }
     }
 
     // ------------------------------------------------------------------------------------------ pooling, activations

@@ -10,6 +10,7 @@ import org.vgg4j.core.backend.BackendProvider;
  */
 public final class CpuBackendProvider implements BackendProvider {
     private static String reason;
+    private static String variant;
     private static boolean probed;
 
     @Override
@@ -28,14 +29,28 @@ public final class CpuBackendProvider implements BackendProvider {
         if (why != null) {
             throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
         }
-        return new CpuBackend();
+        return new CpuBackend(CpuBackend.SLICE_ELEMENTS, useNd4jConvolution());
+    }
+
+    /**
+     * -Dvgg4j.cpu.conv=nd4j|gemm|auto (default auto): auto takes ND4J's convolution ops when the oneDNN natives
+     * are loaded and im2col + OpenBLAS otherwise, the faster of the two in each case (docs/benchmarks.md).
+     */
+    static boolean useNd4jConvolution() {
+        String mode = System.getProperty("vgg4j.cpu.conv", "auto");
+        return switch (mode) {
+            case "nd4j" -> true;
+            case "gemm" -> false;
+            case "auto" -> variant != null && variant.contains("onednn");
+            default -> throw new IllegalArgumentException("vgg4j.cpu.conv=" + mode + ": expected nd4j, gemm or auto");
+        };
     }
 
     /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */
     static synchronized String probe() {
         if (!probed) {
             probed = true;
-            String variant = NativeVariant.select();
+            variant = NativeVariant.select();
             NativeVariant.liftPhysicalBytesLimit();
             try {
                 org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();

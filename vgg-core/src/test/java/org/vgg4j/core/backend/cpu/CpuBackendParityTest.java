@@ -38,19 +38,22 @@ final class CpuBackendParityTest {
     private static Backend ref;
     private static Backend cpu;        // the production backend, as users get it
     private static Backend cpuSliced;  // slices every convolution image by image (exercises the slicing code)
+    private static Backend cpuGemm;    // the im2col + OpenBLAS convolution engine (the plain natives' default)
 
     @BeforeAll
     static void backends() {
         assertNull(CpuBackendProvider.probe(), "ND4J natives must load on the build machine");
         ref = Backends.create("reference");
         cpu = Backends.create("cpu");
-        cpuSliced = new CpuBackend(1);
+        cpuSliced = new CpuBackend(1, true);
+        cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
     }
 
     @AfterAll
     static void close() {
         cpu.close();
         cpuSliced.close();
+        cpuGemm.close();
     }
 
     /** A pair of tensors with equal contents, one per backend, each a view at an odd offset. */
@@ -115,6 +118,7 @@ final class CpuBackendParityTest {
             {2, 5, 8, 7, 6, 1, 0},    // 1x1 (config C)
             {1, 4, 9, 7, 5, 5, 0},    // k x k valid (dense evaluation)
             {2, 3, 4, 4, 2, 3, 0},    // 3x3 valid, P = Q = 2
+            {2, 7, 5, 3, 4, 3, 1},    // C*R*S = 63: forward through ND4J too (below 32 it takes GemmConv)
         };
         for (DType dt : DType.values()) {
             for (int[] s : shapes) {
@@ -184,6 +188,7 @@ final class CpuBackendParityTest {
     void convolutionMatchesReference(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
         convAll(cpu, dt, n, ch, h, w, k, r, pad, false, true);
         convAll(cpu, dt, n, ch, h, w, k, r, pad, false, false);
+        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, false, true);
     }
 
     @ParameterizedTest
@@ -191,6 +196,7 @@ final class CpuBackendParityTest {
     void convolutionOnSmallIntegersIsExact(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
         convAll(cpu, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(cpuSliced, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, true, true);
     }
 
     // ---------------------------------------------------------------- GEMM
