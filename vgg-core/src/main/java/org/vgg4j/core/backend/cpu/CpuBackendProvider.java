@@ -52,6 +52,7 @@ public final class CpuBackendProvider implements BackendProvider {
             probed = true;
             variant = NativeVariant.select();
             NativeVariant.liftPhysicalBytesLimit();
+            GlibcMalloc.tune();
             try {
                 org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();
                 org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
