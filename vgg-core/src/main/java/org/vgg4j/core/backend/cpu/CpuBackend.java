@@ -389,6 +389,10 @@ public final class CpuBackend implements Backend {
         int q = y.dim(3);
         int xo = off(x);
         int yo = off(y);
+        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
+            F32Loops.maxPool(fx.b, xo, fy.b, yo, x.dim(0) * x.dim(1), h, w);
+            return;
+        }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int xp = xo + plane * h * w;
@@ -421,6 +425,10 @@ public final class CpuBackend implements Backend {
         int yo = off(y);
         int go = off(dy);
         int dOff = off(dx);
+        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
+            F32Loops.maxPoolBackward(fx.b, xo, fy.b, yo, fg.b, go, fd.b, dOff, x.dim(0) * x.dim(1), h, w);
+            return;
+        }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int xp = xo + plane * h * w;
@@ -458,6 +466,10 @@ public final class CpuBackend implements Backend {
         Buf yb = buf(y);
         int xo = off(x);
         int yo = off(y);
+        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
+            F32Loops.relu(fx.b, xo, fy.b, yo, n(x));
+            return;
+        }
         Parallel.forRange(n(x), 1 << 15, (from, to) -> {
             for (int i = from; i < to; i++) {
                 yb.set(yo + i, Math.max(xb.get(xo + i), 0.0)); // NaN stays visible, -0 becomes +0 (reference)
@@ -474,6 +486,10 @@ public final class CpuBackend implements Backend {
         int yo = off(y);
         int go = off(dy);
         int dOff = off(dx);
+        if (yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
+            F32Loops.reluBackward(fy.b, yo, fg.b, go, fd.b, dOff, n(y));
+            return;
+        }
         Parallel.forRange(n(y), 1 << 15, (from, to) -> {
             for (int i = from; i < to; i++) {
                 db.set(dOff + i, yb.get(yo + i) > 0 ? gb.get(go + i) : 0.0);
@@ -888,6 +904,10 @@ public final class CpuBackend implements Backend {
         int go = off(grad);
         int vo = off(velocity);
         int decayed = (int) Math.min(decayedCount, param.size());
+        if (pb instanceof Buf.F32 fp && gb instanceof Buf.F32 fg && vb instanceof Buf.F32 fv) {
+            F32Loops.sgd(fp.b, po, fg.b, go, fv.b, vo, n(param), (float) lr, (float) momentum, (float) weightDecay, decayed);
+            return;
+        }
         Parallel.forRange(n(param), 1 << 15, (from, to) -> {
             for (int i = from; i < to; i++) {
                 double d = gb.get(go + i) + (i < decayed ? weightDecay * pb.get(po + i) : 0.0);
