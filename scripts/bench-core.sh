@@ -18,7 +18,7 @@ REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-2}
 STEPS=${STEPS:-5}
 WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
-OUT=${OUT:-bench-out}
+OUT=$(realpath -m "${OUT:-bench-out}")
 JAVA_OPTS=${JAVA_OPTS:-"-Xmx128m -XX:+UseSerialGC"}
 PYTHON=${PYTHON:-/usr/bin/python3}
 mkdir -p "$OUT"

@@ -11,11 +11,11 @@ import org.vgg4j.core.tensor.Tensor;
 
 /**
  * Benchmark (NOT a test): the convolution layers of VGG-16 at 224x224, batch 4, float32, through the {@code cpu}
- * backend, forward and backward (filter then data, as Conv2d calls them), in GFLOP/s (2 FLOPs per MAC; backward
+ * backend, forward and backward (filter then data, as Conv2d calls them), in GFLOP/s (W3: at 32x32, batch 64) (2 FLOPs per MAC; backward
  * counts both products). Which engine runs is chosen as users choose it:
  * <pre>
  *   java -cp ... [-Dvgg4j.cpu.conv=nd4j|gemm] [-Dorg.bytedeco.javacpp.platform.extension=...] \
- *        org.vgg4j.core.bench.ConvEngineBench [reps=3]
+ *        org.vgg4j.core.bench.ConvEngineBench [reps=3] [W1|W3]
  * </pre>
  * Legend: N batch, C in, K out, H = W side. Output: one "CONV ..." line per layer shape, best of reps.
  */
@@ -25,11 +25,15 @@ public final class ConvEngineBench {
 
     public static void main(String[] args) {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        boolean small = args.length > 1 && args[1].equals("W3");
         Backend be = Backends.create("cpu");
-        int n = 4;
-        // (C, K, side): every distinct conv shape of VGG-16 at 224
-        int[][] layers = {{3, 64, 224}, {64, 64, 224}, {64, 128, 112}, {128, 128, 112}, {128, 256, 56},
-            {256, 256, 56}, {256, 512, 28}, {512, 512, 28}, {512, 512, 14}};
+        int n = small ? 64 : 4;
+        // (C, K, side): every distinct conv shape of VGG-16 at 224 (W1), or at 32 with batch 64 (W3)
+        int[][] layers = small
+                ? new int[][] {{3, 64, 32}, {64, 64, 32}, {64, 128, 16}, {128, 128, 16}, {128, 256, 8}, {256, 256, 8},
+                    {256, 512, 4}, {512, 512, 4}, {512, 512, 2}}
+                : new int[][] {{3, 64, 224}, {64, 64, 224}, {64, 128, 112}, {128, 128, 112}, {128, 256, 56},
+                    {256, 256, 56}, {256, 512, 28}, {512, 512, 28}, {512, 512, 14}};
         String engine = be instanceof org.vgg4j.core.backend.cpu.CpuBackend cb ? cb.convolutionEngine() : be.name();
         for (int[] l : layers) {
             int c = l[0];

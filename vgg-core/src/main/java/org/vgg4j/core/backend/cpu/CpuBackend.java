@@ -59,21 +59,36 @@ public final class CpuBackend implements Backend {
      */
     static final int FEW_INPUTS = 32;
 
+    /**
+     * Output images of at most this many pixels (P*Q; 8x8 and below: VGG at 32x32 after two poolings) also go
+     * through {@link GemmConv}: it groups many images into one large GEMM, where oneDNN's backward on tiny NCHW
+     * images measured 2-6x slower (docs/benchmarks.md).
+     */
+    static final int SMALL_IMAGE = 64;
+
     /** True: ND4J's (oneDNN) convolution ops; false: {@link GemmConv} everywhere (the plain natives). */
     private final boolean nd4jConv;
 
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
     private final Scratch dbScratch = new Scratch(); // (K)
-    private final Scratch colScratch = new Scratch(); // (C*R*S, P*Q) im2col of one image, filter-only backward
+    private final Scratch colScratch = new Scratch(); // (C*R*S, G*P*Q) im2col of G images (GemmConv)
+    private final Scratch outScratch = new Scratch(); // (K, G*P*Q) GemmConv's grouped output / gathered dy
+    private final GemmConv.Work gemmWork;
 
     /**
      * @param sliceElements see {@link #SLICE_ELEMENTS} (tests use a tiny one to exercise slicing)
      * @param nd4jConv      whether convolutions go through ND4J's ops (oneDNN) or {@link GemmConv}
      */
     CpuBackend(long sliceElements, boolean nd4jConv) {
+        this(sliceElements, nd4jConv, GemmConv.COL_ELEMENTS);
+    }
+
+    /** @param colElements bound on GemmConv's col buffer (tests use 1: one image per GEMM) */
+    CpuBackend(long sliceElements, boolean nd4jConv, long colElements) {
         this.sliceElements = sliceElements;
         this.nd4jConv = nd4jConv;
+        this.gemmWork = new GemmConv.Work(colScratch, outScratch, colElements);
     }
 
     /** Which convolution engine this instance uses: "nd4j" (oneDNN where present) or "gemm". */
@@ -151,10 +166,15 @@ public final class CpuBackend implements Backend {
             return;
         }
         pending = null;
-        GemmConv.backwardFilter(p.x, st(p.x), p.dy, st(p.dy), p.dw, st(p.dw), p.pad, colScratch);
+        GemmConv.backwardFilter(p.x, st(p.x), p.dy, st(p.dy), p.dw, st(p.dw), p.pad, gemmWork);
         if (p.db != null) {
             biasBackward(p.dy, p.db);
         }
+    }
+
+    /** Whether a convolution with weights (K,C,R,S) of that shape and output (N,K,P,Q) runs in {@link GemmConv}. */
+    private boolean gemmFor(Tensor w, Tensor y) {
+        return !nd4jConv || w.size() / w.dim(0) < FEW_INPUTS || (long) y.dim(2) * y.dim(3) <= SMALL_IMAGE;
     }
 
     /** Images per convolution call so that no activation of the slice exceeds {@link #sliceElements}. */
@@ -322,8 +342,8 @@ public final class CpuBackend implements Backend {
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         flush();
         sameDtype(x, w, b, y);
-        if (!nd4jConv || w.size() / w.dim(0) < FEW_INPUTS) {
-            GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, colScratch);
+        if (gemmFor(w, y)) {
+            GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, gemmWork);
             return;
         }
         INDArray wv = nd(w);
@@ -347,8 +367,8 @@ public final class CpuBackend implements Backend {
             return;
         }
         flush();
-        if (!nd4jConv) {
-            GemmConv.backwardData(dy, st(dy), w, st(w), dx, st(dx), pad, colScratch);
+        if (gemmFor(w, dy)) {
+            GemmConv.backwardData(dy, st(dy), w, st(w), dx, st(dx), pad, gemmWork);
             return;
         }
         INDArray wv = nd(w);
@@ -371,7 +391,7 @@ public final class CpuBackend implements Backend {
             st(db);
         }
         pending = new PendingFilter(x, dy, dw, db, pad);
-        if (!nd4jConv) {
+        if (gemmFor(dw, dy)) {
             flush(); // nothing to fuse with: GemmConv computes the two gradients separately
         }
     }
@@ -945,5 +965,6 @@ public final class CpuBackend implements Backend {
         dwScratch.release();
         dbScratch.release();
         colScratch.release();
+        outScratch.release();
     }
 }

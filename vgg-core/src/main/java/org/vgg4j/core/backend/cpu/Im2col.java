@@ -11,8 +11,8 @@ final class Im2col {
     private Im2col() {
     }
 
-    /** Fills col[c0 ...] (C*R*S, P*Q) from the image x[x0 ...] (C, H, W). */
-    static void lower(Buf x, int x0, int c, int h, int w, int r, int s, int pad, Buf col, int c0) {
+    /** Fills col[c0 + row * ld + (p, q)] (C*R*S rows of P*Q) from the image x[x0 ...] (C, H, W). */
+    static void lower(Buf x, int x0, int c, int h, int w, int r, int s, int pad, Buf col, int c0, int ld) {
         int p = h + 2 * pad - r + 1;
         int q = w + 2 * pad - s + 1;
         Parallel.forRange(c * r * s, 1, (from, to) -> {
@@ -20,7 +20,7 @@ final class Im2col {
                 int ch = row / (r * s);
                 int kr = row / s % r;
                 int ks = row % s;
-                int dst = c0 + row * p * q;
+                int dst = c0 + row * ld;
                 for (int i = 0; i < p; i++) {
                     int hh = i + kr - pad;
                     boolean inside = hh >= 0 && hh < h;
@@ -34,8 +34,10 @@ final class Im2col {
         });
     }
 
-    /** col2im: dx[x0 ...] (C, H, W) = sum over (r, s) of col[c0 ...] (C*R*S, P*Q) put back in place (overwritten). */
-    static void raise(Buf col, int c0, int c, int h, int w, int r, int s, int pad, Buf x, int x0) {
+    /**
+     * col2im: x[x0 ...] (C, H, W) = sum over (r, s) of col[c0 + row * ld + (p, q)] put back in place (overwritten).
+     */
+    static void raise(Buf col, int c0, int ld, int c, int h, int w, int r, int s, int pad, Buf x, int x0) {
         int p = h + 2 * pad - r + 1;
         int q = w + 2 * pad - s + 1;
         // one thread per input channel: no two threads add into the same element, and the order is fixed
@@ -47,7 +49,7 @@ final class Im2col {
                 }
                 for (int kr = 0; kr < r; kr++) {
                     for (int ks = 0; ks < s; ks++) {
-                        int src = c0 + ((ch * r + kr) * s + ks) * p * q;
+                        int src = c0 + ((ch * r + kr) * s + ks) * ld;
                         for (int i = 0; i < p; i++) {
                             int hh = i + kr - pad;
                             if (hh < 0 || hh >= h) {

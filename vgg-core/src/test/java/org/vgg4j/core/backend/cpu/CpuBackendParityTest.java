@@ -39,6 +39,7 @@ final class CpuBackendParityTest {
     private static Backend cpu;        // the production backend, as users get it
     private static Backend cpuSliced;  // slices every convolution image by image (exercises the slicing code)
     private static Backend cpuGemm;    // the im2col + OpenBLAS convolution engine (the plain natives' default)
+    private static Backend cpuGemm1;   // the same, one image per GEMM (no grouping)
 
     @BeforeAll
     static void backends() {
@@ -47,6 +48,7 @@ final class CpuBackendParityTest {
         cpu = Backends.create("cpu");
         cpuSliced = new CpuBackend(1, true);
         cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
+        cpuGemm1 = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false, 1);
     }
 
     @AfterAll
@@ -54,6 +56,7 @@ final class CpuBackendParityTest {
         cpu.close();
         cpuSliced.close();
         cpuGemm.close();
+        cpuGemm1.close();
     }
 
     /** A pair of tensors with equal contents, one per backend, each a view at an odd offset. */
@@ -111,14 +114,19 @@ final class CpuBackendParityTest {
     /** N, C, H, W, K, R (= S), pad. */
     static Stream<Arguments> convShapes() {
         List<Arguments> list = new ArrayList<>();
+        // The production backend sends few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv,
+        // the rest to ND4J (oneDNN): both kinds are here.
         int[][] shapes = {
-            {2, 3, 7, 5, 5, 3, 1},    // first-layer-like: C = 3, odd H and W
-            {1, 17, 6, 9, 3, 3, 1},   // C = 17
-            {3, 5, 5, 5, 17, 3, 1},   // K = 17
-            {2, 5, 8, 7, 6, 1, 0},    // 1x1 (config C)
-            {1, 4, 9, 7, 5, 5, 0},    // k x k valid (dense evaluation)
-            {2, 3, 4, 4, 2, 3, 0},    // 3x3 valid, P = Q = 2
-            {2, 7, 5, 3, 4, 3, 1},    // C*R*S = 63: forward through ND4J too (below 32 it takes GemmConv)
+            {2, 3, 7, 5, 5, 3, 1},     // first-layer-like: C = 3, odd H and W (GemmConv)
+            {1, 17, 6, 9, 3, 3, 1},    // C = 17, small image (GemmConv)
+            {3, 5, 5, 5, 17, 3, 1},    // K = 17 (GemmConv)
+            {2, 5, 8, 7, 6, 1, 0},     // 1x1 (config C)
+            {1, 4, 9, 7, 5, 5, 0},     // k x k valid (dense evaluation)
+            {2, 3, 4, 4, 2, 3, 0},     // 3x3 valid, P = Q = 2
+            {2, 7, 11, 9, 4, 3, 1},    // C*R*S = 63, P*Q = 99: ND4J
+            {1, 17, 13, 9, 5, 3, 1},   // C = 17, odd 13x9: ND4J
+            {3, 5, 9, 11, 17, 3, 1},   // K = 17, N = 3: ND4J
+            {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J
         };
         for (DType dt : DType.values()) {
             for (int[] s : shapes) {
@@ -197,6 +205,7 @@ final class CpuBackendParityTest {
         convAll(cpu, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(cpuSliced, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuGemm1, dt, n, ch, h, w, k, r, pad, true, true);
     }
 
     // ---------------------------------------------------------------- GEMM
