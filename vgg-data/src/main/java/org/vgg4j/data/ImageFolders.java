@@ -149,7 +149,7 @@ public final class ImageFolders {
         return new FileImageDataset(files, labels.stream().mapToInt(Integer::intValue).toArray(), classes, decoder);
     }
 
-    private static boolean isImageName(Path p) {
+    static boolean isImageName(Path p) {
         String n = p.getFileName().toString();
         int dot = n.lastIndexOf('.');
         return !n.startsWith(".") && dot > 0 && IMAGE_EXTENSIONS.contains(n.substring(dot + 1).toLowerCase(Locale.ROOT));
