@@ -1,5 +1,7 @@
 package org.vgg4j.data;
 
+import java.util.Arrays;
+
 /**
  * Isotropic-or-not image resizing with a triangle (bilinear) filter that widens when shrinking, so downscaling
  * is antialiased — the same filter definition as PIL's {@code BILINEAR} resample, which torchvision's
@@ -10,12 +12,18 @@ package org.vgg4j.data;
  * shift), normalises, and writes float CHW straight into a batch buffer: resize, crop, flip, colour shift,
  * normalisation and layout change in one pass, without materialising the rescaled image.
  *
+ * <p>How: pass 1 widens each needed source row's needed columns to floats (converting YCbCr if the image is held
+ * so) and filters it horizontally into planar rows, already mirrored; pass 2 filters those vertically straight
+ * into the destination. Both passes pad every output to the same tap count k (zero weights) and unroll small k:
+ * with 3-5 taps, loop overhead costs more than the multiply-adds (measured).
+ *
  * <p>Not thread-safe: holds scratch buffers; use one instance per worker thread.
- * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels.
+ * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels;
+ * R source rows needed, S source columns needed, k taps.
  */
 public final class Resampler {
-    private float[] rows = new float[0]; // (rows needed, w, C) horizontally filtered source rows
-    private float[] acc = new float[0];  // (w, C) one output row before layout change
+    private float[] rows = new float[0]; // (C, R + k, w) horizontally filtered rows, planar, zero-padded rows
+    private float[] line = new float[0]; // (S + k, C) one source row as RGB floats, zero-padded
 
     /** Filter taps along one axis, output i reads input [start[i], start[i]+count[i]) with weights[i*maxTaps+k]. */
     static final class Taps {
@@ -46,10 +54,17 @@ public final class Resampler {
                     w[k] = Math.max(0.0, 1.0 - Math.abs(x));
                     total += w[k];
                 }
-                start[j] = lo;
-                count[j] = cnt;
-                for (int k = 0; k < cnt; k++) {
-                    weights[j * maxTaps + k] = (float) (total > 0 ? w[k] / total : 0);
+                int first = 0; // drop zero-weight taps at either end (e.g. identity scale: 1 tap, not 2)
+                while (first < cnt - 1 && w[first] == 0) {
+                    first++;
+                }
+                while (cnt - 1 > first && w[cnt - 1] == 0) {
+                    cnt--;
+                }
+                start[j] = lo + first;
+                count[j] = cnt - first;
+                for (int k = first; k < cnt; k++) {
+                    weights[j * maxTaps + k - first] = (float) (total > 0 ? w[k] / total : 0);
                 }
             }
         }
@@ -76,83 +91,195 @@ public final class Resampler {
         }
         Taps tx = new Taps(src.width(), outW, x0, w);
         Taps ty = new Taps(src.height(), outH, y0, h);
-        int rowLo = ty.start[0];
-        int rowHi = ty.start[h - 1] + ty.count[h - 1];
+        int rowLo = Integer.MAX_VALUE;
+        int rowHi = 0;
+        int ky = 0;
         for (int y = 0; y < h; y++) {
             rowLo = Math.min(rowLo, ty.start[y]);
             rowHi = Math.max(rowHi, ty.start[y] + ty.count[y]);
+            ky = Math.max(ky, ty.count[y]);
         }
-        int rowLen = w * 3;
-        int need = (rowHi - rowLo) * rowLen;
-        if (rows.length < need) {
-            rows = new float[need];
+        int nRows = rowHi - rowLo + ky; // padded so every output row may read ky rows
+        if (rows.length < 3 * nRows * w) {
+            rows = new float[3 * nRows * w];
         }
-        if (acc.length < rowLen) {
-            acc = new float[rowLen];
+        int filled = (rowHi - rowLo) * w;
+        for (int c = 0; c < 3; c++) { // only the padding rows: pass 1 overwrites the rest
+            Arrays.fill(rows, c * nRows * w + filled, (c + 1) * nRows * w, 0f);
         }
-        horizontal(src, tx, rowLo, rowHi, w);
-        float[] a = acc;
-        float m0 = norm.mean()[0] - (shift == null ? 0 : shift[0]);
-        float m1 = norm.mean()[1] - (shift == null ? 0 : shift[1]);
-        float m2 = norm.mean()[2] - (shift == null ? 0 : shift[2]);
-        float i0 = 1f / norm.std()[0];
-        float i1 = 1f / norm.std()[1];
-        float i2 = 1f / norm.std()[2];
-        int plane = w * h;
+        horizontal(src, tx, rowLo, rowHi, w, nRows, flip);
+
+        int[] base = new int[h];       // (h) first tap's row offset within a channel plane of rows
+        float[] wy = new float[h * ky]; // (h, ky) zero-padded weights
         for (int y = 0; y < h; y++) {
-            java.util.Arrays.fill(a, 0, rowLen, 0f);
-            int base = ty.start[y] - rowLo;
-            for (int k = 0; k < ty.count[y]; k++) {
-                float wk = ty.weights[y * ty.maxTaps + k];
-                int r = (base + k) * rowLen;
-                for (int q = 0; q < rowLen; q++) { // contiguous: the JIT vectorises this
-                    a[q] += wk * rows[r + q];
-                }
-            }
-            int o = off + y * w;
-            if (flip) {
-                for (int x = 0; x < w; x++) {
-                    int s = (w - 1 - x) * 3;
-                    dst[o + x] = (a[s] - m0) * i0;
-                    dst[o + plane + x] = (a[s + 1] - m1) * i1;
-                    dst[o + 2 * plane + x] = (a[s + 2] - m2) * i2;
-                }
-            } else {
-                for (int x = 0; x < w; x++) {
-                    int s = x * 3;
-                    dst[o + x] = (a[s] - m0) * i0;
-                    dst[o + plane + x] = (a[s + 1] - m1) * i1;
-                    dst[o + 2 * plane + x] = (a[s + 2] - m2) * i2;
+            base[y] = (ty.start[y] - rowLo) * w;
+            System.arraycopy(ty.weights, y * ty.maxTaps, wy, y * ky, ty.count[y]);
+        }
+        for (int c = 0; c < 3; c++) {
+            float m = norm.mean()[c] - (shift == null ? 0 : shift[c]);
+            float inv = 1f / norm.std()[c];
+            int plane = c * nRows * w;
+            for (int y = 0; y < h; y++) {
+                int o = off + (c * h + y) * w;
+                int r = plane + base[y];
+                switch (ky) {
+                    case 1 -> {
+                        for (int x = 0; x < w; x++) {
+                            dst[o + x] = (rows[r + x] - m) * inv;
+                        }
+                    }
+                    case 2 -> {
+                        float w0 = wy[2 * y];
+                        float w1 = wy[2 * y + 1];
+                        for (int x = 0; x < w; x++) {
+                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] - m) * inv;
+                        }
+                    }
+                    case 3 -> {
+                        float w0 = wy[3 * y];
+                        float w1 = wy[3 * y + 1];
+                        float w2 = wy[3 * y + 2];
+                        for (int x = 0; x < w; x++) {
+                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] + w2 * rows[r + 2 * w + x] - m) * inv;
+                        }
+                    }
+                    case 4 -> {
+                        float w0 = wy[4 * y];
+                        float w1 = wy[4 * y + 1];
+                        float w2 = wy[4 * y + 2];
+                        float w3 = wy[4 * y + 3];
+                        for (int x = 0; x < w; x++) {
+                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] + w2 * rows[r + 2 * w + x]
+                                    + w3 * rows[r + 3 * w + x] - m) * inv;
+                        }
+                    }
+                    default -> {
+                        for (int x = 0; x < w; x++) {
+                            float v = 0;
+                            for (int j = 0; j < ky; j++) {
+                                v += wy[ky * y + j] * rows[r + j * w + x];
+                            }
+                            dst[o + x] = (v - m) * inv;
+                        }
+                    }
                 }
             }
         }
     }
 
-    /** Filters source rows [rowLo, rowHi) horizontally into {@code rows} as (row, w, C). */
-    private void horizontal(RgbImage src, Taps tx, int rowLo, int rowHi, int w) {
-        byte[] px = src.pixels();
-        int stride = src.width() * 3;
+    /**
+     * Pass 1: source rows [rowLo, rowHi) filtered horizontally into {@code rows} (C, nRows, w), mirrored when
+     * {@code flip}. Each row's needed column span is first widened to RGB floats in {@code line}.
+     */
+    private void horizontal(RgbImage src, Taps tx, int rowLo, int rowHi, int w, int nRows, boolean flip) {
+        byte[] px = src.raw();
+        boolean ycc = src.isYCbCr();
+        int colLo = Integer.MAX_VALUE;
+        int colHi = 0;
+        int k = 0;
+        for (int x = 0; x < w; x++) {
+            colLo = Math.min(colLo, tx.start[x]);
+            colHi = Math.max(colHi, tx.start[x] + tx.count[x]);
+            k = Math.max(k, tx.count[x]);
+        }
+        int span = colHi - colLo;
+        if (line.length < (span + k) * 3) {
+            line = new float[(span + k) * 3];
+        }
+        float[] in = line;
+        Arrays.fill(in, span * 3, (span + k) * 3, 0f);
+        // Output column x goes to position x (or w-1-x mirrored) of its planar row; its taps start at off[pos].
+        int[] off = new int[w];        // (w) first tap's float offset in the line, by output position
+        float[] wt = new float[w * k]; // (w, k) zero-padded weights, by output position
+        for (int x = 0; x < w; x++) {
+            int pos = flip ? w - 1 - x : x;
+            off[pos] = (tx.start[x] - colLo) * 3;
+            System.arraycopy(tx.weights, x * tx.maxTaps, wt, pos * k, tx.count[x]);
+        }
         float[] out = rows;
-        int mt = tx.maxTaps;
+        int stride = src.width() * 3;
+        int planeStride = nRows * w;
         for (int r = rowLo; r < rowHi; r++) {
-            int s0 = r * stride;
-            int o = (r - rowLo) * w * 3;
-            for (int x = 0; x < w; x++, o += 3) {
-                float c0 = 0;
-                float c1 = 0;
-                float c2 = 0;
-                int s = s0 + tx.start[x] * 3;
-                int wb = x * mt;
-                for (int k = 0, n = tx.count[x]; k < n; k++, s += 3) {
-                    float wk = tx.weights[wb + k];
-                    c0 += wk * (px[s] & 0xFF);
-                    c1 += wk * (px[s + 1] & 0xFF);
-                    c2 += wk * (px[s + 2] & 0xFF);
+            if (ycc) {
+                YCbCr.toRgbFloats(px, r * src.width() + colLo, span, in, 0);
+            } else {
+                int s0 = r * stride + colLo * 3;
+                float[] lut = YCbCr.CLAMPED; // v + 256 -> v for bytes: a load, cheaper than the JIT's int-to-float
+                for (int i = 0; i < span * 3; i++) {
+                    in[i] = lut[(px[s0 + i] & 0xFF) + 256];
                 }
-                out[o] = c0;
-                out[o + 1] = c1;
-                out[o + 2] = c2;
             }
+            int o = (r - rowLo) * w;
+            switch (k) {
+                case 1 -> taps1(in, out, o, planeStride, off, w);
+                case 2 -> taps2(in, out, o, planeStride, off, wt, w);
+                case 3 -> taps3(in, out, o, planeStride, off, wt, w);
+                case 4 -> taps4(in, out, o, planeStride, off, wt, w);
+                default -> tapsN(in, out, o, planeStride, off, wt, w, k);
+            }
+        }
+    }
+
+    private static void taps1(float[] in, float[] out, int o, int ps, int[] off, int w) {
+        for (int x = 0; x < w; x++) {
+            int s = off[x];
+            out[o + x] = in[s];
+            out[o + ps + x] = in[s + 1];
+            out[o + 2 * ps + x] = in[s + 2];
+        }
+    }
+
+    private static void taps2(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
+        for (int x = 0; x < w; x++) {
+            int s = off[x];
+            float w0 = wt[2 * x];
+            float w1 = wt[2 * x + 1];
+            out[o + x] = w0 * in[s] + w1 * in[s + 3];
+            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4];
+            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5];
+        }
+    }
+
+    private static void taps3(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
+        for (int x = 0; x < w; x++) {
+            int s = off[x];
+            float w0 = wt[3 * x];
+            float w1 = wt[3 * x + 1];
+            float w2 = wt[3 * x + 2];
+            out[o + x] = w0 * in[s] + w1 * in[s + 3] + w2 * in[s + 6];
+            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4] + w2 * in[s + 7];
+            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5] + w2 * in[s + 8];
+        }
+    }
+
+    private static void taps4(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
+        for (int x = 0; x < w; x++) {
+            int s = off[x];
+            float w0 = wt[4 * x];
+            float w1 = wt[4 * x + 1];
+            float w2 = wt[4 * x + 2];
+            float w3 = wt[4 * x + 3];
+            out[o + x] = w0 * in[s] + w1 * in[s + 3] + w2 * in[s + 6] + w3 * in[s + 9];
+            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4] + w2 * in[s + 7] + w3 * in[s + 10];
+            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5] + w2 * in[s + 8] + w3 * in[s + 11];
+        }
+    }
+
+    private static void tapsN(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w, int k) {
+        for (int x = 0; x < w; x++) {
+            float c0 = 0;
+            float c1 = 0;
+            float c2 = 0;
+            int s = off[x];
+            for (int j = 0; j < k; j++, s += 3) {
+                float wj = wt[k * x + j];
+                c0 += wj * in[s];
+                c1 += wj * in[s + 1];
+                c2 += wj * in[s + 2];
+            }
+            out[o + x] = c0;
+            out[o + ps + x] = c1;
+            out[o + 2 * ps + x] = c2;
         }
     }
 
