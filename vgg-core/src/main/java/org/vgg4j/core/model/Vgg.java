@@ -30,6 +30,14 @@ public final class Vgg {
     }
 
     public static Network build(Backend backend, DType dtype, VggSpec spec) {
+        return new Network(spec.name(), backend, dtype, Shape.of(3, spec.inputSize(), spec.inputSize()), layers(backend, spec));
+    }
+
+    /**
+     * The named layers of {@code spec} without a network around them (no parameter memory is allocated), e.g. for
+     * {@link ModelInfo} to count parameters and MACs of a full-size model cheaply.
+     */
+    public static List<NamedLayer> layers(Backend backend, VggSpec spec) {
         List<NamedLayer> layers = new ArrayList<>();
         int channels = 3;
         int index = 0;
@@ -61,6 +69,6 @@ public final class Vgg {
         layers.add(new NamedLayer("classifier.4", new ReLU(backend)));
         layers.add(new NamedLayer("classifier.5", new Dropout(backend, spec.dropout(), DropoutRng.mix64(spec.seed() + 2))));
         layers.add(new NamedLayer("classifier.6", new Linear(backend, hidden, spec.numClasses())));
-        return new Network(spec.name(), backend, dtype, Shape.of(3, spec.inputSize(), spec.inputSize()), layers);
+        return layers;
     }
 }
