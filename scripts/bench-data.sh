@@ -58,11 +58,11 @@ $PY - "$OUT" <<'PYEOF'
 import re, statistics, sys
 rates = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(.+?) \| .*?: ([0-9.]+) img/s", line)
+    m = re.match(r"(.+?) \| .*?: ([0-9.]+) img/cpu-s", line)
     if m:
         rates.setdefault(m.group(1).strip(), []).append(float(m.group(2)))
 med = {k: statistics.median(v) for k, v in rates.items()}
-print("\nmedians (img/s, one thread):")
+print("\nmedians (images per CPU-second = per core, one thread):")
 for k, v in med.items():
     print(f"  {k:28s} {v:8.1f}   runs: {', '.join('%.0f' % x for x in rates[k])}")
 def ratio(a, b):
