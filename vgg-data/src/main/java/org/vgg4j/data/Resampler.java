@@ -12,18 +12,20 @@ import java.util.Arrays;
  * shift), normalises, and writes float CHW straight into a batch buffer: resize, crop, flip, colour shift,
  * normalisation and layout change in one pass, without materialising the rescaled image.
  *
- * <p>How: pass 1 widens each needed source row's needed columns to floats (converting YCbCr if the image is held
- * so) and filters it horizontally into planar rows, already mirrored; pass 2 filters those vertically straight
- * into the destination. Both passes pad every output to the same tap count k (zero weights) and unroll small k:
- * with 3-5 taps, loop overhead costs more than the multiply-adds (measured).
+ * <p>How, streaming one output row at a time: the source rows it needs are widened to RGB floats once each
+ * (converting YCbCr if the image is held so) into a ring of k rows; a vertical pass over the needed columns
+ * (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored and normalised, writes it
+ * into the destination's three planes. Vertical first means the scalar horizontal taps run on h rows, not on
+ * every source row the window covers. Horizontal taps are padded to one count k (zero weights) and small k
+ * unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds (measured).
  *
  * <p>Not thread-safe: holds scratch buffers; use one instance per worker thread.
  * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels;
  * R source rows needed, S source columns needed, k taps.
  */
 public final class Resampler {
-    private float[] rows = new float[0]; // (C, R + k, w) horizontally filtered rows, planar, zero-padded rows
-    private float[] line = new float[0]; // (S + k, C) one source row as RGB floats, zero-padded
+    private float[] ring = new float[0]; // (k, S, C) the last k source rows needed, as RGB floats
+    private float[] acc = new float[0];  // (S + k, C) one vertically filtered row, zero tail
 
     /** Filter taps along one axis, output i reads input [start[i], start[i]+count[i]) with weights[i*maxTaps+k]. */
     static final class Taps {
@@ -91,195 +93,199 @@ public final class Resampler {
         }
         Taps tx = new Taps(src.width(), outW, x0, w);
         Taps ty = new Taps(src.height(), outH, y0, h);
-        int rowLo = Integer.MAX_VALUE;
-        int rowHi = 0;
         int ky = 0;
         for (int y = 0; y < h; y++) {
-            rowLo = Math.min(rowLo, ty.start[y]);
-            rowHi = Math.max(rowHi, ty.start[y] + ty.count[y]);
             ky = Math.max(ky, ty.count[y]);
         }
-        int nRows = rowHi - rowLo + ky; // padded so every output row may read ky rows
-        if (rows.length < 3 * nRows * w) {
-            rows = new float[3 * nRows * w];
-        }
-        int filled = (rowHi - rowLo) * w;
-        for (int c = 0; c < 3; c++) { // only the padding rows: pass 1 overwrites the rest
-            Arrays.fill(rows, c * nRows * w + filled, (c + 1) * nRows * w, 0f);
-        }
-        horizontal(src, tx, rowLo, rowHi, w, nRows, flip);
-
-        int[] base = new int[h];       // (h) first tap's row offset within a channel plane of rows
-        float[] wy = new float[h * ky]; // (h, ky) zero-padded weights
-        for (int y = 0; y < h; y++) {
-            base[y] = (ty.start[y] - rowLo) * w;
-            System.arraycopy(ty.weights, y * ty.maxTaps, wy, y * ky, ty.count[y]);
-        }
-        for (int c = 0; c < 3; c++) {
-            float m = norm.mean()[c] - (shift == null ? 0 : shift[c]);
-            float inv = 1f / norm.std()[c];
-            int plane = c * nRows * w;
-            for (int y = 0; y < h; y++) {
-                int o = off + (c * h + y) * w;
-                int r = plane + base[y];
-                switch (ky) {
-                    case 1 -> {
-                        for (int x = 0; x < w; x++) {
-                            dst[o + x] = (rows[r + x] - m) * inv;
-                        }
-                    }
-                    case 2 -> {
-                        float w0 = wy[2 * y];
-                        float w1 = wy[2 * y + 1];
-                        for (int x = 0; x < w; x++) {
-                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] - m) * inv;
-                        }
-                    }
-                    case 3 -> {
-                        float w0 = wy[3 * y];
-                        float w1 = wy[3 * y + 1];
-                        float w2 = wy[3 * y + 2];
-                        for (int x = 0; x < w; x++) {
-                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] + w2 * rows[r + 2 * w + x] - m) * inv;
-                        }
-                    }
-                    case 4 -> {
-                        float w0 = wy[4 * y];
-                        float w1 = wy[4 * y + 1];
-                        float w2 = wy[4 * y + 2];
-                        float w3 = wy[4 * y + 3];
-                        for (int x = 0; x < w; x++) {
-                            dst[o + x] = (w0 * rows[r + x] + w1 * rows[r + w + x] + w2 * rows[r + 2 * w + x]
-                                    + w3 * rows[r + 3 * w + x] - m) * inv;
-                        }
-                    }
-                    default -> {
-                        for (int x = 0; x < w; x++) {
-                            float v = 0;
-                            for (int j = 0; j < ky; j++) {
-                                v += wy[ky * y + j] * rows[r + j * w + x];
-                            }
-                            dst[o + x] = (v - m) * inv;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * Pass 1: source rows [rowLo, rowHi) filtered horizontally into {@code rows} (C, nRows, w), mirrored when
-     * {@code flip}. Each row's needed column span is first widened to RGB floats in {@code line}.
-     */
-    private void horizontal(RgbImage src, Taps tx, int rowLo, int rowHi, int w, int nRows, boolean flip) {
-        byte[] px = src.raw();
-        boolean ycc = src.isYCbCr();
         int colLo = Integer.MAX_VALUE;
         int colHi = 0;
-        int k = 0;
+        int kx = 0;
         for (int x = 0; x < w; x++) {
             colLo = Math.min(colLo, tx.start[x]);
             colHi = Math.max(colHi, tx.start[x] + tx.count[x]);
-            k = Math.max(k, tx.count[x]);
+            kx = Math.max(kx, tx.count[x]);
         }
-        int span = colHi - colLo;
-        if (line.length < (span + k) * 3) {
-            line = new float[(span + k) * 3];
+        int span3 = (colHi - colLo) * 3;
+        if (ring.length < ky * span3) {
+            ring = new float[ky * span3];
         }
-        float[] in = line;
-        Arrays.fill(in, span * 3, (span + k) * 3, 0f);
-        // Output column x goes to position x (or w-1-x mirrored) of its planar row; its taps start at off[pos].
-        int[] off = new int[w];        // (w) first tap's float offset in the line, by output position
-        float[] wt = new float[w * k]; // (w, k) zero-padded weights, by output position
+        if (acc.length < span3 + kx * 3) {
+            acc = new float[span3 + kx * 3];
+        }
+        Arrays.fill(acc, span3, span3 + kx * 3, 0f); // horizontal taps may run kx-1 pixels past the span: zeros
+        int[] held = new int[ky];  // (ky) source row held by each ring slot
+        Arrays.fill(held, -1);
+        // Output column x goes to position x (or w-1-x mirrored); its taps start at offs[pos] in acc.
+        int[] offs = new int[w];        // (w)
+        float[] wt = new float[w * kx]; // (w, kx) zero-padded weights
         for (int x = 0; x < w; x++) {
             int pos = flip ? w - 1 - x : x;
-            off[pos] = (tx.start[x] - colLo) * 3;
-            System.arraycopy(tx.weights, x * tx.maxTaps, wt, pos * k, tx.count[x]);
+            offs[pos] = (tx.start[x] - colLo) * 3;
+            System.arraycopy(tx.weights, x * tx.maxTaps, wt, pos * kx, tx.count[x]);
         }
-        float[] out = rows;
-        int stride = src.width() * 3;
-        int planeStride = nRows * w;
-        for (int r = rowLo; r < rowHi; r++) {
-            if (ycc) {
-                YCbCr.toRgbFloats(px, r * src.width() + colLo, span, in, 0);
-            } else {
-                int s0 = r * stride + colLo * 3;
-                float[] lut = YCbCr.CLAMPED; // v + 256 -> v for bytes: a load, cheaper than the JIT's int-to-float
-                for (int i = 0; i < span * 3; i++) {
-                    in[i] = lut[(px[s0 + i] & 0xFF) + 256];
+        float[] m = new float[3];
+        float[] inv = new float[3];
+        for (int c = 0; c < 3; c++) {
+            m[c] = norm.mean()[c] - (shift == null ? 0 : shift[c]);
+            inv[c] = 1f / norm.std()[c];
+        }
+        int plane = w * h;
+        int[] slots = new int[ky];
+        for (int y = 0; y < h; y++) {
+            int cnt = ty.count[y];
+            for (int j = 0; j < cnt; j++) {
+                int r = ty.start[y] + j;
+                int slot = r % ky; // rows needed by one output row are consecutive, so never share a slot
+                if (held[slot] != r) {
+                    widen(src, r, colLo, colHi - colLo, ring, slot * span3);
+                    held[slot] = r;
+                }
+                slots[j] = slot * span3;
+            }
+            vertical(ty, y, cnt, slots, span3);
+            int o = off + y * w;
+            horizontal(offs, wt, kx, w, m, inv, dst, o, plane);
+        }
+    }
+
+    /** Source row r, columns [colLo, colLo+n), as RGB floats (converted from YCbCr if held so) at out[o..]. */
+    private static void widen(RgbImage src, int r, int colLo, int n, float[] out, int o) {
+        byte[] px = src.raw();
+        if (src.isYCbCr()) {
+            YCbCr.toRgbFloats(px, r * src.width() + colLo, n, out, o);
+        } else {
+            int s0 = (r * src.width() + colLo) * 3;
+            for (int i = 0; i < n * 3; i++) {
+                out[o + i] = px[s0 + i] & 0xFF;
+            }
+        }
+    }
+
+    /** acc[0..span3) = sum_j w_j * ring[slots[j] ..]: one output row, all needed columns, interleaved RGB. */
+    private void vertical(Taps ty, int y, int cnt, int[] slots, int span3) {
+        float[] a = acc;
+        float[] rg = ring;
+        int wb = y * ty.maxTaps;
+        float[] wy = ty.weights;
+        switch (cnt) {
+            case 1 -> System.arraycopy(rg, slots[0], a, 0, span3);
+            case 2 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i];
                 }
             }
-            int o = (r - rowLo) * w;
-            switch (k) {
-                case 1 -> taps1(in, out, o, planeStride, off, w);
-                case 2 -> taps2(in, out, o, planeStride, off, wt, w);
-                case 3 -> taps3(in, out, o, planeStride, off, wt, w);
-                case 4 -> taps4(in, out, o, planeStride, off, wt, w);
-                default -> tapsN(in, out, o, planeStride, off, wt, w, k);
+            case 3 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                float w2 = wy[wb + 2];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                int r2 = slots[2];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i];
+                }
+            }
+            case 4 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                float w2 = wy[wb + 2];
+                float w3 = wy[wb + 3];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                int r2 = slots[2];
+                int r3 = slots[3];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i] + w3 * rg[r3 + i];
+                }
+            }
+            default -> {
+                Arrays.fill(a, 0, span3, 0f);
+                for (int j = 0; j < cnt; j++) {
+                    float wj = wy[wb + j];
+                    int rj = slots[j];
+                    for (int i = 0; i < span3; i++) {
+                        a[i] += wj * rg[rj + i];
+                    }
+                }
             }
         }
     }
 
-    private static void taps1(float[] in, float[] out, int o, int ps, int[] off, int w) {
-        for (int x = 0; x < w; x++) {
-            int s = off[x];
-            out[o + x] = in[s];
-            out[o + ps + x] = in[s + 1];
-            out[o + 2 * ps + x] = in[s + 2];
-        }
-    }
-
-    private static void taps2(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
-        for (int x = 0; x < w; x++) {
-            int s = off[x];
-            float w0 = wt[2 * x];
-            float w1 = wt[2 * x + 1];
-            out[o + x] = w0 * in[s] + w1 * in[s + 3];
-            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4];
-            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5];
-        }
-    }
-
-    private static void taps3(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
-        for (int x = 0; x < w; x++) {
-            int s = off[x];
-            float w0 = wt[3 * x];
-            float w1 = wt[3 * x + 1];
-            float w2 = wt[3 * x + 2];
-            out[o + x] = w0 * in[s] + w1 * in[s + 3] + w2 * in[s + 6];
-            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4] + w2 * in[s + 7];
-            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5] + w2 * in[s + 8];
-        }
-    }
-
-    private static void taps4(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w) {
-        for (int x = 0; x < w; x++) {
-            int s = off[x];
-            float w0 = wt[4 * x];
-            float w1 = wt[4 * x + 1];
-            float w2 = wt[4 * x + 2];
-            float w3 = wt[4 * x + 3];
-            out[o + x] = w0 * in[s] + w1 * in[s + 3] + w2 * in[s + 6] + w3 * in[s + 9];
-            out[o + ps + x] = w0 * in[s + 1] + w1 * in[s + 4] + w2 * in[s + 7] + w3 * in[s + 10];
-            out[o + 2 * ps + x] = w0 * in[s + 2] + w1 * in[s + 5] + w2 * in[s + 8] + w3 * in[s + 11];
-        }
-    }
-
-    private static void tapsN(float[] in, float[] out, int o, int ps, int[] off, float[] wt, int w, int k) {
-        for (int x = 0; x < w; x++) {
-            float c0 = 0;
-            float c1 = 0;
-            float c2 = 0;
-            int s = off[x];
-            for (int j = 0; j < k; j++, s += 3) {
-                float wj = wt[k * x + j];
-                c0 += wj * in[s];
-                c1 += wj * in[s + 1];
-                c2 += wj * in[s + 2];
+    /** One output row: horizontal taps over acc, normalised, into the three planes of dst at row offset o. */
+    private void horizontal(int[] offs, float[] wt, int k, int w, float[] m, float[] inv, float[] dst, int o,
+                            int plane) {
+        float[] a = acc;
+        float m0 = m[0];
+        float m1 = m[1];
+        float m2 = m[2];
+        float i0 = inv[0];
+        float i1 = inv[1];
+        float i2 = inv[2];
+        int o1 = o + plane;
+        int o2 = o + 2 * plane;
+        switch (k) { // fixed tap counts unrolled: a loop over 2-4 taps costs more than its multiply-adds
+            case 1 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    dst[o + x] = (a[s] - m0) * i0;
+                    dst[o1 + x] = (a[s + 1] - m1) * i1;
+                    dst[o2 + x] = (a[s + 2] - m2) * i2;
+                }
             }
-            out[o + x] = c0;
-            out[o + ps + x] = c1;
-            out[o + 2 * ps + x] = c2;
+            case 2 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[2 * x];
+                    float w1 = wt[2 * x + 1];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] - m2) * i2;
+                }
+            }
+            case 3 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[3 * x];
+                    float w1 = wt[3 * x + 1];
+                    float w2 = wt[3 * x + 2];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] - m2) * i2;
+                }
+            }
+            case 4 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[4 * x];
+                    float w1 = wt[4 * x + 1];
+                    float w2 = wt[4 * x + 2];
+                    float w3 = wt[4 * x + 3];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] + w3 * a[s + 9] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] + w3 * a[s + 10] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] + w3 * a[s + 11] - m2) * i2;
+                }
+            }
+            default -> {
+                for (int x = 0; x < w; x++) {
+                    float c0 = 0;
+                    float c1 = 0;
+                    float c2 = 0;
+                    int s = offs[x];
+                    for (int j = 0; j < k; j++, s += 3) {
+                        float wj = wt[k * x + j];
+                        c0 += wj * a[s];
+                        c1 += wj * a[s + 1];
+                        c2 += wj * a[s + 2];
+                    }
+                    dst[o + x] = (c0 - m0) * i0;
+                    dst[o1 + x] = (c1 - m1) * i1;
+                    dst[o2 + x] = (c2 - m2) * i2;
+                }
+            }
         }
     }
 
