@@ -68,6 +68,9 @@ public final class ImageDecoder {
         if (bytes.length == 0) {
             throw new BadImageException(source, "zero-byte file");
         }
+        if (Ppm.isPpm(bytes)) {
+            return Ppm.decode(bytes, source, maxPixels); // binary PPM: the shards' raw format; ImageIO has no reader
+        }
         Format format = Format.sniff(bytes);
         long[] dims = format.headerSize(bytes); // {width, height, components} or null when unknown yet
         if (format == Format.JPEG && dims == null) {

@@ -180,6 +180,16 @@ class ImageDecoderTest {
     }
 
     @Test
+    void binaryPpmRoundTripsAndTruncatedPpmIsRejected() throws Exception {
+        RgbImage im = new RgbImage(2, 1, new byte[] {1, 2, 3, (byte) 250, 5, 6});
+        byte[] ppm = Ppm.encode(im);
+        RgbImage back = decoder.decode(ppm, "x.ppm");
+        assertPixel(back, 0, 1, 250, 5, 6, 0);
+        assertTrue(assertThrows(BadImageException.class, () -> decoder.decode(Arrays.copyOf(ppm, ppm.length - 1), "x.ppm"))
+                .reason().contains("truncated"));
+    }
+
+    @Test
     void badImageLogReportsEachSourceOnce() {
         BadImageLog log = new BadImageLog();
         assertTrue(log.report(new BadImageException("a.JPEG", "zero-byte file")));
