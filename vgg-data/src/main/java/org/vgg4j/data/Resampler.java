@@ -74,10 +74,12 @@ public final class Resampler {
 
     /** The (width, height) whose shorter side is {@code s}, aspect kept; the longer side truncated as torchvision does. */
     public static int[] shorterSideTo(int width, int height, int s) {
-        if (width <= height) {
-            return new int[] {s, (int) ((long) s * height / width)};
+        long longer = width <= height ? (long) s * height / width : (long) s * width / height;
+        if (longer > (1 << 24)) {
+            throw new IllegalArgumentException("image " + width + "x" + height + " rescaled to shorter side " + s
+                    + " would be " + longer + " long: aspect ratio too extreme");
         }
-        return new int[] {(int) ((long) s * width / height), s};
+        return width <= height ? new int[] {s, (int) longer} : new int[] {(int) longer, s};
     }
 
     /**
