@@ -47,7 +47,8 @@ public final class CpuBackend implements Backend {
      * Largest activation (elements) one convolution call hands to oneDNN; bigger batches go in slices of whole
      * images. oneDNN reorders NCHW to its blocked layout in temporary copies of x, y (and dy, dx): unsliced,
      * VGG-16's 224x224 layers at batch 4 need ~150 MB of them at once, retained by the allocator afterwards;
-     * sliced, a few tens of MB, at the same speed (docs/benchmarks.md). -Dvgg4j.cpu.convSliceElements=N.
+     * sliced, a few tens of MB. Memory over speed: unsliced, the fused backward of 64ch@224 ran at 167 GFLOP/s
+     * against 138 sliced in the quietest runs (docs/benchmarks.md). -Dvgg4j.cpu.convSliceElements=N.
      */
     static final long SLICE_ELEMENTS = Long.getLong("vgg4j.cpu.convSliceElements", 1L << 22);
 
