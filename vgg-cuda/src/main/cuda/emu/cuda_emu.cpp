@@ -1,0 +1,223 @@
+// cuda_emu.cpp -- the emulated device's scheduler: runs a grid of blocks, each block's threads as cooperative fibers.
+//
+// Is: the implementation behind cuda_emu.h (kernel registry, launch, __syncthreads). Is not: memory management or
+// JNI (emu_jni.cpp). See cuda_emu.h for the execution model and what it guarantees.
+#include "cuda_emu.h"
+
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace emu {
+
+thread_local BuiltIns builtins;
+
+namespace {
+std::atomic<const char*> g_failure{nullptr};
+}
+
+void fail(const char* why) {
+    const char* none = nullptr;
+    g_failure.compare_exchange_strong(none, why);
+}
+
+namespace {
+
+// 64 KiB per thread: our kernels keep at most a 4x4 register tile and a few scalars on their stack.
+constexpr size_t kStackBytes = 64 * 1024;
+
+std::map<std::string, Kernel>& registry() {
+    static std::map<std::string, Kernel> r;
+    return r;
+}
+
+struct Fiber {
+    ucontext_t ctx;
+    bool initialised = false;
+    bool done = false;
+    bool atBarrier = false;
+};
+
+// One per OS worker thread: the fibers of the block it is running.
+struct Worker {
+    ucontext_t scheduler;
+    std::vector<Fiber> fibers;
+    std::vector<char> stacks;  // fibers.size() * kStackBytes
+    int current = -1;          // fiber running now, -1 when threads run as plain calls
+    const Kernel* kernel = nullptr;
+    void** args = nullptr;
+    bool barrierInPlainMode = false;
+};
+thread_local Worker worker;
+
+void fiber_entry() {
+    Worker& w = worker;
+    w.kernel->invoker(w.args);
+    w.fibers[w.current].done = true;
+    // returning resumes uc_link, the scheduler
+}
+
+uint3 thread_index(unsigned t, dim3 b) { return uint3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y)); }
+
+// Runs one block on this worker. Returns an empty string or an error.
+std::string run_block(const Kernel* k, dim3 block, void** args) {
+    Worker& w = worker;
+    w.kernel = k;
+    w.args = args;
+    const unsigned n = block.x * block.y * block.z;
+    if (k->barrierFree) {
+        w.current = -1;
+        for (unsigned t = 0; t < n; t++) {
+            builtins.thread = thread_index(t, block);
+            k->invoker(args);
+            if (w.barrierInPlainMode) {
+                w.barrierInPlainMode = false;
+                return "kernel registered with EMU_KERNEL_NOSYNC reached __syncthreads(); register it with EMU_KERNEL";
+            }
+        }
+        return "";
+    }
+    if (w.fibers.size() < n) {
+        w.fibers = std::vector<Fiber>(n);
+        w.stacks.assign(n * kStackBytes, 0);
+    }
+    for (unsigned t = 0; t < n; t++) {
+        Fiber& f = w.fibers[t];
+        if (!f.initialised) {
+            getcontext(&f.ctx);  // once per slot: makecontext below reuses the context
+            f.initialised = true;
+        }
+        f.ctx.uc_stack.ss_sp = w.stacks.data() + t * kStackBytes;
+        f.ctx.uc_stack.ss_size = kStackBytes;
+        f.ctx.uc_link = &w.scheduler;
+        makecontext(&f.ctx, fiber_entry, 0);
+        f.done = false;
+        f.atBarrier = false;
+    }
+    for (;;) {
+        unsigned waiting = 0, finished = 0, firstFinished = 0, firstWaiting = 0;
+        for (unsigned t = 0; t < n; t++) {
+            Fiber& f = w.fibers[t];
+            if (f.done) {
+                continue;
+            }
+            builtins.thread = thread_index(t, block);
+            w.current = (int)t;
+            f.atBarrier = false;
+            swapcontext(&w.scheduler, &f.ctx);
+            if (f.done) {
+                if (finished++ == 0) firstFinished = t;
+            } else {
+                if (waiting++ == 0) firstWaiting = t;
+            }
+        }
+        w.current = -1;
+        if (waiting == 0) {
+            return "";  // every thread returned
+        }
+        unsigned alreadyDone = 0;
+        for (unsigned t = 0; t < n; t++) alreadyDone += w.fibers[t].done ? 1 : 0;
+        if (alreadyDone > 0) {
+            char buf[200];
+            std::snprintf(buf, sizeof buf,
+                          "divergent __syncthreads(): thread %u returned while thread %u waits at a barrier "
+                          "(%u of %u threads waiting)",
+                          finished > 0 ? firstFinished : 0, firstWaiting, waiting, n);
+            return buf;
+        }
+        // every live thread reached the barrier: it opens, run the next phase
+    }
+}
+
+}  // namespace
+
+void syncthreads() {
+    Worker& w = worker;
+    if (w.current < 0) {
+        w.barrierInPlainMode = true;  // reported by run_block; the kernel's result is void anyway
+        return;
+    }
+    Fiber& f = w.fibers[w.current];
+    f.atBarrier = true;
+    swapcontext(&f.ctx, &w.scheduler);
+}
+
+Registration::Registration(const char* name, Invoker invoker, bool barrierFree) {
+    registry()[name] = Kernel{invoker, barrierFree};
+}
+
+const Kernel* find_kernel(const char* name) {
+    auto it = registry().find(name);
+    return it == registry().end() ? nullptr : &it->second;
+}
+
+static int worker_count() {
+    const char* e = std::getenv("VGG_EMU_THREADS");
+    int n = e ? std::atoi(e) : 2;
+    int hw = (int)std::thread::hardware_concurrency();
+    if (n < 1) n = 1;
+    if (hw > 0 && n > hw) n = hw;
+    return n;
+}
+
+const char* launch(const Kernel* k, dim3 grid, dim3 block, void** args) {
+    static thread_local std::string error;
+    error.clear();
+    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    const unsigned threads = block.x * block.y * block.z;
+    if (blocks == 0 || threads == 0 || threads > 1024 || grid.y > 65535 || grid.z > 65535) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u)", grid.x,
+                      grid.y, grid.z, block.x, block.y, block.z);
+        error = buf;
+        return error.c_str();
+    }
+    g_failure.store(nullptr);
+    std::atomic<unsigned long long> next{0};
+    std::mutex mu;
+    std::string firstError;
+    auto work = [&]() {
+        builtins.blockDims = block;
+        builtins.gridDims = grid;
+        for (;;) {
+            unsigned long long b = next.fetch_add(1);
+            if (b >= blocks) return;
+            builtins.block = uint3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+            std::string e = run_block(k, block, args);
+            if (!e.empty()) {
+                std::lock_guard<std::mutex> g(mu);
+                if (firstError.empty()) {
+                    char where[80];
+                    std::snprintf(where, sizeof where, " in block (%u,%u,%u)", builtins.block.x,
+                                  builtins.block.y, builtins.block.z);
+                    firstError = e + where;
+                }
+                next.store(blocks);  // stop handing out blocks
+                return;
+            }
+        }
+    };
+    int workers = (int)std::min<unsigned long long>(worker_count(), blocks);
+    std::vector<std::thread> extra;
+    for (int i = 1; i < workers; i++) extra.emplace_back(work);
+    work();
+    for (auto& t : extra) t.join();
+    const char* failed = g_failure.exchange(nullptr);
+    if (failed != nullptr && firstError.empty()) {
+        firstError = std::string("kernel requirement failed: ") + failed;
+    }
+    if (!firstError.empty()) {
+        error = firstError;
+        return error.c_str();
+    }
+    return nullptr;
+}
+
+}  // namespace emu

@@ -1,0 +1,132 @@
+// reduce.cu -- the ops that reduce: bias gradient, sum of squares, softmax, softmax cross-entropy, and the batch
+// norm passes that need per-channel statistics.
+//
+// Dimension legend: N batch, K (or C) channels, inner = H*W (1 for (N,K)), F features (classes).
+// Every kernel here runs 256 threads per block and reduces with block_sum / block_max (kernel_common.cuh): a fixed
+// tree, so results are deterministic (no atomics). Partial results that need double precision go back to the host
+// (sum_squares_partial, softmax_xent's per-row losses), where Java adds them in double.
+// Versions: v1, one block per channel / row (fine for VGG's 64..4096 channels; a channel-split variant would help
+// the first BN layers at batch 1). Check: ReduceKernelTest, BatchNormKernelTest (emulator).
+#include "kernel_common.cuh"
+
+// db[k] += sum over n, inner of dy (N,K,inner); grid (K), block 256
+extern "C" __global__ void bias_backward(const float* dy, float* db, int n, int k, int inner) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const int ch = blockIdx.x;
+    float acc = 0.0f;
+    for (long long e = threadIdx.x; e < (long long)n * inner; e += blockDim.x) {
+        const long long b = e / inner, i = e % inner;
+        acc += dy[(b * k + ch) * inner + i];
+    }
+    const float total = block_sum(acc);
+    if (threadIdx.x == 0) db[ch] += total;
+}
+EMU_KERNEL(bias_backward)
+
+// partial[block] = sum of x^2 over a grid-strided share of x (N elements); the host adds the partials.
+extern "C" __global__ void sum_squares_partial(const float* x, long long n, float* partial) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    float acc = 0.0f;
+    GRID_STRIDE_LOOP(i, n) acc = fmaf(x[i], x[i], acc);
+    const float total = block_sum(acc);
+    if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+EMU_KERNEL(sum_squares_partial)
+
+// probs (N,F) = softmax of logits (N,F) per row, max subtracted; grid (N), block 256
+extern "C" __global__ void softmax_rows(const float* logits, float* probs, int f) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const float* l = logits + (long long)blockIdx.x * f;
+    float* out = probs + (long long)blockIdx.x * f;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < f; j += blockDim.x) m = fmaxf(m, l[j]);
+    m = block_max(m);
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < f; j += blockDim.x) s += expf(l[j] - m);
+    s = block_sum(s);
+    for (int j = threadIdx.x; j < f; j += blockDim.x) out[j] = expf(l[j] - m) / s;
+}
+EMU_KERNEL(softmax_rows)
+
+// Per row n: rowLoss[n] = log sum exp(l - max) + max - l[label]; dlogits = (softmax - onehot(label)) / N.
+// labels were checked on the host to lie in [0, F). grid (N), block 256
+extern "C" __global__ void softmax_xent(const float* logits, const int* labels, float* dlogits, float* rowLoss, int n,
+                                        int f) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const int row = blockIdx.x;
+    const float* l = logits + (long long)row * f;
+    float* d = dlogits + (long long)row * f;
+    const int label = labels[row];
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < f; j += blockDim.x) m = fmaxf(m, l[j]);
+    m = block_max(m);
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < f; j += blockDim.x) s += expf(l[j] - m);
+    s = block_sum(s);
+    for (int j = threadIdx.x; j < f; j += blockDim.x) {
+        d[j] = (expf(l[j] - m) / s - (j == label ? 1.0f : 0.0f)) / n;
+    }
+    if (threadIdx.x == 0) rowLoss[row] = logf(s) + m - l[label];
+}
+EMU_KERNEL(softmax_xent)
+
+// BatchNorm training forward, one block per channel: two passes (mean, then squares around it), biased variance
+// to normalise, unbiased for the running estimate (PyTorch). x, y (N,C,inner); the rest (C).
+extern "C" __global__ void bn_fwd_train(const float* x, const float* gamma, const float* beta, float* y,
+                                        float* runMean, float* runVar, float* saveMean, float* saveInvStd, int n,
+                                        int c, int inner, float momentum, float eps) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const int ch = blockIdx.x;
+    const long long m = (long long)n * inner;
+    float acc = 0.0f;
+    for (long long e = threadIdx.x; e < m; e += blockDim.x) acc += x[((e / inner) * c + ch) * inner + e % inner];
+    const float mean = block_sum(acc) / m;
+    acc = 0.0f;
+    for (long long e = threadIdx.x; e < m; e += blockDim.x) {
+        const float d = x[((e / inner) * c + ch) * inner + e % inner] - mean;
+        acc = fmaf(d, d, acc);
+    }
+    const float sq = block_sum(acc);
+    const float invStd = 1.0f / sqrtf(sq / m + eps);
+    const float g = gamma[ch], b = beta[ch];
+    for (long long e = threadIdx.x; e < m; e += blockDim.x) {
+        const long long idx = ((e / inner) * c + ch) * inner + e % inner;
+        y[idx] = g * (x[idx] - mean) * invStd + b;
+    }
+    if (threadIdx.x == 0) {
+        runMean[ch] = (1 - momentum) * runMean[ch] + momentum * mean;
+        runVar[ch] = (1 - momentum) * runVar[ch] + momentum * (sq / (m - 1));
+        saveMean[ch] = mean;
+        saveInvStd[ch] = invStd;
+    }
+}
+EMU_KERNEL(bn_fwd_train)
+
+// dx = gamma invStd (dy - sum(dy)/m - xhat sum(dy xhat)/m); dgamma += sum(dy xhat); dbeta += sum(dy)
+extern "C" __global__ void bn_bwd(const float* x, const float* dy, const float* gamma, const float* saveMean,
+                                  const float* saveInvStd, float* dx, float* dgamma, float* dbeta, int n, int c,
+                                  int inner) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const int ch = blockIdx.x;
+    const long long m = (long long)n * inner;
+    const float mean = saveMean[ch], invStd = saveInvStd[ch];
+    float sdy = 0.0f, sdyx = 0.0f;
+    for (long long e = threadIdx.x; e < m; e += blockDim.x) {
+        const long long idx = ((e / inner) * c + ch) * inner + e % inner;
+        sdy += dy[idx];
+        sdyx += dy[idx] * (x[idx] - mean) * invStd;
+    }
+    sdy = block_sum(sdy);
+    sdyx = block_sum(sdyx);
+    const float g = gamma[ch];
+    for (long long e = threadIdx.x; e < m; e += blockDim.x) {
+        const long long idx = ((e / inner) * c + ch) * inner + e % inner;
+        const float xhat = (x[idx] - mean) * invStd;
+        dx[idx] = g * invStd * (dy[idx] - sdy / m - xhat * sdyx / m);
+    }
+    if (threadIdx.x == 0) {
+        dgamma[ch] += sdyx;
+        dbeta[ch] += sdy;
+    }
+}
+EMU_KERNEL(bn_bwd)

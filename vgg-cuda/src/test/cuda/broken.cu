@@ -1,0 +1,39 @@
+// broken.cu -- TEST-ONLY kernels with deliberate bugs, compiled into the test build of the emulated device only
+// (libvggcudaemu-test.so), never into the library or the GPU build.
+//
+// They are the real GEMM core of gemm.cu (gemm_tile.cuh) with one fault injected through its FAULT parameter:
+//   gemm_broken_nosync      the __syncthreads() between loading a shared tile and reading it is missing
+//   gemm_broken_offbyone    the tile loader's depth bound is `k <= Kd` instead of `k < Kd`
+// BrokenKernelTest asserts that their parity check against the reference backend FAILS on the emulator: the proof
+// that the emulated device catches these two classic bugs instead of hiding them.
+#include "gemm_tile.cuh"
+
+struct BrokenGemm {  // c (M,Nd) = a (M,Kd) * b (Kd,Nd), row-major, no transposes
+    int m, n, kd;
+    bool aKFast, bKFast;
+    const float* a;
+    const float* b;
+    float* c;
+    __device__ float loadA(int i, int l) const { return a[(long long)i * kd + l]; }
+    __device__ float loadB(int l, int j) const { return b[(long long)l * n + j]; }
+    __device__ void store(int i, int j, float v) const { c[(long long)i * n + j] = v; }
+};
+
+extern "C" __global__ void gemm_broken_nosync(const float* a, const float* b, float* c, int m, int nd, int kd) {
+    BrokenGemm pb{m, nd, kd, true, false, a, b, c};
+    gemm_tile<PREC_FP32, BrokenGemm, tile::FAULT_NO_SYNC_AFTER_LOAD>(pb);
+}
+EMU_KERNEL(gemm_broken_nosync)
+
+extern "C" __global__ void gemm_broken_offbyone(const float* a, const float* b, float* c, int m, int nd, int kd) {
+    BrokenGemm pb{m, nd, kd, true, false, a, b, c};
+    gemm_tile<PREC_FP32, BrokenGemm, tile::FAULT_K_BOUND_OFF_BY_ONE>(pb);
+}
+EMU_KERNEL(gemm_broken_offbyone)
+
+// The same core without a fault, as the control of the negative test (it must PASS the same check).
+extern "C" __global__ void gemm_control(const float* a, const float* b, float* c, int m, int nd, int kd) {
+    BrokenGemm pb{m, nd, kd, true, false, a, b, c};
+    gemm_tile<PREC_FP32, BrokenGemm, tile::FAULT_NONE>(pb);
+}
+EMU_KERNEL(gemm_control)
