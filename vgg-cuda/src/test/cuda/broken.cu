@@ -37,3 +37,17 @@ extern "C" __global__ void gemm_control(const float* a, const float* b, float* c
     gemm_tile<PREC_FP32, BrokenGemm, tile::FAULT_NONE>(pb);
 }
 EMU_KERNEL(gemm_control)
+
+// Emulator self-checks (not GEMM): a barrier that only some threads reach, and a write one element past a buffer.
+extern "C" __global__ void divergent_barrier(float* out) {
+    if (threadIdx.x < 32) return;  // the first warp leaves; the others wait at a barrier it never reaches
+    __syncthreads();
+    out[threadIdx.x] = 1.0f;
+}
+EMU_KERNEL(divergent_barrier)
+
+extern "C" __global__ void write_past_end(float* out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) out[i] = 2.0f;  // off by one: writes out[n]
+}
+EMU_KERNEL_NOSYNC(write_past_end)

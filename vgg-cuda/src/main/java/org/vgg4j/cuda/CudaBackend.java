@@ -43,7 +43,7 @@ public final class CudaBackend implements Backend {
         this.driver = driver;
         this.math = math;
         this.allocator = new DeviceAllocator(driver);
-        LOG.info("backend '{}' on {} ({} math)", name, driver.describe(), math);
+        LOG.debug("backend '{}' on {} ({} math)", name, driver.describe(), math);
     }
 
     @Override
