@@ -19,13 +19,28 @@ public final class CudaBackendProvider implements BackendProvider {
         return NAME;
     }
 
+    /** The probe's answer, computed once per JVM: a failed native load cannot be retried anyway. */
+    private static String reason;
+    private static boolean probed;
+
     @Override
     public String unavailableReason() {
+        synchronized (CudaBackendProvider.class) {
+            if (!probed) {
+                reason = probe();
+                probed = true;
+            }
+            return reason;
+        }
+    }
+
+    private static String probe() {
         if (CudaBackendProvider.class.getResource("/org/vgg4j/cuda/kernels/MANIFEST") == null) {
             return "its GPU kernels were not built (vgg-cuda was compiled where nvcc was not on the PATH)";
         }
         try {
-            Class.forName("jcuda.driver.JCudaDriver");
+            // presence only: initialising JCudaDriver loads its natives, which is done below under a catch
+            Class.forName("jcuda.driver.JCudaDriver", false, CudaBackendProvider.class.getClassLoader());
         } catch (ClassNotFoundException e) {
             return "JCuda (org.jcuda:jcuda) is not on the class path";
         }
@@ -40,7 +55,12 @@ public final class CudaBackendProvider implements BackendProvider {
             }
             return null;
         } catch (LinkageError e) {
-            return "the NVIDIA driver library libcuda.so.1 (or JCuda's native library) cannot be loaded: " + e;
+            String m = String.valueOf(e.getMessage());
+            if (m.contains("libcuda.so")) {
+                return "the NVIDIA driver library libcuda.so.1 cannot be loaded (no NVIDIA driver on this machine)";
+            }
+            return "JCuda's native library cannot be loaded: " + m.lines().findFirst().orElse(m).trim()
+                    + (m.contains("nested") ? " (see JCuda's message for the attempts it made)" : "");
         } catch (CudaException e) {
             return e.getMessage();
         }
