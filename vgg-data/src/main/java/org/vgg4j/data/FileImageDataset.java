@@ -1,0 +1,71 @@
+package org.vgg4j.data;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Images stored one per file, with a label per file: the dataset behind ImageNet's layouts and generic image
+ * folders (built by {@link ImageFolders}). Reading and decoding happen in {@link #load}, on the caller's thread.
+ */
+public final class FileImageDataset implements ImageDataset {
+    private final List<Path> files;   // (n)
+    private final int[] labels;       // (n)
+    private final List<String> classes;
+    private final ImageDecoder decoder;
+
+    public FileImageDataset(List<Path> files, int[] labels, List<String> classes, ImageDecoder decoder) {
+        if (files.size() != labels.length) {
+            throw new IllegalArgumentException(files.size() + " files but " + labels.length + " labels");
+        }
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] < 0 || labels[i] >= classes.size()) {
+                throw new IllegalArgumentException("label " + labels[i] + " of " + files.get(i) + " outside [0, "
+                        + classes.size() + ")");
+            }
+        }
+        this.files = List.copyOf(files);
+        this.labels = labels.clone();
+        this.classes = List.copyOf(classes);
+        this.decoder = decoder;
+    }
+
+    @Override
+    public int size() {
+        return files.size();
+    }
+
+    @Override
+    public int label(int i) {
+        return labels[i];
+    }
+
+    @Override
+    public List<String> classes() {
+        return classes;
+    }
+
+    @Override
+    public String source(int i) {
+        return files.get(i).toString();
+    }
+
+    public Path file(int i) {
+        return files.get(i);
+    }
+
+    /** The raw bytes of sample {@code i} (for the shard packer, which may copy them unchanged). */
+    public byte[] readBytes(int i) throws BadImageException {
+        try {
+            return Files.readAllBytes(files.get(i));
+        } catch (IOException | OutOfMemoryError e) {
+            throw new BadImageException(source(i), "unreadable: " + e, e);
+        }
+    }
+
+    @Override
+    public RgbImage load(int i) throws BadImageException {
+        return decoder.decode(readBytes(i), source(i));
+    }
+}

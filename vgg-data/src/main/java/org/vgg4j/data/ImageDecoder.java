@@ -1,0 +1,316 @@
+package org.vgg4j.data;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.ComponentColorModel;
+import java.awt.image.ComponentSampleModel;
+import java.awt.image.DataBuffer;
+import java.awt.image.DataBufferByte;
+import java.awt.image.DataBufferUShort;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.event.IIOReadWarningListener;
+import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
+
+/**
+ * Turns the bytes of an image file into an {@link RgbImage}, or rejects them with a {@link BadImageException}:
+ * never a silently wrong image. Thread-safe (readers are cached per thread).
+ *
+ * <p>What it guards against (each a silent trap of a plain {@code ImageIO.read}, see shared/FACTS.md):
+ * <ul>
+ * <li>the format is sniffed from the bytes, not the name (ImageNet has PNG content under a .JPEG name);</li>
+ * <li>dimensions are read from the header before any pixel is decoded, so a decompression bomb is refused
+ *     without allocating it;</li>
+ * <li>reads go through an {@link ImageReader} with a warning listener: the JDK's JPEG reader reports a truncated
+ *     file only as a warning and fills the missing part with grey;</li>
+ * <li>4-component (CMYK / YCCK, Adobe) JPEGs go to TwelveMonkeys' reader, which converts them correctly; ordinary
+ *     JPEGs go to the JDK's reader, measured faster (docs/benchmarks.md);</li>
+ * <li>pixels are taken from the raster, never through {@code getRGB}, which gamma-brightens grayscale JPEGs;
+ *     grayscale is replicated, palettes looked up, 16-bit samples scaled to 8 bits with rounding, alpha
+ *     dropped (as PIL's {@code convert("RGB")} does).</li>
+ * </ul>
+ * Not a colour-managed decoder: embedded ICC profiles of 3-channel images are not applied (as in PIL/torchvision).
+ */
+public final class ImageDecoder {
+    /** Default refusal threshold: 2^27 pixels (ImageNet's largest training image is about 2^24). */
+    public static final long DEFAULT_MAX_PIXELS = 1L << 27;
+
+    private static final String JDK_JPEG = "com.sun.imageio.plugins.jpeg.";
+    private static final String TWELVEMONKEYS_JPEG = "com.twelvemonkeys.imageio.plugins.jpeg.";
+
+    private final long maxPixels;
+    private final ThreadLocal<Map<String, ImageReader>> readers = ThreadLocal.withInitial(HashMap::new);
+
+    public ImageDecoder() {
+        this(DEFAULT_MAX_PIXELS);
+    }
+
+    public ImageDecoder(long maxPixels) {
+        if (maxPixels < 1) {
+            throw new IllegalArgumentException("maxPixels " + maxPixels + " must be >= 1");
+        }
+        this.maxPixels = maxPixels;
+    }
+
+    /** Decodes {@code bytes}; {@code source} (a path or name) appears in the rejection. */
+    public RgbImage decode(byte[] bytes, String source) throws BadImageException {
+        if (bytes.length == 0) {
+            throw new BadImageException(source, "zero-byte file");
+        }
+        Format format = Format.sniff(bytes);
+        long[] dims = format.headerSize(bytes); // {width, height, components} or null when unknown yet
+        if (format == Format.JPEG && dims == null) {
+            throw new BadImageException(source, "JPEG without a frame header (truncated or corrupt)");
+        }
+        ImageReader reader = readerFor(format, dims, bytes, source);
+        List<String> warnings = new ArrayList<>();
+        IIOReadWarningListener listener = (r, w) -> warnings.add(w);
+        reader.addIIOReadWarningListener(listener);
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
+            reader.setInput(in, true, true);
+            long w = reader.getWidth(0);
+            long h = reader.getHeight(0);
+            checkSize(source, w, h);
+            BufferedImage image = reader.read(0);
+            for (String warning : warnings) {
+                if (isFatal(warning)) {
+                    throw new BadImageException(source, "truncated or corrupt: " + warning);
+                }
+            }
+            return toRgb(image, source);
+        } catch (IOException | RuntimeException e) {
+            // Readers throw IIOException for corrupt data and, on some malformed files, runtime exceptions too.
+            readers.get().values().remove(reader); // a reader that failed may hold broken state; disposed below
+            throw new BadImageException(source, "corrupt " + format.name().toLowerCase(Locale.ROOT) + ": " + e, e);
+        } finally {
+            reader.removeIIOReadWarningListener(listener);
+            reader.setInput(null);
+            if (!readers.get().containsValue(reader)) {
+                reader.dispose(); // uncached: a rare format, or a reader that failed
+            }
+        }
+    }
+
+    private void checkSize(String source, long w, long h) throws BadImageException {
+        if (w < 1 || h < 1 || w * h > maxPixels) {
+            throw new BadImageException(source, "dimensions " + w + "x" + h + " outside 1.." + maxPixels
+                    + " pixels (decompression bomb or corrupt header)");
+        }
+    }
+
+    /** libjpeg's "extraneous bytes before marker" is harmless (PIL ignores it too); data loss is not. */
+    private static boolean isFatal(String warning) {
+        String w = warning.toLowerCase(Locale.ROOT);
+        return !w.contains("extraneous bytes") && (w.contains("premature") || w.contains("corrupt")
+                || w.contains("truncat") || w.contains("end of file") || w.contains("eof"));
+    }
+
+    private ImageReader readerFor(Format format, long[] dims, byte[] bytes, String source) throws BadImageException {
+        if (dims != null) {
+            checkSize(source, dims[0], dims[1]);
+        }
+        // JPEG and PNG readers are looked up once per thread by provider (creating a JPEG reader costs); other
+        // formats (GIF, BMP, ...) are rare in ImageNet and asked of ImageIO each time.
+        String key = switch (format) {
+            case JPEG -> dims[2] == 4 ? TWELVEMONKEYS_JPEG : JDK_JPEG;
+            case PNG -> "png";
+            case OTHER -> null;
+        };
+        Map<String, ImageReader> cache = readers.get();
+        if (key != null && cache.containsKey(key)) {
+            return cache.get(key);
+        }
+        Iterator<ImageReader> it = key == null
+                ? ImageIO.getImageReaders(new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes)))
+                : ImageIO.getImageReadersByFormatName(format == Format.PNG ? "png" : "jpeg");
+        while (it.hasNext()) {
+            ImageReader candidate = it.next();
+            String provider = candidate.getOriginatingProvider().getClass().getName();
+            if (key == null || key.equals("png") || provider.startsWith(key)) {
+                if (key != null) {
+                    cache.put(key, candidate);
+                }
+                return candidate;
+            }
+            candidate.dispose();
+        }
+        if (format == Format.JPEG && dims[2] == 4) {
+            throw new BadImageException(source, "CMYK/YCCK JPEG but TwelveMonkeys' reader is not on the class path"
+                    + " (refused rather than decoded to wrong colours)");
+        }
+        if (format == Format.JPEG) {
+            throw new BadImageException(source, "no JDK JPEG reader in this runtime");
+        }
+        int n = Math.min(bytes.length, 8);
+        StringBuilder head = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            head.append(String.format("%02x", bytes[i] & 0xFF));
+        }
+        throw new BadImageException(source, "not an image (no reader for content starting 0x" + head + ")");
+    }
+
+    /** Copies any decoded image into (H,W,3) RGB bytes from its raster. */
+    static RgbImage toRgb(BufferedImage image, String source) throws BadImageException {
+        int w = image.getWidth();
+        int h = image.getHeight();
+        Raster raster = image.getRaster();
+        ColorModel cm = image.getColorModel();
+        byte[] out = new byte[3 * w * h];
+        int bands = raster.getNumBands();
+        int csType = cm.getColorSpace().getType();
+        boolean rgb = csType == java.awt.color.ColorSpace.TYPE_RGB && cm.getColorSpace().isCS_sRGB();
+        boolean gray = csType == java.awt.color.ColorSpace.TYPE_GRAY;
+        if (cm instanceof IndexColorModel icm) {
+            int[] row = new int[w];
+            for (int y = 0; y < h; y++) {
+                raster.getSamples(0, y, w, 1, 0, row);
+                for (int x = 0; x < w; x++) {
+                    int argb = icm.getRGB(row[x]);
+                    int o = (y * w + x) * 3;
+                    out[o] = (byte) (argb >> 16);
+                    out[o + 1] = (byte) (argb >> 8);
+                    out[o + 2] = (byte) argb;
+                }
+            }
+        } else if (cm instanceof ComponentColorModel && (rgb && bands >= 3 || gray && bands >= 1)
+                && raster.getSampleModel() instanceof ComponentSampleModel sm
+                && (raster.getDataBuffer() instanceof DataBufferByte || raster.getDataBuffer() instanceof DataBufferUShort)) {
+            copyComponents(raster, sm, gray, w, h, out);
+        } else {
+            // Everything else (packed int RGB, non-sRGB colour spaces such as CMYK converted by the reader) goes
+            // through the colour model, which converts correctly to sRGB for these types.
+            int[] row = new int[w];
+            for (int y = 0; y < h; y++) {
+                image.getRGB(0, y, w, 1, row, 0, w);
+                for (int x = 0; x < w; x++) {
+                    int o = (y * w + x) * 3;
+                    out[o] = (byte) (row[x] >> 16);
+                    out[o + 1] = (byte) (row[x] >> 8);
+                    out[o + 2] = (byte) row[x];
+                }
+            }
+            if (cm.getColorSpace().getType() == java.awt.color.ColorSpace.TYPE_CMYK) {
+                throw new BadImageException(source, "4-channel CMYK raster reached the generic path (unexpected reader)");
+            }
+        }
+        return new RgbImage(w, h, out);
+    }
+
+    private static void copyComponents(Raster raster, ComponentSampleModel sm, boolean gray, int w, int h, byte[] out) {
+        int[] offsets = sm.getBandOffsets();
+        int pixelStride = sm.getPixelStride();
+        int scanStride = sm.getScanlineStride();
+        int base = raster.getDataBuffer().getOffset()
+                - raster.getSampleModelTranslateY() * scanStride - raster.getSampleModelTranslateX() * pixelStride;
+        int[] bankIdx = sm.getBankIndices();
+        int r = offsets[0];
+        int g = gray ? offsets[0] : offsets[1];
+        int b = gray ? offsets[0] : offsets[2];
+        if (raster.getDataBuffer() instanceof DataBufferByte db) {
+            if (bankIdx[0] != 0 || (!gray && (bankIdx[1] != 0 || bankIdx[2] != 0))) {
+                copyBanked(raster, gray, w, h, out, 0);
+                return;
+            }
+            byte[] src = db.getData();
+            for (int y = 0; y < h; y++) {
+                int s = base + y * scanStride;
+                int o = y * w * 3;
+                for (int x = 0; x < w; x++, s += pixelStride, o += 3) {
+                    out[o] = src[s + r];
+                    out[o + 1] = src[s + g];
+                    out[o + 2] = src[s + b];
+                }
+            }
+        } else {
+            copyBanked(raster, gray, w, h, out, 16);
+        }
+    }
+
+    /** Slow general path: samples through the raster API; {@code bits} 16 scales 0..65535 to 0..255 rounded. */
+    private static void copyBanked(Raster raster, boolean gray, int w, int h, byte[] out, int bits) {
+        int[] row = new int[w];
+        for (int c = 0; c < 3; c++) {
+            int band = gray ? 0 : c;
+            for (int y = 0; y < h; y++) {
+                raster.getSamples(0, y, w, 1, band, row);
+                for (int x = 0; x < w; x++) {
+                    int v = bits == 16 ? (row[x] * 255 + 32767) / 65535 : row[x];
+                    out[(y * w + x) * 3 + c] = (byte) v;
+                }
+            }
+        }
+    }
+
+    /** Container formats told apart by their first bytes. */
+    enum Format {
+        JPEG, PNG, OTHER;
+
+        static Format sniff(byte[] b) {
+            if (b.length >= 3 && (b[0] & 0xFF) == 0xFF && (b[1] & 0xFF) == 0xD8 && (b[2] & 0xFF) == 0xFF) {
+                return JPEG;
+            }
+            if (b.length >= 8 && (b[0] & 0xFF) == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') {
+                return PNG;
+            }
+            return OTHER;
+        }
+
+        /** {width, height, components} from the header without decoding, or null if not found. */
+        long[] headerSize(byte[] b) {
+            if (this == PNG) {
+                if (b.length < 24) {
+                    return null;
+                }
+                return new long[] {u32(b, 16), u32(b, 20), 0};
+            }
+            if (this != JPEG) {
+                return null;
+            }
+            int p = 2;
+            while (p + 4 <= b.length) {
+                if ((b[p] & 0xFF) != 0xFF) {
+                    return null;
+                }
+                int marker = b[p + 1] & 0xFF;
+                if (marker == 0xFF) {
+                    p++; // fill byte
+                    continue;
+                }
+                if (marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {
+                    p += 2;
+                    continue;
+                }
+                int len = ((b[p + 2] & 0xFF) << 8) | (b[p + 3] & 0xFF);
+                boolean sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+                if (sof) {
+                    if (p + 10 > b.length) {
+                        return null;
+                    }
+                    long h = ((b[p + 5] & 0xFF) << 8) | (b[p + 6] & 0xFF);
+                    long w = ((b[p + 7] & 0xFF) << 8) | (b[p + 8] & 0xFF);
+                    return new long[] {w, h, b[p + 9] & 0xFF};
+                }
+                if (marker == 0xDA || marker == 0xD9) {
+                    return null;
+                }
+                p += 2 + len;
+            }
+            return null;
+        }
+
+        private static long u32(byte[] b, int o) {
+            return ((long) (b[o] & 0xFF) << 24) | ((b[o + 1] & 0xFF) << 16) | ((b[o + 2] & 0xFF) << 8) | (b[o + 3] & 0xFF);
+        }
+    }
+}
