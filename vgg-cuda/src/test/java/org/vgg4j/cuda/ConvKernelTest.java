@@ -49,7 +49,7 @@ class ConvKernelTest {
 
     @BeforeAll
     static void emulator() {
-        Parity.assumeEmulator();
+        Parity.assumeDevice();
     }
 
     /** forward, backward-data, backward-filter of one case from host arrays x, w, b, dy, dw0, db0. */

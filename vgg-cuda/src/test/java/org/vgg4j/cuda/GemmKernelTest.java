@@ -21,7 +21,7 @@ import org.vgg4j.core.tensor.Tensor;
 class GemmKernelTest {
     @BeforeAll
     static void emulator() {
-        Parity.assumeEmulator();
+        Parity.assumeDevice();
     }
 
     /** M, Kd, Nd, transA, transB */

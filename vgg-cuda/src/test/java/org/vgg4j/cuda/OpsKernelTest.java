@@ -29,7 +29,7 @@ class OpsKernelTest {
 
     @BeforeAll
     static void emulator() {
-        Parity.assumeEmulator();
+        Parity.assumeDevice();
     }
 
     @BeforeEach

@@ -18,8 +18,10 @@ import org.vgg4j.core.testing.TestTensors;
  * compares the outputs. Is: the harness of every kernel parity test. Is not: a tolerance policy (each test picks
  * its own from the arithmetic involved).
  *
- * <p>When the emulated device was not built (no g++ at build time, not Linux) the tests using it are SKIPPED with
- * that reason, never passed silently.
+ * <p>The device side is the emulated device by default; with {@code -D}{@value #DRIVER_PROPERTY}{@code =jcuda} it is
+ * a real GPU (scripts/gpu-check.sh runs the same suite that way). When the chosen device cannot run here (emulator
+ * not built: no g++ at build time or not Linux; no GPU) the tests using it are SKIPPED with that reason, never
+ * passed silently.
  */
 final class Parity implements AutoCloseable {
     /** An op under test: builds its inputs on {@code b} (same host values for both), runs, returns its outputs. */
@@ -27,15 +29,34 @@ final class Parity implements AutoCloseable {
         Tensor[] run(Backend b);
     }
 
+    static final String DRIVER_PROPERTY = "vgg4j.cuda.test.driver";
+
     final ReferenceBackend ref = new ReferenceBackend();
     final CudaBackend dev;
 
     Parity(MathMode math) {
-        dev = new CudaBackend("cuda-emulated", EmulatedDriver.open(0), math);
+        dev = onGpu()
+                ? new CudaBackend("cuda", JCudaDriver.open(Integer.getInteger("vgg4j.cuda.device", 0)), math)
+                : new CudaBackend("cuda-emulated", EmulatedDriver.open(0), math);
+    }
+
+    /** Whether the parity tests run against a real GPU instead of the emulated device. */
+    static boolean onGpu() {
+        return "jcuda".equals(System.getProperty(DRIVER_PROPERTY));
     }
 
     Parity() {
         this(MathMode.FP32);
+    }
+
+    /** Skips the calling test, with the reason, when the device the parity tests use is not available. */
+    static void assumeDevice() {
+        if (onGpu()) {
+            String why = new CudaBackendProvider().unavailableReason();
+            Assumptions.assumeTrue(why == null, () -> "CUDA GPU not available: " + why);
+        } else {
+            assumeEmulator();
+        }
     }
 
     /** Skips the calling test, with the reason, when the emulated device is not available. */

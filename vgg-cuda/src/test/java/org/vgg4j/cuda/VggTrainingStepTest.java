@@ -28,7 +28,7 @@ import org.vgg4j.core.testing.TestTensors;
 class VggTrainingStepTest {
     @BeforeAll
     static void emulator() {
-        Parity.assumeEmulator();
+        Parity.assumeDevice();
     }
 
     /** [backend][0 logits, 1 grads after step 1, 2 params after step 2, 3 losses] */
