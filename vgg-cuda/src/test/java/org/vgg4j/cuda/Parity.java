@@ -4,6 +4,7 @@ import static org.vgg4j.core.testing.TestTensors.toArray;
 
 import java.util.SplittableRandom;
 
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.reference.ReferenceBackend;
@@ -52,8 +53,11 @@ final class Parity implements AutoCloseable {
     /** Skips the calling test, with the reason, when the device the parity tests use is not available. */
     static void assumeDevice() {
         if (onGpu()) {
+            // the GPU was asked for explicitly (gpu-check.sh): its absence is a failure, not a skip
             String why = new CudaBackendProvider().unavailableReason();
-            Assumptions.assumeTrue(why == null, () -> "CUDA GPU not available: " + why);
+            if (why != null) {
+                Assertions.fail("-D" + DRIVER_PROPERTY + "=jcuda but the CUDA backend cannot run: " + why);
+            }
         } else {
             assumeEmulator();
         }
