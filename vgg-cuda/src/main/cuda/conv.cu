@@ -9,10 +9,12 @@
 //   backward-data    dx (C x N*H*W)  = w^T (C x K*R*S) * col(dy) (K*R*S x N*H*W)      (overwrites dx)
 //   backward-filter  dw (K x C*R*S) += dy (K x N*P*Q) * im2col(x)^T (N*P*Q x C*R*S)   (accumulates, SPI rule)
 // Kernels: conv_fwd_{f32,tf32,bf16}, conv_bwd_data_{...}, conv_bwd_filter_{...}; launch 256 threads,
-// grid (ceil(cols/64), ceil(rows/64)) of the GEMM above. The db of backward-filter is bias_backward (reduce.cu).
-// Versions: v1 (this file): one 64x64x16 tile per block, FP32 default, TF32/BF16 on tensor cores on a GPU, their
-// twin on the emulator (gemm_tile.cuh). Backward-filter has no split-K yet, so layers with few K*C*R*S tiles
-// (the first conv) use few blocks.
+// grid (ceil(cols/64), ceil(rows/64), splits) of the GEMM above. Backward-filter takes a workspace for split-K:
+// with splits > 1 each z-slice of the grid sums a chunk of N*P*Q into workspace[z] and splitk_accumulate
+// (elementwise.cu) adds the slices to dw in order. The db of backward-filter is bias_backward (reduce.cu).
+// Versions: v1: one 64x64x16 tile per block, FP32 default, TF32/BF16 on tensor cores on a GPU, their twin on the
+// emulator (gemm_tile.cuh). v1.1: deterministic split-K for backward-filter (VGG's first layers have 1..9 output
+// tiles but sum over N*P*Q = 3.2 million at batch 64, 224x224).
 // Check: ConvKernelTest (emulator, vs the reference backend; exact on small integers); on a GPU the same suite via
 // scripts/gpu-check.sh, which also benchmarks these kernels (TFLOP/s per layer shape).
 #include "gemm_tile.cuh"
@@ -121,12 +123,13 @@ __device__ __forceinline__ void conv_bwd_data(const float* dy, const float* wt, 
     gemm_tile<PREC>(pb);
 }
 
+// workspace == nullptr: dw += the whole sum; else split-K partials into workspace (splitk_accumulate adds them).
 template <int PREC>
 __device__ __forceinline__ void conv_bwd_filter(const float* x, const float* dy, float* dw, int n, int c, int h, int w,
-                                                int k, int r, int s, int pad) {
+                                                int k, int r, int s, int pad, float* workspace, int kChunk) {
     ConvGeom g = geom(n, c, h, w, k, r, s, pad);
     ConvBackwardFilter pb{k, c * r * s, n * g.p * g.q, true, true, g, x, dy, dw};
-    gemm_tile<PREC>(pb);
+    gemm_tile_maybe_split<PREC>(pb, workspace, kChunk);
 }
 
 #define CONV_KERNELS(suffix, PREC)                                                                                   \
@@ -143,10 +146,10 @@ __device__ __forceinline__ void conv_bwd_filter(const float* x, const float* dy,
         conv_bwd_data<PREC>(dy, wt, dx, n, c, h, w, k, r, s, pad);                                                   \
     }                                                                                                                \
     EMU_KERNEL(conv_bwd_data_##suffix)                                                                               \
-    extern "C" __global__ void __launch_bounds__(256) conv_bwd_filter_##suffix(const float* x, const float* dy,    \
-                                                                               float* dw, int n, int c, int h,       \
-                                                                               int w, int k, int r, int s, int pad) { \
-        conv_bwd_filter<PREC>(x, dy, dw, n, c, h, w, k, r, s, pad);                                                  \
+    extern "C" __global__ void __launch_bounds__(256) conv_bwd_filter_##suffix(                                    \
+        const float* x, const float* dy, float* dw, int n, int c, int h, int w, int k, int r, int s, int pad,        \
+        float* workspace, int kChunk) {                                                                              \
+        conv_bwd_filter<PREC>(x, dy, dw, n, c, h, w, k, r, s, pad, workspace, kChunk);                               \
     }                                                                                                                \
     EMU_KERNEL(conv_bwd_filter_##suffix)
 

@@ -100,3 +100,26 @@ extern "C" __global__ void bn_fwd_infer(const float* x, const float* gamma, cons
     }
 }
 EMU_KERNEL_NOSYNC(bn_fwd_infer)
+
+// Split-K epilogues (see gemm_tile.cuh): partial (splits, mn) holds each z-slice's sum; adding them in z order keeps
+// the result deterministic.
+// out[i] += sum over z of partial[z][i]   (conv backward-filter: dw accumulates)
+extern "C" __global__ void splitk_accumulate(const float* partial, int splits, long long mn, float* out) {
+    GRID_STRIDE_LOOP(i, mn) {
+        float s = 0.0f;
+        for (int z = 0; z < splits; z++) s += partial[z * mn + i];
+        out[i] += s;
+    }
+}
+EMU_KERNEL_NOSYNC(splitk_accumulate)
+
+// c[i] = alpha * sum + beta * c[i]; beta == 0 never reads c (the SPI)
+extern "C" __global__ void splitk_gemm_epilogue(const float* partial, int splits, long long mn, float* c, float alpha,
+                                                float beta) {
+    GRID_STRIDE_LOOP(i, mn) {
+        float s = 0.0f;
+        for (int z = 0; z < splits; z++) s += partial[z * mn + i];
+        c[i] = beta == 0.0f ? alpha * s : fmaf(beta, c[i], alpha * s);
+    }
+}
+EMU_KERNEL_NOSYNC(splitk_gemm_epilogue)

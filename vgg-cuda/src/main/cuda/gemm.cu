@@ -2,8 +2,10 @@
 //
 // Dimension legend: M rows of op(a) and c, Kd the shared dimension, Nd columns of op(b) and c; a, b, c dense
 // row-major float32, op(m) = m or its transpose (transA / transB flags, lda / ldb = stored column counts).
-// Kernels: gemm_{f32,tf32,bf16}(a, b, c, m, nd, kd, transA, transB, lda, ldb, alpha, beta); launch 256 threads,
-// grid (ceil(Nd/64), ceil(M/64)). With beta == 0 the old c is never read (it may hold NaN), as the SPI says.
+// Kernels: gemm_{f32,tf32,bf16}(a, b, c, m, nd, kd, transA, transB, lda, ldb, alpha, beta, workspace, kChunk);
+// launch 256 threads, grid (ceil(Nd/64), ceil(M/64), splits). With beta == 0 the old c is never read (it may hold
+// NaN), as the SPI says. With a workspace (split-K, for FC layers at small batch: M = 64 rows is one tile row but
+// Kd = 25088) each z-slice writes raw partial sums and splitk_gemm_epilogue (elementwise.cu) applies alpha/beta.
 // Versions: v1, the shared tile core of gemm_tile.cuh (FP32 default; TF32/BF16 tensor cores on a GPU, twin on the
 // emulator). Check: GemmKernelTest (emulator, vs the reference backend, exact on small integers); benchmark via
 // scripts/gpu-check.sh.
@@ -28,9 +30,9 @@ struct Gemm {
 #define GEMM_KERNEL(suffix, PREC)                                                                               \
     extern "C" __global__ void __launch_bounds__(256)                                                           \
         gemm_##suffix(const float* a, const float* b, float* c, int m, int nd, int kd, int transA, int transB,  \
-                      int lda, int ldb, float alpha, float beta) {                                              \
+                      int lda, int ldb, float alpha, float beta, float* workspace, int kChunk) {                \
         Gemm pb{m, nd, kd, !transA, transB != 0, a, b, c, transA, transB, lda, ldb, alpha, beta};               \
-        gemm_tile<PREC>(pb);                                                                                    \
+        gemm_tile_maybe_split<PREC>(pb, workspace, kChunk);                                                     \
     }                                                                                                           \
     EMU_KERNEL(gemm_##suffix)
 

@@ -37,8 +37,9 @@ enum Fault { FAULT_NONE = 0, FAULT_NO_SYNC_AFTER_LOAD = 1, FAULT_K_BOUND_OFF_BY_
 
 // Problem: int m, n, kd; bool aKFast, bKFast (which index varies fastest in memory, for coalesced tile loads);
 // float loadA(int m, int k) const; float loadB(int k, int n) const; void store(int m, int n, float acc) const.
+// The block sums over k in [kBegin, kEnd) only (split-K, see SplitK below); kBegin is a multiple of BK.
 template <int PREC, class Problem, int FAULT = tile::FAULT_NONE>
-__device__ __forceinline__ void gemm_tile(const Problem& pb) {
+__device__ __forceinline__ void gemm_tile(const Problem& pb, int kBegin, int kEnd) {
     using namespace tile;
     KERNEL_REQUIRE(blockDim.x == THREADS && blockDim.y == 1 && blockDim.z == 1);
     // As: A tile stored k-major, As[k][m] (BK x BM); Bs: B tile, Bs[k][n] (BK x BN)
@@ -49,7 +50,7 @@ __device__ __forceinline__ void gemm_tile(const Problem& pb) {
     const int ty = tid / 16;
     const int m0 = blockIdx.y * BM;
     const int n0 = blockIdx.x * BN;
-    const int kLimit = FAULT == FAULT_K_BOUND_OFF_BY_ONE ? pb.kd + 1 : pb.kd;
+    const int kLimit = FAULT == FAULT_K_BOUND_OFF_BY_ONE ? kEnd + 1 : kEnd;
 
 #if defined(__CUDA_ARCH__)
     // Tensor-core accumulators: warp w owns rows (w % 4) * 16 and columns (w / 4) * 32 .. +32 of the tile.
@@ -64,7 +65,7 @@ __device__ __forceinline__ void gemm_tile(const Problem& pb) {
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < pb.kd; k0 += BK) {
+    for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
         for (int e = tid; e < BK * BM; e += THREADS) {
             const int kk = pb.aKFast ? e % BK : e / BM;
             const int mm = pb.aKFast ? e / BK : e % BM;
@@ -136,4 +137,36 @@ __device__ __forceinline__ void gemm_tile(const Problem& pb) {
             if (n < pb.n) pb.store(m, n, acc[i][j]);
         }
     }
+}
+
+template <int PREC, class Problem, int FAULT = tile::FAULT_NONE>
+__device__ __forceinline__ void gemm_tile(const Problem& pb) {
+    gemm_tile<PREC, Problem, FAULT>(pb, 0, pb.kd);
+}
+
+// Split-K: when a GEMM has few output tiles but a long shared dimension (conv backward-filter of VGG's first
+// layers: K x C*R*S = 64 x 27 is ONE tile, summed over N*P*Q = 3.2 million), blockIdx.z picks a chunk of
+// [0, Kd) and the block writes its partial tile to workspace[z] (M x Nc, row-major) instead of storing; a second,
+// elementwise kernel (splitk_*) adds the partials in z order, so the result is deterministic.
+template <class Problem>
+struct SplitK {
+    const Problem& inner;
+    float* partial;  // workspace + z * M * Nc
+    int m, n, kd;
+    bool aKFast, bKFast;
+    __device__ float loadA(int i, int k) const { return inner.loadA(i, k); }
+    __device__ float loadB(int k, int j) const { return inner.loadB(k, j); }
+    __device__ void store(int i, int j, float v) const { partial[(long long)i * n + j] = v; }
+};
+
+// Runs the problem whole (workspace == nullptr) or this block's split-K chunk of kChunk (a multiple of BK).
+template <int PREC, class Problem>
+__device__ __forceinline__ void gemm_tile_maybe_split(const Problem& pb, float* workspace, int kChunk) {
+    if (workspace == nullptr) {
+        gemm_tile<PREC>(pb);
+        return;
+    }
+    const int z = blockIdx.z;
+    SplitK<Problem> sk{pb, workspace + (long long)z * pb.m * pb.n, pb.m, pb.n, pb.kd, pb.aKFast, pb.bKFast};
+    gemm_tile<PREC>(sk, z * kChunk, min(pb.kd, (z + 1) * kChunk));
 }

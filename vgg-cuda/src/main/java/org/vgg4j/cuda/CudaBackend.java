@@ -29,6 +29,11 @@ public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
     private static final int TILE = 64;
     private static final int MAX_ELEMENTWISE_BLOCKS = 8192;
+    /** split-K: the least shared-dimension depth worth a slice of its own */
+    private static final long MIN_SPLIT_DEPTH = 256;
+    /** split-K: at most this many slices, and a workspace of at most this many bytes */
+    private static final int MAX_SPLITS = 64;
+    private static final long MAX_SPLIT_WORKSPACE = 256L << 20;
 
     private final String name;
     private final Driver driver;
@@ -249,9 +254,26 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardFilter";
         Conv g = Conv.of(op, x, dw, pad);
         shape(op, "dy", dy, g.ctx, g.n, g.k, g.p, g.q);
-        KernelArgs a = KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "dy", dy)).ptr(ptr(op, "dw", dw));
-        launch(op, "conv", "conv_bwd_filter_" + math.suffix, blocks((long) g.c * g.r * g.s), blocks(g.k),
-                g.geometry(a), x, dy, dw);
+        long dwp = ptr(op, "dw", dw);
+        KernelArgs a = g.geometry(KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "dy", dy)).ptr(dwp));
+        int gx = blocks((long) g.c * g.r * g.s);
+        int gy = blocks(g.k);
+        long mn = (long) g.k * g.c * g.r * g.s;
+        SplitK sk = splitK(gx * gy, (long) g.n * g.p * g.q, mn);
+        if (sk.splits == 1) {
+            launch(op, "conv", "conv_bwd_filter_" + math.suffix, gx, gy, 1, a.ptr(0).i32(0), x, dy, dw);
+        } else {
+            // each z-slice sums a chunk of N*P*Q into workspace[z]; splitk_accumulate adds them to dw in order
+            long ws = allocator.allocate(4L * sk.splits * mn);
+            try {
+                launch(op, "conv", "conv_bwd_filter_" + math.suffix, gx, gy, sk.splits, a.ptr(ws).i32(sk.chunk),
+                        x, dy, dw);
+                elementwise(op, "elementwise", "splitk_accumulate", mn, KernelArgs.of().ptr(ws).i32(sk.splits)
+                        .i64(mn).ptr(dwp), x, dy, dw);
+            } finally {
+                allocator.release(ws); // later work on the same stream is ordered after these launches
+            }
+        }
         if (db != null) {
             shape(op, "db", db, g.ctx, g.k);
             launch(op, "reduce", "bias_backward", g.k, 1, KernelArgs.of().ptr(ptr(op, "dy", dy))
@@ -436,9 +458,45 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(op + ": inner dimensions differ, " + kd + " vs " + kdB + " (" + ctx + ")");
         }
         shape(op, "c", c, ctx, m, nd);
-        launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), KernelArgs.of().ptr(ptr(op, "a", a))
-                .ptr(ptr(op, "b", b)).ptr(ptr(op, "c", c)).i32(m).i32(nd).i32(kd).i32(transA ? 1 : 0)
-                .i32(transB ? 1 : 0).i32(a.dim(1)).i32(b.dim(1)).f32((float) alpha).f32((float) beta), a, b, c);
+        long cp = ptr(op, "c", c);
+        KernelArgs args = KernelArgs.of().ptr(ptr(op, "a", a)).ptr(ptr(op, "b", b)).ptr(cp).i32(m).i32(nd).i32(kd)
+                .i32(transA ? 1 : 0).i32(transB ? 1 : 0).i32(a.dim(1)).i32(b.dim(1)).f32((float) alpha)
+                .f32((float) beta);
+        long mn = (long) m * nd;
+        SplitK sk = splitK(blocks(nd) * blocks(m), kd, mn);
+        if (sk.splits == 1) {
+            launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), 1, args.ptr(0).i32(0), a, b, c);
+            return;
+        }
+        long ws = allocator.allocate(4L * sk.splits * mn);
+        try {
+            launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), sk.splits, args.ptr(ws).i32(sk.chunk),
+                    a, b, c);
+            elementwise(op, "elementwise", "splitk_gemm_epilogue", mn, KernelArgs.of().ptr(ws).i32(sk.splits).i64(mn)
+                    .ptr(cp).f32((float) alpha).f32((float) beta), a, b, c);
+        } finally {
+            allocator.release(ws);
+        }
+    }
+
+    /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
+    record SplitK(int splits, int chunk) {
+    }
+
+    /**
+     * Split-K plan for a GEMM with {@code tiles} output tiles summing over {@code depth}: enough slices to give the
+     * device about two blocks per multiprocessor, none shallower than MIN_SPLIT_DEPTH, chunks a multiple of the tile
+     * depth 16, the workspace (splits x mn floats) bounded.
+     */
+    SplitK splitK(int tiles, long depth, long mn) {
+        long target = 2L * driver.multiprocessorCount();
+        long splits = Math.min((target + tiles - 1) / tiles, depth / MIN_SPLIT_DEPTH);
+        splits = Math.min(Math.min(splits, MAX_SPLITS), MAX_SPLIT_WORKSPACE / Math.max(1, 4 * mn));
+        if (tiles >= target || splits <= 1) {
+            return new SplitK(1, (int) Math.min(depth, Integer.MAX_VALUE));
+        }
+        long chunk = ((depth + splits - 1) / splits + 15) / 16 * 16;
+        return new SplitK((int) ((depth + chunk - 1) / chunk), (int) chunk);
     }
 
     @Override
@@ -599,8 +657,13 @@ public final class CudaBackend implements Backend {
     }
 
     private void launch(String op, String module, String kernel, int gx, int gy, KernelArgs args, Tensor... tensors) {
+        launch(op, module, kernel, gx, gy, 1, args, tensors);
+    }
+
+    private void launch(String op, String module, String kernel, int gx, int gy, int gz, KernelArgs args,
+                        Tensor... tensors) {
         try {
-            driver.launch(driver.function(module, kernel), gx, gy, 1, THREADS, args);
+            driver.launch(driver.function(module, kernel), gx, gy, gz, THREADS, args);
         } catch (CudaException e) {
             StringJoiner shapes = new StringJoiner(", ");
             for (Tensor t : tensors) {

@@ -18,6 +18,9 @@ public interface Driver extends AutoCloseable {
     /** A human-readable description of the device ("NVIDIA H100 (sm_90, 80 GiB)", "emulated CUDA device 0 of 2"). */
     String describe();
 
+    /** Streaming multiprocessors (the emulated device reports a nominal 4): sizes split-K grids. */
+    int multiprocessorCount();
+
     /** Bytes of device memory in total. */
     long totalMemory();
 

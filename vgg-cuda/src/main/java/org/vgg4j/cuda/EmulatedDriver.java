@@ -69,6 +69,12 @@ public final class EmulatedDriver implements Driver {
         return "emulated CUDA device " + device + " of " + deviceCount + " (CPU, " + (memoryLimit >> 20) + " MiB)";
     }
 
+    /** Nominal: small, so that modest test shapes already take the split-K paths the GPU takes at full size. */
+    @Override
+    public int multiprocessorCount() {
+        return 4;
+    }
+
     @Override
     public long totalMemory() {
         return memoryLimit;

@@ -75,6 +75,7 @@ public final class JCudaDriver implements Driver {
     private final String name;
     private final int capability;
     private final long totalMemory;
+    private final int multiprocessors;
     private final CUcontext context = new CUcontext();
     private final CUdevice cuDevice = new CUdevice();
     private final CUstream stream = new CUstream();
@@ -103,6 +104,9 @@ public final class JCudaDriver implements Driver {
         check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, cuDevice),
                 "cuDeviceGetAttribute(minor)");
         this.capability = major * 10 + v[0];
+        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cuDevice),
+                "cuDeviceGetAttribute(multiprocessors)");
+        this.multiprocessors = v[0];
         long[] mem = new long[1];
         check(cuDeviceTotalMem(mem, cuDevice), "cuDeviceTotalMem");
         this.totalMemory = mem[0];
@@ -144,11 +148,17 @@ public final class JCudaDriver implements Driver {
 
     @Override
     public String describe() {
-        return name + " (device " + device + ", sm_" + capability + ", " + (totalMemory >> 20) + " MiB)";
+        return name + " (device " + device + ", sm_" + capability + ", " + multiprocessors + " SMs, "
+                + (totalMemory >> 20) + " MiB)";
     }
 
     public int computeCapability() {
         return capability;
+    }
+
+    @Override
+    public int multiprocessorCount() {
+        return multiprocessors;
     }
 
     @Override

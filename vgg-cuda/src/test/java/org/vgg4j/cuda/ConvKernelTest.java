@@ -19,7 +19,8 @@ import org.vgg4j.core.tensor.Tensor;
 /**
  * conv.cu on the emulated device against the reference backend: forward (with and without bias), backward-data and
  * backward-filter (accumulating onto existing gradients), for 3x3, 1x1 and 7x7 kernels, with sizes that are not
- * multiples of the 64x64x16 tile (C, K in 2..65, odd H, W); exact on small integers in every math mode; the TF32
+ * multiples of the 64x64x16 tile (C, K in 2..70, odd H, W), backward-filter with and without split-K; exact on
+ * small integers in every math mode; the TF32
  * and BF16 twins equal FP32 arithmetic on operands rounded the way the tensor cores round them.
  */
 class ConvKernelTest {
@@ -44,7 +45,9 @@ class ConvKernelTest {
                 new Case(1, 17, 9, 11, 65, 3, 3, 1),  // K one past a tile, C*R*S = 153 not a multiple of 16
                 new Case(2, 5, 6, 6, 3, 1, 1, 0),     // 1x1 (config C)
                 new Case(1, 4, 13, 13, 3, 7, 7, 3),   // 7x7 (dense evaluation's FC-as-conv)
-                new Case(3, 2, 5, 4, 2, 3, 3, 0));    // no padding, N*P*Q = 18
+                new Case(3, 2, 5, 4, 2, 3, 3, 0),     // no padding, N*P*Q = 18
+                new Case(2, 3, 24, 20, 8, 3, 3, 1),   // backward-filter split-K: 1 tile, N*P*Q = 960 in 3 slices
+                new Case(1, 6, 30, 30, 70, 3, 3, 1)); // split-K with a ragged last slice (900 = 304 + 304 + 292)
     }
 
     @BeforeAll

@@ -15,7 +15,8 @@ import org.vgg4j.core.tensor.Tensor;
 
 /**
  * gemm.cu on the emulated device against the reference backend: every transpose combination, shapes that are not
- * multiples of the 64x64x16 tile (including a single row, VGG's batch-1 FC case), alpha/beta with beta = 0 ignoring
+ * multiples of the 64x64x16 tile (including a single row, VGG's batch-1 FC case), with and without split-K,
+ * alpha/beta with beta = 0 ignoring
  * a NaN-filled c, and exact results on small integers in every math mode.
  */
 class GemmKernelTest {
@@ -27,7 +28,8 @@ class GemmKernelTest {
     /** M, Kd, Nd, transA, transB */
     static Stream<Arguments> cases() {
         Stream.Builder<Arguments> b = Stream.builder();
-        int[][] sizes = {{5, 17, 3}, {65, 33, 70}, {1, 130, 7}, {2, 16, 64}};
+        // the last two take the split-K path (few output tiles, Kd >= 512): 2 slices each
+        int[][] sizes = {{5, 17, 3}, {65, 33, 70}, {1, 130, 7}, {2, 16, 64}, {2, 700, 5}, {65, 1000, 70}};
         for (int[] s : sizes) {
             for (boolean ta : new boolean[] {false, true}) {
                 for (boolean tb : new boolean[] {false, true}) {

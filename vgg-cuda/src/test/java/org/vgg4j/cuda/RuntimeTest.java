@@ -77,6 +77,21 @@ class RuntimeTest {
     }
 
     @Test
+    void splitKPlansFillTheDeviceWithoutShallowSlices() {
+        Parity.assumeEmulator();
+        try (CudaBackend b = new CudaBackend("cuda-emulated", EmulatedDriver.open(0), MathMode.FP32)) {
+            // the emulator reports 4 multiprocessors: aim for 8 blocks
+            // VGG-16's first layer backward-filter at batch 64: one 64x27 tile summed over 64*224*224
+            assertEquals(new CudaBackend.SplitK(8, 401408), b.splitK(1, 64L * 224 * 224, 64 * 27));
+            assertEquals(1, b.splitK(8, 1 << 20, 1 << 12).splits(), "enough tiles: no split");
+            assertEquals(1, b.splitK(1, 500, 64).splits(), "too shallow to split");
+            CudaBackend.SplitK sk = b.splitK(2, 900, 64);
+            assertEquals(new CudaBackend.SplitK(3, 304), sk, "chunks are multiples of 16, the last one ragged");
+            assertTrue((long) sk.splits() * sk.chunk() >= 900 && (long) (sk.splits() - 1) * sk.chunk() < 900);
+        }
+    }
+
+    @Test
     void outOfMemoryNamesTheBatchSizeAndOneThatFits() {
         Parity.assumeEmulator();
         // 7 MiB device; per image 64x32x32 floats = 256 KiB per activation, 4 MiB per activation of batch 16
