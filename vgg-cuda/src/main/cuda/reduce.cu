@@ -5,8 +5,8 @@
 // Every kernel here runs 256 threads per block and reduces with block_sum / block_max (kernel_common.cuh): a fixed
 // tree, so results are deterministic (no atomics). Partial results that need double precision go back to the host
 // (sum_squares_partial, softmax_xent's per-row losses), where Java adds them in double.
-// Versions: v1, one block per channel / row (fine for VGG's 64..4096 channels; a channel-split variant would help
-// the first BN layers at batch 1). Check: ReduceKernelTest, BatchNormKernelTest (emulator).
+// Versions: v1, one block per channel / row; v1.1 bias gradient split into slices per channel when channels are
+// few (bias_backward_partial + bias_backward_finish). The batch-norm kernels are still one block per channel. Check: ReduceKernelTest, BatchNormKernelTest (emulator).
 #include "kernel_common.cuh"
 
 // db[k] += sum over n, inner of dy (N,K,inner); grid (K), block 256
@@ -22,6 +22,35 @@ extern "C" __global__ void bias_backward(const float* dy, float* db, int n, int 
     if (threadIdx.x == 0) db[ch] += total;
 }
 EMU_KERNEL(bias_backward)
+
+// The same sum in `slices` pieces per channel, for layers with few channels but large N*H*W (VGG's first layers:
+// 64 channels of 3.2 million values at batch 64): grid (K, slices), partial (K, slices); bias_backward_finish adds
+// the pieces in order, so the result stays deterministic.
+extern "C" __global__ void bias_backward_partial(const float* dy, float* partial, int n, int k, int inner,
+                                                 int slices) {
+    KERNEL_REQUIRE(blockDim.x == 256);
+    const int ch = blockIdx.x, sl = blockIdx.y;
+    const long long total = (long long)n * inner;
+    const long long per = (total + slices - 1) / slices;
+    const long long end = min(total, (sl + 1) * per);
+    float acc = 0.0f;
+    for (long long e = sl * per + threadIdx.x; e < end; e += blockDim.x) {
+        acc += dy[((e / inner) * k + ch) * inner + e % inner];
+    }
+    const float t = block_sum(acc);
+    if (threadIdx.x == 0) partial[(long long)ch * slices + sl] = t;
+}
+EMU_KERNEL(bias_backward_partial)
+
+// db[k] += sum over s of partial[k][s]; grid-stride over K
+extern "C" __global__ void bias_backward_finish(const float* partial, float* db, int k, int slices) {
+    GRID_STRIDE_LOOP(ch, k) {
+        float t = 0.0f;
+        for (int s = 0; s < slices; s++) t += partial[ch * slices + s];
+        db[ch] += t;
+    }
+}
+EMU_KERNEL_NOSYNC(bias_backward_finish)
 
 // partial[block] = sum of x^2 over a grid-strided share of x (N elements); the host adds the partials.
 extern "C" __global__ void sum_squares_partial(const float* x, long long n, float* partial) {

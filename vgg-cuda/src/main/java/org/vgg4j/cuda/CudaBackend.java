@@ -276,8 +276,7 @@ public final class CudaBackend implements Backend {
         }
         if (db != null) {
             shape(op, "db", db, g.ctx, g.k);
-            launch(op, "reduce", "bias_backward", g.k, 1, KernelArgs.of().ptr(ptr(op, "dy", dy))
-                    .ptr(ptr(op, "db", db)).i32(g.n).i32(g.k).i32(g.p * g.q), dy, db);
+            biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
         }
     }
 
@@ -515,8 +514,31 @@ public final class CudaBackend implements Backend {
         int k = biasChannels(op, "dy", dy);
         shape(op, "db", db, "dy " + dy.shape(), k);
         int inner = (int) (dy.size() / ((long) dy.dim(0) * k));
-        launch(op, "reduce", "bias_backward", k, 1, KernelArgs.of().ptr(ptr(op, "dy", dy)).ptr(ptr(op, "db", db))
-                .i32(dy.dim(0)).i32(k).i32(inner), dy, db);
+        biasGradient(op, dy, db, dy.dim(0), k, inner);
+    }
+
+    /**
+     * db (K) += sum of dy (N,K,inner) over N and inner: one block per channel, or, when channels are too few to fill
+     * the device, several slices per channel whose partial sums are added in order (deterministic).
+     */
+    private void biasGradient(String op, Tensor dy, Tensor db, int n, int k, int inner) {
+        long total = (long) n * inner;
+        long slices = Math.min((2L * driver.multiprocessorCount() + k - 1) / k, (total + 4095) / 4096);
+        slices = Math.min(slices, 1024);
+        if (slices <= 1) {
+            launch(op, "reduce", "bias_backward", k, 1, KernelArgs.of().ptr(ptr(op, "dy", dy)).ptr(ptr(op, "db", db))
+                    .i32(n).i32(k).i32(inner), dy, db);
+            return;
+        }
+        long partial = allocator.allocate(4L * k * slices);
+        try {
+            launch(op, "reduce", "bias_backward_partial", k, (int) slices, KernelArgs.of().ptr(ptr(op, "dy", dy))
+                    .ptr(partial).i32(n).i32(k).i32(inner).i32((int) slices), dy, db);
+            elementwise(op, "reduce", "bias_backward_finish", k, KernelArgs.of().ptr(partial).ptr(ptr(op, "db", db))
+                    .i32(k).i32((int) slices), dy, db);
+        } finally {
+            allocator.release(partial);
+        }
     }
 
     private static int biasChannels(String op, String role, Tensor t) {

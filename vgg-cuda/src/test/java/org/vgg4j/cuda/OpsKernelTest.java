@@ -116,6 +116,20 @@ class OpsKernelTest {
             be.biasBackward(t(be, X, dy), db);
             return new Tensor[] {db};
         }, 1e-5, 1e-5, "biasBackward");
+        // few channels, many values each: the sliced path (3 channels on 4 nominal multiprocessors -> 2 slices)
+        Shape big = Shape.of(4, 3, 40, 41);
+        double[] dyBigInt = ints(31, Parity.size(big), -9, 9);
+        p.assertExact(be -> {
+            Tensor db = t(be, Shape.of(3), new double[] {1, -2, 3});
+            be.biasBackward(t(be, big, dyBigInt), db);
+            return new Tensor[] {db};
+        }, "sliced biasBackward on integers");
+        double[] dyBig = floats(32, Parity.size(big), -1, 1);
+        p.assertParity(be -> {
+            Tensor db = be.allocate(DType.FLOAT32, Shape.of(3));
+            be.biasBackward(t(be, big, dyBig), db);
+            return new Tensor[] {db};
+        }, 1e-5, 1e-4, "sliced biasBackward");
     }
 
     @Test
