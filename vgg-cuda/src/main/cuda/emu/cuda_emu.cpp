@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,7 +52,7 @@ struct Fiber {
 struct Worker {
     ucontext_t scheduler;
     std::vector<Fiber> fibers;
-    std::vector<char> stacks;  // fibers.size() * kStackBytes
+    std::unique_ptr<char[]> stacks;  // fibers.size() * kStackBytes, uninitialised (pages are touched on demand)
     int current = -1;          // fiber running now, -1 when threads run as plain calls
     const Kernel* kernel = nullptr;
     void** args = nullptr;
@@ -86,7 +89,7 @@ std::string run_block(const Kernel* k, dim3 block, void** args) {
     }
     if (w.fibers.size() < n) {
         w.fibers = std::vector<Fiber>(n);
-        w.stacks.assign(n * kStackBytes, 0);
+        w.stacks.reset(new char[n * kStackBytes]);
     }
     for (unsigned t = 0; t < n; t++) {
         Fiber& f = w.fibers[t];
@@ -94,7 +97,7 @@ std::string run_block(const Kernel* k, dim3 block, void** args) {
             getcontext(&f.ctx);  // once per slot: makecontext below reuses the context
             f.initialised = true;
         }
-        f.ctx.uc_stack.ss_sp = w.stacks.data() + t * kStackBytes;
+        f.ctx.uc_stack.ss_sp = w.stacks.get() + t * kStackBytes;
         f.ctx.uc_stack.ss_size = kStackBytes;
         f.ctx.uc_link = &w.scheduler;
         makecontext(&f.ctx, fiber_entry, 0);
@@ -158,6 +161,56 @@ const Kernel* find_kernel(const char* name) {
     return it == registry().end() ? nullptr : &it->second;
 }
 
+// Worker threads that live as long as the process, so a launch does not pay for creating threads (nor for their
+// fibers' stacks, which each worker keeps). Helper i runs the launch's work function when i < the helpers asked for.
+class Pool {
+  public:
+    explicit Pool(int helpers) {
+        for (int i = 0; i < helpers; i++) std::thread([this, i] { loop(i); }).detach();
+    }
+
+    // Runs work on the calling thread and on `helpers` pool threads; returns when all are done.
+    void run(const std::function<void()>& work, int helpers) {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            job_ = &work;
+            wanted_ = helpers;
+            running_ = helpers;
+            generation_++;
+        }
+        cv_.notify_all();
+        work();
+        std::unique_lock<std::mutex> l(mu_);
+        done_.wait(l, [this] { return running_ == 0; });
+        job_ = nullptr;
+    }
+
+  private:
+    void loop(int index) {
+        unsigned long long seen = 0;
+        for (;;) {
+            const std::function<void()>* job;
+            {
+                std::unique_lock<std::mutex> l(mu_);
+                cv_.wait(l, [&] { return generation_ != seen; });
+                seen = generation_;
+                if (index >= wanted_) continue;
+                job = job_;
+            }
+            (*job)();
+            std::lock_guard<std::mutex> g(mu_);
+            if (--running_ == 0) done_.notify_all();
+        }
+    }
+
+    std::mutex mu_;
+    std::condition_variable cv_, done_;
+    const std::function<void()>* job_ = nullptr;
+    unsigned long long generation_ = 0;
+    int wanted_ = 0;
+    int running_ = 0;
+};
+
 static int worker_count() {
     const char* e = std::getenv("VGG_EMU_THREADS");
     int n = e ? std::atoi(e) : 2;
@@ -204,11 +257,16 @@ const char* launch(const Kernel* k, dim3 grid, dim3 block, void** args) {
             }
         }
     };
-    int workers = (int)std::min<unsigned long long>(worker_count(), blocks);
-    std::vector<std::thread> extra;
-    for (int i = 1; i < workers; i++) extra.emplace_back(work);
-    work();
-    for (auto& t : extra) t.join();
+    static const int kWorkers = worker_count();
+    static Pool* pool = new Pool(kWorkers - 1);  // never destroyed: its threads are detached and outlive main
+    static std::mutex launchMu;                   // one launch at a time uses the pool
+    std::lock_guard<std::mutex> one(launchMu);
+    const int helpers = (int)std::min<unsigned long long>(kWorkers, blocks) - 1;
+    if (helpers <= 0) {
+        work();
+    } else {
+        pool->run(work, helpers);
+    }
     const char* failed = g_failure.exchange(nullptr);
     if (failed != nullptr && firstError.empty()) {
         firstError = std::string("kernel requirement failed: ") + failed;
