@@ -43,6 +43,8 @@ build_emulator() {  # build_emulator OUT_SO CU_FILES...
     fi
     local obj; obj=$(mktemp -d)
     local flags=(-std=c++17 -O2 -fPIC -fno-strict-aliasing -ffp-contract=off -I"$cudadir" -I"$jhome/include" -I"$jhome/include/linux")
+    # extra flags, e.g. EMU_CXXFLAGS=-DVGG_EMU_UCONTEXT for the portable fiber switch (a change needs a clean build)
+    if [ -n "${EMU_CXXFLAGS:-}" ]; then read -r -a extra <<< "$EMU_CXXFLAGS"; flags+=("${extra[@]}"); fi
     local pids=() objs=() f o
     for f in "$@" "$cudadir"/emu/*.cpp; do
         o="$obj/$(basename "$f").o"

@@ -7,6 +7,7 @@
 #include <ucontext.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <condition_variable>
@@ -41,30 +42,110 @@ std::map<std::string, Kernel>& registry() {
     return r;
 }
 
-struct Fiber {
-    ucontext_t ctx;
+// ------------------------------------------------------------------ fiber contexts
+// On x86-64 a fiber switch is a handful of instructions (callee-saved registers, the stack pointer, MXCSR and the
+// x87 control word, which is all the System V ABI asks a call to preserve); glibc's swapcontext would also save the
+// signal mask, one system call per switch, which made barrier-heavy kernels several times slower. Elsewhere (or
+// with -DVGG_EMU_UCONTEXT) the portable ucontext path is used.
+#if defined(__x86_64__) && !defined(VGG_EMU_UCONTEXT)
+extern "C" void vgg_emu_switch(void** saveSp, void* loadSp);
+asm(R"(
+    .text
+    .globl vgg_emu_switch
+    .hidden vgg_emu_switch
+    .type vgg_emu_switch, @function
+vgg_emu_switch:
+    endbr64
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size vgg_emu_switch, .-vgg_emu_switch
+)");
+
+struct Context {
+    void* sp = nullptr;
+};
+
+// A fresh context that starts entry() on [stack, stack + size); entry must never return.
+void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+    void** p = reinterpret_cast<void**>(top);
+    *--p = nullptr;                              // entry's would-be return address (it never returns)
+    *--p = reinterpret_cast<void*>(entry);       // popped by `ret`: then rsp = top - 8, as after a call
+    for (int i = 0; i < 6; i++) *--p = nullptr;  // rbp rbx r12 r13 r14 r15
+    --p;                                         // MXCSR and x87 control word: the current ones
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    std::memcpy(reinterpret_cast<char*>(p), &mxcsr, 4);
+    std::memcpy(reinterpret_cast<char*>(p) + 4, &fpucw, 2);
+    c.sp = p;
+}
+
+void context_switch(Context& from, Context& to) { vgg_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
     bool initialised = false;
+};
+
+void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    if (!c.initialised) {
+        getcontext(&c.uc);  // once per slot: makecontext reuses it
+        c.initialised = true;
+    }
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+
+void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
+struct Fiber {
+    Context ctx;
     bool done = false;
-    bool atBarrier = false;
 };
 
 // One per OS worker thread: the fibers of the block it is running.
 struct Worker {
-    ucontext_t scheduler;
+    Context scheduler;
     std::vector<Fiber> fibers;
     std::unique_ptr<char[]> stacks;  // fibers.size() * kStackBytes, uninitialised (pages are touched on demand)
-    int current = -1;          // fiber running now, -1 when threads run as plain calls
+    int current = -1;                // fiber running now, -1 when threads run as plain calls
     const Kernel* kernel = nullptr;
     void** args = nullptr;
     bool barrierInPlainMode = false;
 };
 thread_local Worker worker;
 
-void fiber_entry() {
+[[noreturn]] void fiber_entry() {
     Worker& w = worker;
     w.kernel->invoker(w.args);
-    w.fibers[w.current].done = true;
-    // returning resumes uc_link, the scheduler
+    Fiber& f = w.fibers[w.current];
+    f.done = true;
+    context_switch(f.ctx, w.scheduler);  // never resumed: the slot gets a fresh context for the next block
+    std::abort();
 }
 
 uint3 thread_index(unsigned t, dim3 b) { return uint3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y)); }
@@ -93,16 +174,8 @@ std::string run_block(const Kernel* k, dim3 block, void** args) {
     }
     for (unsigned t = 0; t < n; t++) {
         Fiber& f = w.fibers[t];
-        if (!f.initialised) {
-            getcontext(&f.ctx);  // once per slot: makecontext below reuses the context
-            f.initialised = true;
-        }
-        f.ctx.uc_stack.ss_sp = w.stacks.get() + t * kStackBytes;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = &w.scheduler;
-        makecontext(&f.ctx, fiber_entry, 0);
+        context_make(f.ctx, w.stacks.get() + t * kStackBytes, kStackBytes, fiber_entry);
         f.done = false;
-        f.atBarrier = false;
     }
     for (;;) {
         unsigned waiting = 0, finished = 0, firstFinished = 0, firstWaiting = 0;
@@ -113,8 +186,7 @@ std::string run_block(const Kernel* k, dim3 block, void** args) {
             }
             builtins.thread = thread_index(t, block);
             w.current = (int)t;
-            f.atBarrier = false;
-            swapcontext(&w.scheduler, &f.ctx);
+            context_switch(w.scheduler, f.ctx);
             if (f.done) {
                 if (finished++ == 0) firstFinished = t;
             } else {
@@ -148,8 +220,7 @@ void syncthreads() {
         return;
     }
     Fiber& f = w.fibers[w.current];
-    f.atBarrier = true;
-    swapcontext(&f.ctx, &w.scheduler);
+    context_switch(f.ctx, w.scheduler);
 }
 
 Registration::Registration(const char* name, Invoker invoker, bool barrierFree) {

@@ -6,7 +6,7 @@
 // emu_jni.cpp owns memory), not warp-synchronous (no shuffles or votes: our kernels do not use them), not a timing
 // model. It is a debugging device: results must equal the GPU's for kernels without data races.
 //
-// How a launch runs:
+// How a launch runs (fiber switches: hand-written on x86-64, ucontext elsewhere; see cuda_emu.cpp):
 //   * blocks are independent: they are handed out to a few OS worker threads (EMU_THREADS, default = cores, max 2
 //     by default to be polite on shared CI machines);
 //   * the threads of ONE block run as cooperative fibers (ucontext) on that worker: a fiber runs until it calls
