@@ -7,9 +7,9 @@
 // model. It is a debugging device: results must equal the GPU's for kernels without data races.
 //
 // How a launch runs (fiber switches: hand-written on x86-64, ucontext elsewhere; see cuda_emu.cpp):
-//   * blocks are independent: they are handed out to a few OS worker threads (EMU_THREADS, default = cores, max 2
-//     by default to be polite on shared CI machines);
-//   * the threads of ONE block run as cooperative fibers (ucontext) on that worker: a fiber runs until it calls
+//   * blocks are independent: they are handed out to a pool of OS worker threads (environment VGG_EMU_THREADS,
+//     default 2, at most the number of cores: polite on shared CI machines);
+//   * the threads of ONE block run as cooperative fibers on that worker: a fiber runs until it calls
 //     __syncthreads() or returns, then the next fiber runs. A barrier opens only when every live thread of the
 //     block has arrived, exactly CUDA's rule; a thread that RETURNS while others wait at a barrier is reported as a
 //     divergent-barrier error (undefined behaviour on a GPU, so we fail loudly instead of guessing);
