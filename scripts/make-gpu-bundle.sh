@@ -6,7 +6,8 @@
 #
 # Contents: runtime/ (a jlinked Java 17 runtime with only the modules the jars need), lib/ (vgg-core, its test
 # helpers, vgg-cuda with its PTX + cubins, vgg-cuda's test classes, JCuda with ONLY its driver-API native library,
-# SLF4J, the JUnit console launcher), scripts/ (gpu-check.sh, torch_vgg16_bench.py). ND4J and its ~90 MB of natives
+# SLF4J, the JUnit console launcher), scripts/ (gpu-check.sh, torch_vgg16_bench.py), cuda-src/ (the kernel sources,
+# ~60 KB, for a local rebuild on the GPU machine). ND4J and its ~90 MB of natives
 # stay behind: parity runs against the pure-Java 'reference' backend.
 # Needs: JDK 17 (jlink, jdeps, jar), Maven (offline is enough once ~/.m2 is filled), nvcc (the GPU kernels must be in
 # the jar; without nvcc this script stops and says so). Fails if the bundle exceeds 60 MB.
@@ -25,7 +26,7 @@ echo "== building vgg-core and vgg-cuda (tests compiled, not run)"
 mvn -o -q -pl vgg-core,vgg-cuda package -DskipTests || mvn -q -pl vgg-core,vgg-cuda package -DskipTests
 ver=$(sed -n 's:.*<version>\(.*-SNAPSHOT\)</version>.*:\1:p' pom.xml | head -1)
 cuda_jar=vgg-cuda/target/vgg-cuda-$ver.jar
-unzip -l "$cuda_jar" | grep -q org/vgg4j/cuda/kernels/MANIFEST || die "$cuda_jar holds no GPU kernels (was nvcc on the PATH?)"
+unzip -l "$cuda_jar" | grep -c org/vgg4j/cuda/kernels/MANIFEST >/dev/null || die "$cuda_jar holds no GPU kernels (was nvcc on the PATH?)"
 
 rm -rf "$out" "$out.tar.gz"
 mkdir -p "$out/lib" "$out/scripts"
@@ -62,6 +63,8 @@ jlink --add-modules "$modules,jdk.unsupported,java.management,jdk.zipfs" --strip
       --compress=2 --output "$out/runtime"
 
 cp scripts/gpu-check.sh scripts/torch_vgg16_bench.py "$out/scripts/"
+# the kernel sources, so gpu-check.sh can build cubins for the card with the GPU machine's own nvcc when it has one
+mkdir -p "$out/cuda-src" && cp vgg-cuda/src/main/cuda/*.cu vgg-cuda/src/main/cuda/*.cuh "$out/cuda-src/"
 cat > "$out/README.txt" <<TXT
 VGG4J GPU bundle, built $(date -u +%Y-%m-%dT%H:%MZ) from $(git rev-parse --short HEAD 2>/dev/null || echo unknown).
 Run on a machine with an NVIDIA GPU (driver >= 580, for kernels built by nvcc 13):

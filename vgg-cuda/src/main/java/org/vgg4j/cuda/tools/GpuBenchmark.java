@@ -15,6 +15,7 @@ import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 import org.vgg4j.cuda.CudaBackend;
+import org.vgg4j.cuda.CudaBackendProvider;
 import org.vgg4j.cuda.EmulatedDriver;
 import org.vgg4j.cuda.JCudaDriver;
 import org.vgg4j.cuda.MathMode;
@@ -56,6 +57,13 @@ public final class GpuBenchmark {
                 case "--kernels" -> kernels = true;
                 case "--emulated" -> emulated = true;
                 default -> throw new IllegalArgumentException("unknown argument '" + args[i] + "'; see the class javadoc");
+            }
+        }
+        if (!emulated) {
+            String why = new CudaBackendProvider().unavailableReason();
+            if (why != null) {
+                System.err.println("GpuBenchmark: the cuda backend cannot run here: " + why);
+                System.exit(2);
             }
         }
         try (CudaBackend be = emulated
