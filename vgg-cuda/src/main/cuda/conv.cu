@@ -14,13 +14,16 @@
 // (elementwise.cu) adds the slices to dw in order. The db of backward-filter is bias_backward (reduce.cu).
 // Versions: v1: one 64x64x16 tile per block, FP32 default, TF32/BF16 on tensor cores on a GPU, their twin on the
 // emulator (gemm_tile.cuh). v1.1: deterministic split-K for backward-filter (VGG's first layers have 1..9 output
-// tiles but sum over N*P*Q = 3.2 million at batch 64, 224x224).
+// tiles but sum over N*P*Q = 3.2 million at batch 64, 224x224); im2col index divisions as multiply-shifts
+// (FastDivmod), which cut the integer work of a tile load several-fold.
 // Check: ConvKernelTest (emulator, vs the reference backend; exact on small integers); on a GPU the same suite via
 // scripts/gpu-check.sh, which also benchmarks these kernels (TFLOP/s per layer shape).
 #include "gemm_tile.cuh"
 
 struct ConvGeom {
     int n, c, h, w, k, r, s, p, q, pad;
+    // divisions of element indices by the geometry, as multiply-shifts (kernel_common.cuh)
+    FastDivmod byS, byRS, byQ, byPQ, byW, byHW;
 };
 
 // y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias when b == nullptr
@@ -34,17 +37,17 @@ struct ConvForward {
     float* y;
     __device__ float loadA(int kk, int j) const { return wt[(long long)kk * kd + j]; }
     __device__ float loadB(int j, int col) const {
-        const int rs = g.r * g.s;
-        const int c = j / rs, r = (j % rs) / g.s, s = j % g.s;
-        const int pq = g.p * g.q;
-        const int img = col / pq, p = (col % pq) / g.q, q = col % g.q;
+        const int c = g.byRS.div(j), rs = j - c * g.r * g.s;
+        const int r = g.byS.div(rs), s = rs - r * g.s;
+        const int img = g.byPQ.div(col), pq = col - img * g.p * g.q;
+        const int p = g.byQ.div(pq), q = pq - p * g.q;
         const int hh = p + r - g.pad, ww = q + s - g.pad;
         if (hh < 0 || hh >= g.h || ww < 0 || ww >= g.w) return 0.0f;  // zero padding
         return x[(((long long)img * g.c + c) * g.h + hh) * g.w + ww];
     }
     __device__ void store(int kk, int col, float v) const {
         const int pq = g.p * g.q;
-        const int img = col / pq, pix = col % pq;
+        const int img = g.byPQ.div(col), pix = col - img * pq;
         y[((long long)img * g.k + kk) * pq + pix] = b != nullptr ? v + b[kk] : v;
     }
 };
@@ -59,21 +62,21 @@ struct ConvBackwardData {
     float* dx;
     __device__ float loadA(int c, int j) const {  // j = (k, r, s)
         const int rs = g.r * g.s;
-        const int kk = j / rs, rr = j % rs;
+        const int kk = g.byRS.div(j), rr = j - kk * rs;
         return wt[((long long)kk * g.c + c) * rs + rr];
     }
     __device__ float loadB(int j, int col) const {  // col = (img, h, w)
-        const int rs = g.r * g.s;
-        const int kk = j / rs, r = (j % rs) / g.s, s = j % g.s;
-        const int hw = g.h * g.w;
-        const int img = col / hw, hh = (col % hw) / g.w, ww = col % g.w;
+        const int kk = g.byRS.div(j), rs = j - kk * g.r * g.s;
+        const int r = g.byS.div(rs), s = rs - r * g.s;
+        const int img = g.byHW.div(col), hw = col - img * g.h * g.w;
+        const int hh = g.byW.div(hw), ww = hw - hh * g.w;
         const int p = hh + g.pad - r, q = ww + g.pad - s;
         if (p < 0 || p >= g.p || q < 0 || q >= g.q) return 0.0f;
         return dy[(((long long)img * g.k + kk) * g.p + p) * g.q + q];
     }
     __device__ void store(int c, int col, float v) const {
         const int hw = g.h * g.w;
-        const int img = col / hw, pix = col % hw;
+        const int img = g.byHW.div(col), pix = col - img * hw;
         dx[((long long)img * g.c + c) * hw + pix] = v;
     }
 };
@@ -88,14 +91,14 @@ struct ConvBackwardFilter {
     float* dw;
     __device__ float loadA(int kk, int j) const {  // j = (img, p, q)
         const int pq = g.p * g.q;
-        const int img = j / pq, pix = j % pq;
+        const int img = g.byPQ.div(j), pix = j - img * pq;
         return dy[((long long)img * g.k + kk) * pq + pix];
     }
     __device__ float loadB(int j, int col) const {  // col = (c, r, s)
-        const int pq = g.p * g.q;
-        const int img = j / pq, p = (j % pq) / g.q, q = j % g.q;
-        const int rs = g.r * g.s;
-        const int c = col / rs, r = (col % rs) / g.s, s = col % g.s;
+        const int img = g.byPQ.div(j), pq = j - img * g.p * g.q;
+        const int p = g.byQ.div(pq), q = pq - p * g.q;
+        const int c = g.byRS.div(col), rs = col - c * g.r * g.s;
+        const int r = g.byS.div(rs), s = rs - r * g.s;
         const int hh = p + r - g.pad, ww = q + s - g.pad;
         if (hh < 0 || hh >= g.h || ww < 0 || ww >= g.w) return 0.0f;
         return x[(((long long)img * g.c + c) * g.h + hh) * g.w + ww];
@@ -104,7 +107,9 @@ struct ConvBackwardFilter {
 };
 
 __device__ __forceinline__ ConvGeom geom(int n, int c, int h, int w, int k, int r, int s, int pad) {
-    return ConvGeom{n, c, h, w, k, r, s, h + 2 * pad - r + 1, w + 2 * pad - s + 1, pad};
+    const int p = h + 2 * pad - r + 1, q = w + 2 * pad - s + 1;
+    return ConvGeom{n, c, h, w, k, r, s, p, q, pad, FastDivmod(s), FastDivmod(r * s), FastDivmod(q),
+                    FastDivmod(p * q), FastDivmod(w), FastDivmod(h * w)};
 }
 
 template <int PREC>

@@ -54,6 +54,21 @@ __device__ __forceinline__ float round_operand(float v) {
     return PREC == PREC_TF32 ? round_tf32(v) : PREC == PREC_BF16 ? round_bf16(v) : v;
 }
 
+// Division by a runtime constant as a multiply-high, an add and a shift (the round-up method of Granlund &
+// Montgomery, 1994): valid for 0 <= n < 2^31 and 1 <= d < 2^31. The im2col gathers of conv.cu divide every element
+// index by the geometry (S, R*S, Q, P*Q, W, H*W); a hardware-less 32-bit division is ~20 instructions on a GPU, so
+// the integer work of a tile load used to exceed its share of the FMAs. Built once per thread, used per element.
+struct FastDivmod {
+    unsigned int d, m, s;
+    __device__ __forceinline__ FastDivmod() : d(1), m(1), s(0) {}
+    __device__ __forceinline__ explicit FastDivmod(int divisor) : d((unsigned int)divisor), s(0) {
+        while ((1ull << s) < d) s++;  // s = ceil(log2 d)
+        m = (unsigned int)((((1ull << 32) * ((1ull << s) - d)) / d) + 1);
+    }
+    __device__ __forceinline__ int div(int n) const { return (int)((__umulhi((unsigned int)n, m) + (unsigned int)n) >> s); }
+    __device__ __forceinline__ int mod(int n) const { return n - div(n) * (int)d; }
+};
+
 // Sum of v over the block (blockDim.x a power of two <= 256), returned to every thread. A fixed tree order, so the
 // result does not depend on scheduling. Every thread of the block must call it (it has barriers).
 __device__ __forceinline__ float block_sum(float v) {

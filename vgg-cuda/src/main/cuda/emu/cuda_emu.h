@@ -118,6 +118,9 @@ __forceinline__ float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); r
 __forceinline__ int __float_as_int(float f) { int v; std::memcpy(&v, &f, 4); return v; }
 __forceinline__ unsigned int __float_as_uint(float f) { unsigned int v; std::memcpy(&v, &f, 4); return v; }
 __forceinline__ float __uint_as_float(unsigned int v) { float f; std::memcpy(&f, &v, 4); return f; }
+__forceinline__ unsigned int __umulhi(unsigned int a, unsigned int b) {
+    return (unsigned int)(((unsigned long long)a * b) >> 32);
+}
 __forceinline__ unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
     return (unsigned long long)(((unsigned __int128)a * b) >> 64);
 }
