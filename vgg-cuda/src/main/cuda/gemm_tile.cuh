@@ -35,6 +35,24 @@ constexpr int THREADS = 256;  // 16 x 16 threads, 4x4 outputs each
 enum Fault { FAULT_NONE = 0, FAULT_NO_SYNC_AFTER_LOAD = 1, FAULT_K_BOUND_OFF_BY_ONE = 2 };
 }  // namespace tile
 
+// The shared tiles live in non-template functions, so every instantiation of gemm_tile in one kernel (the plain
+// and the split-K problem) uses the SAME 8 KiB instead of a copy each.
+struct TileSmem {
+    float as[tile::BK * tile::BM];
+    float bs[tile::BK * tile::BN];
+};
+__device__ __forceinline__ TileSmem& tile_smem() {
+    __shared__ __align__(32) TileSmem t;
+    return t;
+}
+#if defined(__CUDA_ARCH__)
+// 64x64 staging of the tensor-core accumulators (only the TF32/BF16 kernels reference it)
+__device__ __forceinline__ float* tile_staging() {
+    __shared__ __align__(32) float cs[tile::BM * tile::BN];
+    return cs;
+}
+#endif
+
 // Problem: int m, n, kd; bool aKFast, bKFast (which index varies fastest in memory, for coalesced tile loads);
 // float loadA(int m, int k) const; float loadB(int k, int n) const; void store(int m, int n, float acc) const.
 // The block sums over k in [kBegin, kEnd) only (split-K, see SplitK below); kBegin is a multiple of BK.
@@ -43,8 +61,8 @@ __device__ __forceinline__ void gemm_tile(const Problem& pb, int kBegin, int kEn
     using namespace tile;
     KERNEL_REQUIRE(blockDim.x == THREADS && blockDim.y == 1 && blockDim.z == 1);
     // As: A tile stored k-major, As[k][m] (BK x BM); Bs: B tile, Bs[k][n] (BK x BN)
-    __shared__ __align__(32) float As[BK * BM];
-    __shared__ __align__(32) float Bs[BK * BN];
+    float* As = tile_smem().as;
+    float* Bs = tile_smem().bs;
     const int tid = threadIdx.x;
     const int tx = tid % 16;
     const int ty = tid / 16;
@@ -118,7 +136,7 @@ __device__ __forceinline__ void gemm_tile(const Problem& pb, int kBegin, int kEn
 #if defined(__CUDA_ARCH__)
     if (PREC != PREC_FP32) {
         // Spill the warps' fragments into a 64x64 staging tile so the epilogue below sees the same layout.
-        __shared__ __align__(32) float Cs[BM * BN];
+        float* Cs = tile_staging();
         const int warp = tid / 32;
         const int wr = (warp % 4) * 16;
         const int wc = (warp / 4) * 32;
