@@ -51,3 +51,26 @@ extern "C" __global__ void write_past_end(float* out, int n) {
     if (i <= n) out[i] = 2.0f;  // off by one: writes out[n]
 }
 EMU_KERNEL_NOSYNC(write_past_end)
+
+// out[i] = in[i - 1] within each block of 256, through shared memory: thread t reads what thread t - 1 wrote.
+// With the barrier (shift_sync) this is correct; without it (shift_nosync) the read races with the write. Running
+// threads in ascending order would hide this race (t - 1 always runs first); the emulator's descending order in
+// odd blocks exposes it.
+extern "C" __global__ void shift_sync(const float* in, float* out, int n) {
+    __shared__ float s[256];
+    const int t = threadIdx.x;
+    const long long i = (long long)blockIdx.x * blockDim.x + t;
+    s[t] = i < n ? in[i] : 0.0f;
+    __syncthreads();
+    if (i < n) out[i] = t > 0 ? s[t - 1] : 0.0f;
+}
+EMU_KERNEL(shift_sync)
+
+extern "C" __global__ void shift_nosync(const float* in, float* out, int n) {
+    __shared__ float s[256];
+    const int t = threadIdx.x;
+    const long long i = (long long)blockIdx.x * blockDim.x + t;
+    s[t] = i < n ? in[i] : 0.0f;
+    if (i < n) out[i] = t > 0 ? s[t - 1] : 0.0f;  // BUG: no __syncthreads() between the write and the read
+}
+EMU_KERNEL(shift_nosync)

@@ -151,7 +151,11 @@ thread_local Worker worker;
 uint3 thread_index(unsigned t, dim3 b) { return uint3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y)); }
 
 // Runs one block on this worker. Returns an empty string or an error.
-std::string run_block(const Kernel* k, dim3 block, void** args) {
+// Fibers of a phase (the stretch between two barriers) run in thread order or in reverse: reverse when the block's
+// linear index plus the phase number is odd. A thread that reads shared memory another thread writes in the same
+// phase (a missing barrier) then sees it unwritten in one of the two orders, whichever direction the dependency has,
+// as long as the launch has two blocks or more.
+std::string run_block(const Kernel* k, dim3 block, unsigned long long linearBlock, void** args) {
     Worker& w = worker;
     w.kernel = k;
     w.args = args;
@@ -177,9 +181,11 @@ std::string run_block(const Kernel* k, dim3 block, void** args) {
         context_make(f.ctx, w.stacks.get() + t * kStackBytes, kStackBytes, fiber_entry);
         f.done = false;
     }
-    for (;;) {
+    for (unsigned long long phase = 0;; phase++) {
         unsigned waiting = 0, finished = 0, firstFinished = 0, firstWaiting = 0;
-        for (unsigned t = 0; t < n; t++) {
+        const bool reverse = ((linearBlock + phase) & 1) != 0;
+        for (unsigned i = 0; i < n; i++) {
+            const unsigned t = reverse ? n - 1 - i : i;
             Fiber& f = w.fibers[t];
             if (f.done) {
                 continue;
@@ -314,7 +320,7 @@ const char* launch(const Kernel* k, dim3 grid, dim3 block, void** args) {
             unsigned long long b = next.fetch_add(1);
             if (b >= blocks) return;
             builtins.block = uint3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
-            std::string e = run_block(k, block, args);
+            std::string e = run_block(k, block, b, args);
             if (!e.empty()) {
                 std::lock_guard<std::mutex> g(mu);
                 if (firstError.empty()) {

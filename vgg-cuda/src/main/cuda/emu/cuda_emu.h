@@ -17,7 +17,9 @@
 //     Like CUDA, it is NOT cleared between blocks: a kernel reading shared memory it did not write sees stale data
 //     from the previous block, which is how a missing __syncthreads() shows up as wrong results here;
 //   * because fibers switch only at barriers, a kernel that forgets a barrier sees its neighbours' writes MISSING
-//     (they have not run yet), deterministically, rather than maybe-missing as on a GPU.
+//     (they have not run yet), deterministically, rather than maybe-missing as on a GPU. The threads of a phase run
+//     in ascending order in even blocks and descending order in odd ones (alternating every phase), so a dependency
+//     in either direction is exposed by any launch of two blocks or more.
 //
 // Dimension legend used by kernels: see each .cu file.
 #pragma once

@@ -1,6 +1,7 @@
 package org.vgg4j.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,7 +16,9 @@ import org.vgg4j.core.testing.Approx;
  * Negative tests: the emulated device must CATCH real kernel bugs, not hide them. The kernels come from
  * src/test/cuda/broken.cu (compiled only into the test build of the emulator): the real GEMM tile core with a
  * missing __syncthreads() or an off-by-one depth bound must fail the same parity check its fault-free control
- * passes; a barrier reached by only part of a block and a write one element past a buffer must fail their launch.
+ * passes; a shift through shared memory without its barrier must be caught although the racing read depends on a
+ * LOWER-numbered thread; a barrier reached by only part of a block and a write one element past a buffer must fail
+ * their launch.
  */
 class BrokenKernelTest {
     // c (M,Nd) = a (M,Kd) * b (Kd,Nd): Kd = 37 is not a multiple of the tile depth 16, so the last stage is partial
@@ -103,6 +106,34 @@ class BrokenKernelTest {
     void anOffByOneTileBoundIsCaught() {
         assertFalse(matches(gemm("gemm_broken_offbyone")),
                 "the tile core with `k <= Kd` passed the parity check");
+    }
+
+    /** out = in shifted by one inside each block of 256, by kernel {@code kernel}; returns how many elements differ. */
+    private int shiftMismatches(String kernel) {
+        int n = 4 * 256;
+        float[] in = new float[n];
+        for (int i = 0; i < n; i++) {
+            in[i] = i + 1;
+        }
+        long din = d.malloc(4L * n);
+        long dout = d.malloc(4L * n);
+        d.copyIn(in, 0, din, n);
+        d.launch(d.function("broken", kernel), 4, 1, 1, 256, KernelArgs.of().ptr(din).ptr(dout).i32(n));
+        float[] out = new float[n];
+        d.copyOut(dout, out, 0, n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            float want = i % 256 == 0 ? 0 : in[i - 1];
+            bad += out[i] == want ? 0 : 1;
+        }
+        return bad;
+    }
+
+    @Test
+    void aRaceWithALowerNumberedThreadIsCaught() {
+        assertEquals(0, shiftMismatches("shift_sync"), "control kernel with its barrier");
+        // thread t reads what t - 1 wrote: ascending order would hide the missing barrier, descending order does not
+        assertTrue(shiftMismatches("shift_nosync") > 0, "the missing barrier between write and read went unnoticed");
     }
 
     @Test
