@@ -395,6 +395,32 @@ public final class CudaBackend implements Backend {
                 {"runningVar", runningVar}, {"saveMean", saveMean}, {"saveInvStd", saveInvStd}}) {
             shape(op, (String) ch[0], (Tensor) ch[1], ctx, c);
         }
+        int inner = x.dim(2) * x.dim(3);
+        long slices = slices(c, (long) x.dim(0) * inner);
+        if (slices > 1) {
+            // few channels, many values each: ordered slices per channel (reduce.cu, "batch norm in slices")
+            long sums = allocator.allocate(4L * c * slices);
+            long sqs = allocator.allocate(4L * c * slices);
+            try {
+                long xp = ptr(op, "x", x);
+                launch(op, "reduce", "bias_backward_partial", c, (int) slices, KernelArgs.of().ptr(xp).ptr(sums)
+                        .i32(x.dim(0)).i32(c).i32(inner).i32((int) slices), x, y);
+                launch(op, "reduce", "bn_partial_sq", c, (int) slices, KernelArgs.of().ptr(xp).ptr(sums).ptr(sqs)
+                        .i32(x.dim(0)).i32(c).i32(inner).i32((int) slices), x, y);
+                elementwise(op, "reduce", "bn_finish_stats", c, KernelArgs.of().ptr(sums).ptr(sqs).i32((int) slices)
+                        .i32(x.dim(0)).i32(c).i32(inner).ptr(ptr(op, "runningMean", runningMean))
+                        .ptr(ptr(op, "runningVar", runningVar)).ptr(ptr(op, "saveMean", saveMean))
+                        .ptr(ptr(op, "saveInvStd", saveInvStd)).f32((float) momentum).f32((float) eps), x, y);
+                elementwise(op, "reduce", "bn_normalize", x.size(), KernelArgs.of().ptr(xp)
+                        .ptr(ptr(op, "gamma", gamma)).ptr(ptr(op, "beta", beta)).ptr(ptr(op, "y", y))
+                        .ptr(ptr(op, "saveMean", saveMean)).ptr(ptr(op, "saveInvStd", saveInvStd)).i64(x.size())
+                        .i32(c).i32(inner), x, y);
+            } finally {
+                allocator.release(sums);
+                allocator.release(sqs);
+            }
+            return;
+        }
         launch(op, "reduce", "bn_fwd_train", c, 1, KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "gamma", gamma))
                 .ptr(ptr(op, "beta", beta)).ptr(ptr(op, "y", y)).ptr(ptr(op, "runningMean", runningMean))
                 .ptr(ptr(op, "runningVar", runningVar)).ptr(ptr(op, "saveMean", saveMean))
@@ -432,6 +458,28 @@ public final class CudaBackend implements Backend {
         for (Object[] ch : new Object[][] {{"gamma", gamma}, {"saveMean", saveMean}, {"saveInvStd", saveInvStd},
                 {"dgamma", dgamma}, {"dbeta", dbeta}}) {
             shape(op, (String) ch[0], (Tensor) ch[1], ctx, c);
+        }
+        int inner = x.dim(2) * x.dim(3);
+        long m = (long) x.dim(0) * inner;
+        long slices = slices(c, m);
+        if (slices > 1) {
+            long partial = allocator.allocate(8L * c * slices);
+            long totals = allocator.allocate(8L * c);
+            try {
+                launch(op, "reduce", "bn_bwd_partial", c, (int) slices, KernelArgs.of().ptr(ptr(op, "x", x))
+                        .ptr(ptr(op, "dy", dy)).ptr(ptr(op, "saveMean", saveMean)).ptr(ptr(op, "saveInvStd", saveInvStd))
+                        .ptr(partial).i32(x.dim(0)).i32(c).i32(inner).i32((int) slices), x, dy, dx);
+                elementwise(op, "reduce", "bn_bwd_finish", c, KernelArgs.of().ptr(partial).i32((int) slices).i32(c)
+                        .ptr(totals).ptr(ptr(op, "dgamma", dgamma)).ptr(ptr(op, "dbeta", dbeta)), x, dy, dx);
+                elementwise(op, "reduce", "bn_bwd_dx", x.size(), KernelArgs.of().ptr(ptr(op, "x", x))
+                        .ptr(ptr(op, "dy", dy)).ptr(ptr(op, "gamma", gamma)).ptr(ptr(op, "saveMean", saveMean))
+                        .ptr(ptr(op, "saveInvStd", saveInvStd)).ptr(totals).ptr(ptr(op, "dx", dx)).i64(x.size())
+                        .i32(c).i32(inner).i64(m), x, dy, dx);
+            } finally {
+                allocator.release(partial);
+                allocator.release(totals);
+            }
+            return;
         }
         launch(op, "reduce", "bn_bwd", c, 1, KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "dy", dy))
                 .ptr(ptr(op, "gamma", gamma)).ptr(ptr(op, "saveMean", saveMean))
@@ -518,13 +566,20 @@ public final class CudaBackend implements Backend {
     }
 
     /**
+     * Pieces per channel for a per-channel reduction over {@code perChannel} values: enough for about two blocks per
+     * multiprocessor, none smaller than 4096 values, at most 1024; 1 means one block per channel.
+     */
+    private long slices(int channels, long perChannel) {
+        long s = Math.min((2L * driver.multiprocessorCount() + channels - 1) / channels, (perChannel + 4095) / 4096);
+        return Math.max(1, Math.min(s, 1024));
+    }
+
+    /**
      * db (K) += sum of dy (N,K,inner) over N and inner: one block per channel, or, when channels are too few to fill
      * the device, several slices per channel whose partial sums are added in order (deterministic).
      */
     private void biasGradient(String op, Tensor dy, Tensor db, int n, int k, int inner) {
-        long total = (long) n * inner;
-        long slices = Math.min((2L * driver.multiprocessorCount() + k - 1) / k, (total + 4095) / 4096);
-        slices = Math.min(slices, 1024);
+        long slices = slices(k, (long) n * inner);
         if (slices <= 1) {
             launch(op, "reduce", "bias_backward", k, 1, KernelArgs.of().ptr(ptr(op, "dy", dy)).ptr(ptr(op, "db", db))
                     .i32(n).i32(k).i32(inner), dy, db);
