@@ -9,7 +9,7 @@ import org.slf4j.LoggerFactory;
  * Checks that keep a long run honest:
  * <ul>
  *   <li>{@link #nonFinite}: a NaN or infinity in the loss or in the gradient buffer, reported with the step and
- *       the first parameter tensor (in network order) whose gradient is not finite, so the layer is named;</li>
+ *       a parameter that is not finite, or else the non-finite gradient nearest the output, so the layer is named;</li>
  *   <li>{@link StuckLoss}: the loss staying near ln(classes) — the network predicts uniform probabilities and
  *       is not learning, the failure of deep VGGs without BN from a poor initialisation (why the paper
  *       warm-starts B..E from A).</li>
@@ -32,19 +32,27 @@ public final class Guardrails {
         if (Double.isFinite(loss) && Double.isFinite(ss)) {
             return null;
         }
-        for (ParamStore.Entry e : p.entries()) {
-            if (e.grad() != null && !Double.isFinite(net.backend().sumOfSquares(e.grad()))) {
-                String layer = e.key().substring(0, e.key().lastIndexOf('.'));
-                return "step " + step + ": loss " + loss + ", gradient of " + e.key() + " is not finite (layer " + layer + ")";
-            }
-        }
+        // A parameter that is itself not finite is the cause.
         for (ParamStore.Entry e : p.entries()) {
             if (!Double.isFinite(net.backend().sumOfSquares(e.value()))) {
-                String layer = e.key().substring(0, e.key().lastIndexOf('.'));
-                return "step " + step + ": loss " + loss + ", parameter " + e.key() + " is not finite (layer " + layer + ")";
+                return "step " + step + ": loss " + loss + ", parameter " + e.key() + " is not finite (layer "
+                        + layerOf(e.key()) + ")";
+            }
+        }
+        // Backward runs from the output to the input, so the non-finite gradient nearest the output is where it
+        // first appeared: scan in reverse network order.
+        for (int i = p.entries().size() - 1; i >= 0; i--) {
+            ParamStore.Entry e = p.entries().get(i);
+            if (e.grad() != null && !Double.isFinite(net.backend().sumOfSquares(e.grad()))) {
+                return "step " + step + ": loss " + loss + ", gradient of " + e.key() + " is not finite (layer "
+                        + layerOf(e.key()) + ")";
             }
         }
         return "step " + step + ": loss " + loss + " is not finite (every gradient is finite: the forward pass overflowed)";
+    }
+
+    private static String layerOf(String key) {
+        return key.substring(0, key.lastIndexOf('.'));
     }
 
     /** Counts consecutive steps whose loss is within 2 % of ln(classes); warns once per stuck stretch. */

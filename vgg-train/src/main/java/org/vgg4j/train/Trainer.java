@@ -136,7 +136,8 @@ public final class Trainer {
                         l.onStep(new TrainingListener.Step(s.epoch(), s.position(), batches, s.step(), totalSteps, loss,
                                 s.epochLossSum() / s.epochExamples(), lr, n, dt / 1e9));
                     }
-                    if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0) {
+                    if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
+                            && s.position() < batches) { // the epoch-end save below covers the last batch
                         checkpointer.save(replicas, s.withDropoutCalls(replicas.dropoutCalls()), recipe.name(), false);
                     }
                 }
