@@ -7,8 +7,8 @@ import picocli.CommandLine.Command;
 
 /**
  * The {@code vgg} command line: {@code vgg train | eval | info | bench}. Run it with
- * {@code java -jar vgg-train/target/vgg-train-*-cli.jar train --help}, or from the examples module
- * ({@code mvn -q -pl examples exec:java -Dexec.mainClass=org.vgg4j.train.cli.VggCli -Dexec.args="info --config D"}).
+ * the examples module from the root
+ * ({@code mvn -q -DskipTests package exec:java -Dexec.mainClass=org.vgg4j.train.cli.VggCli -Dexec.args="info --config D"}).
  * Bad options are reported by picocli naming the option and the accepted values, with exit code 2.
  */
 @Command(name = "vgg", mixinStandardHelpOptions = true, version = "VGG4J 0.1.0",
