@@ -101,7 +101,7 @@ public final class ImageDecoder {
         List<String> warnings = new ArrayList<>();
         IIOReadWarningListener listener = (r, w) -> warnings.add(w);
         reader.addIIOReadWarningListener(listener);
-        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
+        try (ImageInputStream in = new BytesImageInputStream(bytes)) {
             reader.setInput(in, true, true);
             long w = reader.getWidth(0);
             long h = reader.getHeight(0);
