@@ -197,7 +197,8 @@ public final class DataTool {
                     } else { // as DataPipeline does: decoding stops at the crop's last source row
                         int n = done;
                         int rp = rep;
-                        RgbImage im = ds.load(i, (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
+                        RgbImage im = ds.load(i,
+                                (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
                         t.apply(im, SampleRandom.of(1, rep, SampleRandom.AUGMENT, done), r, out, 0);
                     }
                     done++;
