@@ -1,0 +1,79 @@
+package org.vgg4j.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.train.EpochMetrics;
+import org.vgg4j.train.cli.VggCli;
+
+/** The examples at toy sizes on the reference backend: they run, and what they claim holds. */
+class ExamplesTest {
+
+    @Test
+    void theMainJobIsVggTrainWithDemoDefaultsThatOptionsOverride(@TempDir Path dir) throws Exception {
+        String[] a = TrainFashionMnist.arguments(new String[] {"--full", "--epochs", "8"});
+        String joined = String.join(" ", a);
+        assertTrue(joined.startsWith("train --recipe fashion --data fashion-mnist-sample --epochs 4 --out runs/fashion-mnist-"), joined);
+        assertTrue(joined.endsWith("--data fashion-mnist --threads 2 --epochs 8"), joined);
+
+        String[] tiny = TrainFashionMnist.arguments(new String[] {"--backend", "reference", "--limit", "64", "--batch", "32",
+            "--width", "0.0625", "--hidden", "16", "--epochs", "2", "--out", dir.toString(), "--no-progress"});
+        StringWriter out = new StringWriter();
+        int code = VggCli.run(tiny, new PrintWriter(out, true), new PrintWriter(new StringWriter(), true));
+        assertEquals(0, code);
+        assertEquals(3, Files.readAllLines(dir.resolve("metrics.csv")).size());
+        assertTrue(Files.size(dir.resolve("curves.png")) > 1000);
+    }
+
+    @Test
+    void resumeAfterCrashIsBitwiseIdentical(@TempDir Path dir) throws Exception {
+        PrintStream old = System.out;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        boolean same;
+        try {
+            same = ResumeAfterCrash.run(dir, "reference", 13);
+        } finally {
+            System.setOut(old);
+        }
+        String text = buf.toString(StandardCharsets.UTF_8);
+        assertTrue(same, text);
+        assertTrue(text.contains("bitwise identical: true"), text);
+        // the child really was killed before the end: its newest checkpoint is not the last step's
+        assertTrue(text.contains("step-0000000012") || text.contains("step-0000000010"), text);
+    }
+
+    @Test
+    void warmStartTrainsAThenD(@TempDir Path dir) throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        EpochMetrics[] m = WarmStartFromA.run(dir, "reference", 1, 128, 0.0625, new PrintStream(buf, true, StandardCharsets.UTF_8));
+        String text = buf.toString(StandardCharsets.UTF_8);
+        assertTrue(Double.isFinite(m[0].trainLoss()) && Double.isFinite(m[1].trainLoss()), text);
+        assertTrue(Files.exists(dir.resolve("A").resolve("best.safetensors")));
+        assertTrue(text.contains("Dx0.0625 epoch 1"), text);
+    }
+
+    @Test
+    void theImageNetChainPassesEachStagesBestCheckpointToTheNext() {
+        List<String[]> c = TrainVgg16OnImageNet.commands("/data/in", Path.of("runs"), List.of("--width", "0.5", "--devices", "2"));
+        assertEquals(5, c.size());
+        assertEquals("train --recipe paper-a --config A --data /data/in --out runs/A-S256 --width 0.5 --devices 2",
+                String.join(" ", c.get(0)));
+        assertTrue(String.join(" ", c.get(1)).contains("--recipe paper-warm --config D --data /data/in --out runs/D-S256 "
+                + "--init-from runs/A-S256/checkpoints/best.safetensors"));
+        assertTrue(String.join(" ", c.get(3)).contains("--init-from runs/D-S384/checkpoints/best.safetensors"));
+        assertEquals("eval --config D --data /data/in --checkpoint runs/D-S256-512/checkpoints/best.safetensors --protocol "
+                + "DENSE_AND_MULTI_CROP --train-scale 256:512 --multi-scale --width 0.5", String.join(" ", c.get(4)));
+    }
+}

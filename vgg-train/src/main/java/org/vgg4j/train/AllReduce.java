@@ -1,0 +1,25 @@
+package org.vgg4j.train;
+
+import java.util.List;
+
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * The collective of synchronous data-parallel SGD: every replica hands in its one gradient buffer (ParamStore's
+ * contiguous grads) and gets back the element-wise MEAN over replicas, bitwise identical in every replica, so the
+ * replicas' identical SGD steps keep their parameters identical. {@link HostAllReduce} is the CPU implementation
+ * (through host memory); the CUDA module implements this interface for GPUs (peer copies or NCCL-style rings).
+ * Not here: deciding what to reduce or when (the {@link Replicas} do that).
+ */
+public interface AllReduce extends AutoCloseable {
+
+    /**
+     * Replaces each of {@code buffers} (one per replica, index = rank, equal sizes and dtypes, each on its replica's
+     * backend) with the mean of all of them. The result must not depend on thread timing.
+     */
+    void average(List<Tensor> buffers);
+
+    @Override
+    default void close() {
+    }
+}

@@ -1,0 +1,358 @@
+package org.vgg4j.train;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.zip.CRC32;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.vgg4j.core.io.Checkpoint;
+import org.vgg4j.core.io.Safetensors;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * Training checkpoints: one safetensors file per save, {@code step-0000001234.safetensors}, holding the network
+ * under torchvision's names (it loads into torchvision as it is), the momentum buffer as
+ * {@code optimizer.momentum}, and the {@link TrainState} plus a CRC-32 of the whole data area in the metadata.
+ *
+ * <p>Atomic: Safetensors writes a temporary file, fsyncs it and renames it over the target, so a kill -9 at any
+ * moment leaves either the previous set of files or the new one, never a half file under a checkpoint's name.
+ * Damage from elsewhere (a truncated copy, a bad disk) is caught by the header checks and the CRC; {@link #restore}
+ * then warns and falls back to the previous checkpoint. The last {@code keepLast} files are kept, plus
+ * {@code best.safetensors}, a hard link (or copy) of the one with the lowest validation error.
+ *
+ * <p>Not here: which step to save at (the {@link Trainer} decides), or evaluation-only loading
+ * (vgg-core's {@link Checkpoint} loads the network part of these files, ignoring {@code optimizer.*}).
+ */
+public final class Checkpointer {
+    private static final Logger LOG = LoggerFactory.getLogger(Checkpointer.class);
+    public static final String MOMENTUM = "optimizer.momentum";
+    public static final String BEST = "best.safetensors";
+    private static final String PREFIX = "step-";
+    private static final String SUFFIX = ".safetensors";
+    private static final int CHUNK = 1 << 20;
+
+    /** Called between tensors while a file is written (for crash tests); a no-op normally. */
+    @FunctionalInterface
+    public interface WriteHook {
+        void afterTensor(Path target, String tensor);
+    }
+
+    private final Path dir;
+    private final int keepLast;
+    private final WriteHook hook;
+
+    public Checkpointer(Path dir, int keepLast) {
+        this(dir, keepLast, (p, t) -> { });
+    }
+
+    public Checkpointer(Path dir, int keepLast, WriteHook hook) {
+        if (keepLast < 1) {
+            throw new IllegalArgumentException("keep last " + keepLast + " checkpoints: must be >= 1");
+        }
+        this.dir = dir;
+        this.keepLast = keepLast;
+        this.hook = hook;
+    }
+
+    public Path directory() {
+        return dir;
+    }
+
+    /** The file a save at {@code step} writes. */
+    public Path pathFor(long step) {
+        return dir.resolve(String.format("%s%010d%s", PREFIX, step, SUFFIX));
+    }
+
+    /** Saves replica 0 of {@code replicas} with {@code state}; {@code best} also points best.safetensors at it. */
+    public Path save(Replicas replicas, TrainState state, String recipe, boolean best) throws IOException {
+        Network net = replicas.primary();
+        Tensor momentum = replicas.optimizer(0).velocity();
+        Safetensors.Dtype dt = net.dtype() == DType.FLOAT64 ? Safetensors.Dtype.F64 : Safetensors.Dtype.F32;
+        List<Safetensors.Entry> entries = new ArrayList<>();
+        for (Map.Entry<String, long[]> k : Checkpoint.expectedKeys(net).entrySet()) {
+            if (net.params().get(k.getKey()) == null) { // BatchNorm's num_batches_tracked: torchvision's counter
+                entries.add(Safetensors.ofLongs(k.getKey(), new long[0], new long[] {state.step()}));
+            } else {
+                Tensor t = net.params().get(k.getKey()).value();
+                entries.add(new Safetensors.Entry(k.getKey(), dt, k.getValue(), out -> writeTensor(t, out)));
+            }
+        }
+        entries.add(new Safetensors.Entry(MOMENTUM, dt, new long[] {momentum.size()}, out -> writeTensor(momentum, out)));
+
+        // Pass 1: the CRC of the data area, which the header (written first) must carry.
+        CRC32 crc = new CRC32();
+        OutputStream crcOut = new OutputStream() {
+            @Override
+            public void write(int b) {
+                crc.update(b);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) {
+                crc.update(b, off, len);
+            }
+        };
+        for (Safetensors.Entry e : entries) {
+            e.data().writeTo(crcOut);
+        }
+        Map<String, String> meta = TrainStateCodec.encode(state);
+        meta.put("recipe", recipe);
+        meta.put("network", net.name());
+        meta.put("crc32", Long.toHexString(crc.getValue()));
+        // Pass 2: the file, with the hook between tensors.
+        Path target = pathFor(state.step());
+        List<Safetensors.Entry> hooked = new ArrayList<>();
+        for (Safetensors.Entry e : entries) {
+            hooked.add(new Safetensors.Entry(e.name(), e.dtype(), e.shape(), out -> {
+                e.data().writeTo(out);
+                hook.afterTensor(target, e.name());
+            }));
+        }
+        Safetensors.write(target, hooked, meta);
+        if (best) {
+            linkBest(target);
+        }
+        prune();
+        LOG.info("checkpoint {} (epoch {}, position {}, step {})", target, state.epoch(), state.position(), state.step());
+        return target;
+    }
+
+    /** Checkpoint files, newest (highest step) first. */
+    public List<Path> list() throws IOException {
+        List<Path> out = new ArrayList<>();
+        if (!Files.isDirectory(dir)) {
+            return out;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, PREFIX + "*" + SUFFIX)) {
+            for (Path p : ds) {
+                out.add(p);
+            }
+        }
+        out.sort(Comparator.comparing((Path p) -> p.getFileName().toString()).reversed());
+        return out;
+    }
+
+    /**
+     * Loads the newest intact checkpoint into every replica (parameters, state, momentum, dropout counters) and
+     * returns its state; a damaged file is skipped with a warning naming it and why. Empty when none is intact.
+     */
+    public Optional<TrainState> restore(Replicas replicas) throws IOException {
+        for (Path p : list()) {
+            try {
+                TrainState s = load(p, replicas);
+                LOG.info("resumed from {} (epoch {}, position {}, step {})", p, s.epoch(), s.position(), s.step());
+                return Optional.of(s);
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("checkpoint {} is unusable ({}); trying the previous one", p, e.getMessage());
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Loads one checkpoint file into the replicas after checking its CRC. */
+    public static TrainState load(Path path, Replicas replicas) throws IOException {
+        try (Safetensors.Reader r = Safetensors.open(path)) {
+            String want = r.metadata().get("crc32");
+            if (want == null) {
+                throw new IOException(path + " has no crc32 in its metadata: not a trainer checkpoint");
+            }
+            long got = dataCrc(path);
+            if (Long.parseLong(want, 16) != got) {
+                throw new IOException(path + " fails its checksum (crc32 " + Long.toHexString(got) + ", header says "
+                        + want + "): the file is corrupt");
+            }
+            Network net = replicas.primary();
+            Checkpoint.load(net, r, new Checkpoint.Options(false, k -> k.equals(MOMENTUM)));
+            Safetensors.TensorInfo m = r.info(MOMENTUM);
+            Tensor velocity = replicas.optimizer(0).velocity();
+            if (m.elements() != velocity.size()) {
+                throw new IOException(path + ": " + MOMENTUM + " has " + m.elements() + " elements; expected " + velocity.size());
+            }
+            readTensor(r, m, velocity);
+            TrainState s = TrainStateCodec.decode(r.metadata(), path);
+            replicas.broadcastFromPrimary();
+            replicas.zeroGrads();
+            replicas.setDropoutCalls(s.dropoutCalls());
+            return s;
+        }
+    }
+
+    /** CRC-32 of everything after the header. */
+    static long dataCrc(Path path) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            while (len.hasRemaining() && ch.read(len) >= 0) {
+                // read the 8-byte header length
+            }
+            long start = 8 + len.flip().getLong();
+            ch.position(start);
+            CRC32 crc = new CRC32();
+            ByteBuffer buf = ByteBuffer.allocate(1 << 20);
+            while (ch.read(buf) > 0) {
+                buf.flip();
+                crc.update(buf);
+                buf.clear();
+            }
+            return crc.getValue();
+        }
+    }
+
+    private void linkBest(Path target) throws IOException {
+        Path tmp = dir.resolve("." + BEST + ".tmp");
+        Files.deleteIfExists(tmp);
+        try {
+            Files.createLink(tmp, target);
+        } catch (IOException | UnsupportedOperationException e) {
+            Files.copy(target, tmp, StandardCopyOption.REPLACE_EXISTING);
+        }
+        try {
+            Files.move(tmp, dir.resolve(BEST), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, dir.resolve(BEST), StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    private void prune() throws IOException {
+        List<Path> all = list();
+        for (int i = keepLast; i < all.size(); i++) {
+            Files.deleteIfExists(all.get(i)); // best.safetensors is a separate link and survives
+        }
+        // Temporary files of writes killed mid-way ("." + name + ".*.tmp") are garbage once a newer save landed.
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "." + PREFIX + "*.tmp")) {
+            for (Path p : ds) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private static void writeTensor(Tensor t, OutputStream out) throws IOException {
+        Tensor flat = t.rank() == 1 ? t : t.reshape(Math.toIntExact(t.size()));
+        long n = t.size();
+        int chunk = (int) Math.min(n, CHUNK);
+        ByteBuffer b = ByteBuffer.allocate(chunk * t.dtype().bytes).order(ByteOrder.LITTLE_ENDIAN);
+        float[] hf = t.dtype() == DType.FLOAT32 ? new float[chunk] : null;
+        double[] hd = hf == null ? new double[chunk] : null;
+        for (long off = 0; off < n; off += chunk) {
+            int len = (int) Math.min(chunk, n - off);
+            Tensor v = flat.view(off, Shape.of(len));
+            b.clear();
+            if (hf != null) {
+                t.backend().copyOut(v, hf, 0);
+                for (int i = 0; i < len; i++) {
+                    b.putFloat(hf[i]);
+                }
+            } else {
+                t.backend().copyOut(v, hd, 0);
+                for (int i = 0; i < len; i++) {
+                    b.putDouble(hd[i]);
+                }
+            }
+            out.write(b.array(), 0, b.position());
+        }
+    }
+
+    private static void readTensor(Safetensors.Reader r, Safetensors.TensorInfo info, Tensor dst) throws IOException {
+        Tensor flat = dst.rank() == 1 ? dst : dst.reshape(Math.toIntExact(dst.size()));
+        long n = dst.size();
+        int chunk = (int) Math.min(n, CHUNK);
+        boolean floats = dst.dtype() == DType.FLOAT32 && info.dtype() == Safetensors.Dtype.F32;
+        float[] hf = floats ? new float[chunk] : null;
+        double[] hd = floats ? null : new double[chunk];
+        for (long off = 0; off < n; off += chunk) {
+            int len = (int) Math.min(chunk, n - off);
+            Tensor v = flat.view(off, Shape.of(len));
+            if (floats) {
+                r.readFloats(info, off, len, hf, 0);
+                dst.backend().copyIn(hf, 0, v);
+            } else {
+                r.readDoubles(info, off, len, hd, 0);
+                dst.backend().copyIn(hd, 0, v);
+            }
+        }
+    }
+
+    /** TrainState to and from safetensors metadata (strings); doubles as exact hex bit patterns. */
+    static final class TrainStateCodec {
+        private TrainStateCodec() {
+        }
+
+        static Map<String, String> encode(TrainState s) {
+            Map<String, String> m = new LinkedHashMap<>();
+            m.put("format", "vgg4j-train-1");
+            m.put("epoch", Integer.toString(s.epoch()));
+            m.put("position", Integer.toString(s.position()));
+            m.put("step", Long.toString(s.step()));
+            m.put("plateau.drops", Integer.toString(s.plateau().drops()));
+            m.put("plateau.best", bits(s.plateau().bestError()));
+            m.put("plateau.since", Integer.toString(s.plateau().sinceBest()));
+            m.put("lr.scale", bits(s.lrScale()));
+            m.put("epoch.loss_sum", bits(s.epochLossSum()));
+            m.put("epoch.examples", Long.toString(s.epochExamples()));
+            m.put("best.error", bits(s.bestError()));
+            m.put("rollbacks", Integer.toString(s.rollbacks()));
+            StringBuilder d = new StringBuilder();
+            for (int r = 0; r < s.dropoutCalls().length; r++) {
+                if (r > 0) {
+                    d.append('|');
+                }
+                for (int i = 0; i < s.dropoutCalls()[r].length; i++) {
+                    d.append(i > 0 ? "," : "").append(s.dropoutCalls()[r][i]);
+                }
+            }
+            m.put("dropout.calls", d.toString());
+            return m;
+        }
+
+        static TrainState decode(Map<String, String> m, Path path) throws IOException {
+            try {
+                if (!"vgg4j-train-1".equals(m.get("format"))) {
+                    throw new IOException(path + ": metadata format '" + m.get("format") + "'; expected vgg4j-train-1");
+                }
+                String[] reps = m.get("dropout.calls").split("\\|", -1);
+                long[][] calls = new long[reps.length][];
+                for (int r = 0; r < reps.length; r++) {
+                    String[] v = reps[r].isEmpty() ? new String[0] : reps[r].split(",");
+                    calls[r] = new long[v.length];
+                    for (int i = 0; i < v.length; i++) {
+                        calls[r][i] = Long.parseLong(v[i]);
+                    }
+                }
+                return new TrainState(Integer.parseInt(m.get("epoch")), Integer.parseInt(m.get("position")),
+                        Long.parseLong(m.get("step")),
+                        new Schedule.Plateau.State(Integer.parseInt(m.get("plateau.drops")), unbits(m.get("plateau.best")),
+                                Integer.parseInt(m.get("plateau.since"))),
+                        unbits(m.get("lr.scale")), unbits(m.get("epoch.loss_sum")), Long.parseLong(m.get("epoch.examples")),
+                        unbits(m.get("best.error")), Integer.parseInt(m.get("rollbacks")), calls);
+            } catch (NullPointerException | NumberFormatException e) {
+                throw new IOException(path + ": trainer metadata incomplete or malformed (" + e + ")", e);
+            }
+        }
+
+        private static String bits(double v) {
+            return Long.toHexString(Double.doubleToRawLongBits(v));
+        }
+
+        private static double unbits(String s) {
+            return Double.longBitsToDouble(Long.parseUnsignedLong(s, 16));
+        }
+    }
+}

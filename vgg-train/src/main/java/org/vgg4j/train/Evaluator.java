@@ -1,0 +1,331 @@
+package org.vgg4j.train;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.model.DenseEvaluation;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.Batch;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.ImageDataset;
+import org.vgg4j.data.Normalization;
+import org.vgg4j.data.Resampler;
+import org.vgg4j.data.RgbImage;
+import org.vgg4j.data.TestTransforms;
+
+/**
+ * Top-1 / top-5 error under the paper's test protocols (§3.2, §4; Tables 3, 4 and 5), for one network or an
+ * ensemble of them:
+ * <ul>
+ *   <li>{@link View#CENTRE}: one centre crop of the image rescaled to shorter side Q;</li>
+ *   <li>{@link View#DENSE}: the whole image through the fully-convolutional net (vgg-core's DenseEvaluation), class
+ *       scores averaged spatially, the softmax averaged with that of the mirrored image;</li>
+ *   <li>{@link View#MULTI_CROP}: a grid x grid lattice of crops and their mirrors (5x5x2 = 50 per scale);</li>
+ *   <li>{@link View#DENSE_AND_MULTI_CROP}: the mean of the two (Table 5's best single-network numbers).</li>
+ * </ul>
+ * Each view gives class posteriors (softmax); they are averaged over the test scales Q of the {@link Protocol}
+ * (Table 4: S-32, S, S+32 for fixed S; 256, 384, 512 for jittered S) and then over the networks of an ensemble
+ * (Table 7's fusion), and the averaged posterior is ranked. Everything is deterministic.
+ *
+ * <p>{@link #onBatches} is the fast path used for validation during training: one centre-crop batch at a time from
+ * a {@link DataPipeline}. Legend: N images, V views, F classes, H/W image height/width.
+ */
+public final class Evaluator {
+
+    /** Counts over a set. */
+    public record Result(long count, long top1Wrong, long top5Wrong) {
+        public double top1Error() {
+            return count == 0 ? Double.NaN : top1Wrong / (double) count;
+        }
+
+        public double top5Error() {
+            return count == 0 ? Double.NaN : top5Wrong / (double) count;
+        }
+
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "top-1 error %.2f %%, top-5 error %.2f %% (%d images)", 100 * top1Error(),
+                    100 * top5Error(), count);
+        }
+    }
+
+    /** The views of one test image at one scale. */
+    public enum View { CENTRE, DENSE, MULTI_CROP, DENSE_AND_MULTI_CROP }
+
+    /**
+     * One evaluation protocol.
+     *
+     * @param view   which views
+     * @param scales the test scales Q (shorter side), e.g. {256} or {224, 256, 288}
+     * @param grid   multi-crop lattice side (5 in the paper)
+     * @param flips  mirror views too (dense: averaged with the mirrored image; multi-crop: each crop mirrored)
+     * @param norm   the pixel normalisation used in training
+     */
+    public record Protocol(View view, int[] scales, int grid, boolean flips, Normalization norm) {
+        public Protocol {
+            if (view == null) {
+                throw new IllegalArgumentException("view must be one of " + Arrays.toString(View.values()));
+            }
+            if (scales == null || scales.length == 0) {
+                throw new IllegalArgumentException("at least one test scale Q is needed");
+            }
+            for (int q : scales) {
+                if (q < 1) {
+                    throw new IllegalArgumentException("test scale " + q + " must be >= 1");
+                }
+            }
+            if (grid < 1) {
+                throw new IllegalArgumentException("multi-crop grid " + grid + " must be >= 1");
+            }
+            scales = scales.clone();
+        }
+
+        /**
+         * Table 3's single test scale: Q = S for fixed S, Q = (Smin + Smax) / 2 for jittered S.
+         */
+        public static Protocol singleScale(View view, int sMin, int sMax, Normalization norm) {
+            return new Protocol(view, new int[] {(sMin + sMax) / 2}, 5, true, norm);
+        }
+
+        /**
+         * Table 4's multiple test scales: {S-32, S, S+32} for fixed S; {Smin, (Smin+Smax)/2, Smax} for jittered S.
+         */
+        public static Protocol multiScale(View view, int sMin, int sMax, Normalization norm) {
+            int[] q = sMin == sMax ? new int[] {sMin - 32, sMin, sMin + 32} : new int[] {sMin, (sMin + sMax) / 2, sMax};
+            return new Protocol(view, q, 5, true, norm);
+        }
+
+        @Override
+        public String toString() {
+            return view + " Q=" + Arrays.toString(scales) + (view == View.MULTI_CROP || view == View.DENSE_AND_MULTI_CROP
+                    ? " grid " + grid + "x" + grid : "") + (flips ? " +flips" : "");
+        }
+    }
+
+    private Evaluator() {
+    }
+
+    /** Validation during training: centre-crop batches from {@code val} (not shuffled), single network. */
+    public static Validation onBatches(DataPipeline val) {
+        return net -> {
+            Backend b = net.backend();
+            long count = 0;
+            long wrong1 = 0;
+            long wrong5 = 0;
+            Tensor x = null; // (N,C,H,W)
+            double[] logits = new double[0];
+            try (DataPipeline.Epoch e = val.epoch(0, 0)) {
+                while (e.hasNext()) {
+                    Batch batch = e.next();
+                    Shape shape = Shape.of(batch.size(), batch.channels(), batch.height(), batch.width());
+                    if (x == null || !x.shape().equals(shape)) {
+                        if (x != null) {
+                            b.free(x);
+                        }
+                        x = b.allocate(net.dtype(), shape);
+                    }
+                    b.copyIn(batch.hostImages(), 0, x);
+                    Tensor out = net.forward(x, false);
+                    int classes = out.dim(1);
+                    if (logits.length < batch.size() * classes) {
+                        logits = new double[batch.size() * classes];
+                    }
+                    b.copyOut(out, logits, 0);
+                    for (int i = 0; i < batch.size(); i++) {
+                        int rank = rankOf(logits, i * classes, classes, batch.labels()[i]);
+                        wrong1 += rank >= 1 ? 1 : 0;
+                        wrong5 += rank >= 5 ? 1 : 0;
+                        count++;
+                    }
+                }
+            } finally {
+                if (x != null) {
+                    b.free(x);
+                }
+            }
+            return new Result(count, wrong1, wrong5);
+        };
+    }
+
+    /**
+     * Evaluates an ensemble (one network or several, same classes) on {@code data} under {@code protocol}.
+     * Images are read one at a time from the dataset; a bad image is an exception (a test set must be clean).
+     */
+    public static Result evaluate(List<Network> ensemble, ImageDataset data, Protocol protocol)
+            throws IOException, org.vgg4j.data.BadImageException {
+        if (ensemble.isEmpty()) {
+            throw new IllegalArgumentException("an ensemble needs at least one network");
+        }
+        List<DenseEvaluation> dense = new ArrayList<>();
+        boolean needDense = protocol.view() == View.DENSE || protocol.view() == View.DENSE_AND_MULTI_CROP;
+        try {
+            if (needDense) {
+                for (Network n : ensemble) {
+                    dense.add(DenseEvaluation.of(n));
+                }
+            }
+            Resampler r = new Resampler();
+            long wrong1 = 0;
+            long wrong5 = 0;
+            for (int i = 0; i < data.size(); i++) {
+                double[] p = posterior(ensemble, dense, data.load(i), protocol, r);
+                int rank = rankOf(p, 0, p.length, data.label(i));
+                wrong1 += rank >= 1 ? 1 : 0;
+                wrong5 += rank >= 5 ? 1 : 0;
+            }
+            return new Result(data.size(), wrong1, wrong5);
+        } finally {
+            for (DenseEvaluation d : dense) {
+                d.close();
+            }
+        }
+    }
+
+    /** The averaged class posterior (F) of one image: mean over networks of the mean over scales of the views. */
+    static double[] posterior(List<Network> ensemble, List<DenseEvaluation> dense, RgbImage image, Protocol p, Resampler r) {
+        double[] sum = null;
+        for (int m = 0; m < ensemble.size(); m++) {
+            Network net = ensemble.get(m);
+            for (int q : p.scales()) {
+                double[] v = switch (p.view()) {
+                    case CENTRE -> centre(net, image, q, p, r);
+                    case DENSE -> denseView(dense.get(m), image, q, p, r);
+                    case MULTI_CROP -> multiCrop(net, image, q, p, r);
+                    case DENSE_AND_MULTI_CROP -> mean(denseView(dense.get(m), image, q, p, r), multiCrop(net, image, q, p, r));
+                };
+                if (sum == null) {
+                    sum = new double[v.length];
+                }
+                for (int c = 0; c < v.length; c++) {
+                    sum[c] += v[c];
+                }
+            }
+        }
+        int views = ensemble.size() * p.scales().length;
+        for (int c = 0; c < sum.length; c++) {
+            sum[c] /= views;
+        }
+        return sum;
+    }
+
+    private static double[] centre(Network net, RgbImage image, int q, Protocol p, Resampler r) {
+        int crop = net.inputShape().dim(1);
+        float[] host = new float[3 * crop * crop]; // (1,3,crop,crop)
+        TestTransforms.centreCrop(image, q, crop, false, p.norm(), r, host, 0);
+        return meanSoftmax(net, host, 1, crop, crop);
+    }
+
+    private static double[] multiCrop(Network net, RgbImage image, int q, Protocol p, Resampler r) {
+        int crop = net.inputShape().dim(1);
+        int views = TestTransforms.multiCropCount(p.grid(), p.flips());
+        float[] host = new float[views * 3 * crop * crop]; // (V,3,crop,crop)
+        TestTransforms.multiCrop(image, q, crop, p.grid(), p.flips(), p.norm(), r, host, 0);
+        return meanSoftmax(net, host, views, crop, crop);
+    }
+
+    private static double[] denseView(DenseEvaluation d, RgbImage image, int q, Protocol p, Resampler r) {
+        TestTransforms.FloatImage plain = TestTransforms.whole(image, q, false, p.norm(), r);
+        double[] a = denseSoftmax(d, plain);
+        if (!p.flips()) {
+            return a;
+        }
+        return mean(a, denseSoftmax(d, TestTransforms.whole(image, q, true, p.norm(), r)));
+    }
+
+    private static double[] denseSoftmax(DenseEvaluation d, TestTransforms.FloatImage img) {
+        Network net = d.network();
+        Backend b = net.backend();
+        Tensor x = b.allocate(net.dtype(), Shape.of(1, 3, img.height(), img.width())); // (1,3,H,W)
+        try {
+            b.copyIn(img.chw(), 0, x);
+            Tensor scores = d.forward(x); // (1,F)
+            double[] s = new double[scores.dim(1)];
+            b.copyOut(scores, s, 0);
+            softmaxInPlace(s, 0, s.length);
+            return s;
+        } finally {
+            b.free(x);
+        }
+    }
+
+    /** Mean over V views of softmax(net(views)); host (V,3,H,W). */
+    private static double[] meanSoftmax(Network net, float[] host, int views, int h, int w) {
+        Backend b = net.backend();
+        Tensor x = b.allocate(net.dtype(), Shape.of(views, 3, h, w));
+        try {
+            b.copyIn(host, 0, x);
+            Tensor out = net.forward(x, false); // (V,F)
+            int classes = out.dim(1);
+            double[] logits = new double[views * classes];
+            b.copyOut(out, logits, 0);
+            double[] mean = new double[classes];
+            for (int v = 0; v < views; v++) {
+                softmaxInPlace(logits, v * classes, classes);
+                for (int c = 0; c < classes; c++) {
+                    mean[c] += logits[v * classes + c] / views;
+                }
+            }
+            return mean;
+        } finally {
+            b.free(x);
+        }
+    }
+
+    private static double[] mean(double[] a, double[] b) {
+        double[] m = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            m[i] = 0.5 * (a[i] + b[i]);
+        }
+        return m;
+    }
+
+    static void softmaxInPlace(double[] v, int off, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, v[off + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            v[off + i] = Math.exp(v[off + i] - max);
+            sum += v[off + i];
+        }
+        for (int i = 0; i < n; i++) {
+            v[off + i] /= sum;
+        }
+    }
+
+    /**
+     * How many classes score strictly higher than {@code label}, ties counted against the label for classes before
+     * it (so a constant output is not a hit): 0 means top-1 correct, below 5 top-5 correct.
+     */
+    static int rankOf(double[] scores, int off, int classes, int label) {
+        double s = scores[off + label];
+        int rank = 0;
+        for (int c = 0; c < classes; c++) {
+            double v = scores[off + c];
+            if (v > s || (v == s && c < label)) {
+                rank++;
+            }
+        }
+        return rank;
+    }
+
+    /** Top-1 / top-5 of given posteriors (N,F) against labels: the counting used above, exposed for tests. */
+    public static Result score(double[] posteriors, int classes, int[] labels) {
+        long w1 = 0;
+        long w5 = 0;
+        for (int i = 0; i < labels.length; i++) {
+            int rank = rankOf(posteriors, i * classes, classes, labels[i]);
+            w1 += rank >= 1 ? 1 : 0;
+            w5 += rank >= 5 ? 1 : 0;
+        }
+        return new Result(labels.length, w1, w5);
+    }
+
+}

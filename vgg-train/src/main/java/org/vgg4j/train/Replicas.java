@@ -1,0 +1,323 @@
+package org.vgg4j.train;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.layers.Dropout;
+import org.vgg4j.core.layers.SoftmaxCrossEntropy;
+import org.vgg4j.core.model.NamedLayer;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.Batch;
+
+/**
+ * N replicas of one network for synchronous data-parallel SGD (N = 1 is plain training): each replica is a
+ * {@link Network} on its own backend instance (or device) with its own {@link Sgd}, driven by its own thread.
+ * A step splits the batch N ways, each replica splits its share into micro-batches whose gradients accumulate,
+ * the {@link AllReduce} averages the gradient buffers, and every replica takes the same SGD step.
+ *
+ * <p>Why the result equals one big batch: the loss is the mean over the B examples of the batch. A micro-batch
+ * of m examples gives the gradient of its own mean, so its dlogits are scaled by m*N/B before backward; summed
+ * over a replica's micro-batches and averaged over the N replicas that is exactly the gradient of the batch mean
+ * (up to float rounding). BatchNorm is the exception (its statistics are per micro-batch, as in PyTorch's DDP
+ * without SyncBN); its running statistics are averaged across replicas after each step so replicas stay identical.
+ * Dropout layers should get a different seed per replica (see {@link Factory}), or all shards share one mask.
+ *
+ * <p>Legend: B batch, N replicas, m micro-batch, C,H,W one example.
+ */
+public final class Replicas implements AutoCloseable {
+
+    /** Builds replica {@code rank}'s network on {@code backend} (e.g. with the spec's dropout seed + rank). */
+    @FunctionalInterface
+    public interface Factory {
+        Network build(Backend backend, int rank);
+    }
+
+    private static final class Replica {
+        final Backend backend;
+        final Network net;
+        final Sgd sgd;
+        final SoftmaxCrossEntropy loss;
+        final Map<Integer, Tensor> inputs = new HashMap<>(); // micro-batch size -> (m,C,H,W)
+
+        Replica(Network net, Sgd.Settings settings) {
+            this.backend = net.backend();
+            this.net = net;
+            this.sgd = new Sgd(net.params(), settings);
+            this.loss = new SoftmaxCrossEntropy(net.backend());
+        }
+
+        Tensor input(int m) {
+            Shape example = net.inputShape();
+            return inputs.computeIfAbsent(m, k -> backend.allocate(net.dtype(),
+                    Shape.of(k, example.dim(0), example.dim(1), example.dim(2))));
+        }
+    }
+
+    private final List<Replica> replicas = new ArrayList<>();
+    private final AllReduce allReduce;
+    private final boolean ownsBackends;
+    private final ExecutorService pool; // null for one replica: everything runs on the caller's thread
+
+    private Replicas(List<Network> nets, Sgd.Settings settings, AllReduce allReduce, boolean ownsBackends) {
+        if (nets.isEmpty()) {
+            throw new IllegalArgumentException("need at least one replica");
+        }
+        for (Network n : nets) {
+            if (n.params().trainedCount() != nets.get(0).params().trainedCount()) {
+                throw new IllegalArgumentException("replica " + n.name() + " has " + n.params().trainedCount()
+                        + " parameters; replica 0 has " + nets.get(0).params().trainedCount());
+            }
+            replicas.add(new Replica(n, settings));
+        }
+        this.allReduce = allReduce;
+        this.ownsBackends = ownsBackends;
+        this.pool = nets.size() == 1 ? null : Executors.newFixedThreadPool(nets.size(), r -> {
+            Thread t = new Thread(r, "vgg-replica");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Wraps networks built by the caller (their backends stay the caller's). */
+    public static Replicas of(List<Network> nets, Sgd.Settings settings, AllReduce allReduce) {
+        return new Replicas(nets, settings, allReduce, false);
+    }
+
+    /**
+     * Creates {@code n} backend instances named {@code backendName} and one network on each; the replicas own
+     * them. Parameters are NOT initialised: initialise replica 0, then {@link #broadcastFromPrimary()}.
+     */
+    public static Replicas create(String backendName, int n, Factory factory, Sgd.Settings settings, AllReduce allReduce) {
+        if (n < 1) {
+            throw new IllegalArgumentException("number of replicas " + n + " must be >= 1");
+        }
+        List<Network> nets = new ArrayList<>();
+        for (int r = 0; r < n; r++) {
+            nets.add(factory.build(Backends.create(backendName), r));
+        }
+        return new Replicas(nets, settings, allReduce, true);
+    }
+
+    public int size() {
+        return replicas.size();
+    }
+
+    /** Replica 0: the one evaluated and checkpointed (all are identical after each step). */
+    public Network primary() {
+        return replicas.get(0).net;
+    }
+
+    public Network network(int rank) {
+        return replicas.get(rank).net;
+    }
+
+    public Sgd optimizer(int rank) {
+        return replicas.get(rank).sgd;
+    }
+
+    /**
+     * Forward and backward of the whole batch: replica r takes examples [start_r, start_r + n_r) (shares differ
+     * by at most one), in micro-batches of at most {@code microBatch} (0: the whole share); then the gradients
+     * are averaged. Returns the mean loss over the batch.
+     */
+    public double forwardBackward(Batch batch, int microBatch) {
+        int total = batch.size();
+        int n = replicas.size();
+        double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss
+        List<Runnable> work = new ArrayList<>();
+        int start = 0;
+        for (int r = 0; r < n; r++) {
+            int share = total / n + (r < total % n ? 1 : 0);
+            int from = start;
+            int rank = r;
+            work.add(() -> lossSums[rank] = replicaPass(replicas.get(rank), batch, from, share, microBatch, total, n));
+            start += share;
+        }
+        runAll(work);
+        List<Tensor> grads = new ArrayList<>();
+        for (Replica rep : replicas) {
+            grads.add(rep.net.params().grads());
+        }
+        allReduce.average(grads);
+        double sum = 0;
+        for (double s : lossSums) {
+            sum += s;
+        }
+        return sum / total;
+    }
+
+    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total, int n) {
+        int m = microBatch <= 0 ? Math.max(count, 1) : microBatch;
+        int example = batch.exampleSize();
+        double lossSum = 0;
+        for (int off = 0; off < count; off += m) {
+            int size = Math.min(m, count - off);
+            Tensor x = rep.input(size);
+            rep.backend.copyIn(batch.hostImages(), (from + off) * example, x);
+            int[] labels = Arrays.copyOfRange(batch.labels(), from + off, from + off + size);
+            double l = rep.loss.forwardBackward(rep.net.forward(x, true), labels);
+            double weight = (double) size * n / total; // makes the averaged sum the gradient of the batch mean
+            if (weight != 1.0) {
+                rep.backend.scale(rep.loss.gradient(), weight);
+            }
+            rep.net.backward(rep.loss.gradient());
+            lossSum += l * size;
+        }
+        return lossSum;
+    }
+
+    /** The same SGD step in every replica (their gradients are identical after the all-reduce). */
+    public void step(double lr) {
+        List<Runnable> work = new ArrayList<>();
+        for (Replica rep : replicas) {
+            work.add(() -> rep.sgd.step(lr));
+        }
+        runAll(work);
+        List<Tensor> states = new ArrayList<>();
+        for (Replica rep : replicas) {
+            if (rep.net.params().state() != null) {
+                states.add(rep.net.params().state());
+            }
+        }
+        if (states.size() > 1) {
+            allReduce.average(states); // BatchNorm running statistics: keep the replicas identical
+        }
+    }
+
+    /** Clears every replica's gradients (after a rollback, say). */
+    public void zeroGrads() {
+        for (Replica rep : replicas) {
+            rep.net.params().zeroGrads();
+        }
+    }
+
+    /** Copies replica 0's parameters, state and momentum into every other replica (after init or load). */
+    public void broadcastFromPrimary() {
+        Replica p = replicas.get(0);
+        for (int r = 1; r < replicas.size(); r++) {
+            Replica q = replicas.get(r);
+            copyAcross(p.net.params().values(), q.net.params().values());
+            copyAcross(p.sgd.velocity(), q.sgd.velocity());
+            if (p.net.params().state() != null) {
+                copyAcross(p.net.params().state(), q.net.params().state());
+            }
+        }
+    }
+
+    /** Each replica's Dropout layers' call counters, replica-major: part of the resumable state. */
+    public long[][] dropoutCalls() {
+        long[][] out = new long[replicas.size()][];
+        for (int r = 0; r < replicas.size(); r++) {
+            List<Dropout> d = dropouts(replicas.get(r).net);
+            out[r] = new long[d.size()];
+            for (int i = 0; i < d.size(); i++) {
+                out[r][i] = d.get(i).calls();
+            }
+        }
+        return out;
+    }
+
+    public void setDropoutCalls(long[][] calls) {
+        if (calls.length != replicas.size()) {
+            throw new IllegalArgumentException("dropout counters for " + calls.length + " replicas; this run has "
+                    + replicas.size() + " (resume with the same --devices)");
+        }
+        for (int r = 0; r < replicas.size(); r++) {
+            List<Dropout> d = dropouts(replicas.get(r).net);
+            if (calls[r].length != d.size()) {
+                throw new IllegalArgumentException("dropout counters for " + calls[r].length + " layers; replica " + r
+                        + " has " + d.size());
+            }
+            for (int i = 0; i < d.size(); i++) {
+                d.get(i).setCalls(calls[r][i]);
+            }
+        }
+    }
+
+    private static List<Dropout> dropouts(Network net) {
+        List<Dropout> out = new ArrayList<>();
+        for (NamedLayer nl : net.layers()) {
+            if (nl.layer() instanceof Dropout d) {
+                out.add(d);
+            }
+        }
+        return out;
+    }
+
+    /** dst = src for tensors of equal size on possibly different backends, through host memory. */
+    static void copyAcross(Tensor src, Tensor dst) {
+        if (src.backend() == dst.backend()) {
+            src.backend().copy(src, dst);
+            return;
+        }
+        int n = Math.toIntExact(src.size());
+        if (src.dtype() == DType.FLOAT32) {
+            float[] host = new float[n];
+            src.backend().copyOut(src, host, 0);
+            dst.backend().copyIn(host, 0, dst);
+        } else {
+            double[] host = new double[n];
+            src.backend().copyOut(src, host, 0);
+            dst.backend().copyIn(host, 0, dst);
+        }
+    }
+
+    private void runAll(List<Runnable> work) {
+        if (pool == null) {
+            work.forEach(Runnable::run);
+            return;
+        }
+        List<Future<?>> futures = new ArrayList<>();
+        for (Runnable w : work) {
+            futures.add(pool.submit(w));
+        }
+        RuntimeException failure = null;
+        for (Future<?> f : futures) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                if (failure == null) {
+                    failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while replicas were working", e);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdownNow();
+        }
+        for (Replica rep : replicas) {
+            for (Tensor t : rep.inputs.values()) {
+                rep.backend.free(t);
+            }
+            rep.loss.release();
+            rep.sgd.close();
+            rep.net.close();
+            if (ownsBackends) {
+                rep.backend.close();
+            }
+        }
+        allReduce.close();
+    }
+}

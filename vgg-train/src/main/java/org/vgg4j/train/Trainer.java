@@ -1,0 +1,191 @@
+package org.vgg4j.train;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.vgg4j.data.Batch;
+import org.vgg4j.data.DataPipeline;
+
+/**
+ * The training loop: a {@link Recipe} applied to {@link Replicas} fed by a {@link DataPipeline}, with validation
+ * after each epoch, checkpoints, guardrails and listeners. {@link #run()} reads top to bottom in one method: restore
+ * or initialise, then epochs of steps (learning rate from the schedule, forward/backward with accumulation and
+ * all-reduce, finiteness check, SGD step, checkpoint), then validation, the plateau rule and the epoch checkpoint.
+ *
+ * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and the data pipeline's keyed
+ * randomness, all of which a checkpoint holds, so a run resumed after kill -9 continues bit for bit (on a
+ * deterministic backend). Not here: the network's architecture, evaluation protocols (see {@link Evaluator}),
+ * progress display (listeners).
+ */
+public final class Trainer {
+    private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
+    /** NaN rollbacks allowed before the run stops anyway. */
+    public static final int MAX_ROLLBACKS = 3;
+
+    /** How a run ended. */
+    public record Result(TrainState state, List<EpochMetrics> epochs, String stopReason) {
+    }
+
+    private final Replicas replicas;
+    private final DataPipeline train;
+    private final Validation validation;   // may be null: no validation, no plateau rule, no best checkpoint
+    private final Recipe recipe;
+    private final Checkpointer checkpointer; // may be null: no checkpoints, no resume, no rollback
+    private final Initialization init;
+    private final List<TrainingListener> listeners;
+
+    public Trainer(Replicas replicas, DataPipeline train, Validation validation, Recipe recipe, Checkpointer checkpointer,
+                   Initialization init, List<TrainingListener> listeners) {
+        if (train.config().batchSize() != recipe.batchSize()) {
+            throw new IllegalArgumentException("data pipeline batch " + train.config().batchSize()
+                    + " differs from the recipe's effective batch " + recipe.batchSize());
+        }
+        if (recipe.schedule() instanceof Schedule.Plateau && validation == null) {
+            throw new IllegalArgumentException("the plateau schedule needs a validation set");
+        }
+        this.replicas = replicas;
+        this.train = train;
+        this.validation = validation;
+        this.recipe = recipe;
+        this.checkpointer = checkpointer;
+        this.init = init;
+        this.listeners = List.copyOf(listeners);
+    }
+
+    /** Steps the run takes at most: the epoch limit in steps, capped by the iteration limit. */
+    public long totalSteps() {
+        long byEpochs = (long) recipe.maxEpochs() * train.batchesPerEpoch();
+        return recipe.maxIterations() > 0 ? Math.min(byEpochs, recipe.maxIterations()) : byEpochs;
+    }
+
+    /**
+     * Trains until the epoch or iteration limit. Resumes from the newest intact checkpoint when there is one.
+     *
+     * @throws IllegalStateException when the loss or a gradient is not finite and the recipe says STOP (or the
+     *                               rollbacks are used up); the message names the step and the layer
+     */
+    public Result run() throws IOException {
+        // 1. Where to start: the newest intact checkpoint, or a fresh initialisation.
+        Optional<TrainState> restored = checkpointer == null ? Optional.empty() : checkpointer.restore(replicas);
+        TrainState s;
+        if (restored.isPresent()) {
+            s = restored.get();
+        } else {
+            init.apply(replicas.primary());
+            replicas.broadcastFromPrimary();
+            replicas.zeroGrads();
+            s = TrainState.initial(replicas.dropoutCalls());
+        }
+        long totalSteps = totalSteps();
+        int batches = train.batchesPerEpoch();
+        int classes = replicas.primary().outputShape(1).dim(1);
+        Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(classes, recipe.stuckLossSteps());
+        for (TrainingListener l : listeners) {
+            l.onStart(new TrainingListener.Start(replicas.primary().name(), replicas.primary().params().trainedCount(),
+                    replicas.size(), batches, totalSteps, s.step()));
+        }
+        List<EpochMetrics> history = new ArrayList<>();
+        String stop = null;
+        double lr = 0;
+        while (stop == null) {
+            if (s.epoch() >= recipe.maxEpochs()) {
+                stop = "reached " + recipe.maxEpochs() + " epochs";
+                break;
+            }
+            if (s.step() >= totalSteps) {
+                stop = "reached " + totalSteps + " iterations";
+                break;
+            }
+            // 2. One epoch of steps, from the saved position.
+            long epochStart = System.nanoTime();
+            long trainNanos = 0;
+            long examplesThisRun = 0;
+            boolean rolledBack = false;
+            try (DataPipeline.Epoch epoch = train.epoch(s.epoch(), s.position())) {
+                while (epoch.hasNext() && s.step() < totalSteps) {
+                    long t0 = System.nanoTime();
+                    Batch batch = epoch.next();
+                    lr = recipe.schedule().lr(recipe.baseLr(), s.step(), totalSteps, s.plateau()) * s.lrScale();
+                    double loss = replicas.forwardBackward(batch, recipe.microBatch());
+                    String bad = Guardrails.nonFinite(s.step(), loss, replicas.primary());
+                    if (bad != null) {
+                        if (recipe.onNonFinite() == Recipe.NonFinitePolicy.STOP || checkpointer == null
+                                || s.rollbacks() >= MAX_ROLLBACKS) {
+                            throw new IllegalStateException("training diverged at " + bad);
+                        }
+                        s = rollback(s, bad);
+                        rolledBack = true;
+                        break;
+                    }
+                    replicas.step(lr);
+                    int n = batch.size();
+                    s = new TrainState(s.epoch(), epoch.position(), s.step() + 1, s.plateau(), s.lrScale(),
+                            s.epochLossSum() + loss * n, s.epochExamples() + n, s.bestError(), s.rollbacks(), null);
+                    long dt = System.nanoTime() - t0;
+                    trainNanos += dt;
+                    examplesThisRun += n;
+                    String warning = stuck.observe(s.step(), loss);
+                    for (TrainingListener l : listeners) {
+                        if (warning != null) {
+                            l.onWarning(warning);
+                        }
+                        l.onStep(new TrainingListener.Step(s.epoch(), s.position(), batches, s.step(), totalSteps, loss,
+                                s.epochLossSum() / s.epochExamples(), lr, n, dt / 1e9));
+                    }
+                    if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
+                            && s.position() < batches) { // the epoch-end save below covers the last batch
+                        checkpointer.save(replicas, s.withDropoutCalls(replicas.dropoutCalls()), recipe.name(), false);
+                    }
+                }
+            }
+            if (rolledBack) {
+                continue;
+            }
+            // 3. Epoch end: validation, the plateau rule, the epoch's checkpoint.
+            Evaluator.Result v = validation == null ? null : validation.evaluate(replicas.primary());
+            Schedule.Plateau.State plateau = v == null ? s.plateau() : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
+            boolean best = v != null && v.top1Error() < s.bestError();
+            if (plateau.drops() > s.plateau().drops()) {
+                LOG.info("validation top-1 error stopped improving: learning rate divided ({} of {} drops)",
+                        plateau.drops(), recipe.schedule() instanceof Schedule.Plateau p ? p.maxDrops() : 0);
+            }
+            EpochMetrics m = new EpochMetrics(s.epoch() + 1, s.step(),
+                    s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
+                    v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
+                    (System.nanoTime() - epochStart) / 1e9, trainNanos == 0 ? 0 : examplesThisRun / (trainNanos / 1e9));
+            s = new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0,
+                    best ? v.top1Error() : s.bestError(), s.rollbacks(), null);
+            if (checkpointer != null) {
+                checkpointer.save(replicas, s.withDropoutCalls(replicas.dropoutCalls()), recipe.name(), best);
+            }
+            history.add(m);
+            for (TrainingListener l : listeners) {
+                l.onEpoch(m);
+            }
+        }
+        LOG.info("training stopped: {}", stop);
+        return new Result(s.withDropoutCalls(replicas.dropoutCalls()), history, stop);
+    }
+
+    /** Reloads the newest checkpoint and divides the learning rate by 10. */
+    private TrainState rollback(TrainState now, String why) throws IOException {
+        Optional<TrainState> back = checkpointer.restore(replicas);
+        if (back.isEmpty()) {
+            throw new IllegalStateException("training diverged at " + why + ", and there is no checkpoint to roll back to");
+        }
+        TrainState r = back.get();
+        double scale = Math.min(r.lrScale(), now.lrScale()) / 10;
+        String message = "rolled back to step " + r.step() + " with the learning rate divided by 10 (scale " + scale
+                + ") after a non-finite value at " + why;
+        LOG.warn(message);
+        for (TrainingListener l : listeners) {
+            l.onWarning(message);
+        }
+        return new TrainState(r.epoch(), r.position(), r.step(), r.plateau(), scale, r.epochLossSum(), r.epochExamples(),
+                r.bestError(), now.rollbacks() + 1, null);
+    }
+}

@@ -1,0 +1,127 @@
+package org.vgg4j.train.cli;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.BadImageException;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.Normalization;
+import org.vgg4j.train.Evaluator;
+import org.vgg4j.train.Initialization;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code vgg eval}: top-1/top-5 error of one checkpoint or an ensemble (softmax averaged) under one of the paper's
+ * protocols. Small-image data (Fashion-MNIST) is evaluated on its centred 32x32 view; image folders under
+ * {@code --protocol} at the test scales.
+ */
+@Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Evaluate checkpoints (an ensemble when several) with the paper's test protocols.")
+final class EvalCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--checkpoint", required = true, paramLabel = "FILE",
+            description = "a checkpoint (safetensors); repeat for an ensemble")
+    List<Path> checkpoints;
+
+    @Option(names = "--data", paramLabel = "SOURCE", description = "as for train; its validation/test split is used")
+    String data = "fashion-mnist-sample";
+
+    @Option(names = "--backend", converter = ModelOptions.BackendConverter.class, paramLabel = "NAME",
+            description = "compute backend (default: cpu when present)")
+    String backend;
+
+    @Option(names = "--protocol", paramLabel = "P", description = "CENTRE, DENSE, MULTI_CROP or DENSE_AND_MULTI_CROP (image folders; default DENSE)")
+    Evaluator.View view = Evaluator.View.DENSE;
+
+    @Option(names = "--train-scale", paramLabel = "S[:SMAX]", description = "the training scale, which sets the test scales (default 256)")
+    String trainScale = "256";
+
+    @Option(names = "--multi-scale", description = "three test scales (Table 4) instead of one (Table 3)")
+    boolean multiScale;
+
+    @Option(names = "--scales", split = ",", paramLabel = "Q[,Q...]", description = "explicit test scales (overrides --train-scale)")
+    int[] scales;
+
+    @Option(names = "--grid", paramLabel = "G", description = "multi-crop lattice side (default 5: 5x5x2 = 50 crops)")
+    int grid = 5;
+
+    @Option(names = "--no-flips", description = "no mirrored views")
+    boolean noFlips;
+
+    @Mixin
+    ModelOptions model;
+
+    @Override
+    public Integer call() throws IOException, BadImageException {
+        DataSource src = DataSource.resolve(data, 0, 0, model.inputSize != null ? model.inputSize : 224, 256, 256);
+        VggSpec vgg = model.spec(src.small(), src.classes(), 0);
+        var out = spec.commandLine().getOut();
+        try (Backend b = Backends.create(backend != null ? backend : ModelOptions.defaultBackend())) {
+            List<Network> nets = new ArrayList<>();
+            try {
+                for (Path p : checkpoints) {
+                    Network n = Vgg.build(b, DType.FLOAT32, vgg);
+                    nets.add(n);
+                    Initialization.loadWeights(n, p);
+                }
+                Evaluator.Result r;
+                String how;
+                if (src.small()) {
+                    if (nets.size() > 1) {
+                        throw new IllegalArgumentException("ensembles of small-image models are not supported by eval; give one --checkpoint");
+                    }
+                    try (DataPipeline val = new DataPipeline(src.val(), src.valTransform(),
+                            DataPipeline.Config.training(256, 1, 0).withShuffle(false))) {
+                        r = Evaluator.onBatches(val).evaluate(nets.get(0));
+                    }
+                    how = "centred 32x32 view";
+                } else {
+                    Evaluator.Protocol p = protocol();
+                    r = Evaluator.evaluate(nets, src.val(), p);
+                    how = p.toString();
+                }
+                out.printf(Locale.ROOT, "%s, %d network%s, %s: %s%n", vgg.name(), nets.size(), nets.size() == 1 ? "" : "s",
+                        how, r);
+                out.flush();
+                return 0;
+            } finally {
+                nets.forEach(Network::close);
+            }
+        }
+    }
+
+    Evaluator.Protocol protocol() {
+        if (scales != null) {
+            return new Evaluator.Protocol(view, scales, grid, !noFlips, Normalization.IMAGENET_MEAN_RGB);
+        }
+        String[] p = trainScale.split(":");
+        int lo;
+        int hi;
+        try {
+            lo = Integer.parseInt(p[0]);
+            hi = p.length > 1 ? Integer.parseInt(p[1]) : lo;
+        } catch (NumberFormatException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--train-scale': '"
+                    + trainScale + "'; expected S or SMIN:SMAX, e.g. 256 or 256:512");
+        }
+        Evaluator.Protocol base = multiScale ? Evaluator.Protocol.multiScale(view, lo, hi, Normalization.IMAGENET_MEAN_RGB)
+                : Evaluator.Protocol.singleScale(view, lo, hi, Normalization.IMAGENET_MEAN_RGB);
+        return new Evaluator.Protocol(view, base.scales(), grid, !noFlips, base.norm());
+    }
+}

@@ -1,0 +1,240 @@
+package org.vgg4j.train.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.train.Checkpointer;
+import org.vgg4j.train.CurvePlot;
+import org.vgg4j.train.Evaluator;
+import org.vgg4j.train.HostAllReduce;
+import org.vgg4j.train.Initialization;
+import org.vgg4j.train.MetricsLog;
+import org.vgg4j.train.Recipe;
+import org.vgg4j.train.Recipes;
+import org.vgg4j.train.Replicas;
+import org.vgg4j.train.Schedule;
+import org.vgg4j.train.Trainer;
+import org.vgg4j.train.TrainingListener;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code vgg train}: a recipe preset (with overrides) on a data source, N replicas on a backend, with a progress
+ * bar, per-epoch metrics (CSV/JSON), training curves (PNG) and checkpoints in {@code --out}; {@code --resume}
+ * continues the newest intact checkpoint there.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Train a VGG with one of the paper's recipes (or the small-image one) and write metrics, curves and checkpoints.")
+public final class TrainCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--backend", converter = ModelOptions.BackendConverter.class, paramLabel = "NAME",
+            description = "compute backend: reference, cpu, cuda (default: cpu when present)")
+    String backend;
+
+    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas, each with its own backend instance (default 1)")
+    int devices = 1;
+
+    @Option(names = "--recipe", paramLabel = "NAME", description = "paper-a, paper-warm, paper-s384, paper-multiscale, glorot, fashion (default fashion)")
+    String recipe = "fashion";
+
+    @Option(names = "--data", paramLabel = "SOURCE", description = "fashion-mnist-sample (default), fashion-mnist, an IDX directory, or a directory with train/ and val/")
+    String data = "fashion-mnist-sample";
+
+    @Option(names = "--out", paramLabel = "DIR", description = "run directory: checkpoints, metrics.csv/json, curves.png (default runs/train)")
+    Path out = Path.of("runs", "train");
+
+    @Option(names = "--resume", description = "continue from the newest intact checkpoint in --out")
+    boolean resume;
+
+    @Option(names = "--init-from", paramLabel = "FILE", description = "checkpoint a warm-start or fine-tuning recipe starts from")
+    Path initFrom;
+
+    @Option(names = "--epochs", paramLabel = "N", description = "maximum epochs (default: the recipe's)")
+    Integer epochs;
+
+    @Option(names = "--iterations", paramLabel = "N", description = "maximum optimiser steps (default: the recipe's)")
+    Long iterations;
+
+    @Option(names = "--batch", paramLabel = "N", description = "effective batch (default: the recipe's)")
+    Integer batch;
+
+    @Option(names = "--micro-batch", paramLabel = "N", description = "largest forward/backward per replica; gradients accumulate (default: whole share)")
+    Integer microBatch;
+
+    @Option(names = "--lr", paramLabel = "X", description = "base learning rate (default: the recipe's)")
+    Double lr;
+
+    @Option(names = "--schedule", paramLabel = "S", description = "plateau, cosine, cosine:WARMUP, step:EVERY:GAMMA, constant (default: the recipe's)")
+    String schedule;
+
+    @Option(names = "--weight-decay", paramLabel = "X", description = "L2 weight decay (default: the recipe's)")
+    Double weightDecay;
+
+    @Option(names = "--seed", paramLabel = "N", description = "seed of initialisation, data order, augmentation and dropout (default 1)")
+    long seed = 1;
+
+    @Option(names = "--scale", paramLabel = "S[:SMAX]", description = "training scale S, or a jittering range (image folders; default: the recipe's)")
+    String scale;
+
+    @Option(names = "--pad", paramLabel = "PX", description = "random shift of small images in pixels (default 2)")
+    int pad = 2;
+
+    @Option(names = "--limit", paramLabel = "N", description = "use only the first N training images")
+    int limit;
+
+    @Option(names = "--threads", paramLabel = "N", description = "data loading threads (default 1)")
+    int threads = 1;
+
+    @Option(names = "--checkpoint-every", paramLabel = "STEPS", description = "steps between checkpoints besides epoch ends (default: the recipe's)")
+    Integer checkpointEvery;
+
+    @Option(names = "--on-nan", paramLabel = "POLICY", description = "STOP or ROLLBACK (to the last checkpoint with lr/10); default STOP")
+    Recipe.NonFinitePolicy onNan;
+
+    @Option(names = "--no-progress", description = "no progress bar (epoch lines only)")
+    boolean noProgress;
+
+    @Mixin
+    ModelOptions model;
+
+    @Override
+    public Integer call() throws IOException {
+        PrintStream console = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
+                StandardCharsets.UTF_8);
+        Result r = train(noProgress ? null : console, console);
+        return r == null ? 1 : 0;
+    }
+
+    /** What a CLI run ended with. */
+    public record Result(Trainer.Result trainer, Path out, VggSpec spec) {
+    }
+
+    /** Trains as the options say; progress goes to {@code progress} (or nowhere), epoch lines to {@code lines}. */
+    public Result train(PrintStream progress, PrintStream lines) throws IOException {
+        if (devices < 1) {
+            throw new IllegalArgumentException("--devices " + devices + ": must be >= 1");
+        }
+        Recipe r = recipe();
+        DataSource src = DataSource.resolve(data, limit, pad, model.inputSize != null ? model.inputSize : 224,
+                r.scaleMin(), r.scaleMax());
+        VggSpec vgg = model.spec(src.small(), src.classes(), seed);
+        if (!src.small() && r.scaleMin() < vgg.inputSize()) {
+            throw new IllegalArgumentException("training scale " + r.scaleMin() + " is smaller than the crop " + vgg.inputSize());
+        }
+        Checkpointer checkpoints = new Checkpointer(out.resolve("checkpoints"), r.keepLast());
+        if (!resume && !checkpoints.list().isEmpty()) {
+            throw new IllegalArgumentException("--out " + out + " already holds checkpoints: pass --resume to continue"
+                    + " that run, or choose another --out");
+        }
+        Files.createDirectories(out);
+        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        lines.printf(Locale.ROOT, "recipe %s: batch %d, lr %s, %s, %d epochs; data %s (%,d train / %,d validation images); backend %s x %d%n",
+                r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
+                src.val().size(), backendName, devices);
+        DataPipeline.Config trainCfg = DataPipeline.Config.training(r.batchSize(), threads, r.dataSeed());
+        DataPipeline.Config valCfg = DataPipeline.Config.training(Math.min(r.batchSize(), 256), threads, 0).withShuffle(false);
+        try (DataPipeline train = new DataPipeline(src.train(), src.trainTransform(), trainCfg);
+             DataPipeline val = new DataPipeline(src.val(), src.valTransform(), valCfg);
+             Replicas replicas = Replicas.create(backendName, devices,
+                     (b, rank) -> Vgg.build(b, DType.FLOAT32, vgg.withSeed(vgg.seed() + 1000L * rank)),
+                     new Sgd.Settings(r.momentum(), r.weightDecay()), new HostAllReduce())) {
+            MetricsLog metrics = new MetricsLog(out);
+            List<TrainingListener> listeners = new ArrayList<>();
+            listeners.add(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
+            listeners.add(metrics);
+            listeners.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
+            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val), r, checkpoints,
+                    Initialization.forRecipe(r, vgg), listeners);
+            Trainer.Result res = trainer.run();
+            lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
+                    out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), checkpoints.directory());
+            return new Result(res, out, vgg);
+        }
+    }
+
+    private static TrainingListener epochLinesOnly(PrintStream lines, int maxEpochs) {
+        ProgressBar bar = new ProgressBar(lines, maxEpochs);
+        return new TrainingListener() {
+            @Override
+            public void onStart(Start s) {
+                bar.onStart(s);
+            }
+
+            @Override
+            public void onEpoch(org.vgg4j.train.EpochMetrics m) {
+                bar.onEpoch(m);
+            }
+
+            @Override
+            public void onWarning(String message) {
+                bar.onWarning(message);
+            }
+        };
+    }
+
+    /** The preset with the options' overrides applied. */
+    Recipe recipe() {
+        Recipe r;
+        try {
+            r = Recipes.named(recipe, initFrom);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--recipe': " + e.getMessage());
+        }
+        if (initFrom != null && r.init() != Recipe.Init.WARM_START_A && r.init() != Recipe.Init.FROM_CHECKPOINT) {
+            r = r.withInit(Recipe.Init.FROM_CHECKPOINT, initFrom);
+        }
+        if (epochs != null || iterations != null) {
+            r = r.withLimits(epochs != null ? epochs : r.maxEpochs(), iterations != null ? iterations : r.maxIterations());
+        }
+        if (batch != null || microBatch != null) {
+            r = r.withBatch(batch != null ? batch : r.batchSize(), microBatch != null ? microBatch : r.microBatch());
+        }
+        if (lr != null) {
+            r = r.withLr(lr);
+        }
+        if (schedule != null) {
+            try {
+                r = r.withSchedule(Schedule.parse(schedule));
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--schedule': " + e.getMessage());
+            }
+        }
+        if (weightDecay != null) {
+            r = r.withOptimizer(r.momentum(), weightDecay);
+        }
+        if (scale != null) {
+            String[] p = scale.split(":");
+            try {
+                int lo = Integer.parseInt(p[0]);
+                r = r.withScales(lo, p.length > 1 ? Integer.parseInt(p[1]) : lo);
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--scale': '" + scale
+                        + "'; expected S or SMIN:SMAX, e.g. 256 or 256:512");
+            }
+        }
+        if (checkpointEvery != null) {
+            r = r.withCheckpoints(checkpointEvery, r.keepLast());
+        }
+        if (onNan != null) {
+            r = r.withNonFinite(onNan);
+        }
+        return r.withSeeds(seed, seed);
+    }
+}

@@ -1,0 +1,199 @@
+package org.vgg4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.model.DenseEvaluation;
+import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.ImageDataset;
+import org.vgg4j.data.Normalization;
+import org.vgg4j.data.Resampler;
+import org.vgg4j.data.RgbImage;
+
+/**
+ * The protocols checked against identities that hold whatever the weights (float64, reference backend): dense
+ * evaluation of a training-size image equals its single crop; a 1x1 multi-crop lattice is the centre crop; flip
+ * averaging, multi-scale and ensemble posteriors are the means of their parts; top-k counting on hand-made scores.
+ */
+class EvaluatorTest {
+    private static Backend backend;
+    private static Network a;
+    private static Network b;
+    private static final Normalization NORM = Normalization.meanRgb(120, 115, 100);
+
+    @BeforeAll
+    static void nets() {
+        backend = Backends.create("reference");
+        a = Vgg.build(backend, DType.FLOAT64, Tiny.spec(false, 0.5));
+        b = Vgg.build(backend, DType.FLOAT64, Tiny.spec(false, 0.5));
+        Initializers.initialize(a, Initializers.Scheme.GLOROT_UNIFORM, 1);
+        Initializers.initialize(b, Initializers.Scheme.GLOROT_UNIFORM, 2);
+    }
+
+    @AfterAll
+    static void close() {
+        a.close();
+        b.close();
+    }
+
+    private static RgbImage image(int w, int h, long seed, boolean mirrored) {
+        SplittableRandom r = new SplittableRandom(seed);
+        byte[] px = new byte[w * h * 3];
+        for (int i = 0; i < px.length; i++) {
+            px[i] = (byte) r.nextInt(256);
+        }
+        if (mirrored) {
+            byte[] m = new byte[px.length];
+            for (int y = 0; y < h; y++) {
+                for (int x = 0; x < w; x++) {
+                    System.arraycopy(px, (y * w + x) * 3, m, (y * w + (w - 1 - x)) * 3, 3);
+                }
+            }
+            px = m;
+        }
+        return new RgbImage(w, h, px);
+    }
+
+    private static double[] post(List<Network> nets, RgbImage img, Evaluator.Protocol p) {
+        List<DenseEvaluation> dense = new ArrayList<>();
+        for (Network n : nets) {
+            dense.add(DenseEvaluation.of(n));
+        }
+        try {
+            return Evaluator.posterior(nets, dense, img, p, new Resampler());
+        } finally {
+            dense.forEach(DenseEvaluation::close);
+        }
+    }
+
+    private static Evaluator.Protocol p(Evaluator.View v, boolean flips, int grid, int... q) {
+        return new Evaluator.Protocol(v, q, grid, flips, NORM);
+    }
+
+    private static void assertClose(double[] want, double[] got, double tol) {
+        double sum = 0;
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], tol, "class " + i);
+            sum += got[i];
+        }
+        assertEquals(1.0, sum, 1e-12, "a posterior sums to 1");
+    }
+
+    @Test
+    void denseOnATrainingSizeImageEqualsTheSingleCrop() {
+        RgbImage img = image(32, 32, 5, false);
+        assertClose(post(List.of(a), img, p(Evaluator.View.CENTRE, false, 5, 32)),
+                post(List.of(a), img, p(Evaluator.View.DENSE, false, 5, 32)), 1e-12);
+    }
+
+    @Test
+    void aOneByOneMultiCropIsTheCentreCrop() {
+        RgbImage img = image(45, 38, 6, false);
+        assertClose(post(List.of(a), img, p(Evaluator.View.CENTRE, false, 5, 40)),
+                post(List.of(a), img, p(Evaluator.View.MULTI_CROP, false, 1, 40)), 1e-12);
+    }
+
+    @Test
+    void flipAveragingScalesCombinationsAndEnsemblesAreMeansOfTheirParts() {
+        RgbImage img = image(50, 41, 7, false);
+        RgbImage mirror = image(50, 41, 7, true);
+        double[] plain = post(List.of(a), img, p(Evaluator.View.DENSE, false, 5, 44));
+        double[] flipped = post(List.of(a), mirror, p(Evaluator.View.DENSE, false, 5, 44));
+        double[] both = post(List.of(a), img, p(Evaluator.View.DENSE, true, 5, 44));
+        double[] want = new double[10];
+        for (int c = 0; c < 10; c++) {
+            want[c] = (plain[c] + flipped[c]) / 2;
+        }
+        assertClose(want, both, 1e-12);
+
+        double[] q1 = post(List.of(a), img, p(Evaluator.View.MULTI_CROP, true, 3, 36));
+        double[] q2 = post(List.of(a), img, p(Evaluator.View.MULTI_CROP, true, 3, 48));
+        double[] multi = post(List.of(a), img, p(Evaluator.View.MULTI_CROP, true, 3, 36, 48));
+        double[] d1 = post(List.of(a), img, p(Evaluator.View.DENSE, true, 3, 36));
+        double[] combined = post(List.of(a), img, p(Evaluator.View.DENSE_AND_MULTI_CROP, true, 3, 36));
+        double[] ens = post(List.of(a, b), img, p(Evaluator.View.MULTI_CROP, true, 3, 36));
+        double[] bq1 = post(List.of(b), img, p(Evaluator.View.MULTI_CROP, true, 3, 36));
+        double[] w1 = new double[10];
+        double[] w2 = new double[10];
+        double[] w3 = new double[10];
+        for (int c = 0; c < 10; c++) {
+            w1[c] = (q1[c] + q2[c]) / 2;
+            w2[c] = (q1[c] + d1[c]) / 2;
+            w3[c] = (q1[c] + bq1[c]) / 2;
+        }
+        assertClose(w1, multi, 1e-12);
+        assertClose(w2, combined, 1e-12);
+        assertClose(w3, ens, 1e-12);
+        // and the views really differ (else the identities above would be empty)
+        assertTrue(Math.abs(q1[0] - q2[0]) > 1e-9 && Math.abs(plain[0] - flipped[0]) > 1e-9);
+    }
+
+    @Test
+    void topOneAndTopFiveCountRanks() {
+        // 3 images, 6 classes; label ranks 0, 4 and 5
+        double[] p = {
+            0.5, 0.1, 0.1, 0.1, 0.1, 0.1,
+            0.3, 0.25, 0.2, 0.15, 0.06, 0.04,
+            0.3, 0.25, 0.2, 0.15, 0.06, 0.04};
+        Evaluator.Result r = Evaluator.score(p, 6, new int[] {0, 4, 5});
+        assertEquals(3, r.count());
+        assertEquals(2, r.top1Wrong());
+        assertEquals(1, r.top5Wrong());
+        // ties do not count as hits: a constant output is wrong for every label but the first
+        Evaluator.Result t = Evaluator.score(new double[] {1, 1, 1, 1, 1, 1, 1}, 7, new int[] {6});
+        assertEquals(1, t.top5Wrong());
+    }
+
+    @Test
+    void evaluateRunsAProtocolOverADataset() throws Exception {
+        List<RgbImage> imgs = List.of(image(40, 36, 1, false), image(33, 47, 2, false), image(36, 36, 3, false));
+        ImageDataset ds = new ImageDataset() {
+            @Override
+            public int size() {
+                return imgs.size();
+            }
+
+            @Override
+            public int label(int i) {
+                return i * 3;
+            }
+
+            @Override
+            public List<String> classes() {
+                return List.of("0", "1", "2", "3", "4", "5", "6", "7", "8", "9");
+            }
+
+            @Override
+            public String source(int i) {
+                return "image " + i;
+            }
+
+            @Override
+            public RgbImage load(int i) {
+                return imgs.get(i);
+            }
+        };
+        Evaluator.Protocol prot = Evaluator.Protocol.multiScale(Evaluator.View.DENSE_AND_MULTI_CROP, 33, 33, NORM);
+        assertEquals("[1, 33, 65]", java.util.Arrays.toString(prot.scales()));
+        Evaluator.Protocol q = p(Evaluator.View.DENSE_AND_MULTI_CROP, true, 2, 33, 40);
+        Evaluator.Result r = Evaluator.evaluate(List.of(a, b), ds, q);
+        int[] labels = {0, 3, 6};
+        double[] all = new double[30];
+        for (int i = 0; i < 3; i++) {
+            System.arraycopy(post(List.of(a, b), imgs.get(i), q), 0, all, i * 10, 10);
+        }
+        assertEquals(Evaluator.score(all, 10, labels), r);
+    }
+}

@@ -1,0 +1,134 @@
+package org.vgg4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.FashionMnist;
+
+class GuardrailsTest {
+    private static final VggSpec SPEC = Tiny.spec(false, 0.0);
+
+    private static void poison(Replicas r, String key) {
+        var t = r.primary().params().get(key).value();
+        r.primary().backend().fill(t.reshape(Math.toIntExact(t.size())).view(0, Shape.of(1)), Double.NaN);
+    }
+
+    private static Trainer trainer(Replicas r, DataPipeline train, Recipe recipe, Checkpointer c, Initialization init,
+                                   List<TrainingListener> ls) {
+        return new Trainer(r, train, null, recipe, c, init, ls);
+    }
+
+    private static Recipe recipe() {
+        return Recipes.fashion().withBatch(8, 0).withLimits(2, 0).withSchedule(new Schedule.Constant()).withLr(0.01)
+                .withStuckLossSteps(0);
+    }
+
+    @Test
+    void aNonFiniteParameterStopsTheRunNamingStepAndLayer() throws IOException {
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(24, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            Initialization init = net -> {
+                Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1);
+            };
+            List<TrainingListener> ls = List.of(new TrainingListener() {
+                @Override
+                public void onStep(Step s) {
+                    if (s.step() == 2) {
+                        poison(r, "features.3.weight");
+                    }
+                }
+            });
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> trainer(r, train, recipe(), null, init, ls).run());
+            assertTrue(e.getMessage().contains("step 2") && e.getMessage().contains("features.3"), e.getMessage());
+        }
+    }
+
+    @Test
+    void nonFiniteNamesTheGradientNearestTheOutput() {
+        try (Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            Initializers.initialize(r.primary(), Initializers.Scheme.GLOROT_UNIFORM, 1);
+            assertNull(Guardrails.nonFinite(3, 2.3, r.primary()));
+            var g = r.primary().params().get("classifier.3.weight").grad();
+            r.primary().backend().fill(g, Double.POSITIVE_INFINITY);
+            var g0 = r.primary().params().get("features.0.weight").grad();
+            r.primary().backend().fill(g0, Double.NaN);
+            String m = Guardrails.nonFinite(7, Double.NaN, r.primary());
+            assertTrue(m.startsWith("step 7") && m.contains("gradient of classifier.3.weight"), m);
+        }
+    }
+
+    @Test
+    void rollbackReloadsTheLastCheckpointWithATenthOfTheRate(@TempDir Path dir) throws IOException {
+        Recipe recipe = recipe().withCheckpoints(2, 3).withNonFinite(Recipe.NonFinitePolicy.ROLLBACK);
+        List<String> warnings = new ArrayList<>();
+        List<Double> rates = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(32, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            boolean[] done = {false};
+            List<TrainingListener> ls = List.of(new TrainingListener() {
+                @Override
+                public void onStep(Step s) {
+                    rates.add(s.lr());
+                    if (s.step() == 3 && !done[0]) {
+                        done[0] = true;
+                        poison(r, "classifier.0.weight");
+                    }
+                }
+
+                @Override
+                public void onWarning(String message) {
+                    warnings.add(message);
+                }
+            });
+            Trainer.Result res = trainer(r, train, recipe, new Checkpointer(dir, 3),
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1), ls).run();
+            assertEquals(8, res.state().step());
+            assertEquals(1, res.state().rollbacks());
+            assertEquals(0.1, res.state().lrScale(), 1e-15);
+            assertEquals(1, warnings.size());
+            assertTrue(warnings.get(0).contains("rolled back to step 2") && warnings.get(0).contains("classifier.0"),
+                    warnings.get(0));
+            // steps 1..3 at 0.01, then steps 3..8 again at 0.001
+            assertEquals(List.of(0.01, 0.01, 0.01), rates.subList(0, 3));
+            assertEquals(0.001, rates.get(3), 1e-15);
+            assertEquals(9, rates.size());
+        }
+    }
+
+    @Test
+    void aLossStuckAtLnClassesIsReported() throws IOException {
+        Recipe recipe = recipe().withLr(1e-9).withStuckLossSteps(4);
+        List<String> warnings = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(48, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            // tiny weights: uniform predictions, loss = ln 10
+            Initialization init = net -> {
+                Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1);
+                net.backend().scale(net.params().values(), 1e-3);
+            };
+            trainer(r, train, recipe, null, init, List.of(new TrainingListener() {
+                @Override
+                public void onWarning(String message) {
+                    warnings.add(message);
+                }
+            })).run();
+        }
+        assertEquals(1, warnings.size(), warnings.toString());
+        assertTrue(warnings.get(0).contains("ln(10)") && warnings.get(0).startsWith("step 4"), warnings.get(0));
+    }
+}

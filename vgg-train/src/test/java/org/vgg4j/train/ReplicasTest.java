@@ -1,0 +1,119 @@
+package org.vgg4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.Batch;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.FashionMnist;
+
+/**
+ * Gradient accumulation and data parallelism against one big batch, on the reference backend. In float64 the
+ * different summation orders agree to ~1e-12, so any mistake in the weighting (a factor m/B, N) shows at once.
+ */
+class ReplicasTest {
+
+    /** Copies of the first {@code steps} batches (the pipeline reuses its buffers). */
+    private static List<Batch> batches(int batch, int steps) {
+        List<Batch> out = new ArrayList<>();
+        try (DataPipeline p = Tiny.pipeline(Tiny.fashion(batch * steps, FashionMnist.Split.TRAIN), batch, 3, true);
+             DataPipeline.Epoch e = p.epoch(0, 0)) {
+            for (int i = 0; i < steps; i++) {
+                Batch b = e.next();
+                Batch c = new Batch(b.capacity(), b.channels(), b.height(), b.width());
+                System.arraycopy(b.hostImages(), 0, c.hostImages(), 0, b.size() * b.exampleSize());
+                System.arraycopy(b.labels(), 0, c.labels(), 0, b.size());
+                c.setSize(b.size());
+                out.add(c);
+            }
+        }
+        return out;
+    }
+
+    /** Trains {@code replicas} x {@code micro} on the batches; returns replica 0's parameters and the losses. */
+    private static double[][] train(int replicas, int micro, List<Batch> data, VggSpec spec) {
+        try (Replicas r = Tiny.replicas(replicas, spec, DType.FLOAT64, 0.9, 5e-4)) {
+            Initializers.initialize(r.primary(), Initializers.Scheme.GLOROT_UNIFORM, 11);
+            r.broadcastFromPrimary();
+            double[] losses = new double[data.size()];
+            for (int i = 0; i < data.size(); i++) {
+                losses[i] = r.forwardBackward(data.get(i), micro);
+                r.step(0.05);
+            }
+            double[] p0 = Tiny.values(r.primary());
+            for (int k = 1; k < r.size(); k++) {
+                // bitwise identical replicas: parameters and momentum
+                assertArrayEquals(p0, Tiny.values(r.network(k)), 0.0, "replica " + k + " parameters");
+                assertArrayEquals(Tiny.host(r.optimizer(0).velocity(), r.primary()),
+                        Tiny.host(r.optimizer(k).velocity(), r.network(k)), 0.0, "replica " + k + " momentum");
+            }
+            return new double[][] {p0, losses};
+        }
+    }
+
+    private static void assertClose(double[] want, double[] got, double tol) {
+        assertEquals(want.length, got.length);
+        double worst = 0;
+        for (int i = 0; i < want.length; i++) {
+            worst = Math.max(worst, Math.abs(want[i] - got[i]) / (1e-3 + Math.abs(want[i])));
+        }
+        assertTrue(worst < tol, "largest relative difference " + worst);
+    }
+
+    @Test
+    void accumulatedMicroBatchesEqualOneBigBatch() {
+        VggSpec spec = Tiny.spec(false, 0.0);
+        List<Batch> data = batches(10, 3);
+        double[][] big = train(1, 0, data, spec);
+        double[][] micro = train(1, 3, data, spec); // shares of 3, 3, 3, 1: unequal micro-batches
+        assertClose(big[0], micro[0], 1e-9);
+        assertClose(big[1], micro[1], 1e-12);
+        // and the run moved: the first update is not a no-op
+        double[][] none = train(1, 0, data.subList(0, 1), spec);
+        assertTrue(Math.abs(none[0][0] - big[0][0]) > 0 || Math.abs(none[0][5] - big[0][5]) > 0);
+    }
+
+    @Test
+    void twoAndThreeReplicasEqualOneReplicaOnTheWholeBatch() {
+        VggSpec spec = Tiny.spec(false, 0.0);
+        List<Batch> data = batches(10, 3); // 10 = 5 + 5 and 4 + 3 + 3
+        double[][] one = train(1, 0, data, spec);
+        double[][] two = train(2, 0, data, spec);
+        double[][] three = train(3, 2, data, spec); // replicas and accumulation together
+        assertClose(one[0], two[0], 1e-9);
+        assertClose(one[0], three[0], 1e-9);
+        assertClose(one[1], three[1], 1e-12);
+    }
+
+    @Test
+    void float32ReplicasStayBitwiseIdenticalWithBatchNormAndDropout() {
+        VggSpec spec = Tiny.spec(true, 0.5);
+        List<Batch> data = batches(8, 2);
+        try (Replicas r = Tiny.replicas(2, spec, DType.FLOAT32, 0.9, 5e-4)) {
+            Initializers.initialize(r.primary(), Initializers.Scheme.GLOROT_UNIFORM, 5);
+            r.broadcastFromPrimary();
+            for (Batch b : data) {
+                r.forwardBackward(b, 0);
+                r.step(0.01);
+            }
+            float[] a = new float[Math.toIntExact(r.primary().params().values().size())];
+            float[] b = new float[a.length];
+            r.primary().backend().copyOut(r.primary().params().values(), a, 0);
+            r.network(1).backend().copyOut(r.network(1).params().values(), b, 0);
+            assertArrayEquals(a, b);
+            float[] sa = new float[Math.toIntExact(r.primary().params().state().size())];
+            float[] sb = new float[sa.length];
+            r.primary().backend().copyOut(r.primary().params().state(), sa, 0);
+            r.network(1).backend().copyOut(r.network(1).params().state(), sb, 0);
+            assertArrayEquals(sa, sb, "BatchNorm running statistics are averaged so replicas stay identical");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package org.vgg4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Resume after kill -9 reproduces the uninterrupted run bit for bit: a child JVM runs {@link Scenario}, is killed
+ * with SIGKILL (Process.destroyForcibly) mid-run or in the middle of writing a checkpoint, and this JVM resumes
+ * from what is on disk. Parameters, BatchNorm statistics and momentum must equal the uninterrupted run's exactly.
+ */
+class ResumeTest {
+    private static Scenario.Outcome reference;
+
+    @BeforeAll
+    static void uninterrupted(@TempDir Path dir) throws IOException {
+        reference = Scenario.run(dir, List.of(), (p, t) -> { });
+        assertEquals(15, reference.result().state().step());
+    }
+
+    /** Starts the child, waits until a line starting with {@code trigger} appears, then kills it with SIGKILL. */
+    private static String runAndKill(Path dir, String mode, String trigger) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
+                Scenario.class.getName(), dir.toString(), mode);
+        pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+        Process child = pb.start();
+        String seen = null;
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                if (line.startsWith(trigger)) {
+                    seen = line;
+                    child.destroyForcibly(); // SIGKILL on Linux: no shutdown hooks, no flushing
+                    break;
+                }
+            }
+        } finally {
+            child.destroyForcibly();
+            assertTrue(child.waitFor(30, TimeUnit.SECONDS), "child did not die");
+        }
+        assertTrue(seen != null, "child never printed " + trigger);
+        return seen;
+    }
+
+    private static void assertSameAsUninterrupted(Scenario.Outcome resumed) {
+        assertArrayEquals(reference.params(), resumed.params(), "parameters");
+        assertArrayEquals(reference.state(), resumed.state(), "BatchNorm running statistics");
+        assertArrayEquals(reference.momentum(), resumed.momentum(), "momentum");
+        assertEquals(reference.result().state().step(), resumed.result().state().step());
+        assertEquals(reference.result().state().bestError(), resumed.result().state().bestError());
+        assertArrayEquals(reference.result().state().dropoutCalls(), resumed.result().state().dropoutCalls());
+    }
+
+    @Test
+    void killedMidRunResumesBitwise(@TempDir Path dir) throws Exception {
+        runAndKill(dir, "slow", "STEP 7");
+        assertTrue(new Checkpointer(dir, 2).list().size() >= 1, "the child left checkpoints");
+        assertSameAsUninterrupted(Scenario.run(dir, List.of(), (p, t) -> { }));
+    }
+
+    @Test
+    void killedMidCheckpointWriteResumesBitwiseFromThePreviousOne(@TempDir Path dir) throws Exception {
+        runAndKill(dir, "midwrite:9", "MIDWRITE");
+        try (Stream<Path> files = Files.list(dir)) {
+            List<String> names = files.map(p -> p.getFileName().toString()).toList();
+            assertTrue(names.stream().anyMatch(n -> n.endsWith(".tmp")), "a half-written temporary file: " + names);
+            assertTrue(names.contains("step-0000000008.safetensors"), names.toString());
+            assertTrue(!names.contains("step-0000000009.safetensors"), names.toString());
+        }
+        assertSameAsUninterrupted(Scenario.run(dir, List.of(), (p, t) -> { }));
+        try (Stream<Path> files = Files.list(dir)) {
+            assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp")), "stale temporary files removed");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package org.vgg4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.FashionMnist;
+
+/** The loop's bookkeeping: the plateau rule driven by validation, the iteration limit, per-epoch metrics. */
+class TrainerTest {
+
+    @Test
+    void plateauDropsTheRateAfterEpochsWithoutImprovementAndTheIterationLimitStopsMidEpoch() throws IOException {
+        Recipe recipe = Recipes.paperA().withBatch(8, 0).withLimits(10, 17).withLr(0.01).withStuckLossSteps(0)
+                .withSchedule(new Schedule.Plateau(1, 0.0, 0.1, 2));
+        double[] errors = {0.5, 0.4, 0.4, 0.45, 0.3, 0.3};
+        int[] calls = {0};
+        Validation scripted = net -> {
+            double e = errors[calls[0]++];
+            return new Evaluator.Result(100, Math.round(e * 100), 0);
+        };
+        List<Double> rates = new ArrayList<>();
+        List<EpochMetrics> epochs = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(24, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, Tiny.spec(false, 0.5), DType.FLOAT32, 0.9, 5e-4)) {
+            Trainer.Result res = new Trainer(r, train, scripted, recipe, null,
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1),
+                    List.of(new TrainingListener() {
+                        @Override
+                        public void onStep(Step s) {
+                            rates.add(s.lr());
+                        }
+
+                        @Override
+                        public void onEpoch(EpochMetrics m) {
+                            epochs.add(m);
+                        }
+                    })).run();
+            assertEquals(17, res.state().step());
+            assertEquals("reached 17 iterations", res.stopReason());
+        }
+        // 3 steps per epoch; epoch 3 (0.4) does not improve on 0.4 -> /10; epoch 4 (0.45) -> /10 again (max 2)
+        List<Double> want = new ArrayList<>();
+        double[] perEpoch = {0.01, 0.01, 0.01, 0.001, 1e-4, 1e-4};
+        for (int i = 0; i < 17; i++) {
+            want.add(perEpoch[i / 3]);
+        }
+        for (int i = 0; i < 17; i++) {
+            assertEquals(want.get(i), rates.get(i), 1e-18, "step " + i);
+        }
+        assertEquals(6, epochs.size()); // the last, partial epoch is validated too
+        assertEquals(17, epochs.get(5).step());
+        assertEquals(0.3, epochs.get(5).valTop1Error(), 1e-12);
+    }
+}

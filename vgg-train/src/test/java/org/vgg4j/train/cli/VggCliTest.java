@@ -1,0 +1,104 @@
+package org.vgg4j.train.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.awt.image.BufferedImage;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import javax.imageio.ImageIO;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class VggCliTest {
+
+    /** Exit code, stdout, stderr. */
+    private record Run(int code, String out, String err) {
+    }
+
+    private static Run vgg(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void badOptionsNameTheOptionAndTheAcceptedValues() {
+        Run r = vgg("train", "--backend", "tpu");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--backend") && r.err().contains("'tpu'") && r.err().contains("reference"), r.err());
+
+        r = vgg("train", "--recipe", "imagenet-fast", "--backend", "reference");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--recipe") && r.err().contains("paper-a") && r.err().contains("paper-multiscale"), r.err());
+
+        r = vgg("eval", "--checkpoint", "x.safetensors", "--protocol", "tencrop");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--protocol") && r.err().contains("DENSE_AND_MULTI_CROP"), r.err());
+
+        r = vgg("info", "--config", "F");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--config") && r.err().contains("A-LRN"), r.err());
+
+        r = vgg("train", "--schedule", "linear", "--backend", "reference");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--schedule") && r.err().contains("cosine:WARMUP"), r.err());
+    }
+
+    @Test
+    void infoCountsThePapersParameters() {
+        // torchvision's vgg16 / vgg19 at 1000 classes (FACTS.md): 138,357,544 and 143,667,240
+        Run r = vgg("info", "--config", "D");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("parameters: 138,357,544"), r.out());
+        assertTrue(r.out().contains("15.470 GMACs"), r.out());
+        r = vgg("info", "--config", "vgg19", "--batch", "1,8");
+        assertTrue(r.out().contains("parameters: 143,667,240"), r.out());
+    }
+
+    @Test
+    void trainWritesMetricsCurvesCheckpointsAndResumes(@TempDir Path dir) throws Exception {
+        String[] common = {"train", "--backend", "reference", "--data", "fashion-mnist-sample", "--limit", "48",
+            "--batch", "16", "--width", "0.0625", "--hidden", "16", "--out", dir.toString(), "--no-progress",
+            "--schedule", "constant", "--lr", "0.02"};
+        Run r = vgg(concat(common, "--epochs", "2"));
+        assertEquals(0, r.code(), r.err());
+        List<String> csv = Files.readAllLines(dir.resolve("metrics.csv"));
+        assertEquals(3, csv.size(), csv.toString());
+        assertTrue(csv.get(0).startsWith("epoch,step,train_loss,val_top1_error"));
+        assertTrue(csv.get(2).startsWith("2,6,"), csv.get(2));
+        assertTrue(Files.readString(dir.resolve("metrics.json")).contains("\"epoch\": 2"));
+        BufferedImage png = ImageIO.read(dir.resolve("curves.png").toFile());
+        assertEquals(1200, png.getWidth());
+        assertTrue(Files.exists(dir.resolve("checkpoints").resolve("step-0000000006.safetensors")));
+
+        r = vgg(concat(common, "--epochs", "3"));
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--resume"), r.err());
+
+        r = vgg(concat(common, "--epochs", "3", "--resume"));
+        assertEquals(0, r.code(), r.err());
+        csv = Files.readAllLines(dir.resolve("metrics.csv"));
+        assertEquals(4, csv.size(), csv.toString());
+        assertTrue(csv.get(3).startsWith("3,9,"), csv.get(3));
+
+        r = vgg("eval", "--backend", "reference", "--data", "fashion-mnist-sample", "--width", "0.0625", "--hidden", "16",
+                "--checkpoint", dir.resolve("checkpoints").resolve("step-0000000009.safetensors").toString());
+        assertEquals(0, r.code(), r.err());
+        String lastError = csv.get(3).split(",")[3];
+        assertTrue(r.out().contains(String.format(java.util.Locale.ROOT, "top-1 error %.2f %%", 100 * Double.parseDouble(lastError))),
+                r.out() + " vs " + lastError);
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+}
