@@ -33,6 +33,7 @@ def main():
     rng = random.Random(1)
     for rep in range(-1, a.repeat):
         t0 = time.perf_counter()
+        c0 = time.process_time()  # process CPU time: images per CPU-second is the per-core rate
         deadline = t0 + (min(a.seconds, 5) if rep < 0 else a.seconds)
         done = 0
         i = 0
@@ -44,9 +45,11 @@ def main():
             done += 1
             i = (i + 1) % len(files)
         el = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         if rep >= 0:
-            print("torchvision %s S=[%d,%d] run %d: %.1f img/s (%d images, %.1f s)"
-                  % ("decode-only" if a.decode_only else "decode+augment", smin, smax, rep, done / el, done, el))
+            print("torchvision %s S=[%d,%d] run %d: %.1f img/cpu-s, %.1f img/s wall (%d images, %.1f s, %.1f cpu-s)"
+                  % ("decode-only" if a.decode_only else "decode+augment", smin, smax, rep, done / cpu, done / el, done,
+                     el, cpu))
 
 
 if __name__ == "__main__":

@@ -244,6 +244,10 @@ public final class DataPipeline implements AutoCloseable {
                 } catch (BadImageException e) {
                     skipped.incrementAndGet();
                     badLog.report(e);
+                } catch (IllegalArgumentException e) {
+                    // a decodable image the transform cannot handle (e.g. a 1x100000 strip): skipped the same way
+                    skipped.incrementAndGet();
+                    badLog.report(new BadImageException(dataset.source(index), "cannot transform: " + e.getMessage(), e));
                 }
             }
             batch.setSize(k);

@@ -28,7 +28,7 @@ import java.util.stream.Stream;
  * Files are listed in sorted order so the sample index of a file never depends on the file system.
  */
 public final class ImageFolders {
-    private static final Set<String> IMAGE_EXTENSIONS = Set.of("jpg", "jpeg", "png", "bmp", "gif", "jfif", "ppm", "pgm");
+    private static final Set<String> IMAGE_EXTENSIONS = Set.of("jpg", "jpeg", "png", "bmp", "gif", "jfif", "ppm");
 
     private ImageFolders() {
     }

@@ -1,5 +1,7 @@
 package org.vgg4j.data;
 
+import java.util.Arrays;
+
 /**
  * Isotropic-or-not image resizing with a triangle (bilinear) filter that widens when shrinking, so downscaling
  * is antialiased — the same filter definition as PIL's {@code BILINEAR} resample, which torchvision's
@@ -10,12 +12,20 @@ package org.vgg4j.data;
  * shift), normalises, and writes float CHW straight into a batch buffer: resize, crop, flip, colour shift,
  * normalisation and layout change in one pass, without materialising the rescaled image.
  *
+ * <p>How, streaming one output row at a time: the source rows it needs are widened to RGB floats once each
+ * (converting YCbCr if the image is held so) into a ring of k rows; a vertical pass over the needed columns
+ * (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored and normalised, writes it
+ * into the destination's three planes. Vertical first means the scalar horizontal taps run on h rows, not on
+ * every source row the window covers. Horizontal taps are padded to one count k (zero weights) and small k
+ * unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds (measured).
+ *
  * <p>Not thread-safe: holds scratch buffers; use one instance per worker thread.
- * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels.
+ * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels;
+ * R source rows needed, S source columns needed, k taps.
  */
 public final class Resampler {
-    private float[] rows = new float[0]; // (rows needed, w, C) horizontally filtered source rows
-    private float[] acc = new float[0];  // (w, C) one output row before layout change
+    private float[] ring = new float[0]; // (k, S, C) the last k source rows needed, as RGB floats
+    private float[] acc = new float[0];  // (S + k, C) one vertically filtered row, zero tail
 
     /** Filter taps along one axis, output i reads input [start[i], start[i]+count[i]) with weights[i*maxTaps+k]. */
     static final class Taps {
@@ -46,10 +56,17 @@ public final class Resampler {
                     w[k] = Math.max(0.0, 1.0 - Math.abs(x));
                     total += w[k];
                 }
-                start[j] = lo;
-                count[j] = cnt;
-                for (int k = 0; k < cnt; k++) {
-                    weights[j * maxTaps + k] = (float) (total > 0 ? w[k] / total : 0);
+                int first = 0; // drop zero-weight taps at either end (e.g. identity scale: 1 tap, not 2)
+                while (first < cnt - 1 && w[first] == 0) {
+                    first++;
+                }
+                while (cnt - 1 > first && w[cnt - 1] == 0) {
+                    cnt--;
+                }
+                start[j] = lo + first;
+                count[j] = cnt - first;
+                for (int k = first; k < cnt; k++) {
+                    weights[j * maxTaps + k - first] = (float) (total > 0 ? w[k] / total : 0);
                 }
             }
         }
@@ -57,10 +74,12 @@ public final class Resampler {
 
     /** The (width, height) whose shorter side is {@code s}, aspect kept; the longer side truncated as torchvision does. */
     public static int[] shorterSideTo(int width, int height, int s) {
-        if (width <= height) {
-            return new int[] {s, (int) ((long) s * height / width)};
+        long longer = width <= height ? (long) s * height / width : (long) s * width / height;
+        if (longer > (1 << 24)) {
+            throw new IllegalArgumentException("image " + width + "x" + height + " rescaled to shorter side " + s
+                    + " would be " + longer + " long: aspect ratio too extreme");
         }
-        return new int[] {(int) ((long) s * width / height), s};
+        return width <= height ? new int[] {s, (int) longer} : new int[] {(int) longer, s};
     }
 
     /**
@@ -76,82 +95,198 @@ public final class Resampler {
         }
         Taps tx = new Taps(src.width(), outW, x0, w);
         Taps ty = new Taps(src.height(), outH, y0, h);
-        int rowLo = ty.start[0];
-        int rowHi = ty.start[h - 1] + ty.count[h - 1];
+        int ky = 0;
         for (int y = 0; y < h; y++) {
-            rowLo = Math.min(rowLo, ty.start[y]);
-            rowHi = Math.max(rowHi, ty.start[y] + ty.count[y]);
+            ky = Math.max(ky, ty.count[y]);
         }
-        int rowLen = w * 3;
-        int need = (rowHi - rowLo) * rowLen;
-        if (rows.length < need) {
-            rows = new float[need];
+        int colLo = Integer.MAX_VALUE;
+        int colHi = 0;
+        int kx = 0;
+        for (int x = 0; x < w; x++) {
+            colLo = Math.min(colLo, tx.start[x]);
+            colHi = Math.max(colHi, tx.start[x] + tx.count[x]);
+            kx = Math.max(kx, tx.count[x]);
         }
-        if (acc.length < rowLen) {
-            acc = new float[rowLen];
+        int span3 = (colHi - colLo) * 3;
+        if (ring.length < ky * span3) {
+            ring = new float[ky * span3];
         }
-        horizontal(src, tx, rowLo, rowHi, w);
-        float[] a = acc;
-        float m0 = norm.mean()[0] - (shift == null ? 0 : shift[0]);
-        float m1 = norm.mean()[1] - (shift == null ? 0 : shift[1]);
-        float m2 = norm.mean()[2] - (shift == null ? 0 : shift[2]);
-        float i0 = 1f / norm.std()[0];
-        float i1 = 1f / norm.std()[1];
-        float i2 = 1f / norm.std()[2];
+        if (acc.length < span3 + kx * 3) {
+            acc = new float[span3 + kx * 3];
+        }
+        Arrays.fill(acc, span3, span3 + kx * 3, 0f); // horizontal taps may run kx-1 pixels past the span: zeros
+        int[] held = new int[ky];  // (ky) source row held by each ring slot
+        Arrays.fill(held, -1);
+        // Output column x goes to position x (or w-1-x mirrored); its taps start at offs[pos] in acc.
+        int[] offs = new int[w];        // (w)
+        float[] wt = new float[w * kx]; // (w, kx) zero-padded weights
+        for (int x = 0; x < w; x++) {
+            int pos = flip ? w - 1 - x : x;
+            offs[pos] = (tx.start[x] - colLo) * 3;
+            System.arraycopy(tx.weights, x * tx.maxTaps, wt, pos * kx, tx.count[x]);
+        }
+        float[] m = new float[3];
+        float[] inv = new float[3];
+        for (int c = 0; c < 3; c++) {
+            m[c] = norm.mean()[c] - (shift == null ? 0 : shift[c]);
+            inv[c] = 1f / norm.std()[c];
+        }
         int plane = w * h;
+        int[] slots = new int[ky];
         for (int y = 0; y < h; y++) {
-            java.util.Arrays.fill(a, 0, rowLen, 0f);
-            int base = ty.start[y] - rowLo;
-            for (int k = 0; k < ty.count[y]; k++) {
-                float wk = ty.weights[y * ty.maxTaps + k];
-                int r = (base + k) * rowLen;
-                for (int q = 0; q < rowLen; q++) { // contiguous: the JIT vectorises this
-                    a[q] += wk * rows[r + q];
+            int cnt = ty.count[y];
+            for (int j = 0; j < cnt; j++) {
+                int r = ty.start[y] + j;
+                int slot = r % ky; // rows needed by one output row are consecutive, so never share a slot
+                if (held[slot] != r) {
+                    widen(src, r, colLo, colHi - colLo, ring, slot * span3);
+                    held[slot] = r;
+                }
+                slots[j] = slot * span3;
+            }
+            vertical(ty, y, cnt, slots, span3);
+            int o = off + y * w;
+            horizontal(offs, wt, kx, w, m, inv, dst, o, plane);
+        }
+    }
+
+    /** Source row r, columns [colLo, colLo+n), as RGB floats (converted from YCbCr if held so) at out[o..]. */
+    private static void widen(RgbImage src, int r, int colLo, int n, float[] out, int o) {
+        byte[] px = src.raw();
+        if (src.isYCbCr()) {
+            YCbCr.toRgbFloats(px, r * src.width() + colLo, n, out, o);
+        } else {
+            int s0 = (r * src.width() + colLo) * 3;
+            for (int i = 0; i < n * 3; i++) {
+                out[o + i] = px[s0 + i] & 0xFF;
+            }
+        }
+    }
+
+    /** acc[0..span3) = sum_j w_j * ring[slots[j] ..]: one output row, all needed columns, interleaved RGB. */
+    private void vertical(Taps ty, int y, int cnt, int[] slots, int span3) {
+        float[] a = acc;
+        float[] rg = ring;
+        int wb = y * ty.maxTaps;
+        float[] wy = ty.weights;
+        switch (cnt) {
+            case 1 -> System.arraycopy(rg, slots[0], a, 0, span3);
+            case 2 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i];
                 }
             }
-            int o = off + y * w;
-            if (flip) {
-                for (int x = 0; x < w; x++) {
-                    int s = (w - 1 - x) * 3;
-                    dst[o + x] = (a[s] - m0) * i0;
-                    dst[o + plane + x] = (a[s + 1] - m1) * i1;
-                    dst[o + 2 * plane + x] = (a[s + 2] - m2) * i2;
+            case 3 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                float w2 = wy[wb + 2];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                int r2 = slots[2];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i];
                 }
-            } else {
-                for (int x = 0; x < w; x++) {
-                    int s = x * 3;
-                    dst[o + x] = (a[s] - m0) * i0;
-                    dst[o + plane + x] = (a[s + 1] - m1) * i1;
-                    dst[o + 2 * plane + x] = (a[s + 2] - m2) * i2;
+            }
+            case 4 -> {
+                float w0 = wy[wb];
+                float w1 = wy[wb + 1];
+                float w2 = wy[wb + 2];
+                float w3 = wy[wb + 3];
+                int r0 = slots[0];
+                int r1 = slots[1];
+                int r2 = slots[2];
+                int r3 = slots[3];
+                for (int i = 0; i < span3; i++) {
+                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i] + w3 * rg[r3 + i];
+                }
+            }
+            default -> {
+                Arrays.fill(a, 0, span3, 0f);
+                for (int j = 0; j < cnt; j++) {
+                    float wj = wy[wb + j];
+                    int rj = slots[j];
+                    for (int i = 0; i < span3; i++) {
+                        a[i] += wj * rg[rj + i];
+                    }
                 }
             }
         }
     }
 
-    /** Filters source rows [rowLo, rowHi) horizontally into {@code rows} as (row, w, C). */
-    private void horizontal(RgbImage src, Taps tx, int rowLo, int rowHi, int w) {
-        byte[] px = src.pixels();
-        int stride = src.width() * 3;
-        float[] out = rows;
-        int mt = tx.maxTaps;
-        for (int r = rowLo; r < rowHi; r++) {
-            int s0 = r * stride;
-            int o = (r - rowLo) * w * 3;
-            for (int x = 0; x < w; x++, o += 3) {
-                float c0 = 0;
-                float c1 = 0;
-                float c2 = 0;
-                int s = s0 + tx.start[x] * 3;
-                int wb = x * mt;
-                for (int k = 0, n = tx.count[x]; k < n; k++, s += 3) {
-                    float wk = tx.weights[wb + k];
-                    c0 += wk * (px[s] & 0xFF);
-                    c1 += wk * (px[s + 1] & 0xFF);
-                    c2 += wk * (px[s + 2] & 0xFF);
+    /** One output row: horizontal taps over acc, normalised, into the three planes of dst at row offset o. */
+    private void horizontal(int[] offs, float[] wt, int k, int w, float[] m, float[] inv, float[] dst, int o,
+                            int plane) {
+        float[] a = acc;
+        float m0 = m[0];
+        float m1 = m[1];
+        float m2 = m[2];
+        float i0 = inv[0];
+        float i1 = inv[1];
+        float i2 = inv[2];
+        int o1 = o + plane;
+        int o2 = o + 2 * plane;
+        switch (k) { // fixed tap counts unrolled: a loop over 2-4 taps costs more than its multiply-adds
+            case 1 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    dst[o + x] = (a[s] - m0) * i0;
+                    dst[o1 + x] = (a[s + 1] - m1) * i1;
+                    dst[o2 + x] = (a[s + 2] - m2) * i2;
                 }
-                out[o] = c0;
-                out[o + 1] = c1;
-                out[o + 2] = c2;
+            }
+            case 2 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[2 * x];
+                    float w1 = wt[2 * x + 1];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] - m2) * i2;
+                }
+            }
+            case 3 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[3 * x];
+                    float w1 = wt[3 * x + 1];
+                    float w2 = wt[3 * x + 2];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] - m2) * i2;
+                }
+            }
+            case 4 -> {
+                for (int x = 0; x < w; x++) {
+                    int s = offs[x];
+                    float w0 = wt[4 * x];
+                    float w1 = wt[4 * x + 1];
+                    float w2 = wt[4 * x + 2];
+                    float w3 = wt[4 * x + 3];
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] + w3 * a[s + 9] - m0) * i0;
+                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] + w3 * a[s + 10] - m1) * i1;
+                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] + w3 * a[s + 11] - m2) * i2;
+                }
+            }
+            default -> {
+                for (int x = 0; x < w; x++) {
+                    float c0 = 0;
+                    float c1 = 0;
+                    float c2 = 0;
+                    int s = offs[x];
+                    for (int j = 0; j < k; j++, s += 3) {
+                        float wj = wt[k * x + j];
+                        c0 += wj * a[s];
+                        c1 += wj * a[s + 1];
+                        c2 += wj * a[s + 2];
+                    }
+                    dst[o + x] = (c0 - m0) * i0;
+                    dst[o1 + x] = (c1 - m1) * i1;
+                    dst[o2 + x] = (c2 - m2) * i2;
+                }
             }
         }
     }

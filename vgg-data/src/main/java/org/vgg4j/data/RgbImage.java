@@ -4,13 +4,28 @@ package org.vgg4j.data;
  * A decoded 8-bit RGB image in host memory: the common currency between decoders, datasets and transforms.
  * Not a general image class: always three interleaved channels, no alpha, no colour space (sRGB by convention).
  * Legend: H height, W width; {@code pixels} is (H, W, 3) row-major, channel order R, G, B.
+ *
+ * <p>Internally a JPEG may be held as its decoder's YCbCr samples ({@link #isYCbCr()}); {@link #pixels()} and
+ * {@link #get} still answer in RGB (converted once, on first use), while {@link Resampler} converts only the
+ * pixels a crop needs.
  */
 public final class RgbImage {
     private final int width;
     private final int height;
-    private final byte[] pixels; // (H,W,3)
+    private final byte[] data;      // (H,W,3) RGB, or YCbCr when ycc
+    private final boolean ycc;
+    private volatile byte[] rgb;    // (H,W,3) RGB once converted
 
     public RgbImage(int width, int height, byte[] pixels) {
+        this(width, height, pixels, false);
+    }
+
+    /** An image held as interleaved JFIF YCbCr (H,W,3). */
+    static RgbImage ofYCbCr(int width, int height, byte[] ycbcr) {
+        return new RgbImage(width, height, ycbcr, true);
+    }
+
+    private RgbImage(int width, int height, byte[] pixels, boolean ycc) {
         if (width < 1 || height < 1) {
             throw new IllegalArgumentException("image " + width + "x" + height + ": width and height must be >= 1");
         }
@@ -20,7 +35,19 @@ public final class RgbImage {
         }
         this.width = width;
         this.height = height;
-        this.pixels = pixels;
+        this.data = pixels;
+        this.ycc = ycc;
+        this.rgb = ycc ? null : pixels;
+    }
+
+    /** Whether the samples are held as YCbCr (see {@link #raw()}). */
+    boolean isYCbCr() {
+        return ycc;
+    }
+
+    /** The samples as held: RGB, or YCbCr when {@link #isYCbCr()}. */
+    byte[] raw() {
+        return data;
     }
 
     public int width() {
@@ -31,14 +58,19 @@ public final class RgbImage {
         return height;
     }
 
-    /** The backing (H,W,3) array, shared, not copied. */
+    /** The (H,W,3) RGB array, shared, not copied (converted from YCbCr once if need be). */
     public byte[] pixels() {
-        return pixels;
+        byte[] p = rgb;
+        if (p == null) {
+            p = YCbCr.toRgb(data);
+            rgb = p; // a benign race: two threads would compute equal arrays
+        }
+        return p;
     }
 
     /** Channel {@code c} (0 R, 1 G, 2 B) of pixel (row y, column x) in [0, 255]. */
     public int get(int y, int x, int c) {
-        return pixels[(y * width + x) * 3 + c] & 0xFF;
+        return pixels()[(y * width + x) * 3 + c] & 0xFF;
     }
 
     public int shorterSide() {

@@ -170,6 +170,43 @@ class DataPipelineTest {
     }
 
     @Test
+    void imagesTheTransformRejectsAreSkippedNotFatal() {
+        SampleTransform picky = new SampleTransform() {
+            @Override
+            public int channels() {
+                return 3;
+            }
+
+            @Override
+            public int height() {
+                return 4;
+            }
+
+            @Override
+            public int width() {
+                return 4;
+            }
+
+            @Override
+            public void apply(RgbImage src, java.util.SplittableRandom rng, Resampler r, float[] dst, int off) {
+                if (src.width() == 40 + 5) { // samples 5, 18: as if their aspect ratio were absurd
+                    Resampler.shorterSideTo(1, 100_000_000, 512);
+                }
+                TestTransforms.centreCrop(src, 4, 4, false, Normalization.NONE, r, dst, off);
+            }
+        };
+        BadImageLog log = new BadImageLog();
+        try (DataPipeline p = new DataPipeline(new Synthetic(20, false), picky,
+                DataPipeline.Config.training(20, 2, 0).withShuffle(false), log);
+             DataPipeline.Epoch e = p.epoch(0, 0)) {
+            Batch b = e.next();
+            assertEquals(18, b.size());
+            assertEquals(2, e.skipped());
+            assertTrue(log.snapshot().get("synthetic/5").contains("aspect ratio too extreme"));
+        }
+    }
+
+    @Test
     void memoryCapLowersPrefetchAndRejectsTooSmallCaps() {
         long batchBytes = 4L * 8 * 3 * 24 * 24 + 4L * 8;
         DataPipeline.Config cfg = DataPipeline.Config.training(8, 2, 1).withPrefetch(16, 4 * batchBytes);

@@ -44,6 +44,34 @@ class ImageDecoderTest {
     }
 
     @Test
+    void fastYCbCrPathMatchesTheJdkRgbDecode() throws Exception {
+        // A busy pattern so chroma and rounding matter; compared with the JDK's own RGB decode (libjpeg's colour
+        // conversion), which the fast path replaces by its own.
+        BufferedImage im = new BufferedImage(67, 45, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 45; y++) {
+            for (int x = 0; x < 67; x++) {
+                im.setRGB(x, y, ((x * 37 + y * 11) % 256) << 16 | ((x * y) % 256) << 8 | ((255 - 5 * y) & 0xFF));
+            }
+        }
+        for (boolean progressive : new boolean[] {false, true}) {
+            byte[] jpeg = TestImages.jpeg(im, null, progressive);
+            RgbImage ours = decoder.decode(jpeg, "busy.JPEG");
+            assertTrue(ours.isYCbCr(), "took the raw YCbCr path");
+            BufferedImage jdk = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(jpeg));
+            int worst = 0;
+            for (int y = 0; y < 45; y++) {
+                for (int x = 0; x < 67; x++) {
+                    int rgb = jdk.getRGB(x, y);
+                    worst = Math.max(worst, Math.abs(ours.get(y, x, 0) - ((rgb >> 16) & 0xFF)));
+                    worst = Math.max(worst, Math.abs(ours.get(y, x, 1) - ((rgb >> 8) & 0xFF)));
+                    worst = Math.max(worst, Math.abs(ours.get(y, x, 2) - (rgb & 0xFF)));
+                }
+            }
+            assertTrue(worst <= 1, "largest difference from the JDK's RGB decode: " + worst);
+        }
+    }
+
+    @Test
     void pngExactAndPngUnderJpegName() throws Exception {
         byte[] png = TestImages.png(TestImages.quadrants(64, 48));
         assertQuadrants(decoder.decode(png, "n01440764_1.JPEG"), 0);
@@ -149,6 +177,16 @@ class ImageDecoderTest {
         writeBigEndian(jbomb, sof + 7, 65500, 2);
         assertTrue(assertThrows(BadImageException.class, () -> decoder.decode(jbomb, "bomb.JPEG"))
                 .reason().contains("65500x65500"));
+    }
+
+    @Test
+    void binaryPpmRoundTripsAndTruncatedPpmIsRejected() throws Exception {
+        RgbImage im = new RgbImage(2, 1, new byte[] {1, 2, 3, (byte) 250, 5, 6});
+        byte[] ppm = Ppm.encode(im);
+        RgbImage back = decoder.decode(ppm, "x.ppm");
+        assertPixel(back, 0, 1, 250, 5, 6, 0);
+        assertTrue(assertThrows(BadImageException.class, () -> decoder.decode(Arrays.copyOf(ppm, ppm.length - 1), "x.ppm"))
+                .reason().contains("truncated"));
     }
 
     @Test

@@ -105,10 +105,15 @@ public final class BatchNorm2d implements Layer {
             throw new IllegalStateException("batchnorm backward needs a forward in training mode first");
         }
         Shape c = Shape.of(channels);
-        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
         backend.batchNormBackward(savedInput, dy, gamma, saveMean.get(dy.dtype(), c), saveInvStd.get(dy.dtype(), c),
                 dx, gammaGrad, betaGrad);
         return dx;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

@@ -112,7 +112,7 @@ public final class Conv2d implements Layer {
         if (!needsInputGradient) {
             return null;
         }
-        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
         backend.conv2dBackwardData(dy, weight, dx, pad);
         return dx;
     }
@@ -120,6 +120,11 @@ public final class Conv2d implements Layer {
     @Override
     public void setNeedsInputGradient(boolean needed) {
         needsInputGradient = needed;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

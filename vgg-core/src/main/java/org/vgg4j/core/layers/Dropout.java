@@ -68,9 +68,14 @@ public final class Dropout implements Layer {
         if (!lastWasTraining) {
             return dy;
         }
-        Tensor dx = inputGrad.get(dy.dtype(), dy.shape());
+        Tensor dx = inputGrad.gradient(dy, dy.shape());
         backend.multiply(dy, mask.get(dy.dtype(), dy.shape()), dx);
         return dx;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

@@ -56,10 +56,15 @@ public final class GlobalAvgPool implements Layer {
     public Tensor backward(Tensor dy) {
         int rows = inputShape.dim(0) * inputShape.dim(1);
         int hw = inputShape.dim(2) * inputShape.dim(3);
-        Tensor dx = inputGrad.get(dy.dtype(), inputShape);
+        Tensor dx = inputGrad.gradient(dy, inputShape);
         Tensor col = weights.get(dy.dtype(), Shape.of(hw, 1));
         backend.gemm(false, true, 1.0, dy.reshape(rows, 1), col, 0.0, dx.reshape(rows, hw)); // dx = dy * (1/HW)
         return dx;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

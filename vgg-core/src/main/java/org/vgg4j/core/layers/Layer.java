@@ -12,7 +12,8 @@ import org.vgg4j.core.tensor.Tensor;
  * <p>A layer holds its parameters and their gradients (views into the network's single buffers, given by
  * {@link #bind}), and an explicit slot for what backward needs. Outputs and input gradients live in buffers the
  * layer owns and reuses while the batch shape stays the same: the tensor a call returns is valid until the next
- * call of the same method.
+ * call of the same method. Inside a {@code Network}, input gradients come from a {@link GradientArena} shared by
+ * all layers: a returned dL/dx is then valid only until the backward of the layer before has consumed it.
  */
 public interface Layer {
 
@@ -47,6 +48,13 @@ public interface Layer {
      * {@link #setNeedsInputGradient} switched it off). May overwrite {@code dy}.
      */
     Tensor backward(Tensor dy);
+
+    /**
+     * From now on take the buffer for dL/dx from {@code arena}, shared by all layers of a network, instead of a
+     * buffer of this layer's own. Layers without an input-gradient buffer ignore it.
+     */
+    default void shareGradientBuffers(GradientArena arena) {
+    }
 
     /** The first layer of a network need not compute dL/dx; default true. */
     default void setNeedsInputGradient(boolean needed) {

@@ -89,7 +89,7 @@ public final class Linear implements Layer {
         if (!needsInputGradient) {
             return null;
         }
-        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
         backend.gemm(false, false, 1.0, dy, weight, 0.0, dx); // dx (N,in) = dy W
         return dx;
     }
@@ -97,6 +97,11 @@ public final class Linear implements Layer {
     @Override
     public void setNeedsInputGradient(boolean needed) {
         needsInputGradient = needed;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

@@ -66,10 +66,15 @@ public final class LocalResponseNorm implements Layer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
         backend.lrnBackward(savedInput, output.get(dy.dtype(), savedInput.shape()), scale.get(dy.dtype(), savedInput.shape()),
                 dy, dx, size, alpha, beta, k);
         return dx;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

@@ -43,9 +43,14 @@ public final class MaxPool2d implements Layer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        Tensor dx = inputGrad.get(dy.dtype(), savedInput.shape());
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
         backend.maxPool2x2Backward(savedInput, savedOutput, dy, dx);
         return dx;
+    }
+
+    @Override
+    public void shareGradientBuffers(GradientArena arena) {
+        inputGrad.shareWith(arena);
     }
 
     @Override

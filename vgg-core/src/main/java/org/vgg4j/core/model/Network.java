@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.GradientArena;
 import org.vgg4j.core.layers.Layer;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.tensor.DType;
@@ -25,6 +26,7 @@ public final class Network implements AutoCloseable {
     private final Shape inputShape;   // (C,H,W) the network was built for
     private final List<NamedLayer> layers;
     private final ParamStore params;
+    private final GradientArena gradients; // the two dL/dx buffers all layers share
 
     /**
      * @param name       e.g. "D" or "vgg16"
@@ -59,6 +61,10 @@ public final class Network implements AutoCloseable {
                 }
             }
             nl.layer().bind(values, grads);
+        }
+        this.gradients = new GradientArena(backend);
+        for (NamedLayer nl : layers) {
+            nl.layer().shareGradientBuffers(gradients);
         }
         if (!layers.isEmpty()) {
             layers.get(0).layer().setNeedsInputGradient(false);
@@ -131,6 +137,7 @@ public final class Network implements AutoCloseable {
         for (NamedLayer nl : layers) {
             nl.layer().release();
         }
+        gradients.release();
     }
 
     @Override

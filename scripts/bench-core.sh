@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Training-step benchmark of the cpu backend against PyTorch, SIDE BY SIDE in one run (NOT a test).
+#
+# Builds vgg-core (compile only; never installs), measures OpenBLAS sgemm 2048^3 through the backend (the floor's
+# denominator), then for REPEATS rounds runs, for each workload, our TrainStepBench and then the PyTorch peer
+# (scripts/bench_peer_torch.py), one process each, alternating, never concurrently. Prints a table of medians over
+# the rounds: img/s, ratio, floor, peak RSS. Raw lines go to $OUT/raw.txt.
+#
+#   scripts/bench-core.sh                       # REPEATS=3 WARMUP=2 STEPS=5 WORKLOADS="W1 W2 W3"
+#   REPEATS=1 WORKLOADS=W3 scripts/bench-core.sh
+#
+# floor img/s = measured sgemm GFLOP/s / step FLOPs per image, with step FLOPs = 3 x forward MACs x 2 (forward,
+# backward-data and backward-filter each cost about the forward's MACs; 2 FLOPs per MAC).
+# The machine is shared: the load average before and after is printed; compare only figures of one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPEATS=${REPEATS:-3}
+WARMUP=${WARMUP:-2}
+STEPS=${STEPS:-5}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
+OUT=$(realpath -m "${OUT:-bench-out}")
+JAVA_OPTS=${JAVA_OPTS:-"-Xmx128m -XX:+UseSerialGC"}
+PYTHON=${PYTHON:-/usr/bin/python3}
+mkdir -p "$OUT"
+: > "$OUT/raw.txt"
+
+mvn -o -q -pl vgg-core compile
+mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
+CP="vgg-core/target/classes:$(cat "$OUT/cp.txt")"
+
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "java:    $(java -version 2>&1 | head -1)  opts: $JAVA_OPTS"
+echo "peer:    $($PYTHON -c 'import torch; print("torch", torch.__version__)')"
+
+java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench sgemm 2>/dev/null | grep '^RESULT' | tee -a "$OUT/raw.txt"
+for r in $(seq 1 "$REPEATS"); do
+  for w in $WORKLOADS; do
+    java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" 2>/dev/null \
+      | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
+    $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
+      | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer round=$r/" | tee -a "$OUT/raw.txt"
+  done
+done
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+
+$PYTHON - "$OUT/raw.txt" <<'PY'
+import statistics, sys
+rows = []
+for line in open(sys.argv[1]):
+    kv = dict(t.split("=", 1) for t in line.split()[1:] if "=" in t)
+    rows.append(kv)
+sgemm = [float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"][0]
+print()
+print("sgemm 2048^3 through the backend: %.1f GFLOP/s" % sgemm)
+print("| workload | ours img/s | PyTorch img/s | ratio | floor img/s | our peak RSS MiB | peer peak RSS MiB | rounds |")
+print("|---|---|---|---|---|---|---|---|")
+for w in ["W1", "W2", "W3"]:
+    ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w]
+    peer = [r for r in rows if r.get("side") == "peer" and r["workload"] == w]
+    if not ours or not peer:
+        continue
+    o = statistics.median(float(r["img_s"]) for r in ours)
+    p = statistics.median(float(r["img_s"]) for r in peer)
+    macs = float(ours[0]["fwd_macs_per_img"])
+    floor = sgemm * 1e9 / (3 * macs * 2)
+    orss = statistics.median(int(r["peak_rss_mib"]) for r in ours)
+    prss = statistics.median(int(r["peak_rss_mib"]) for r in peer)
+    print("| %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %d |" % (w, o, p, o / p, floor, orss, prss, len(ours)))
+PY

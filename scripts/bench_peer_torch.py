@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Peer benchmark (NOT a test): the same float32 training step as org.vgg4j.core.bench.TrainStepBench, in PyTorch.
+
+One step = forward, cross-entropy, backward, SGD (momentum 0.9, weight decay 5e-4), model in training mode
+(dropout on). Prints one "RESULT key=value ..." line: median img/s over the timed steps and the peak resident set
+(resource.getrusage ru_maxrss) of this process. One workload per process, so peaks do not mix.
+
+    /usr/bin/python3 scripts/bench_peer_torch.py W1|W2|W3 [warmup=2] [steps=5]
+
+W1 torchvision vgg16 3x224x224 batch 4, 1000 classes; W2 vgg11 the same; W3 vgg16's conv stack at 3x32x32
+batch 64 with classifier 512-512-512-10 (15,245,130 parameters, as VggSpec.small(D, 32, 10)). Run through
+scripts/bench-core.sh, which runs ours and this side by side.
+"""
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+def small_vgg16(classes=10):
+    # torchvision's VGG-16 feature stack; at 32x32 it ends at 512x1x1, flattened straight into FC 512-512-512-10
+    # (torchvision's AdaptiveAvgPool2d(7) would blow 1x1 up to 7x7, so it is replaced by the identity).
+    m = torchvision.models.vgg16()
+    m.avgpool = nn.Identity()
+    m.classifier = nn.Sequential(
+        nn.Linear(512, 512), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(512, 512), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(512, classes))
+    return m
+
+
+def main():
+    what = sys.argv[1]
+    warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    if what == "W1":
+        model, batch, side, classes = torchvision.models.vgg16(), 4, 224, 1000
+    elif what == "W2":
+        model, batch, side, classes = torchvision.models.vgg11(), 4, 224, 1000
+    elif what == "W3":
+        model, batch, side, classes = small_vgg16(10), 64, 32, 10
+    else:
+        raise SystemExit("workload must be W1, W2 or W3, got " + what)
+    params = sum(p.numel() for p in model.parameters())
+    if what == "W3" and params != 15245130:
+        raise SystemExit("W3 must have 15,245,130 parameters, has %d" % params)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    x = torch.rand(batch, 3, side, side) * 2 - 1
+    y = torch.randint(0, classes, (batch,))
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    loss = None
+    for s in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if s >= warmup:
+            times.append(dt)
+    median = statistics.median(times)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print("RESULT workload=%s backend=torch-%s threads=%d batch=%d params=%d median_step_s=%.4f img_s=%.4f "
+          "peak_rss_mib=%d loss=%.5f steps=%s" % (what, torch.__version__, torch.get_num_threads(), batch, params,
+                                                   median, batch / median, peak_mib, loss.item(),
+                                                   [round(t, 3) for t in times]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+package org.vgg4j.core.backend.cpu;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendProvider;
+
+/**
+ * {@link java.util.ServiceLoader} entry of the {@code cpu} backend (ND4J + OpenBLAS, oneDNN convolutions where
+ * the oneDNN natives are present). It picks the native variant before ND4J loads ({@link NativeVariant}) and
+ * reports why the natives cannot load instead of falling back silently to another backend.
+ */
+public final class CpuBackendProvider implements BackendProvider {
+    private static String reason;
+    private static String variant;
+    private static boolean probed;
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String unavailableReason() {
+        return probe();
+    }
+
+    @Override
+    public Backend create() {
+        String why = probe();
+        if (why != null) {
+            throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
+        }
+        return new CpuBackend(CpuBackend.SLICE_ELEMENTS, useNd4jConvolution());
+    }
+
+    /**
+     * -Dvgg4j.cpu.conv=nd4j|gemm|auto (default auto): auto takes ND4J's convolution ops when the oneDNN natives
+     * are loaded and im2col + OpenBLAS otherwise, the faster of the two in each case (docs/benchmarks.md).
+     */
+    static boolean useNd4jConvolution() {
+        String mode = System.getProperty("vgg4j.cpu.conv", "auto");
+        return switch (mode) {
+            case "nd4j" -> true;
+            case "gemm" -> false;
+            case "auto" -> variant != null && variant.contains("onednn");
+            default -> throw new IllegalArgumentException("vgg4j.cpu.conv=" + mode + ": expected nd4j, gemm or auto");
+        };
+    }
+
+    /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */
+    static synchronized String probe() {
+        if (!probed) {
+            probed = true;
+            variant = NativeVariant.select();
+            NativeVariant.liftPhysicalBytesLimit();
+            GlibcMalloc.tune();
+            try {
+                org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();
+                org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
+                reason = null;
+            } catch (Throwable t) {
+                reason = "ND4J/OpenBLAS natives failed to load (platform " + NativeVariant.platform()
+                        + ", variant '" + variant + "'): " + t;
+            }
+        }
+        return reason;
+    }
+}

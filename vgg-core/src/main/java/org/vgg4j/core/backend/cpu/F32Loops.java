@@ -1,0 +1,170 @@
+package org.vgg4j.core.backend.cpu;
+
+import java.nio.FloatBuffer;
+
+/**
+ * Float32 fast paths of the {@code cpu} backend's hottest memory-bound loops (momentum SGD over every parameter,
+ * ReLU over every activation). Each thread moves blocks of {@link #BLOCK} elements between the direct buffer and
+ * small Java arrays with bulk copies and does the arithmetic on the arrays, which the JIT vectorises; per-element
+ * buffer access does not vectorise. The arithmetic is float32, element by element, as in {@link CpuBackend}'s
+ * generic loops (which compute in double: those agree with these to rounding, and tests compare to the reference
+ * to rounding), and the same whatever the thread count.
+ */
+final class F32Loops {
+    static final int BLOCK = 4096;
+
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[3][BLOCK]);
+    private static final float[] ZEROS = new float[BLOCK];
+
+    private F32Loops() {
+    }
+
+    private static FloatBuffer at(FloatBuffer b, int offset, int length) {
+        FloatBuffer d = b.duplicate();
+        d.position(offset).limit(offset + length);
+        return d;
+    }
+
+    /** Caffe's SGD, see {@link org.vgg4j.core.backend.Backend#sgdStep}; p, g, v start at the given offsets. */
+    static void sgd(FloatBuffer p, int po, FloatBuffer g, int go, FloatBuffer v, int vo, int n, float lr,
+                    float momentum, float weightDecay, int decayed) {
+        Parallel.forRange((n + BLOCK - 1) / BLOCK, 1, (b0, b1) -> {
+            float[][] s = SCRATCH.get();
+            float[] ps = s[0];
+            float[] gs = s[1];
+            float[] vs = s[2];
+            for (int blk = b0; blk < b1; blk++) {
+                int from = blk * BLOCK;
+                int len = Math.min(BLOCK, n - from);
+                at(p, po + from, len).get(ps, 0, len);
+                at(g, go + from, len).get(gs, 0, len);
+                at(v, vo + from, len).get(vs, 0, len);
+                int split = Math.max(0, Math.min(len, decayed - from)); // [0, split) decays
+                for (int i = 0; i < split; i++) {
+                    float vi = momentum * vs[i] + lr * (gs[i] + weightDecay * ps[i]);
+                    vs[i] = vi;
+                    ps[i] -= vi;
+                }
+                for (int i = split; i < len; i++) {
+                    float vi = momentum * vs[i] + lr * gs[i];
+                    vs[i] = vi;
+                    ps[i] -= vi;
+                }
+                at(p, po + from, len).put(ps, 0, len);
+                at(v, vo + from, len).put(vs, 0, len);
+                at(g, go + from, len).put(ZEROS, 0, len);
+            }
+        });
+    }
+
+    /** y = max(x, 0) (NaN kept, -0 to +0); y may be x. */
+    static void relu(FloatBuffer x, int xo, FloatBuffer y, int yo, int n) {
+        Parallel.forRange((n + BLOCK - 1) / BLOCK, 8, (b0, b1) -> {
+            float[] a = SCRATCH.get()[0];
+            for (int blk = b0; blk < b1; blk++) {
+                int from = blk * BLOCK;
+                int len = Math.min(BLOCK, n - from);
+                at(x, xo + from, len).get(a, 0, len);
+                for (int i = 0; i < len; i++) {
+                    a[i] = Math.max(a[i], 0f);
+                }
+                at(y, yo + from, len).put(a, 0, len);
+            }
+        });
+    }
+
+    /** dx = y > 0 ? dy : 0; dx may be dy. */
+    static void reluBackward(FloatBuffer y, int yo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int n) {
+        Parallel.forRange((n + BLOCK - 1) / BLOCK, 8, (b0, b1) -> {
+            float[][] s = SCRATCH.get();
+            float[] ys = s[0];
+            float[] gs = s[1];
+            for (int blk = b0; blk < b1; blk++) {
+                int from = blk * BLOCK;
+                int len = Math.min(BLOCK, n - from);
+                at(y, yo + from, len).get(ys, 0, len);
+                at(dy, go + from, len).get(gs, 0, len);
+                for (int i = 0; i < len; i++) {
+                    gs[i] = ys[i] > 0f ? gs[i] : 0f;
+                }
+                at(dx, dOff + from, len).put(gs, 0, len);
+            }
+        });
+    }
+
+    /** Row buffers for pooling, enough for any width up to {@code w}. */
+    private static float[][] rows(int w) {
+        float[][] s = SCRATCH.get();
+        if (s[0].length < w) {
+            s = new float[][] {new float[w], new float[w], new float[w]};
+            SCRATCH.set(s);
+        }
+        return s;
+    }
+
+    /** 2x2/2 max-pool of {@code planes} planes (H, W) into (H/2, W/2), see {@link CpuBackend#maxPool2x2Forward}. */
+    static void maxPool(FloatBuffer x, int xo, FloatBuffer y, int yo, int planes, int h, int w) {
+        int p = h / 2;
+        int q = w / 2;
+        Parallel.forRange(planes, 4, (from, to) -> {
+            float[][] s = rows(Math.max(w, BLOCK));
+            float[] r0 = s[0];
+            float[] r1 = s[1];
+            float[] out = s[2];
+            for (int plane = from; plane < to; plane++) {
+                for (int i = 0; i < p; i++) {
+                    at(x, xo + (plane * h + 2 * i) * w, w).get(r0, 0, w);
+                    at(x, xo + (plane * h + 2 * i + 1) * w, w).get(r1, 0, w);
+                    for (int j = 0; j < q; j++) {
+                        out[j] = Math.max(Math.max(r0[2 * j], r0[2 * j + 1]), Math.max(r1[2 * j], r1[2 * j + 1]));
+                    }
+                    at(y, yo + (plane * p + i) * q, q).put(out, 0, q);
+                }
+            }
+        });
+    }
+
+    /** Gradient of {@link #maxPool}: the FIRST maximum of each window (row-major) takes dy, the rest 0. */
+    static void maxPoolBackward(FloatBuffer x, int xo, FloatBuffer y, int yo, FloatBuffer dy, int go, FloatBuffer dx,
+                                int dOff, int planes, int h, int w) {
+        int p = h / 2;
+        int q = w / 2;
+        Parallel.forRange(planes, 4, (from, to) -> {
+            float[][] s = rows(Math.max(2 * w + q, BLOCK));
+            float[] in = s[0];   // rows 2i and 2i+1 of x, then of dx
+            float[] out = s[1];  // dx rows 2i and 2i+1
+            float[] ys = s[2];   // y row i, then dy row i at [q, 2q)
+            for (int plane = from; plane < to; plane++) {
+                for (int i = 0; i < p; i++) {
+                    int row = xo + (plane * h + 2 * i) * w;
+                    at(x, row, 2 * w).get(in, 0, 2 * w);
+                    at(y, yo + (plane * p + i) * q, q).get(ys, 0, q);
+                    at(dy, go + (plane * p + i) * q, q).get(ys, q, q);
+                    java.util.Arrays.fill(out, 0, 2 * w, 0f);
+                    for (int j = 0; j < q; j++) {
+                        float m = ys[j];
+                        int at = 2 * j;
+                        if (in[at] != m) {
+                            at += 1;
+                            if (in[at] != m) {
+                                at += w - 1;
+                                if (in[at] != m) {
+                                    at += 1;
+                                }
+                            }
+                        }
+                        out[at] = ys[q + j];
+                    }
+                    at(dx, dOff + (plane * h + 2 * i) * w, 2 * w).put(out, 0, 2 * w);
+                }
+                if (h % 2 == 1) { // the ignored last row
+                    at(dx, dOff + (plane * h + h - 1) * w, w).put(zerosRow(w), 0, w);
+                }
+            }
+        });
+    }
+
+    private static float[] zerosRow(int w) {
+        return w <= BLOCK ? ZEROS : new float[w];
+    }
+}

@@ -1,0 +1,98 @@
+package org.vgg4j.core.backend.cpu;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Splits an index range over a few Java threads for the memory-bound loops of the {@code cpu} backend.
+ *
+ * <p>What it is: a static split into contiguous parts, one per thread, the caller running the first. Every
+ * element is computed by exactly one thread with the same arithmetic whatever the split, so results do not
+ * depend on the thread count; reductions go through {@link #CHUNK}-sized partials summed in index order for the
+ * same reason. What it is not: a work-stealing scheduler (the loops are uniform) or a home for GEMM threads
+ * (OpenBLAS and ND4J's OpenMP keep their own).
+ *
+ * <p>Threads: {@code -Dvgg4j.cpu.threads=T}, default the number of available processors.
+ */
+final class Parallel {
+    /** Reduction chunk: fixed so that partial sums and their order do not depend on the thread count. */
+    static final int CHUNK = 1 << 14;
+
+    static final int THREADS = Math.max(1, Integer.getInteger("vgg4j.cpu.threads",
+            Runtime.getRuntime().availableProcessors()));
+
+    private static final ExecutorService POOL = THREADS == 1 ? null : Executors.newFixedThreadPool(THREADS - 1, r -> {
+        Thread t = new Thread(r, "vgg4j-cpu-worker");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /** Loop body over [from, to). */
+    interface Range {
+        void run(int from, int to);
+    }
+
+    private Parallel() {
+    }
+
+    /** Runs body over [0, n) split in contiguous parts; serial when n is below {@code grain} per thread. */
+    static void forRange(int n, int grain, Range body) {
+        int parts = (int) Math.min(THREADS, Math.max(1, n / Math.max(1, grain)));
+        if (parts <= 1) {
+            if (n > 0) {
+                body.run(0, n);
+            }
+            return;
+        }
+        List<Future<?>> futures = new ArrayList<>(parts - 1);
+        for (int p = 1; p < parts; p++) {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            futures.add(POOL.submit(() -> body.run(from, to)));
+        }
+        body.run(0, (int) ((long) n / parts));
+        for (Future<?> f : futures) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for a cpu worker", e);
+            } catch (ExecutionException e) {
+                Throwable c = e.getCause();
+                if (c instanceof RuntimeException re) {
+                    throw re;
+                }
+                if (c instanceof Error err) {
+                    throw err;
+                }
+                throw new IllegalStateException(c);
+            }
+        }
+    }
+
+    /** Chunk body: returns the partial sum of chunk [from, to). */
+    interface ChunkSum {
+        double sum(int from, int to);
+    }
+
+    /** Sum over [0, n) as CHUNK-sized partials added in index order: the same bits for any thread count. */
+    static double sum(int n, ChunkSum body) {
+        int chunks = (n + CHUNK - 1) / CHUNK;
+        double[] partial = new double[chunks];
+        forRange(chunks, 1, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                int from = c * CHUNK;
+                partial[c] = body.sum(from, Math.min(n, from + CHUNK));
+            }
+        });
+        double s = 0;
+        for (double p : partial) {
+            s += p;
+        }
+        return s;
+    }
+}

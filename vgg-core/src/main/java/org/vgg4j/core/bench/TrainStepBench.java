@@ -1,0 +1,241 @@
+package org.vgg4j.core.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.layers.Conv2d;
+import org.vgg4j.core.layers.Layer;
+import org.vgg4j.core.layers.Linear;
+import org.vgg4j.core.layers.SoftmaxCrossEntropy;
+import org.vgg4j.core.model.NamedLayer;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.ParamStore;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * Benchmark (NOT a test): float32 training steps of a VGG on one backend, median images per second and peak
+ * resident memory. One workload per JVM, so that peaks do not mix. Run through scripts/bench-core.sh, which runs
+ * the PyTorch peer (scripts/bench_peer_torch.py) side by side and prints the comparison table.
+ *
+ * <pre>
+ *   java -Xmx1g -cp ... org.vgg4j.core.bench.TrainStepBench W1|W2|W3 [warmup=2] [steps=5] [backend=cpu] [profile]
+ *   java -cp ... org.vgg4j.core.bench.TrainStepBench sgemm      (OpenBLAS sgemm 2048^3 through the backend)
+ * </pre>
+ * Workloads: W1 VGG-16 (D) 3x224x224 batch 4, 1000 classes; W2 VGG-11 (A) the same; W3 VGG-16's conv stack at
+ * 3x32x32 batch 64, classifier 512-512-512-10. A step is forward, SoftmaxCrossEntropy, backward and Sgd.step with
+ * the paper's momentum 0.9 and weight decay 5e-4. Parameters are seeded small random values (He-scaled uniform).
+ * Output: one "RESULT key=value ..." line on stdout (this is a program, not the library, so it prints);
+ * with "profile", per-layer-kind times of one extra step.
+ */
+public final class TrainStepBench {
+    private TrainStepBench() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        PrintStream out = System.out;
+        if (args.length == 0) {
+            throw new IllegalArgumentException("usage: TrainStepBench W1|W2|W3|sgemm [warmup] [steps] [backend] [profile]");
+        }
+        String what = args[0];
+        String backendName = args.length > 3 ? args[3] : "cpu";
+        Backend backend = Backends.create(backendName);
+        if (what.equals("sgemm")) {
+            out.printf(Locale.ROOT, "RESULT workload=sgemm gflops=%.1f%n", sgemmRate(backend, 2048, 5));
+            return;
+        }
+        int warmup = args.length > 1 ? Integer.parseInt(args[1]) : 2;
+        int steps = args.length > 2 ? Integer.parseInt(args[2]) : 5;
+        boolean profile = Arrays.asList(args).contains("profile");
+        VggSpec spec;
+        int batch;
+        switch (what) {
+            case "W1" -> { spec = VggSpec.paper(VggConfig.D); batch = 4; }
+            case "W2" -> { spec = VggSpec.paper(VggConfig.A); batch = 4; }
+            case "W3" -> { spec = VggSpec.small(VggConfig.D, 32, 10); batch = 64; }
+            default -> throw new IllegalArgumentException("workload '" + what + "': expected W1, W2, W3 or sgemm");
+        }
+        Network net = Vgg.build(backend, DType.FLOAT32, spec);
+        long params = net.params().trainedCount();
+        if (what.equals("W3") && params != 15_245_130L) {
+            throw new IllegalStateException("W3 must have exactly 15,245,130 parameters, has " + params);
+        }
+        long macs = forwardMacs(net);
+        initialise(net.params(), backend, 42);
+        long initRss = rssMib("VmRSS:");
+        int side = spec.inputSize();
+        Tensor x = backend.allocate(DType.FLOAT32, Shape.of(batch, 3, side, side));
+        SplittableRandom rnd = new SplittableRandom(7);
+        float[] host = new float[batch * 3 * side * side];
+        for (int i = 0; i < host.length; i++) {
+            host[i] = (float) (rnd.nextDouble() * 2 - 1);
+        }
+        backend.copyIn(host, 0, x);
+        int[] labels = new int[batch];
+        for (int i = 0; i < batch; i++) {
+            labels[i] = rnd.nextInt(spec.numClasses());
+        }
+        SoftmaxCrossEntropy loss = new SoftmaxCrossEntropy(backend);
+        Sgd sgd = new Sgd(net.params(), Sgd.Settings.PAPER);
+        double lr = 1e-3;
+        for (String a : args) {
+            if (a.equals("profile-first")) {
+                profileStep(out, net, backend, x, labels, loss, sgd, lr); // cold steps: where the memory peak forms
+            }
+        }
+        double[] times = new double[steps];
+        double lastLoss = 0;
+        for (int s = 0; s < warmup + steps; s++) {
+            long t0 = System.nanoTime();
+            Tensor logits = net.forward(x, true);
+            lastLoss = loss.forwardBackward(logits, labels);
+            net.backward(loss.gradient());
+            sgd.step(lr);
+            backend.synchronize();
+            double sec = (System.nanoTime() - t0) / 1e9;
+            if (s >= warmup) {
+                times[s - warmup] = sec;
+            }
+        }
+        double[] sorted = times.clone();
+        Arrays.sort(sorted);
+        double median = steps % 2 == 1 ? sorted[steps / 2] : (sorted[steps / 2 - 1] + sorted[steps / 2]) / 2;
+        if (profile) {
+            profileStep(out, net, backend, x, labels, loss, sgd, lr);
+        }
+        out.printf(Locale.ROOT, "RESULT workload=%s backend=%s batch=%d params=%d fwd_macs_per_img=%d "
+                        + "median_step_s=%.4f img_s=%.4f peak_rss_mib=%d init_rss_mib=%d loss=%.5f steps=%s%n",
+                what, backendName, batch, params, macs, median, batch / median, rssMib("VmHWM:"), initRss, lastLoss,
+                Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
+    }
+
+    /** Forward multiply-accumulates of one example (convolutions and FC layers). */
+    static long forwardMacs(Network net) {
+        Shape s = Shape.of(1, net.inputShape().dim(0), net.inputShape().dim(1), net.inputShape().dim(2));
+        long total = 0;
+        for (NamedLayer nl : net.layers()) {
+            total += nl.layer().macs(s);
+            s = nl.layer().outputShape(s);
+        }
+        return total;
+    }
+
+    /** He-scaled uniform weights, zero biases, written chunk by chunk so the Java heap stays small. */
+    static void initialise(ParamStore params, Backend backend, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        float[] chunk = new float[1 << 20];
+        for (ParamStore.Entry e : params.entries()) {
+            if (e.spec().role() != org.vgg4j.core.layers.ParamSpec.Role.WEIGHT) {
+                continue;
+            }
+            double bound = Math.sqrt(6.0 / e.spec().fanIn());
+            Tensor v = e.value();
+            for (long done = 0; done < v.size(); done += chunk.length) {
+                int len = (int) Math.min(chunk.length, v.size() - done);
+                for (int i = 0; i < len; i++) {
+                    chunk[i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
+                }
+                backend.copyIn(chunk, 0, v.view(done, Shape.of(len)));
+            }
+        }
+    }
+
+    /** One extra step timed layer by layer, summed by kind. */
+    static void profileStep(PrintStream out, Network net, Backend backend, Tensor x, int[] labels,
+                            SoftmaxCrossEntropy loss, Sgd sgd, double lr) throws IOException {
+        double convF = 0, convB = 0, fcF = 0, fcB = 0, otherF = 0, otherB = 0;
+        List<NamedLayer> layers = net.layers();
+        List<String> perConv = new ArrayList<>();
+        double[] fwd = new double[layers.size()];
+        Tensor h = x;
+        for (int i = 0; i < layers.size(); i++) {
+            long t = System.nanoTime();
+            h = layers.get(i).layer().forward(h, true);
+            backend.synchronize();
+            fwd[i] = (System.nanoTime() - t) / 1e9;
+            out.println("PROFILE rss after forward " + layers.get(i).name() + ": current " + rssMib("VmRSS:") + " peak " + rssMib("VmHWM:"));
+        }
+        long t = System.nanoTime();
+        loss.forwardBackward(h, labels);
+        double lossT = (System.nanoTime() - t) / 1e9;
+        Tensor g = loss.gradient();
+        for (int i = layers.size() - 1; i >= 0 && g != null; i--) {
+            Layer l = layers.get(i).layer();
+            t = System.nanoTime();
+            g = l.backward(g);
+            backend.synchronize();
+            double b = (System.nanoTime() - t) / 1e9;
+            out.println("PROFILE rss after backward " + layers.get(i).name() + ": current " + rssMib("VmRSS:") + " peak " + rssMib("VmHWM:"));
+            if (l instanceof Conv2d c) {
+                convF += fwd[i];
+                convB += b;
+                perConv.add(String.format(Locale.ROOT, "%s(%s) fwd %.3f bwd %.3f", layers.get(i).name(), c.describe(), fwd[i], b));
+            } else if (l instanceof Linear) {
+                fcF += fwd[i];
+                fcB += b;
+            } else {
+                otherF += fwd[i];
+                otherB += b;
+            }
+        }
+        t = System.nanoTime();
+        sgd.step(lr);
+        backend.synchronize();
+        double sgdT = (System.nanoTime() - t) / 1e9;
+        out.printf(Locale.ROOT, "PROFILE conv_fwd=%.3f conv_bwd_data+filter=%.3f fc_fwd=%.3f fc_bwd=%.3f other_fwd=%.3f "
+                + "other_bwd=%.3f loss=%.3f sgd=%.3f (seconds per step)%n", convF, convB, fcF, fcB, otherF, otherB, lossT, sgdT);
+        for (int i = perConv.size() - 1; i >= 0; i--) {
+            out.println("PROFILE " + perConv.get(i));
+        }
+    }
+
+    /** GFLOP/s of a float32 n x n x n GEMM through the backend, best of {@code reps}. */
+    static double sgemmRate(Backend backend, int n, int reps) {
+        Tensor a = backend.allocate(DType.FLOAT32, Shape.of(n, n));
+        Tensor b = backend.allocate(DType.FLOAT32, Shape.of(n, n));
+        Tensor c = backend.allocate(DType.FLOAT32, Shape.of(n, n));
+        float[] host = new float[n * n];
+        SplittableRandom rnd = new SplittableRandom(3);
+        for (int i = 0; i < host.length; i++) {
+            host[i] = (float) rnd.nextDouble();
+        }
+        backend.copyIn(host, 0, a);
+        backend.copyIn(host, 0, b);
+        double best = Double.MAX_VALUE;
+        for (int r = 0; r < reps; r++) {
+            long t = System.nanoTime();
+            backend.gemm(false, false, 1.0, a, b, 0.0, c);
+            backend.synchronize();
+            best = Math.min(best, (System.nanoTime() - t) / 1e9);
+        }
+        return 2.0 * n * n * n / best / 1e9;
+    }
+
+    /** A /proc/self/status figure (VmHWM: peak resident, VmRSS: current) in MiB (Linux); -1 elsewhere. */
+    static long rssMib(String key) throws IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.exists(status)) {
+            return -1;
+        }
+        for (String line : Files.readAllLines(status)) {
+            if (line.startsWith(key)) {
+                return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+            }
+        }
+        return -1;
+    }
+}

@@ -1,0 +1,473 @@
+package org.vgg4j.core.backend.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.core.testing.Approx.assertClose;
+import static org.vgg4j.core.testing.Approx.assertExact;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.core.testing.TestTensors;
+
+/**
+ * Parity of every op of the {@code cpu} backend with the {@code reference} backend (the definition), float32 and
+ * float64, on shapes that are no multiple of any tile (odd H/W, C and K like 3, 5, 17), every tensor a VIEW at an
+ * odd offset inside a larger buffer. GEMM and convolution also run on small integers, where every partial sum is
+ * an exactly representable integer, so float results must be EXACT whatever the summation order.
+ *
+ * <p>Legend: N batch, C in-channels, K out-channels, H/W input, P/Q output, R/S kernel, F features.
+ */
+final class CpuBackendParityTest {
+    private static Backend ref;
+    private static Backend cpu;        // the production backend, as users get it
+    private static Backend cpuSliced;  // slices every convolution image by image (exercises the slicing code)
+    private static Backend cpuGemm;    // the im2col + OpenBLAS convolution engine (the plain natives' default)
+    private static Backend cpuGemm1;   // the same, one image per GEMM (no grouping)
+
+    @BeforeAll
+    static void backends() {
+        assertNull(CpuBackendProvider.probe(), "ND4J natives must load on the build machine");
+        ref = Backends.create("reference");
+        cpu = Backends.create("cpu");
+        cpuSliced = new CpuBackend(1, true);
+        cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
+        cpuGemm1 = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false, 1);
+    }
+
+    @AfterAll
+    static void close() {
+        cpu.close();
+        cpuSliced.close();
+        cpuGemm.close();
+        cpuGemm1.close();
+    }
+
+    /** A pair of tensors with equal contents, one per backend, each a view at an odd offset. */
+    private record Pair(Tensor r, Tensor c) {
+        double[] ref() {
+            return TestTensors.toArray(r);
+        }
+
+        double[] cpu() {
+            return TestTensors.toArray(c);
+        }
+    }
+
+    private static Tensor viewWith(Backend b, DType dt, Shape shape, double[] values, int offset) {
+        Tensor base = b.allocate(dt, Shape.of(Math.toIntExact(shape.size()) + offset + 2));
+        b.fill(base, Double.NaN); // what lies around a view must never leak into a result
+        Tensor t = base.view(offset, shape);
+        b.copyIn(values, 0, t);
+        return t;
+    }
+
+    private static Pair pair(Backend c, DType dt, Shape shape, double[] values) {
+        return new Pair(viewWith(ref, dt, shape, values, 3), viewWith(c, dt, shape, values, 5));
+    }
+
+    private static Pair random(Backend c, DType dt, long seed, int... dims) {
+        Shape s = Shape.of(dims);
+        return pair(c, dt, s, TestTensors.uniform(seed, Math.toIntExact(s.size()), -1, 1));
+    }
+
+    private static Pair integers(Backend c, DType dt, long seed, int lo, int hi, int... dims) {
+        Shape s = Shape.of(dims);
+        SplittableRandom rnd = new SplittableRandom(seed);
+        double[] v = new double[Math.toIntExact(s.size())];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = lo + rnd.nextInt(hi - lo + 1);
+        }
+        return pair(c, dt, s, v);
+    }
+
+    private static double rtol(DType dt) {
+        return dt == DType.FLOAT32 ? 2e-5 : 1e-12;
+    }
+
+    private static double atol(DType dt) {
+        return dt == DType.FLOAT32 ? 2e-5 : 1e-12;
+    }
+
+    private static void close(Pair p, DType dt, String what) {
+        assertClose(p.ref(), p.cpu(), rtol(dt), atol(dt), what);
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    /** N, C, H, W, K, R (= S), pad. */
+    static Stream<Arguments> convShapes() {
+        List<Arguments> list = new ArrayList<>();
+        // The production backend sends few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv,
+        // the rest to ND4J (oneDNN): both kinds are here.
+        int[][] shapes = {
+            {2, 3, 7, 5, 5, 3, 1},     // first-layer-like: C = 3, odd H and W (GemmConv)
+            {1, 17, 6, 9, 3, 3, 1},    // C = 17, small image (GemmConv)
+            {3, 5, 5, 5, 17, 3, 1},    // K = 17 (GemmConv)
+            {2, 5, 8, 7, 6, 1, 0},     // 1x1 (config C)
+            {1, 4, 9, 7, 5, 5, 0},     // k x k valid (dense evaluation)
+            {2, 3, 4, 4, 2, 3, 0},     // 3x3 valid, P = Q = 2
+            {2, 7, 11, 9, 4, 3, 1},    // C*R*S = 63, P*Q = 99: ND4J
+            {1, 17, 13, 9, 5, 3, 1},   // C = 17, odd 13x9: ND4J
+            {3, 5, 9, 11, 17, 3, 1},   // K = 17, N = 3: ND4J
+            {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J
+        };
+        for (DType dt : DType.values()) {
+            for (int[] s : shapes) {
+                list.add(Arguments.of(dt, s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+            }
+        }
+        return list.stream();
+    }
+
+    private static void convAll(Backend c, DType dt, int n, int ch, int h, int w, int k, int r, int pad,
+                                boolean exact, boolean withBias) {
+        int p = h + 2 * pad - r + 1;
+        int q = w + 2 * pad - r + 1;
+        long seed = 31L * n + 7L * ch + h + 11L * k + r;
+        Pair x = exact ? integers(c, dt, seed, -3, 3, n, ch, h, w) : random(c, dt, seed, n, ch, h, w);
+        Pair wt = exact ? integers(c, dt, seed + 1, -2, 2, k, ch, r, r) : random(c, dt, seed + 1, k, ch, r, r);
+        Pair b = withBias ? (exact ? integers(c, dt, seed + 2, -5, 5, k) : random(c, dt, seed + 2, k)) : null;
+        Pair y = random(c, dt, seed + 3, n, k, p, q); // old contents: overwritten
+        Pair dy = exact ? integers(c, dt, seed + 4, -3, 3, n, k, p, q) : random(c, dt, seed + 4, n, k, p, q);
+        Pair dx = random(c, dt, seed + 5, n, ch, h, w);
+        // parameter gradients ACCUMULATE: start from non-zero values
+        Pair dw = exact ? integers(c, dt, seed + 6, -4, 4, k, ch, r, r) : random(c, dt, seed + 6, k, ch, r, r);
+        Pair db = withBias ? (exact ? integers(c, dt, seed + 7, -4, 4, k) : random(c, dt, seed + 7, k)) : null;
+
+        ref.conv2dForward(x.r, wt.r, b == null ? null : b.r, y.r, pad);
+        c.conv2dForward(x.c, wt.c, b == null ? null : b.c, y.c, pad);
+        // the order of Conv2d.backward: filter, then data (the cpu backend fuses the two)
+        ref.conv2dBackwardFilter(x.r, dy.r, dw.r, db == null ? null : db.r, pad);
+        ref.conv2dBackwardData(dy.r, wt.r, dx.r, pad);
+        c.conv2dBackwardFilter(x.c, dy.c, dw.c, db == null ? null : db.c, pad);
+        c.conv2dBackwardData(dy.c, wt.c, dx.c, pad);
+        String what = dt + " conv N" + n + " C" + ch + " " + h + "x" + w + " K" + k + " R" + r + " pad" + pad;
+        if (exact) {
+            assertExact(y.ref(), y.cpu(), what + " forward");
+            assertExact(dx.ref(), dx.cpu(), what + " backward data");
+            assertExact(dw.ref(), dw.cpu(), what + " backward filter");
+            if (db != null) {
+                assertExact(db.ref(), db.cpu(), what + " bias gradient");
+            }
+        } else {
+            close(y, dt, what + " forward");
+            close(dx, dt, what + " backward data");
+            close(dw, dt, what + " backward filter");
+            if (db != null) {
+                close(db, dt, what + " bias gradient");
+            }
+        }
+
+        // the unfused paths: a filter gradient alone (VGG's first layer), then a data gradient alone
+        ref.conv2dBackwardFilter(x.r, dy.r, dw.r, db == null ? null : db.r, pad);
+        c.conv2dBackwardFilter(x.c, dy.c, dw.c, db == null ? null : db.c, pad);
+        ref.fill(dx.r, 0.5);
+        c.fill(dx.c, 0.5); // flushes the recorded filter gradient on its own
+        ref.conv2dBackwardData(dy.r, wt.r, dx.r, pad);
+        c.conv2dBackwardData(dy.c, wt.c, dx.c, pad);
+        if (exact) {
+            assertExact(dw.ref(), dw.cpu(), what + " filter-only gradient");
+            assertExact(dx.ref(), dx.cpu(), what + " data-only gradient");
+        } else {
+            close(dw, dt, what + " filter-only gradient");
+            close(dx, dt, what + " data-only gradient");
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("convShapes")
+    void convolutionMatchesReference(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
+        convAll(cpu, dt, n, ch, h, w, k, r, pad, false, true);
+        convAll(cpu, dt, n, ch, h, w, k, r, pad, false, false);
+        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, false, true);
+    }
+
+    @ParameterizedTest
+    @MethodSource("convShapes")
+    void convolutionOnSmallIntegersIsExact(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
+        convAll(cpu, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuSliced, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuGemm1, dt, n, ch, h, w, k, r, pad, true, true);
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    static Stream<Arguments> gemmCases() {
+        List<Arguments> list = new ArrayList<>();
+        for (DType dt : DType.values()) {
+            for (boolean ta : new boolean[] {false, true}) {
+                for (boolean tb : new boolean[] {false, true}) {
+                    list.add(Arguments.of(dt, ta, tb));
+                }
+            }
+        }
+        return list.stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("gemmCases")
+    void gemmMatchesReferenceAndIsExactOnIntegers(DType dt, boolean ta, boolean tb) {
+        int[][] sizes = {{1, 1, 1}, {5, 17, 3}, {33, 7, 65}, {4, 129, 10}};
+        for (int[] s : sizes) {
+            int m = s[0];
+            int kd = s[1];
+            int nn = s[2];
+            int[] aDims = ta ? new int[] {kd, m} : new int[] {m, kd};
+            int[] bDims = tb ? new int[] {nn, kd} : new int[] {kd, nn};
+            String what = dt + " gemm " + m + "x" + kd + "x" + nn + (ta ? " A^T" : "") + (tb ? " B^T" : "");
+            // exact: integers, alpha and beta small integers
+            Pair a = integers(cpu, dt, 1, -3, 3, aDims);
+            Pair b = integers(cpu, dt, 2, -3, 3, bDims);
+            Pair c = integers(cpu, dt, 3, -9, 9, m, nn);
+            ref.gemm(ta, tb, 2.0, a.r, b.r, -1.0, c.r);
+            cpu.gemm(ta, tb, 2.0, a.c, b.c, -1.0, c.c);
+            assertExact(c.ref(), c.cpu(), what + " (integers)");
+            // beta = 0 ignores old contents, even NaN
+            Pair nan = pair(cpu, dt, Shape.of(m, nn), fillArray(m * nn, Double.NaN));
+            ref.gemm(ta, tb, 1.0, a.r, b.r, 0.0, nan.r);
+            cpu.gemm(ta, tb, 1.0, a.c, b.c, 0.0, nan.c);
+            assertExact(nan.ref(), nan.cpu(), what + " beta 0 over NaN");
+            // real values
+            Pair ar = random(cpu, dt, 4, aDims);
+            Pair br = random(cpu, dt, 5, bDims);
+            Pair cr = random(cpu, dt, 6, m, nn);
+            ref.gemm(ta, tb, 0.75, ar.r, br.r, 0.5, cr.r);
+            cpu.gemm(ta, tb, 0.75, ar.c, br.c, 0.5, cr.c);
+            close(cr, dt, what);
+        }
+    }
+
+    private static double[] fillArray(int n, double v) {
+        double[] a = new double[n];
+        java.util.Arrays.fill(a, v);
+        return a;
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void memoryOpsMatchReference(DType dt) {
+        double[] v = TestTensors.uniform(9, 37, -2, 2);
+        Pair t = pair(cpu, dt, Shape.of(37), v);
+        close(t, dt, dt + " copyIn/copyOut");
+        // float[] entry points with a host offset
+        float[] host = new float[40];
+        for (int i = 0; i < host.length; i++) {
+            host[i] = i * 0.25f - 3;
+        }
+        ref.copyIn(host, 2, t.r);
+        cpu.copyIn(host, 2, t.c);
+        assertExact(t.ref(), t.cpu(), dt + " copyIn(float[])");
+        float[] outR = new float[40];
+        float[] outC = new float[40];
+        ref.copyOut(t.r, outR, 1);
+        cpu.copyOut(t.c, outC, 1);
+        assertArrayEquals(outR, outC, dt + " copyOut(float[])");
+        Pair dst = random(cpu, dt, 10, 37);
+        ref.copy(t.r, dst.r);
+        cpu.copy(t.c, dst.c);
+        assertExact(dst.ref(), dst.cpu(), dt + " copy");
+        ref.fill(dst.r, 1.5);
+        cpu.fill(dst.c, 1.5);
+        assertExact(dst.ref(), dst.cpu(), dt + " fill");
+        Tensor fresh = cpu.allocate(dt, Shape.of(3, 5));
+        assertExact(new double[15], TestTensors.toArray(fresh), dt + " allocate is zero-filled");
+    }
+
+    // ---------------------------------------------------------------- pooling, activations
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void maxPoolMatchesReferenceWithTiesAndOddSizes(DType dt) {
+        int[][] shapes = {{2, 3, 7, 5}, {1, 17, 6, 6}, {3, 5, 2, 9}};
+        for (int[] s : shapes) {
+            // small integers: many ties inside windows, where the FIRST maximum must take the gradient
+            Pair x = integers(cpu, dt, s[1], -2, 2, s);
+            Pair y = random(cpu, dt, 2, s[0], s[1], s[2] / 2, s[3] / 2);
+            Pair dy = random(cpu, dt, 3, s[0], s[1], s[2] / 2, s[3] / 2);
+            Pair dx = random(cpu, dt, 4, s);
+            ref.maxPool2x2Forward(x.r, y.r);
+            cpu.maxPool2x2Forward(x.c, y.c);
+            assertExact(y.ref(), y.cpu(), dt + " maxpool forward " + Shape.of(s));
+            ref.maxPool2x2Backward(x.r, y.r, dy.r, dx.r);
+            cpu.maxPool2x2Backward(x.c, y.c, dy.c, dx.c);
+            assertExact(dx.ref(), dx.cpu(), dt + " maxpool backward " + Shape.of(s));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void reluMatchesReferenceOutOfPlaceAndInPlace(DType dt) {
+        Pair x = random(cpu, dt, 1, 3, 5, 7);
+        Pair y = random(cpu, dt, 2, 3, 5, 7);
+        ref.reluForward(x.r, y.r);
+        cpu.reluForward(x.c, y.c);
+        assertExact(y.ref(), y.cpu(), dt + " relu");
+        ref.reluForward(x.r, x.r);
+        cpu.reluForward(x.c, x.c);
+        assertExact(x.ref(), x.cpu(), dt + " relu in place");
+        Pair dy = random(cpu, dt, 3, 3, 5, 7);
+        Pair dx = random(cpu, dt, 4, 3, 5, 7);
+        ref.reluBackward(y.r, dy.r, dx.r);
+        cpu.reluBackward(y.c, dy.c, dx.c);
+        assertExact(dx.ref(), dx.cpu(), dt + " relu backward");
+        ref.reluBackward(y.r, dy.r, dy.r);
+        cpu.reluBackward(y.c, dy.c, dy.c);
+        assertExact(dy.ref(), dy.cpu(), dt + " relu backward in place");
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void lrnMatchesReference(DType dt) {
+        for (int size : new int[] {5, 4, 1}) {
+            int[] s = {2, 7, 3, 5};
+            Pair x = random(cpu, dt, size, s);
+            Pair y = random(cpu, dt, 2, s);
+            Pair scale = random(cpu, dt, 3, s);
+            Pair dy = random(cpu, dt, 4, s);
+            Pair dx = random(cpu, dt, 5, s);
+            // a large alpha so the normalisation is far from the identity
+            ref.lrnForward(x.r, y.r, scale.r, size, 0.5, 0.75, 2.0);
+            cpu.lrnForward(x.c, y.c, scale.c, size, 0.5, 0.75, 2.0);
+            close(y, dt, dt + " lrn forward size " + size);
+            close(scale, dt, dt + " lrn scale size " + size);
+            ref.lrnBackward(x.r, y.r, scale.r, dy.r, dx.r, size, 0.5, 0.75, 2.0);
+            cpu.lrnBackward(x.c, y.c, scale.c, dy.c, dx.c, size, 0.5, 0.75, 2.0);
+            close(dx, dt, dt + " lrn backward size " + size);
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void dropoutAndMultiplyMatchReference(DType dt) {
+        Pair x = random(cpu, dt, 1, 5, 33);
+        Pair y = random(cpu, dt, 2, 5, 33);
+        Pair mask = random(cpu, dt, 3, 5, 33);
+        ref.dropoutForward(x.r, y.r, mask.r, 0.3, 1234L);
+        cpu.dropoutForward(x.c, y.c, mask.c, 0.3, 1234L);
+        assertExact(mask.ref(), mask.cpu(), dt + " dropout mask");
+        assertExact(y.ref(), y.cpu(), dt + " dropout output");
+        Pair dy = random(cpu, dt, 4, 5, 33);
+        ref.multiply(dy.r, mask.r, dy.r);
+        cpu.multiply(dy.c, mask.c, dy.c);
+        assertExact(dy.ref(), dy.cpu(), dt + " multiply in place");
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void batchNormMatchesReference(DType dt) {
+        int[] s = {3, 5, 4, 7};
+        Pair x = random(cpu, dt, 1, s);
+        Pair gamma = random(cpu, dt, 2, 5);
+        Pair beta = random(cpu, dt, 3, 5);
+        Pair y = random(cpu, dt, 4, s);
+        Pair rm = random(cpu, dt, 5, 5);
+        Pair rv = pair(cpu, dt, Shape.of(5), TestTensors.uniform(6, 5, 0.5, 2));
+        Pair sm = random(cpu, dt, 7, 5);
+        Pair si = random(cpu, dt, 8, 5);
+        ref.batchNormForwardTraining(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, sm.r, si.r, 0.1, 1e-5);
+        cpu.batchNormForwardTraining(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, sm.c, si.c, 0.1, 1e-5);
+        close(y, dt, dt + " batchnorm training output");
+        close(rm, dt, dt + " running mean");
+        close(rv, dt, dt + " running var");
+        close(sm, dt, dt + " saved mean");
+        close(si, dt, dt + " saved inverse std");
+        Pair dy = random(cpu, dt, 9, s);
+        Pair dx = random(cpu, dt, 10, s);
+        Pair dg = random(cpu, dt, 11, 5);
+        Pair dbt = random(cpu, dt, 12, 5);
+        ref.batchNormBackward(x.r, dy.r, gamma.r, sm.r, si.r, dx.r, dg.r, dbt.r);
+        cpu.batchNormBackward(x.c, dy.c, gamma.c, sm.c, si.c, dx.c, dg.c, dbt.c);
+        close(dx, dt, dt + " batchnorm dx");
+        close(dg, dt, dt + " batchnorm dgamma (accumulated)");
+        close(dbt, dt, dt + " batchnorm dbeta (accumulated)");
+        ref.batchNormForwardInference(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, 1e-5);
+        cpu.batchNormForwardInference(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, 1e-5);
+        close(y, dt, dt + " batchnorm inference");
+    }
+
+    // ---------------------------------------------------------------- dense algebra, loss, optimiser
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void biasAxpyScaleMatchReference(DType dt) {
+        for (int[] s : new int[][] {{3, 17}, {2, 5, 3, 7}}) {
+            Pair y = random(cpu, dt, 1, s);
+            Pair bias = random(cpu, dt, 2, s[1]);
+            ref.addBias(y.r, bias.r);
+            cpu.addBias(y.c, bias.c);
+            close(y, dt, dt + " addBias " + Shape.of(s));
+            ref.biasBackward(y.r, bias.r);
+            cpu.biasBackward(y.c, bias.c);
+            close(bias, dt, dt + " biasBackward " + Shape.of(s));
+        }
+        Pair x = random(cpu, dt, 3, 41);
+        Pair y = random(cpu, dt, 4, 41);
+        ref.axpy(-0.5, x.r, y.r);
+        cpu.axpy(-0.5, x.c, y.c);
+        close(y, dt, dt + " axpy");
+        ref.scale(y.r, 3.0);
+        cpu.scale(y.c, 3.0);
+        close(y, dt, dt + " scale");
+        assertClose(ref.sumOfSquares(y.r), cpu.sumOfSquares(y.c), rtol(dt), atol(dt), dt + " sumOfSquares");
+        // above one reduction chunk, so the chunked sum is exercised
+        Pair big = random(cpu, dt, 5, 3 * Parallel.CHUNK + 17);
+        assertClose(ref.sumOfSquares(big.r), cpu.sumOfSquares(big.c), rtol(dt), atol(dt), dt + " sumOfSquares big");
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void softmaxAndCrossEntropyMatchReference(DType dt) {
+        Pair logits = pair(cpu, dt, Shape.of(3, 7), TestTensors.uniform(1, 21, -30, 30)); // large: max subtracted
+        Pair probs = random(cpu, dt, 2, 3, 7);
+        ref.softmax(logits.r, probs.r);
+        cpu.softmax(logits.c, probs.c);
+        close(probs, dt, dt + " softmax");
+        Pair grad = random(cpu, dt, 3, 3, 7);
+        int[] labels = {6, 0, 3};
+        double lr = ref.softmaxCrossEntropy(logits.r, labels, grad.r);
+        double lc = cpu.softmaxCrossEntropy(logits.c, labels, grad.c);
+        assertClose(lr, lc, rtol(dt), atol(dt), dt + " cross-entropy loss");
+        close(grad, dt, dt + " cross-entropy gradient");
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void sgdStepMatchesReference(DType dt) {
+        int n = 1001;
+        Pair p = random(cpu, dt, 1, n);
+        Pair g = random(cpu, dt, 2, n);
+        Pair v = random(cpu, dt, 3, n);
+        ref.sgdStep(p.r, g.r, v.r, 0.1, 0.9, 5e-4, 600);
+        cpu.sgdStep(p.c, g.c, v.c, 0.1, 0.9, 5e-4, 600);
+        close(p, dt, dt + " sgd params");
+        close(v, dt, dt + " sgd velocity");
+        assertExact(new double[n], g.cpu(), dt + " sgd clears the gradient");
+    }
+
+    @Test
+    void providerIsFoundAndReportsNoReason() {
+        assertTrue(Backends.names().contains("cpu"));
+        assertEquals("cpu", cpu.name());
+        assertTrue(cpu.supports(DType.FLOAT32) && cpu.supports(DType.FLOAT64));
+    }
+}

@@ -1,0 +1,358 @@
+// cuda_emu.cpp -- the emulated device's scheduler: runs a grid of blocks, each block's threads as cooperative fibers.
+//
+// Is: the implementation behind cuda_emu.h (kernel registry, launch, __syncthreads). Is not: memory management or
+// JNI (emu_jni.cpp). See cuda_emu.h for the execution model and what it guarantees.
+#include "cuda_emu.h"
+
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace emu {
+
+thread_local BuiltIns builtins;
+
+namespace {
+std::atomic<const char*> g_failure{nullptr};
+}
+
+void fail(const char* why) {
+    const char* none = nullptr;
+    g_failure.compare_exchange_strong(none, why);
+}
+
+namespace {
+
+// 64 KiB per thread: our kernels keep at most a 4x4 register tile and a few scalars on their stack.
+constexpr size_t kStackBytes = 64 * 1024;
+
+std::map<std::string, Kernel>& registry() {
+    static std::map<std::string, Kernel> r;
+    return r;
+}
+
+// ------------------------------------------------------------------ fiber contexts
+// On x86-64 a fiber switch is a handful of instructions (callee-saved registers, the stack pointer, MXCSR and the
+// x87 control word, which is all the System V ABI asks a call to preserve); glibc's swapcontext would also save the
+// signal mask, one system call per switch, which made barrier-heavy kernels several times slower. Elsewhere (or
+// with -DVGG_EMU_UCONTEXT) the portable ucontext path is used.
+#if defined(__x86_64__) && !defined(VGG_EMU_UCONTEXT)
+extern "C" void vgg_emu_switch(void** saveSp, void* loadSp);
+asm(R"(
+    .text
+    .globl vgg_emu_switch
+    .hidden vgg_emu_switch
+    .type vgg_emu_switch, @function
+vgg_emu_switch:
+    endbr64
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size vgg_emu_switch, .-vgg_emu_switch
+)");
+
+struct Context {
+    void* sp = nullptr;
+};
+
+// A fresh context that starts entry() on [stack, stack + size); entry must never return.
+void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+    void** p = reinterpret_cast<void**>(top);
+    *--p = nullptr;                              // entry's would-be return address (it never returns)
+    *--p = reinterpret_cast<void*>(entry);       // popped by `ret`: then rsp = top - 8, as after a call
+    for (int i = 0; i < 6; i++) *--p = nullptr;  // rbp rbx r12 r13 r14 r15
+    --p;                                         // MXCSR and x87 control word: the current ones
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    std::memcpy(reinterpret_cast<char*>(p), &mxcsr, 4);
+    std::memcpy(reinterpret_cast<char*>(p) + 4, &fpucw, 2);
+    c.sp = p;
+}
+
+void context_switch(Context& from, Context& to) { vgg_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+    bool initialised = false;
+};
+
+void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    if (!c.initialised) {
+        getcontext(&c.uc);  // once per slot: makecontext reuses it
+        c.initialised = true;
+    }
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+
+void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
+struct Fiber {
+    Context ctx;
+    bool done = false;
+};
+
+// One per OS worker thread: the fibers of the block it is running.
+struct Worker {
+    Context scheduler;
+    std::vector<Fiber> fibers;
+    std::unique_ptr<char[]> stacks;  // fibers.size() * kStackBytes, uninitialised (pages are touched on demand)
+    int current = -1;                // fiber running now, -1 when threads run as plain calls
+    const Kernel* kernel = nullptr;
+    void** args = nullptr;
+    bool barrierInPlainMode = false;
+};
+thread_local Worker worker;
+
+[[noreturn]] void fiber_entry() {
+    Worker& w = worker;
+    w.kernel->invoker(w.args);
+    Fiber& f = w.fibers[w.current];
+    f.done = true;
+    context_switch(f.ctx, w.scheduler);  // never resumed: the slot gets a fresh context for the next block
+    std::abort();
+}
+
+uint3 thread_index(unsigned t, dim3 b) { return uint3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y)); }
+
+// Runs one block on this worker. Returns an empty string or an error.
+// Fibers of a phase (the stretch between two barriers) run in thread order or in reverse: reverse when the block's
+// linear index plus the phase number is odd. A thread that reads shared memory another thread writes in the same
+// phase (a missing barrier) then sees it unwritten in one of the two orders, whichever direction the dependency has,
+// as long as the launch has two blocks or more.
+std::string run_block(const Kernel* k, dim3 block, unsigned long long linearBlock, void** args) {
+    Worker& w = worker;
+    w.kernel = k;
+    w.args = args;
+    const unsigned n = block.x * block.y * block.z;
+    if (k->barrierFree) {
+        w.current = -1;
+        for (unsigned t = 0; t < n; t++) {
+            builtins.thread = thread_index(t, block);
+            k->invoker(args);
+            if (w.barrierInPlainMode) {
+                w.barrierInPlainMode = false;
+                return "kernel registered with EMU_KERNEL_NOSYNC reached __syncthreads(); register it with EMU_KERNEL";
+            }
+        }
+        return "";
+    }
+    if (w.fibers.size() < n) {
+        w.fibers = std::vector<Fiber>(n);
+        w.stacks.reset(new char[n * kStackBytes]);
+    }
+    for (unsigned t = 0; t < n; t++) {
+        Fiber& f = w.fibers[t];
+        context_make(f.ctx, w.stacks.get() + t * kStackBytes, kStackBytes, fiber_entry);
+        f.done = false;
+    }
+    for (unsigned long long phase = 0;; phase++) {
+        unsigned waiting = 0, finished = 0, firstFinished = 0, firstWaiting = 0;
+        const bool reverse = ((linearBlock + phase) & 1) != 0;
+        for (unsigned i = 0; i < n; i++) {
+            const unsigned t = reverse ? n - 1 - i : i;
+            Fiber& f = w.fibers[t];
+            if (f.done) {
+                continue;
+            }
+            builtins.thread = thread_index(t, block);
+            w.current = (int)t;
+            context_switch(w.scheduler, f.ctx);
+            if (f.done) {
+                if (finished++ == 0) firstFinished = t;
+            } else {
+                if (waiting++ == 0) firstWaiting = t;
+            }
+        }
+        w.current = -1;
+        if (waiting == 0) {
+            return "";  // every thread returned
+        }
+        unsigned alreadyDone = 0;
+        for (unsigned t = 0; t < n; t++) alreadyDone += w.fibers[t].done ? 1 : 0;
+        if (alreadyDone > 0) {
+            char buf[200];
+            std::snprintf(buf, sizeof buf,
+                          "divergent __syncthreads(): thread %u returned while thread %u waits at a barrier "
+                          "(%u of %u threads waiting)",
+                          finished > 0 ? firstFinished : 0, firstWaiting, waiting, n);
+            return buf;
+        }
+        // every live thread reached the barrier: it opens, run the next phase
+    }
+}
+
+}  // namespace
+
+void syncthreads() {
+    Worker& w = worker;
+    if (w.current < 0) {
+        w.barrierInPlainMode = true;  // reported by run_block; the kernel's result is void anyway
+        return;
+    }
+    Fiber& f = w.fibers[w.current];
+    context_switch(f.ctx, w.scheduler);
+}
+
+Registration::Registration(const char* name, Invoker invoker, bool barrierFree) {
+    registry()[name] = Kernel{invoker, barrierFree};
+}
+
+const Kernel* find_kernel(const char* name) {
+    auto it = registry().find(name);
+    return it == registry().end() ? nullptr : &it->second;
+}
+
+// Worker threads that live as long as the process, so a launch does not pay for creating threads (nor for their
+// fibers' stacks, which each worker keeps). Helper i runs the launch's work function when i < the helpers asked for.
+class Pool {
+  public:
+    explicit Pool(int helpers) {
+        for (int i = 0; i < helpers; i++) std::thread([this, i] { loop(i); }).detach();
+    }
+
+    // Runs work on the calling thread and on `helpers` pool threads; returns when all are done.
+    void run(const std::function<void()>& work, int helpers) {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            job_ = &work;
+            wanted_ = helpers;
+            running_ = helpers;
+            generation_++;
+        }
+        cv_.notify_all();
+        work();
+        std::unique_lock<std::mutex> l(mu_);
+        done_.wait(l, [this] { return running_ == 0; });
+        job_ = nullptr;
+    }
+
+  private:
+    void loop(int index) {
+        unsigned long long seen = 0;
+        for (;;) {
+            const std::function<void()>* job;
+            {
+                std::unique_lock<std::mutex> l(mu_);
+                cv_.wait(l, [&] { return generation_ != seen; });
+                seen = generation_;
+                if (index >= wanted_) continue;
+                job = job_;
+            }
+            (*job)();
+            std::lock_guard<std::mutex> g(mu_);
+            if (--running_ == 0) done_.notify_all();
+        }
+    }
+
+    std::mutex mu_;
+    std::condition_variable cv_, done_;
+    const std::function<void()>* job_ = nullptr;
+    unsigned long long generation_ = 0;
+    int wanted_ = 0;
+    int running_ = 0;
+};
+
+static int worker_count() {
+    const char* e = std::getenv("VGG_EMU_THREADS");
+    int n = e ? std::atoi(e) : 2;
+    int hw = (int)std::thread::hardware_concurrency();
+    if (n < 1) n = 1;
+    if (hw > 0 && n > hw) n = hw;
+    return n;
+}
+
+const char* launch(const Kernel* k, dim3 grid, dim3 block, void** args) {
+    static thread_local std::string error;
+    error.clear();
+    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    const unsigned threads = block.x * block.y * block.z;
+    if (blocks == 0 || threads == 0 || threads > 1024 || grid.y > 65535 || grid.z > 65535) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u)", grid.x,
+                      grid.y, grid.z, block.x, block.y, block.z);
+        error = buf;
+        return error.c_str();
+    }
+    g_failure.store(nullptr);
+    std::atomic<unsigned long long> next{0};
+    std::mutex mu;
+    std::string firstError;
+    auto work = [&]() {
+        builtins.blockDims = block;
+        builtins.gridDims = grid;
+        for (;;) {
+            unsigned long long b = next.fetch_add(1);
+            if (b >= blocks) return;
+            builtins.block = uint3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+            std::string e = run_block(k, block, b, args);
+            if (!e.empty()) {
+                std::lock_guard<std::mutex> g(mu);
+                if (firstError.empty()) {
+                    char where[80];
+                    std::snprintf(where, sizeof where, " in block (%u,%u,%u)", builtins.block.x,
+                                  builtins.block.y, builtins.block.z);
+                    firstError = e + where;
+                }
+                next.store(blocks);  // stop handing out blocks
+                return;
+            }
+        }
+    };
+    static const int kWorkers = worker_count();
+    static Pool* pool = new Pool(kWorkers - 1);  // never destroyed: its threads are detached and outlive main
+    static std::mutex launchMu;                   // one launch at a time uses the pool
+    std::lock_guard<std::mutex> one(launchMu);
+    const int helpers = (int)std::min<unsigned long long>(kWorkers, blocks) - 1;
+    if (helpers <= 0) {
+        work();
+    } else {
+        pool->run(work, helpers);
+    }
+    const char* failed = g_failure.exchange(nullptr);
+    if (failed != nullptr && firstError.empty()) {
+        firstError = std::string("kernel requirement failed: ") + failed;
+    }
+    if (!firstError.empty()) {
+        error = firstError;
+        return error.c_str();
+    }
+    return nullptr;
+}
+
+}  // namespace emu

@@ -1,0 +1,154 @@
+// cuda_emu.h -- the CUDA execution model on the CPU, so that our .cu kernels compile with g++ and run without a GPU.
+//
+// Is: enough of CUDA's device-side language for the kernels in ../*.cu -- dim3, threadIdx/blockIdx/blockDim/gridDim,
+// per-block __shared__ memory, __syncthreads() with real barrier semantics, atomics, the float math intrinsics the
+// kernels use -- plus the launcher that runs a grid. Is not: a host API (no cudaMalloc here; the JNI layer in
+// emu_jni.cpp owns memory), not warp-synchronous (no shuffles or votes: our kernels do not use them), not a timing
+// model. It is a debugging device: results must equal the GPU's for kernels without data races.
+//
+// How a launch runs (fiber switches: hand-written on x86-64, ucontext elsewhere; see cuda_emu.cpp):
+//   * blocks are independent: they are handed out to a pool of OS worker threads (environment VGG_EMU_THREADS,
+//     default 2, at most the number of cores: polite on shared CI machines);
+//   * the threads of ONE block run as cooperative fibers on that worker: a fiber runs until it calls
+//     __syncthreads() or returns, then the next fiber runs. A barrier opens only when every live thread of the
+//     block has arrived, exactly CUDA's rule; a thread that RETURNS while others wait at a barrier is reported as a
+//     divergent-barrier error (undefined behaviour on a GPU, so we fail loudly instead of guessing);
+//   * __shared__ is `static thread_local`: one copy per worker thread, i.e. per running block, shared by its fibers.
+//     Like CUDA, it is NOT cleared between blocks: a kernel reading shared memory it did not write sees stale data
+//     from the previous block, which is how a missing __syncthreads() shows up as wrong results here;
+//   * because fibers switch only at barriers, a kernel that forgets a barrier sees its neighbours' writes MISSING
+//     (they have not run yet), deterministically, rather than maybe-missing as on a GPU. The threads of a phase run
+//     in ascending order in even blocks and descending order in odd ones (alternating every phase), so a dependency
+//     in either direction is exposed by any launch of two blocks or more.
+//
+// Dimension legend used by kernels: see each .cu file.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <cfloat>
+#include <climits>
+#include <algorithm>
+#include <utility>
+#include <type_traits>
+
+#define VGG_EMULATED 1
+
+struct dim3 {
+    unsigned int x, y, z;
+    constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+typedef dim3 uint3;
+
+namespace emu {
+
+// What a fiber sees as its built-in variables. One per OS worker thread; the scheduler rewrites threadIdx before it
+// resumes each fiber, so inside a kernel these read exactly like CUDA's built-ins.
+struct BuiltIns {
+    uint3 thread;  // threadIdx
+    uint3 block;   // blockIdx
+    dim3 blockDims;  // blockDim
+    dim3 gridDims;   // gridDim
+};
+extern thread_local BuiltIns builtins;
+
+// Marks the running launch as failed with `why` (a kernel's tiling assumption did not hold); see KERNEL_REQUIRE.
+void fail(const char* why);
+
+// Suspends the calling fiber until every live thread of its block has called it (defined in cuda_emu.cpp).
+void syncthreads();
+
+// A kernel as the launcher sees it: a function of the packed argument slots (cuLaunchKernel's kernelParams layout:
+// args[i] points at the i-th argument's value).
+typedef void (*Invoker)(void** args);
+
+// Registry of kernels by their extern "C" name, filled at library load by EMU_KERNEL below.
+struct Registration {
+    // barrierFree: the kernel never calls __syncthreads(), so its threads may run as plain calls (no fibers). The
+    // launcher checks the promise: a barrier-free kernel that reaches __syncthreads() fails its launch.
+    Registration(const char* name, Invoker invoker, bool barrierFree);
+};
+struct Kernel {
+    Invoker invoker;
+    bool barrierFree;
+};
+const Kernel* find_kernel(const char* name);
+
+// Runs grid x block threads of `invoker`. Returns nullptr on success, else a static-lifetime error message.
+const char* launch(const Kernel* kernel, dim3 grid, dim3 block, void** args);
+
+// Unpacks args[] into a typed call: the element type of each slot is the kernel parameter's type.
+template <typename... A, size_t... I>
+inline void call_unpacked(void (*f)(A...), void** args, std::index_sequence<I...>) {
+    f(*static_cast<std::remove_reference_t<A>*>(args[I])...);
+}
+template <typename... A>
+inline void call_packed(void (*f)(A...), void** args) {
+    call_unpacked(f, args, std::index_sequence_for<A...>{});
+}
+
+}  // namespace emu
+
+// ------------------------------------------------------------------ the device language
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+#define __restrict__ __restrict
+#define __shared__ static thread_local
+#define __syncthreads() ::emu::syncthreads()
+#define threadIdx (::emu::builtins.thread)
+#define blockIdx (::emu::builtins.block)
+#define blockDim (::emu::builtins.blockDims)
+#define gridDim (::emu::builtins.gridDims)
+
+// Registers an extern "C" __global__ kernel under its own name (a no-op under nvcc, see kernel_common.cuh).
+#define EMU_KERNEL(name) \
+    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, false);
+// Same for a kernel without any __syncthreads(): runs its threads as plain calls, much faster on the emulator.
+#define EMU_KERNEL_NOSYNC(name) \
+    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, true);
+
+// Math: nvcc maps these to hardware instructions; here libm gives the correctly rounded (or as accurate) value.
+// The kernels use fmaf explicitly where the GPU would fuse, so both devices round the same way.
+__forceinline__ float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+__forceinline__ float __fdividef(float a, float b) { return a / b; }
+__forceinline__ float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
+__forceinline__ int __float_as_int(float f) { int v; std::memcpy(&v, &f, 4); return v; }
+__forceinline__ unsigned int __float_as_uint(float f) { unsigned int v; std::memcpy(&v, &f, 4); return v; }
+__forceinline__ float __uint_as_float(unsigned int v) { float f; std::memcpy(&f, &v, 4); return f; }
+__forceinline__ unsigned int __umulhi(unsigned int a, unsigned int b) {
+    return (unsigned int)(((unsigned long long)a * b) >> 32);
+}
+__forceinline__ unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
+    return (unsigned long long)(((unsigned __int128)a * b) >> 64);
+}
+using std::min;
+using std::max;
+
+// Atomics: blocks of one launch may run on different worker threads, so these are real atomic operations.
+__forceinline__ float atomicAdd(float* p, float v) {
+    unsigned int* u = reinterpret_cast<unsigned int*>(p);
+    unsigned int old = __atomic_load_n(u, __ATOMIC_RELAXED);
+    unsigned int want;
+    do {
+        want = __float_as_uint(__uint_as_float(old) + v);
+    } while (!__atomic_compare_exchange_n(u, &old, want, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return __uint_as_float(old);
+}
+__forceinline__ int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+__forceinline__ unsigned int atomicAdd(unsigned int* p, unsigned int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+__forceinline__ int atomicMax(int* p, int v) {
+    int old = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (old < v && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    return old;
+}
+__forceinline__ int atomicCAS(int* p, int cmp, int v) {
+    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return cmp;
+}
+__forceinline__ void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }

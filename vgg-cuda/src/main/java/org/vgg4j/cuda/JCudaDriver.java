@@ -1,0 +1,382 @@
+package org.vgg4j.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemAllocHost;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.reflect.Method;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+import jcuda.NativePointerObject;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A {@link Driver} for a real NVIDIA GPU through JCuda's driver API (org.jcuda:jcuda 12.6.0).
+ *
+ * <p>Is: device discovery, the device's primary context, one non-blocking stream on which every launch and copy
+ * is queued, module loading from the jar's resources (the cubin for the device's architecture when the build made
+ * one, else the PTX, JIT-compiled by the driver), and two pinned host staging buffers so that packing the next
+ * chunk of a host copy overlaps the DMA of the previous one. Every CUDA call's result is checked and a failure
+ * names the call. Is not: loaded unless used -- this class is touched only by {@link CudaBackendProvider} after it
+ * checked that JCuda's classes exist, and any LinkageError (no libcuda.so.1) becomes an unavailable reason, so
+ * machines without a GPU never fail at class loading.
+ *
+ * <p>Kernels compiled by nvcc 13 need a driver for CUDA 13 (r580 or newer); an older driver fails module loading
+ * with CUDA_ERROR_UNSUPPORTED_PTX_VERSION, reported as such.
+ */
+public final class JCudaDriver implements Driver {
+    private static final Logger LOG = LoggerFactory.getLogger(JCudaDriver.class);
+    private static final String KERNELS = "/org/vgg4j/cuda/kernels/";
+    /** bytes per pinned staging buffer */
+    private static final int STAGE_BYTES = 8 << 20;
+    private static final Method NATIVE_POINTER = nativePointerGetter();
+
+    private final int device;
+    private final String name;
+    private final int capability;
+    private final long totalMemory;
+    private final int multiprocessors;
+    private final CUcontext context = new CUcontext();
+    private final CUdevice cuDevice = new CUdevice();
+    private final CUstream stream = new CUstream();
+    private final Map<String, CUmodule> modules = new HashMap<>();
+    private final Map<String, Function> functions = new HashMap<>();
+    /** device address -> allocation, to turn raw addresses back into JCuda pointers */
+    private final TreeMap<Long, CUdeviceptr> allocations = new TreeMap<>();
+    private final Pointer[] stage = {new Pointer(), new Pointer()};
+    private final boolean[] stageBusy = new boolean[2];
+    private int nextStage;
+
+    private JCudaDriver(int device) {
+        this.device = device;
+        check(cuDeviceGet(cuDevice, device), "cuDeviceGet(" + device + ")");
+        byte[] nm = new byte[256];
+        check(cuDeviceGetName(nm, nm.length, cuDevice), "cuDeviceGetName");
+        int len = 0;
+        while (len < nm.length && nm[len] != 0) {
+            len++;
+        }
+        this.name = new String(nm, 0, len, StandardCharsets.US_ASCII);
+        int[] v = new int[1];
+        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, cuDevice),
+                "cuDeviceGetAttribute(major)");
+        int major = v[0];
+        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, cuDevice),
+                "cuDeviceGetAttribute(minor)");
+        this.capability = major * 10 + v[0];
+        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cuDevice),
+                "cuDeviceGetAttribute(multiprocessors)");
+        this.multiprocessors = v[0];
+        long[] mem = new long[1];
+        check(cuDeviceTotalMem(mem, cuDevice), "cuDeviceTotalMem");
+        this.totalMemory = mem[0];
+        check(cuDevicePrimaryCtxRetain(context, cuDevice), "cuDevicePrimaryCtxRetain");
+        check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        for (Pointer p : stage) {
+            check(cuMemAllocHost(p, STAGE_BYTES), "cuMemAllocHost(" + STAGE_BYTES + " bytes, pinned staging)");
+        }
+        LOG.info("opened {}", describe());
+    }
+
+    /** Initialises CUDA and returns the number of devices; throws {@link CudaException} saying why there are none. */
+    public static int deviceCount() {
+        int r = cuInit(0);
+        if (r != CUresult.CUDA_SUCCESS) {
+            throw new CudaException("cuInit failed: " + CUresult.stringFor(r)
+                    + (r == CUresult.CUDA_ERROR_NO_DEVICE ? " (no NVIDIA GPU visible)" : ""));
+        }
+        int[] n = new int[1];
+        check(cuDeviceGetCount(n), "cuDeviceGetCount");
+        return n[0];
+    }
+
+    /** The CUDA version the installed driver supports, e.g. 13000 for CUDA 13.0. */
+    public static int driverVersion() {
+        int[] v = new int[1];
+        check(cuDriverGetVersion(v), "cuDriverGetVersion");
+        return v[0];
+    }
+
+    public static JCudaDriver open(int device) {
+        int count = deviceCount();
+        if (device < 0 || device >= count) {
+            throw new IllegalArgumentException("CUDA device " + device + " does not exist; " + count + " visible");
+        }
+        return new JCudaDriver(device);
+    }
+
+    @Override
+    public String describe() {
+        return name + " (device " + device + ", sm_" + capability + ", " + multiprocessors + " SMs, "
+                + (totalMemory >> 20) + " MiB)";
+    }
+
+    public int computeCapability() {
+        return capability;
+    }
+
+    @Override
+    public int multiprocessorCount() {
+        return multiprocessors;
+    }
+
+    @Override
+    public long totalMemory() {
+        return totalMemory;
+    }
+
+    private void current() {
+        check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+    }
+
+    @Override
+    public synchronized long malloc(long bytes) {
+        current();
+        CUdeviceptr p = new CUdeviceptr();
+        int r = cuMemAlloc(p, bytes);
+        if (r == CUresult.CUDA_ERROR_OUT_OF_MEMORY) {
+            throw new CudaOutOfMemoryException("cuMemAlloc(" + bytes + " bytes) on " + describe()
+                    + ": CUDA_ERROR_OUT_OF_MEMORY", bytes);
+        }
+        check(r, "cuMemAlloc(" + bytes + " bytes)");
+        long addr = address(p);
+        allocations.put(addr, p);
+        return addr;
+    }
+
+    @Override
+    public synchronized void free(long devPtr) {
+        CUdeviceptr p = allocations.remove(devPtr);
+        if (p == null) {
+            throw new CudaException("cuMemFree of 0x" + Long.toHexString(devPtr) + ", not a live allocation");
+        }
+        current();
+        check(cuMemFree(p), "cuMemFree");
+    }
+
+    /** A JCuda pointer to raw device address {@code addr}, inside one of our allocations. */
+    private CUdeviceptr at(long addr) {
+        Map.Entry<Long, CUdeviceptr> e = allocations.floorEntry(addr);
+        if (e == null) {
+            throw new CudaException("device address 0x" + Long.toHexString(addr) + " is in no live allocation");
+        }
+        return e.getKey() == addr ? e.getValue() : e.getValue().withByteOffset(addr - e.getKey());
+    }
+
+    /** Waits until staging buffer i's previous copy has left it. */
+    private Pointer takeStage(int i) {
+        if (stageBusy[i]) {
+            check(cuStreamSynchronize(stream), "cuStreamSynchronize (staging)");
+            stageBusy[0] = stageBusy[1] = false;
+        }
+        stageBusy[i] = true;
+        return stage[i];
+    }
+
+    @Override
+    public synchronized void copyIn(float[] host, int offset, long devPtr, int n) {
+        current();
+        int chunk = STAGE_BYTES / 4;
+        for (int done = 0; done < n; done += chunk) {
+            int m = Math.min(chunk, n - done);
+            int i = nextStage;
+            nextStage ^= 1;
+            Pointer s = takeStage(i);
+            FloatBuffer fb = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer();
+            fb.put(host, offset + done, m);
+            check(cuMemcpyHtoDAsync(at(devPtr + 4L * done), s, 4L * m, stream), "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+        }
+    }
+
+    @Override
+    public synchronized void copyIn(int[] host, int offset, long devPtr, int n) {
+        current();
+        int chunk = STAGE_BYTES / 4;
+        for (int done = 0; done < n; done += chunk) {
+            int m = Math.min(chunk, n - done);
+            int i = nextStage;
+            nextStage ^= 1;
+            Pointer s = takeStage(i);
+            IntBuffer ib = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asIntBuffer();
+            ib.put(host, offset + done, m);
+            check(cuMemcpyHtoDAsync(at(devPtr + 4L * done), s, 4L * m, stream), "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+        }
+    }
+
+    @Override
+    public synchronized void copyOut(long devPtr, float[] host, int offset, int n) {
+        current();
+        int chunk = STAGE_BYTES / 4;
+        for (int done = 0; done < n; done += chunk) {
+            int m = Math.min(chunk, n - done);
+            Pointer s = takeStage(0);
+            check(cuMemcpyDtoHAsync(s, at(devPtr + 4L * done), 4L * m, stream), "cuMemcpyDtoHAsync(" + 4L * m + " bytes)");
+            check(cuStreamSynchronize(stream), "cuStreamSynchronize (copyOut)");
+            stageBusy[0] = stageBusy[1] = false;
+            s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer().get(host, offset + done, m);
+        }
+    }
+
+    @Override
+    public synchronized void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
+        current();
+        check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
+    }
+
+    @Override
+    public synchronized Function function(String module, String kernel) {
+        Function f = functions.get(kernel);
+        if (f != null) {
+            return f;
+        }
+        current();
+        CUmodule m = modules.computeIfAbsent(module, this::loadModule);
+        CUfunction fn = new CUfunction();
+        check(cuModuleGetFunction(fn, m, kernel), "cuModuleGetFunction(" + module + ", " + kernel + ")");
+        f = new Function(module, kernel, fn);
+        functions.put(kernel, f);
+        return f;
+    }
+
+    /** The cubin of the newest architecture <= this device's within its major version, else the PTX. */
+    private CUmodule loadModule(String module) {
+        String chosen = null;
+        byte[] image = null;
+        for (int arch = capability; arch >= (capability / 10) * 10 && image == null; arch--) {
+            chosen = module + ".sm_" + arch + ".cubin";
+            image = resource(chosen);
+        }
+        if (image == null) {
+            chosen = module + ".ptx";
+            byte[] ptx = resource(chosen);
+            if (ptx == null) {
+                throw new CudaException("kernels of module '" + module + "' were not built into this jar (no "
+                        + KERNELS + module + ".ptx: vgg-cuda was built without nvcc)");
+            }
+            image = new byte[ptx.length + 1]; // the driver wants PTX NUL-terminated
+            System.arraycopy(ptx, 0, image, 0, ptx.length);
+        }
+        CUmodule m = new CUmodule();
+        int r = cuModuleLoadData(m, image);
+        if (r != CUresult.CUDA_SUCCESS) {
+            String hint = r == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU
+                    ? " (the kernels were built by nvcc 13 and need a CUDA 13 driver, r580 or newer; this driver"
+                    + " supports CUDA " + driverVersion() + ")" : "";
+            throw new CudaException("cuModuleLoadData(" + chosen + ") on " + describe() + ": " + CUresult.stringFor(r) + hint);
+        }
+        LOG.debug("loaded module {} from {}", module, chosen);
+        return m;
+    }
+
+    private static byte[] resource(String name) {
+        try (InputStream in = JCudaDriver.class.getResourceAsStream(KERNELS + name)) {
+            return in == null ? null : in.readAllBytes();
+        } catch (IOException e) {
+            throw new CudaException("cannot read kernel resource " + name, e);
+        }
+    }
+
+    @Override
+    public synchronized void launch(Function f, int gx, int gy, int gz, int blockThreads, KernelArgs args) {
+        current();
+        Pointer[] params = new Pointer[args.count()];
+        for (int i = 0; i < params.length; i++) {
+            long v = args.slot(i);
+            params[i] = switch (args.kind(i)) {
+                case PTR, LONG -> Pointer.to(new long[] {v});
+                case INT -> Pointer.to(new int[] {(int) v});
+                case FLOAT -> Pointer.to(new float[] {Float.intBitsToFloat((int) v)});
+                case DOUBLE -> Pointer.to(new double[] {Double.longBitsToDouble(v)});
+            };
+        }
+        check(cuLaunchKernel((CUfunction) f.handle(), gx, gy, gz, blockThreads, 1, 1, 0, stream,
+                Pointer.to(params), null), "cuLaunchKernel(" + f.name() + ", grid " + gx + "x" + gy + "x" + gz + ")");
+    }
+
+    @Override
+    public synchronized void synchronize() {
+        current();
+        check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+        stageBusy[0] = stageBusy[1] = false;
+    }
+
+    @Override
+    public synchronized void close() {
+        current();
+        cuStreamSynchronize(stream);
+        for (CUdeviceptr p : allocations.values()) {
+            cuMemFree(p);
+        }
+        allocations.clear();
+        for (Pointer p : stage) {
+            cuMemFreeHost(p);
+        }
+        cuStreamDestroy(stream);
+        cuDevicePrimaryCtxRelease(cuDevice);
+    }
+
+    static void check(int result, String what) {
+        if (result != CUresult.CUDA_SUCCESS) {
+            throw new CudaException(what + " failed: " + CUresult.stringFor(result));
+        }
+    }
+
+    private static long address(CUdeviceptr p) {
+        try {
+            return (Long) NATIVE_POINTER.invoke(p);
+        } catch (ReflectiveOperationException e) {
+            throw new CudaException("cannot read a JCuda device pointer's address", e);
+        }
+    }
+
+    private static Method nativePointerGetter() {
+        try {
+            Method m = NativePointerObject.class.getDeclaredMethod("getNativePointer");
+            m.setAccessible(true);
+            return m;
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+}
