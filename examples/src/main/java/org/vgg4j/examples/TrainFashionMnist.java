@@ -6,6 +6,7 @@ import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.vgg4j.core.backend.Backends;
 import org.vgg4j.train.cli.VggCli;
 
 /**
@@ -31,6 +32,13 @@ public final class TrainFashionMnist {
         String stamp = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
         List<String> a = new ArrayList<>(List.of("train", "--recipe", "fashion", "--data", "fashion-mnist-sample",
                 "--epochs", "4", "--out", "runs/fashion-mnist-" + stamp));
+        List<String> given = List.of(args);
+        if (!Backends.names().contains("cpu") && !given.contains("--backend") && !given.contains("--limit")) {
+            // Only the plain-Java reference backend is here (~10x slower than 'cpu'): keep the demo to a few minutes.
+            System.out.println("note: the 'cpu' backend is not on the class path; on the reference backend the demo uses "
+                    + "1,000 training images and width 0.125 (override with --limit, --width)");
+            a.addAll(List.of("--limit", "1000", "--width", "0.125"));
+        }
         for (String s : args) {
             if (s.equals("--full")) {
                 a.addAll(List.of("--data", "fashion-mnist", "--threads", "2"));

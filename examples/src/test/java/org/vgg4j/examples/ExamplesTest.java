@@ -26,6 +26,10 @@ class ExamplesTest {
         String joined = String.join(" ", a);
         assertTrue(joined.startsWith("train --recipe fashion --data fashion-mnist-sample --epochs 4 --out runs/fashion-mnist-"), joined);
         assertTrue(joined.endsWith("--data fashion-mnist --threads 2 --epochs 8"), joined);
+        // with an explicit backend the reference-backend shortcut stays out of the way
+        String withBackend = String.join(" ", TrainFashionMnist.arguments(new String[] {"--backend", "reference"}));
+        assertTrue(withBackend.endsWith("runs/fashion-mnist-" + withBackend.split("runs/fashion-mnist-")[1].split(" ")[0]
+                + " --backend reference"), withBackend);
 
         String[] tiny = TrainFashionMnist.arguments(new String[] {"--backend", "reference", "--limit", "64", "--batch", "32",
             "--width", "0.0625", "--hidden", "16", "--epochs", "2", "--out", dir.toString(), "--no-progress"});

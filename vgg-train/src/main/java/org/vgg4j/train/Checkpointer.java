@@ -180,6 +180,7 @@ public final class Checkpointer {
                 throw new IOException(path + " fails its checksum (crc32 " + Long.toHexString(got) + ", header says "
                         + want + "): the file is corrupt");
             }
+            TrainState s = TrainStateCodec.decode(r.metadata(), path); // before any tensor is touched
             Network net = replicas.primary();
             Checkpoint.load(net, r, new Checkpoint.Options(false, k -> k.equals(MOMENTUM)));
             Safetensors.TensorInfo m = r.info(MOMENTUM);
@@ -188,7 +189,6 @@ public final class Checkpointer {
                 throw new IOException(path + ": " + MOMENTUM + " has " + m.elements() + " elements; expected " + velocity.size());
             }
             readTensor(r, m, velocity);
-            TrainState s = TrainStateCodec.decode(r.metadata(), path);
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
             replicas.setDropoutCalls(s.dropoutCalls());

@@ -176,13 +176,14 @@ public final class CurvePlot implements TrainingListener {
                         : String.format(Locale.ROOT, Math.abs(hi - lo) < 1 ? "%.3f" : "%.2f", v);
                 g.drawString(label, x0 - 60, y + 4);
             }
-            int ticks = (int) Math.min(10, Math.ceil(maxX));
-            for (int i = 0; i <= ticks; i++) {
-                double e = maxX * i / ticks;
+            // ticks at whole epochs (every k-th so there are at most 12), or at tenths for runs under 2 epochs
+            double step = maxX < 2 ? 0.1 * Math.ceil(maxX) : Math.ceil(maxX / 12);
+            for (int i = 0; i * step <= maxX + 1e-9; i++) {
+                double e = i * step;
                 int x = px(e);
                 g.setColor(Color.DARK_GRAY);
                 g.drawLine(x, y1, x, y1 + 4);
-                g.drawString(String.format(Locale.ROOT, maxX < 10 ? "%.1f" : "%.0f", e), x - 8, y1 + 17);
+                g.drawString(String.format(Locale.ROOT, step < 1 ? "%.1f" : "%.0f", e), x - 8, y1 + 17);
             }
             g.drawString("epoch", (x0 + x1) / 2 - 15, y1 + 33);
             g.setColor(Color.BLACK);

@@ -134,6 +134,11 @@ public final class Replicas implements AutoCloseable {
      * are averaged. Returns the mean loss over the batch.
      */
     public double forwardBackward(Batch batch, int microBatch) {
+        Shape example = primary().inputShape(); // (C,H,W)
+        if (batch.channels() != example.dim(0) || batch.height() != example.dim(1) || batch.width() != example.dim(2)) {
+            throw new IllegalArgumentException("batch examples " + batch.channels() + "x" + batch.height() + "x"
+                    + batch.width() + " do not fit network " + primary().name() + "'s input " + example);
+        }
         int total = batch.size();
         int n = replicas.size();
         double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss

@@ -153,6 +153,8 @@ public final class Trainer {
                 LOG.info("validation top-1 error stopped improving: learning rate divided ({} of {} drops)",
                         plateau.drops(), recipe.schedule() instanceof Schedule.Plateau p ? p.maxDrops() : 0);
             }
+            // the rate of the epoch's last step (recomputed: a resumed run may not have taken a step this epoch)
+            lr = recipe.schedule().lr(recipe.baseLr(), Math.max(0, s.step() - 1), totalSteps, s.plateau()) * s.lrScale();
             EpochMetrics m = new EpochMetrics(s.epoch() + 1, s.step(),
                     s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
                     v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
