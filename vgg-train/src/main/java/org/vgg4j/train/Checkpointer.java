@@ -25,7 +25,6 @@ import org.vgg4j.core.io.Checkpoint;
 import org.vgg4j.core.io.Safetensors;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.tensor.DType;
-import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 
 /**
@@ -48,7 +47,6 @@ public final class Checkpointer {
     public static final String BEST = "best.safetensors";
     private static final String PREFIX = "step-";
     private static final String SUFFIX = ".safetensors";
-    private static final int CHUNK = 1 << 20;
 
     /** Called between tensors while a file is written (for crash tests); a no-op normally. */
     @FunctionalInterface
@@ -93,10 +91,10 @@ public final class Checkpointer {
                 entries.add(Safetensors.ofLongs(k.getKey(), new long[0], new long[] {state.step()}));
             } else {
                 Tensor t = net.params().get(k.getKey()).value();
-                entries.add(new Safetensors.Entry(k.getKey(), dt, k.getValue(), out -> writeTensor(t, out)));
+                entries.add(new Safetensors.Entry(k.getKey(), dt, k.getValue(), out -> Checkpoint.writeTensor(t, out)));
             }
         }
-        entries.add(new Safetensors.Entry(MOMENTUM, dt, new long[] {momentum.size()}, out -> writeTensor(momentum, out)));
+        entries.add(new Safetensors.Entry(MOMENTUM, dt, new long[] {momentum.size()}, out -> Checkpoint.writeTensor(momentum, out)));
 
         // Pass 1: the CRC of the data area, which the header (written first) must carry.
         CRC32 crc = new CRC32();
@@ -188,7 +186,7 @@ public final class Checkpointer {
             if (m.elements() != velocity.size()) {
                 throw new IOException(path + ": " + MOMENTUM + " has " + m.elements() + " elements; expected " + velocity.size());
             }
-            readTensor(r, m, velocity);
+            Checkpoint.readTensor(r, m, velocity);
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
             replicas.setDropoutCalls(s.dropoutCalls());
@@ -240,52 +238,6 @@ public final class Checkpointer {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "." + PREFIX + "*.tmp")) {
             for (Path p : ds) {
                 Files.deleteIfExists(p);
-            }
-        }
-    }
-
-    private static void writeTensor(Tensor t, OutputStream out) throws IOException {
-        Tensor flat = t.rank() == 1 ? t : t.reshape(Math.toIntExact(t.size()));
-        long n = t.size();
-        int chunk = (int) Math.min(n, CHUNK);
-        ByteBuffer b = ByteBuffer.allocate(chunk * t.dtype().bytes).order(ByteOrder.LITTLE_ENDIAN);
-        float[] hf = t.dtype() == DType.FLOAT32 ? new float[chunk] : null;
-        double[] hd = hf == null ? new double[chunk] : null;
-        for (long off = 0; off < n; off += chunk) {
-            int len = (int) Math.min(chunk, n - off);
-            Tensor v = flat.view(off, Shape.of(len));
-            b.clear();
-            if (hf != null) {
-                t.backend().copyOut(v, hf, 0);
-                for (int i = 0; i < len; i++) {
-                    b.putFloat(hf[i]);
-                }
-            } else {
-                t.backend().copyOut(v, hd, 0);
-                for (int i = 0; i < len; i++) {
-                    b.putDouble(hd[i]);
-                }
-            }
-            out.write(b.array(), 0, b.position());
-        }
-    }
-
-    private static void readTensor(Safetensors.Reader r, Safetensors.TensorInfo info, Tensor dst) throws IOException {
-        Tensor flat = dst.rank() == 1 ? dst : dst.reshape(Math.toIntExact(dst.size()));
-        long n = dst.size();
-        int chunk = (int) Math.min(n, CHUNK);
-        boolean floats = dst.dtype() == DType.FLOAT32 && info.dtype() == Safetensors.Dtype.F32;
-        float[] hf = floats ? new float[chunk] : null;
-        double[] hd = floats ? null : new double[chunk];
-        for (long off = 0; off < n; off += chunk) {
-            int len = (int) Math.min(chunk, n - off);
-            Tensor v = flat.view(off, Shape.of(len));
-            if (floats) {
-                r.readFloats(info, off, len, hf, 0);
-                dst.backend().copyIn(hf, 0, v);
-            } else {
-                r.readDoubles(info, off, len, hd, 0);
-                dst.backend().copyIn(hd, 0, v);
             }
         }
     }

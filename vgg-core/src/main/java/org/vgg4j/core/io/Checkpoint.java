@@ -94,7 +94,11 @@ public final class Checkpoint {
         LOG.info("saved {} tensors of network {} to {}", entries.size(), net.name(), path);
     }
 
-    private static void writeTensor(Tensor t, java.io.OutputStream out) throws IOException {
+    /**
+     * Writes the values of {@code t} as little-endian safetensors data of its own dtype, copying out through the
+     * backend in bounded host chunks (no host copy of a whole 400 MB FC weight).
+     */
+    public static void writeTensor(Tensor t, java.io.OutputStream out) throws IOException {
         Tensor flat = t.reshape(Math.toIntExact(t.size()));
         long n = t.size();
         int chunk = (int) Math.min(n, CHUNK);
@@ -187,7 +191,8 @@ public final class Checkpoint {
         return new Loaded(file.metadata(), batches, Collections.unmodifiableList(loaded));
     }
 
-    private static void readTensor(Safetensors.Reader file, Safetensors.TensorInfo info, Tensor dst) throws IOException {
+    /** Reads tensor {@code info} of {@code file} into {@code dst} (same element count) in bounded host chunks. */
+    public static void readTensor(Safetensors.Reader file, Safetensors.TensorInfo info, Tensor dst) throws IOException {
         Tensor flat = dst.reshape(Math.toIntExact(dst.size()));
         long n = dst.size();
         int chunk = (int) Math.min(n, CHUNK);
