@@ -11,6 +11,8 @@
 #
 # floor img/s = measured sgemm GFLOP/s / step FLOPs per image, with step FLOPs = 3 x forward MACs x 2 (forward,
 # backward-data and backward-filter each cost about the forward's MACs; 2 FLOPs per MAC).
+# CPU-s/img = median process CPU seconds (all threads) per step / batch; CPU ratio = peer's / ours (> 1: we use
+# less CPU). On a loaded machine it moves less than wall time, but threads that spin-wait count in it.
 # The machine is shared: the load average before and after is printed; compare only figures of one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,8 +56,8 @@ for line in open(sys.argv[1]):
 sgemm = [float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"][0]
 print()
 print("sgemm 2048^3 through the backend: %.1f GFLOP/s" % sgemm)
-print("| workload | ours img/s | PyTorch img/s | ratio | floor img/s | our peak RSS MiB | peer peak RSS MiB | rounds |")
-print("|---|---|---|---|---|---|---|---|")
+print("| workload | ours img/s | PyTorch img/s | ratio | ours CPU-s/img | PyTorch CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | peer peak RSS MiB | rounds |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for w in ["W1", "W2", "W3"]:
     ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w]
     peer = [r for r in rows if r.get("side") == "peer" and r["workload"] == w]
@@ -67,5 +69,8 @@ for w in ["W1", "W2", "W3"]:
     floor = sgemm * 1e9 / (3 * macs * 2)
     orss = statistics.median(int(r["peak_rss_mib"]) for r in ours)
     prss = statistics.median(int(r["peak_rss_mib"]) for r in peer)
-    print("| %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %d |" % (w, o, p, o / p, floor, orss, prss, len(ours)))
+    oc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in ours)
+    pc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in peer)
+    print("| %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f | %.2f | %d | %d | %d |"
+          % (w, o, p, o / p, oc, pc, pc / oc, floor, orss, prss, len(ours)))
 PY

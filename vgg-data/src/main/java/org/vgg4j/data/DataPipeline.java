@@ -236,7 +236,10 @@ public final class DataPipeline implements AutoCloseable {
                 int index = order[p];
                 long globalPosition = (long) p * config.worldSize() + config.rank();
                 try {
-                    RgbImage img = dataset.load(index);
+                    // The transform's draws depend only on the image size, so a twin generator tells the decoder
+                    // where the crop's last source row is: decoding stops there (same pixels, less work).
+                    RgbImage img = dataset.load(index, (w, h) -> transform.rowsNeeded(w, h,
+                            SampleRandom.of(config.seed(), epoch, SampleRandom.AUGMENT, globalPosition)));
                     transform.apply(img, SampleRandom.of(config.seed(), epoch, SampleRandom.AUGMENT, globalPosition),
                             r, batch.hostImages(), k * per);
                     batch.labels()[k] = dataset.label(index);

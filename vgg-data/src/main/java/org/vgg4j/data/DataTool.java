@@ -192,8 +192,13 @@ public final class DataTool {
             int bad = 0;
             for (int i = 0; System.nanoTime() < deadline; i = (i + 1) % ds.size()) {
                 try {
-                    RgbImage im = ds.load(i);
-                    if (!decodeOnly) {
+                    if (decodeOnly) {
+                        ds.load(i);
+                    } else { // as DataPipeline does: decoding stops at the crop's last source row
+                        int n = done;
+                        int rp = rep;
+                        RgbImage im = ds.load(i,
+                                (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
                         t.apply(im, SampleRandom.of(1, rep, SampleRandom.AUGMENT, done), r, out, 0);
                     }
                     done++;

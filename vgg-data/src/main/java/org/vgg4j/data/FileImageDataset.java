@@ -68,4 +68,9 @@ public final class FileImageDataset implements ImageDataset {
     public RgbImage load(int i) throws BadImageException {
         return decoder.decode(readBytes(i), source(i));
     }
+
+    @Override
+    public RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
+        return decoder.decode(readBytes(i), source(i), rows);
+    }
 }

@@ -22,4 +22,12 @@ public interface ImageDataset {
 
     /** Reads and decodes sample {@code i}; a file that cannot become a correct image is a {@link BadImageException}. */
     RgbImage load(int i) throws BadImageException;
+
+    /**
+     * As {@link #load(int)}, but the decoder may stop after the top {@code rows.rows(width, height)} rows (the
+     * result then holds only those, for {@link Resampler}). The default decodes everything.
+     */
+    default RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
+        return load(i);
+    }
 }

@@ -95,6 +95,10 @@ public final class Resampler {
         }
         Taps tx = new Taps(src.width(), outW, x0, w);
         Taps ty = new Taps(src.height(), outH, y0, h);
+        if (end(ty) > src.rowsHeld()) {
+            throw new IllegalArgumentException("window rows [" + y0 + ", " + (y0 + h) + ") of the rescaled " + outH
+                    + " need source rows up to " + end(ty) + " but " + src + " holds only " + src.rowsHeld());
+        }
         int ky = 0;
         for (int y = 0; y < h; y++) {
             ky = Math.max(ky, ty.count[y]);
@@ -148,6 +152,22 @@ public final class Resampler {
             int o = off + y * w;
             horizontal(offs, wt, kx, w, m, inv, dst, o, plane);
         }
+    }
+
+    /**
+     * How many source rows, from the top, {@link #resizeWindow} reads for output rows [y0, y0+h) of an axis
+     * rescaled from {@code in} to {@code out}: a decoder may stop there.
+     */
+    static int sourceRowsEnd(int in, int out, int y0, int h) {
+        return end(new Taps(in, out, y0, h));
+    }
+
+    private static int end(Taps t) {
+        int e = 0;
+        for (int i = 0; i < t.start.length; i++) {
+            e = Math.max(e, t.start[i] + t.count[i]);
+        }
+        return e;
     }
 
     /** Source row r, columns [colLo, colLo+n), as RGB floats (converted from YCbCr if held so) at out[o..]. */

@@ -16,6 +16,15 @@ public interface SampleTransform {
 
     void apply(RgbImage src, SplittableRandom rng, Resampler resampler, float[] dst, int off);
 
+    /**
+     * How many source rows, from the top, {@link #apply} reads of a width x height image when handed a generator
+     * in the state of {@code rng} (which this call may advance: pass a twin of apply's generator). A decoder
+     * may stop there; {@code height}, the default, means all.
+     */
+    default int rowsNeeded(int width, int height, SplittableRandom rng) {
+        return height;
+    }
+
     /** The paper's training augmentation. */
     static SampleTransform train(TrainTransform t) {
         return new SampleTransform() {
@@ -37,6 +46,11 @@ public interface SampleTransform {
             @Override
             public void apply(RgbImage src, SplittableRandom rng, Resampler r, float[] dst, int off) {
                 t.apply(src, rng, r, dst, off);
+            }
+
+            @Override
+            public int rowsNeeded(int w, int h, SplittableRandom rng) {
+                return t.rowsNeeded(w, h, rng);
             }
 
             @Override

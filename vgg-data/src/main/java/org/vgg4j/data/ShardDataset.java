@@ -180,6 +180,13 @@ public final class ShardDataset implements ImageDataset, AutoCloseable {
     }
 
     @Override
+    public RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
+        byte[] bytes = readBytes(i);
+        return ppm[i] ? Ppm.decode(bytes, source(i), ImageDecoder.DEFAULT_MAX_PIXELS)
+                : decoder.decode(bytes, source(i), rows);
+    }
+
+    @Override
     public void close() {
         for (FileChannel c : channels) {
             try {

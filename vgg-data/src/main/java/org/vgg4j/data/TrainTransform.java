@@ -55,6 +55,23 @@ public record TrainTransform(int sMin, int sMax, int crop, boolean flip, double 
         return 3 * crop * crop;
     }
 
+    /**
+     * The source rows, from the top, that {@link #apply} will read of a width x height image given the same
+     * generator state (it makes the same draws, on the generator handed in): the decoder may stop there. An image
+     * the transform cannot handle answers {@code height}, so that {@link #apply} reports it as before.
+     */
+    public int rowsNeeded(int width, int height, SplittableRandom rng) {
+        try {
+            int s = sMin == sMax ? sMin : sMin + rng.nextInt(sMax - sMin + 1);
+            int[] size = Resampler.shorterSideTo(width, height, s);
+            rng.nextInt(size[0] - crop + 1); // x0: rows do not depend on it, but the draw order must match apply
+            int y0 = rng.nextInt(size[1] - crop + 1);
+            return Resampler.sourceRowsEnd(height, size[1], y0, crop);
+        } catch (IllegalArgumentException e) {
+            return height;
+        }
+    }
+
     /** Augments {@code src} with draws from {@code rng} into {@code dst[off .. off + outputSize())}. */
     public void apply(RgbImage src, SplittableRandom rng, Resampler resampler, float[] dst, int off) {
         int s = sMin == sMax ? sMin : sMin + rng.nextInt(sMax - sMin + 1);

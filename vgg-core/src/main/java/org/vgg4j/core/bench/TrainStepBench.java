@@ -98,9 +98,11 @@ public final class TrainStepBench {
             }
         }
         double[] times = new double[steps];
+        double[] cpus = new double[steps]; // process CPU seconds (all threads): robust-er than wall time when shared
         double lastLoss = 0;
         for (int s = 0; s < warmup + steps; s++) {
             long t0 = System.nanoTime();
+            long c0 = processCpuNanos();
             Tensor logits = net.forward(x, true);
             lastLoss = loss.forwardBackward(logits, labels);
             net.backward(loss.gradient());
@@ -109,18 +111,30 @@ public final class TrainStepBench {
             double sec = (System.nanoTime() - t0) / 1e9;
             if (s >= warmup) {
                 times[s - warmup] = sec;
+                cpus[s - warmup] = (processCpuNanos() - c0) / 1e9;
             }
         }
-        double[] sorted = times.clone();
-        Arrays.sort(sorted);
-        double median = steps % 2 == 1 ? sorted[steps / 2] : (sorted[steps / 2 - 1] + sorted[steps / 2]) / 2;
+        double median = median(times);
+        double cpuMedian = median(cpus);
         if (profile) {
             profileStep(out, net, backend, x, labels, loss, sgd, lr);
         }
         out.printf(Locale.ROOT, "RESULT workload=%s backend=%s batch=%d params=%d fwd_macs_per_img=%d "
-                        + "median_step_s=%.4f img_s=%.4f peak_rss_mib=%d init_rss_mib=%d loss=%.5f steps=%s%n",
-                what, backendName, batch, params, macs, median, batch / median, rssMib("VmHWM:"), initRss, lastLoss,
+                        + "median_step_s=%.4f img_s=%.4f cpu_s_per_img=%.4f peak_rss_mib=%d init_rss_mib=%d loss=%.5f steps=%s%n",
+                what, backendName, batch, params, macs, median, batch / median, cpuMedian / batch, rssMib("VmHWM:"), initRss, lastLoss,
                 Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    /** CPU time of the whole process (every thread, native ones included), in nanoseconds. */
+    static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
     /** Forward multiply-accumulates of one example (convolutions and FC layers). */

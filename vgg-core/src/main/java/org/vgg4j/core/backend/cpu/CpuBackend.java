@@ -46,11 +46,12 @@ public final class CpuBackend implements Backend {
     /**
      * Largest activation (elements) one convolution call hands to oneDNN; bigger batches go in slices of whole
      * images. oneDNN reorders NCHW to its blocked layout in temporary copies of x, y (and dy, dx): unsliced,
-     * VGG-16's 224x224 layers at batch 4 need ~150 MB of them at once, retained by the allocator afterwards;
-     * sliced, a few tens of MB. Memory over speed: unsliced, the fused backward of 64ch@224 ran at 167 GFLOP/s
-     * against 138 sliced in the quietest runs (docs/benchmarks.md). -Dvgg4j.cpu.convSliceElements=N.
+     * VGG-16's 224x224 layers at batch 4 need ~150 MB of them at once; every slice is one more call with its own
+     * reorders and thread fork/joins. 8 M elements (W1: 64ch@224 in two calls of 2 images, everything smaller
+     * whole) measured W1 at the same peak RSS as 4 M (2503-2504 vs 2505-2507 MiB) with ~10 % less CPU per
+     * step; unsliced (16 M) grew the peak by ~55 MiB (docs/benchmarks.md). -Dvgg4j.cpu.convSliceElements=N.
      */
-    static final long SLICE_ELEMENTS = Long.getLong("vgg4j.cpu.convSliceElements", 1L << 22);
+    static final long SLICE_ELEMENTS = Long.getLong("vgg4j.cpu.convSliceElements", 1L << 23);
 
     private final long sliceElements;
 

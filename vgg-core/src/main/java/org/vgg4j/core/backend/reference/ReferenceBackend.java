@@ -1,5 +1,12 @@
 package org.vgg4j.core.backend.reference;
 
+import static org.vgg4j.core.backend.OpChecks.biasChannels;
+import static org.vgg4j.core.backend.OpChecks.hostRange;
+import static org.vgg4j.core.backend.OpChecks.lrnSize;
+import static org.vgg4j.core.backend.OpChecks.rank;
+import static org.vgg4j.core.backend.OpChecks.sameShape;
+import static org.vgg4j.core.backend.OpChecks.sameSize;
+import static org.vgg4j.core.backend.OpChecks.shape;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -767,13 +774,6 @@ public final class ReferenceBackend implements Backend {
         }
     }
 
-    private static int biasChannels(String op, String role, Tensor t) {
-        if (t.rank() != 2 && t.rank() != 4) {
-            throw new IllegalArgumentException(op + ": " + role + " must be (N,K) or (N,K,H,W), got " + t.shape());
-        }
-        return t.dim(1);
-    }
-
     @Override
     public void axpy(double alpha, Tensor x, Tensor y) {
         String op = "axpy";
@@ -962,50 +962,6 @@ public final class ReferenceBackend implements Backend {
         return Math.toIntExact(t.size());
     }
 
-    private static void rank(String op, String role, Tensor t, int rank) {
-        if (t == null) {
-            throw new IllegalArgumentException(op + ": " + role + " is null");
-        }
-        if (t.rank() != rank) {
-            throw new IllegalArgumentException(op + ": " + role + " must have rank " + rank + ", got " + t.shape());
-        }
-    }
-
-    private static void shape(String op, String role, Tensor t, String ctx, int... expected) {
-        if (t == null) {
-            throw new IllegalArgumentException(op + ": " + role + " is null");
-        }
-        Shape want = Shape.of(expected);
-        if (!t.shape().equals(want)) {
-            throw new IllegalArgumentException(op + ": " + role + " has shape " + t.shape() + ", expected " + want
-                    + " (" + ctx + ")");
-        }
-    }
-
-    private static void sameShape(String op, String aRole, Tensor a, String bRole, Tensor b) {
-        if (a == null || b == null) {
-            throw new IllegalArgumentException(op + ": " + (a == null ? aRole : bRole) + " is null");
-        }
-        if (!a.shape().equals(b.shape())) {
-            throw new IllegalArgumentException(op + ": " + aRole + " " + a.shape() + " and " + bRole + " " + b.shape()
-                    + " must have the same shape");
-        }
-    }
-
-    private static void sameSize(String op, String aRole, Tensor a, String bRole, Tensor b) {
-        if (a.size() != b.size()) {
-            throw new IllegalArgumentException(op + ": " + aRole + " " + a.shape() + " and " + bRole + " " + b.shape()
-                    + " must have the same number of elements");
-        }
-    }
-
-    private static void hostRange(String op, int hostLength, int hostOffset, int n) {
-        if (hostOffset < 0 || (long) hostOffset + n > hostLength) {
-            throw new IllegalArgumentException(op + ": host array of " + hostLength + " elements cannot hold " + n
-                    + " values from offset " + hostOffset);
-        }
-    }
-
     private static boolean overlap(Tensor a, Tensor b) {
         return a.storage() == b.storage() && a.offset() < b.offset() + b.size() && b.offset() < a.offset() + a.size();
     }
@@ -1036,9 +992,4 @@ public final class ReferenceBackend implements Backend {
         }
     }
 
-    private static void lrnSize(String op, int size) {
-        if (size < 1) {
-            throw new IllegalArgumentException(op + ": window size " + size + " must be >= 1");
-        }
-    }
 }
