@@ -66,7 +66,7 @@ public sealed interface Schedule permits Schedule.Constant, Schedule.StepDecay, 
     }
 
     /**
-     * Linear warm-up from base/warmupSteps to base over the first {@code warmupSteps} steps, then
+     * Linear warm-up from base/w to base over the first w = min(warmupSteps, totalSteps / 10) steps, then
      * floor + (base - floor) * (1 + cos(pi * t)) / 2 with t going from 0 to 1 over the remaining steps.
      */
     record Cosine(long warmupSteps, double floor) implements Schedule {
@@ -81,11 +81,13 @@ public sealed interface Schedule permits Schedule.Constant, Schedule.StepDecay, 
 
         @Override
         public double lr(double baseLr, long step, long totalSteps, Plateau.State plateau) {
-            if (step < warmupSteps) {
-                return baseLr * (step + 1) / warmupSteps;
+            // A short run (a demo, a test) must not spend itself warming up: at most a tenth of it.
+            long warm = Math.min(warmupSteps, totalSteps / 10);
+            if (step < warm) {
+                return baseLr * (step + 1) / warm;
             }
-            long span = Math.max(1, totalSteps - warmupSteps);
-            double t = Math.min(1.0, (step - warmupSteps) / (double) span);
+            long span = Math.max(1, totalSteps - warm);
+            double t = Math.min(1.0, (step - warm) / (double) span);
             return floor + (baseLr - floor) * 0.5 * (1 + Math.cos(Math.PI * t));
         }
 

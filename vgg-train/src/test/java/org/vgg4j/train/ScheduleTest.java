@@ -20,6 +20,9 @@ class ScheduleTest {
         // a quarter: (1 + cos(pi/4)) / 2
         assertEquals(0.001 + 0.099 * (1 + Math.sqrt(0.5)) / 2, s.lr(0.1, 29, 104, p), 1e-12);
         assertEquals(0.001, s.lr(0.1, 104, 104, p), 1e-15);
+        // a run of 20 steps warms up for 2 steps only (a tenth), then decays over the other 18
+        assertEquals(0.05, s.lr(0.1, 0, 20, p), 1e-15);
+        assertEquals(0.001 + 0.099 * 0.5, s.lr(0.1, 11, 20, p), 1e-12);
     }
 
     @Test
