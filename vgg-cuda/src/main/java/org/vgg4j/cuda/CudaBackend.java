@@ -1,6 +1,7 @@
 package org.vgg4j.cuda;
 
 import static org.vgg4j.core.backend.OpChecks.biasChannels;
+import static org.vgg4j.core.backend.OpChecks.gemmDims;
 import static org.vgg4j.core.backend.OpChecks.hostRange;
 import static org.vgg4j.core.backend.OpChecks.lrnSize;
 import static org.vgg4j.core.backend.OpChecks.rank;
@@ -14,6 +15,7 @@ import java.util.StringJoiner;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -499,19 +501,10 @@ public final class CudaBackend implements Backend {
     @Override
     public void gemm(boolean transA, boolean transB, double alpha, Tensor a, Tensor b, double beta, Tensor c) {
         String op = "gemm";
-        rank(op, "a", a, 2);
-        rank(op, "b", b, 2);
-        rank(op, "c", c, 2);
-        int m = transA ? a.dim(1) : a.dim(0);
-        int kd = transA ? a.dim(0) : a.dim(1);
-        int kdB = transB ? b.dim(1) : b.dim(0);
-        int nd = transB ? b.dim(0) : b.dim(1);
-        String ctx = "a " + a.shape() + (transA ? " transposed" : "") + ", b " + b.shape()
-                + (transB ? " transposed" : "") + ", c " + c.shape();
-        if (kd != kdB) {
-            throw new IllegalArgumentException(op + ": inner dimensions differ, " + kd + " vs " + kdB + " (" + ctx + ")");
-        }
-        shape(op, "c", c, ctx, m, nd);
+        OpChecks.GemmDims dims = gemmDims(op, transA, transB, a, b, c);
+        int m = dims.m();
+        int kd = dims.kd();
+        int nd = dims.nd();
         long cp = ptr(op, "c", c);
         KernelArgs args = KernelArgs.of().ptr(ptr(op, "a", a)).ptr(ptr(op, "b", b)).ptr(cp).i32(m).i32(nd).i32(kd)
                 .i32(transA ? 1 : 0).i32(transB ? 1 : 0).i32(a.dim(1)).i32(b.dim(1)).f32((float) alpha)

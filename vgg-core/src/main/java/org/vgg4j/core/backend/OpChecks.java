@@ -47,6 +47,27 @@ public final class OpChecks {
         }
     }
 
+    /** The GEMM dimensions (M, Kd, Nd) of c = op(a) op(b), after checking ranks, inner dimensions and c's shape. */
+    public record GemmDims(int m, int kd, int nd) {
+    }
+
+    public static GemmDims gemmDims(String op, boolean transA, boolean transB, Tensor a, Tensor b, Tensor c) {
+        rank(op, "a", a, 2);
+        rank(op, "b", b, 2);
+        rank(op, "c", c, 2);
+        int m = transA ? a.dim(1) : a.dim(0);
+        int kd = transA ? a.dim(0) : a.dim(1);
+        int kdB = transB ? b.dim(1) : b.dim(0);
+        int nd = transB ? b.dim(0) : b.dim(1);
+        String ctx = "a " + a.shape() + (transA ? " transposed" : "") + ", b " + b.shape()
+                + (transB ? " transposed" : "") + ", c " + c.shape();
+        if (kd != kdB) {
+            throw new IllegalArgumentException(op + ": inner dimensions differ, " + kd + " vs " + kdB + " (" + ctx + ")");
+        }
+        shape(op, "c", c, ctx, m, nd);
+        return new GemmDims(m, kd, nd);
+    }
+
     /** A host array of {@code hostLength} must hold {@code n} values from {@code hostOffset}. */
     public static void hostRange(String op, int hostLength, int hostOffset, int n) {
         if (hostOffset < 0 || (long) hostOffset + n > hostLength) {

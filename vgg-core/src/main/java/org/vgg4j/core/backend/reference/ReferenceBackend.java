@@ -1,6 +1,7 @@
 package org.vgg4j.core.backend.reference;
 
 import static org.vgg4j.core.backend.OpChecks.biasChannels;
+import static org.vgg4j.core.backend.OpChecks.gemmDims;
 import static org.vgg4j.core.backend.OpChecks.hostRange;
 import static org.vgg4j.core.backend.OpChecks.lrnSize;
 import static org.vgg4j.core.backend.OpChecks.rank;
@@ -11,6 +12,7 @@ import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -693,19 +695,10 @@ public final class ReferenceBackend implements Backend {
     public void gemm(boolean transA, boolean transB, double alpha, Tensor a, Tensor b, double beta, Tensor c) {
         String op = "gemm";
         DType dt = a.dtype();
-        rank(op, "a", a, 2);
-        rank(op, "b", b, 2);
-        rank(op, "c", c, 2);
-        int m = transA ? a.dim(1) : a.dim(0);
-        int kd = transA ? a.dim(0) : a.dim(1);
-        int kdB = transB ? b.dim(1) : b.dim(0);
-        int nd = transB ? b.dim(0) : b.dim(1);
-        String ctx = "a " + a.shape() + (transA ? " transposed" : "") + ", b " + b.shape() + (transB ? " transposed" : "")
-                + ", c " + c.shape();
-        if (kd != kdB) {
-            throw new IllegalArgumentException(op + ": inner dimensions differ, " + kd + " vs " + kdB + " (" + ctx + ")");
-        }
-        shape(op, "c", c, ctx, m, nd);
+        OpChecks.GemmDims dims = gemmDims(op, transA, transB, a, b, c);
+        int m = dims.m();
+        int kd = dims.kd();
+        int nd = dims.nd();
         Buf ab = buf(op, "a", a, dt);
         Buf bb = buf(op, "b", b, dt);
         Buf cb = buf(op, "c", c, dt);
