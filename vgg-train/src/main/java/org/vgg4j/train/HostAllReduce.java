@@ -2,6 +2,7 @@ package org.vgg4j.train;
 
 import java.util.List;
 
+import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;

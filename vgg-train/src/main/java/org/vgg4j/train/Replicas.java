@@ -10,6 +10,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
+import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Dropout;

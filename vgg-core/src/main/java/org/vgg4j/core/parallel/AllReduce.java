@@ -1,4 +1,4 @@
-package org.vgg4j.train;
+package org.vgg4j.core.parallel;
 
 import java.util.List;
 
@@ -7,9 +7,10 @@ import org.vgg4j.core.tensor.Tensor;
 /**
  * The collective of synchronous data-parallel SGD: every replica hands in its one gradient buffer (ParamStore's
  * contiguous grads) and gets back the element-wise MEAN over replicas, bitwise identical in every replica, so the
- * replicas' identical SGD steps keep their parameters identical. {@link HostAllReduce} is the CPU implementation
- * (through host memory); the CUDA module implements this interface for GPUs (peer copies or NCCL-style rings).
- * Not here: deciding what to reduce or when (the {@link Replicas} do that).
+ * replicas' identical SGD steps keep their parameters identical. vgg-train's {@code HostAllReduce} is the CPU implementation
+ * (through host memory, in vgg-train); the CUDA module implements it for GPUs. It lives in vgg-core, not in the
+ * trainer, so that vgg-cuda can implement it while depending on vgg-core only (DESIGN.md: dependencies point one
+ * way). Not here: deciding what to reduce or when (vgg-train's {@code Replicas} do that).
  */
 public interface AllReduce extends AutoCloseable {
 
