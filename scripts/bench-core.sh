@@ -14,6 +14,13 @@
 # CPU-s/img = median process CPU seconds (all threads) per step / batch; CPU ratio = peer's / ours (> 1: we use
 # less CPU). On a loaded machine it moves less than wall time, but threads that spin-wait count in it.
 # The machine is shared: the load average before and after is printed; compare only figures of one run.
+#
+# Environment of each side: OURS_ENV (default GLIBC_TUNABLES=glibc.malloc.hugetlb=1) and PEER_ENV (default empty).
+# The tunable makes glibc (>= 2.35) madvise its large mmaps as transparent huge pages (where THP is 'madvise' or
+# 'always'): oneDNN's per-call scratchpads and reorder buffers then fault in 2 MiB pages instead of 4 KiB ones
+# (W1: ~450k -> ~60k page faults per step, ~10 % less CPU). It must be set before the JVM starts, which is why it
+# is here and not in the library. PyTorch measured slower with it (docs/benchmarks.md), so the peer runs as
+# installed; PEER_ENV=GLIBC_TUNABLES=glibc.malloc.hugetlb=1 gives it the same, OURS_ENV= runs ours without.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-3}
@@ -23,6 +30,8 @@ WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
 OUT=$(realpath -m "${OUT:-bench-out}")
 JAVA_OPTS=${JAVA_OPTS:-"-Xmx128m -XX:+UseSerialGC"}
 PYTHON=${PYTHON:-/usr/bin/python3}
+OURS_ENV=${OURS_ENV-GLIBC_TUNABLES=glibc.malloc.hugetlb=1}
+PEER_ENV=${PEER_ENV-}
 mkdir -p "$OUT"
 : > "$OUT/raw.txt"
 
@@ -35,13 +44,14 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "java:    $(java -version 2>&1 | head -1)  opts: $JAVA_OPTS"
 echo "peer:    $($PYTHON -c 'import torch; print("torch", torch.__version__)')"
+echo "env:     ours: ${OURS_ENV:-(none)}  peer: ${PEER_ENV:-(none)}  THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 
 java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench sgemm 2>/dev/null | grep '^RESULT' | tee -a "$OUT/raw.txt"
 for r in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
-    java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" 2>/dev/null \
+    env $OURS_ENV java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" 2>/dev/null \
       | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
-    $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
+    env $PEER_ENV $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
       | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer round=$r/" | tee -a "$OUT/raw.txt"
   done
 done
@@ -56,8 +66,9 @@ for line in open(sys.argv[1]):
 sgemm = [float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"][0]
 print()
 print("sgemm 2048^3 through the backend: %.1f GFLOP/s" % sgemm)
-print("| workload | ours img/s | PyTorch img/s | ratio | ours CPU-s/img | PyTorch CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | peer peak RSS MiB | rounds |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| workload | ours img/s | PyTorch img/s | ratio | ours CPU-s/img | PyTorch CPU-s/img | CPU ratio | floor img/s "
+      "| our peak RSS MiB | peer peak RSS MiB | ours faults/step | peer faults/step | rounds |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for w in ["W1", "W2", "W3"]:
     ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w]
     peer = [r for r in rows if r.get("side") == "peer" and r["workload"] == w]
@@ -71,6 +82,8 @@ for w in ["W1", "W2", "W3"]:
     prss = statistics.median(int(r["peak_rss_mib"]) for r in peer)
     oc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in ours)
     pc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in peer)
-    print("| %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f | %.2f | %d | %d | %d |"
-          % (w, o, p, o / p, oc, pc, pc / oc, floor, orss, prss, len(ours)))
+    of = statistics.median(float(r.get("minflt_per_step", "nan")) for r in ours)
+    pf = statistics.median(float(r.get("minflt_per_step", "nan")) for r in peer)
+    print("| %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d |"
+          % (w, o, p, o / p, oc, pc, pc / oc, floor, orss, prss, of, pf, len(ours)))
 PY

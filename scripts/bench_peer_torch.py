@@ -58,25 +58,31 @@ def main():
     times = []
     cpus = []  # process CPU seconds per step (all threads): robust-er than wall time on a shared machine
     loss = None
+    sys_s = []  # kernel CPU seconds per step (page faults of fresh mappings, thread wake-ups)
+    faults = []  # minor page faults per step (each a fresh 4 KiB page, or a 2 MiB one under THP)
     for s in range(warmup + steps):
         t0 = time.perf_counter()
         c0 = time.process_time()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         opt.zero_grad(set_to_none=False)
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0
         dc = time.process_time() - c0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
         if s >= warmup:
             times.append(dt)
             cpus.append(dc)
+            sys_s.append(r1.ru_stime - r0.ru_stime)
+            faults.append(r1.ru_minflt - r0.ru_minflt)
     median = statistics.median(times)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print("RESULT workload=%s backend=torch-%s threads=%d batch=%d params=%d median_step_s=%.4f img_s=%.4f "
-          "cpu_s_per_img=%.4f peak_rss_mib=%d loss=%.5f steps=%s" % (what, torch.__version__, torch.get_num_threads(),
-                                                   batch, params, median, batch / median,
-                                                   statistics.median(cpus) / batch, peak_mib, loss.item(),
-                                                   [round(t, 3) for t in times]))
+          "cpu_s_per_img=%.4f sys_s_per_step=%.2f minflt_per_step=%.0f peak_rss_mib=%d loss=%.5f steps=%s"
+          % (what, torch.__version__, torch.get_num_threads(), batch, params, median, batch / median,
+             statistics.median(cpus) / batch, statistics.median(sys_s), statistics.median(faults), peak_mib, loss.item(),
+             [round(t, 3) for t in times]))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ import org.vgg4j.core.tensor.Tensor;
  * Workloads: W1 VGG-16 (D) 3x224x224 batch 4, 1000 classes; W2 VGG-11 (A) the same; W3 VGG-16's conv stack at
  * 3x32x32 batch 64, classifier 512-512-512-10. A step is forward, SoftmaxCrossEntropy, backward and Sgd.step with
  * the paper's momentum 0.9 and weight decay 5e-4. Parameters are seeded small random values (He-scaled uniform).
- * Output: one "RESULT key=value ..." line on stdout (this is a program, not the library, so it prints);
- * with "profile", per-layer-kind times of one extra step.
+ * Output: one "RESULT key=value ..." line on stdout (this is a program, not the library, so it prints): medians of
+ * wall time, process CPU time, kernel CPU time and minor page faults per step (the last two show what fresh
+ * mappings cost: docs/benchmarks.md, "Page faults"), peak RSS; with "profile", per-layer-kind times of one extra step.
  */
 public final class TrainStepBench {
     private TrainStepBench() {
@@ -99,10 +100,13 @@ public final class TrainStepBench {
         }
         double[] times = new double[steps];
         double[] cpus = new double[steps]; // process CPU seconds (all threads): robust-er than wall time when shared
+        double[] sys = new double[steps]; // of which in the kernel (page faults of fresh mappings, thread wake-ups)
+        double[] faults = new double[steps]; // minor page faults (each a fresh 4 KiB page zeroed by the kernel)
         double lastLoss = 0;
         for (int s = 0; s < warmup + steps; s++) {
             long t0 = System.nanoTime();
             long c0 = processCpuNanos();
+            long[] st0 = procStat();
             Tensor logits = net.forward(x, true);
             lastLoss = loss.forwardBackward(logits, labels);
             net.backward(loss.gradient());
@@ -112,6 +116,9 @@ public final class TrainStepBench {
             if (s >= warmup) {
                 times[s - warmup] = sec;
                 cpus[s - warmup] = (processCpuNanos() - c0) / 1e9;
+                long[] st1 = procStat();
+                faults[s - warmup] = st1[0] - st0[0];
+                sys[s - warmup] = (st1[1] - st0[1]) / 100.0;
             }
         }
         double median = median(times);
@@ -120,8 +127,10 @@ public final class TrainStepBench {
             profileStep(out, net, backend, x, labels, loss, sgd, lr);
         }
         out.printf(Locale.ROOT, "RESULT workload=%s backend=%s batch=%d params=%d fwd_macs_per_img=%d "
-                        + "median_step_s=%.4f img_s=%.4f cpu_s_per_img=%.4f peak_rss_mib=%d init_rss_mib=%d loss=%.5f steps=%s%n",
-                what, backendName, batch, params, macs, median, batch / median, cpuMedian / batch, rssMib("VmHWM:"), initRss, lastLoss,
+                        + "median_step_s=%.4f img_s=%.4f cpu_s_per_img=%.4f sys_s_per_step=%.2f minflt_per_step=%.0f peak_rss_mib=%d "
+                        + "init_rss_mib=%d loss=%.5f steps=%s%n",
+                what, backendName, batch, params, macs, median, batch / median, cpuMedian / batch, median(sys),
+                median(faults), rssMib("VmHWM:"), initRss, lastLoss,
                 Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
     }
 
@@ -135,6 +144,20 @@ public final class TrainStepBench {
     static long processCpuNanos() {
         return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
                 .getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+
+    /**
+     * Minor page faults and kernel CPU time (clock ticks, 100 per second on Linux) of the whole process, from
+     * /proc/self/stat (fields 10 and 15); zeros elsewhere.
+     */
+    static long[] procStat() {
+        try {
+            String stat = Files.readString(Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" "); // f[0] is field 3 (state)
+            return new long[]{Long.parseLong(f[7]), Long.parseLong(f[12])};
+        } catch (IOException | RuntimeException e) {
+            return new long[]{0, 0};
+        }
     }
 
     /** Forward multiply-accumulates of one example (convolutions and FC layers). */
