@@ -1,5 +1,9 @@
 package org.vgg4j.data;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+
 /**
  * JFIF YCbCr to RGB (ITU-R BT.601 full range: R = Y + 1.402 (Cr-128), G = Y - 0.344136 (Cb-128) - 0.714136 (Cr-128),
  * B = Y + 1.772 (Cb-128)), in 16-bit fixed point with rounding and clamping, the way JPEG decoders do it.
@@ -16,6 +20,10 @@ final class YCbCr {
     private static final int[] CR_G = new int[256]; // Cr -> G offset, fixed point 16
     private static final int[] CB_G = new int[256]; // Cb -> G offset, fixed point 16, with the rounding half
 
+    private static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final float[] FLOAT = new float[256];           // b -> (float) b: a load, not a conversion
+    private static final float[] FLOAT_MINUS_128 = new float[256]; // b -> (float) (b - 128)
+
     /** clamp(v) as a float for v in [-256, 511], indexed v + 256: a load instead of a branchy int-to-float. */
     static final float[] CLAMPED = new float[768];
 
@@ -24,6 +32,8 @@ final class YCbCr {
             CLAMPED[v + 256] = Math.max(0, Math.min(255, v));
         }
         for (int i = 0; i < 256; i++) {
+            FLOAT[i] = i;
+            FLOAT_MINUS_128[i] = i - 128;
             int x = i - 128;
             CR_R[i] = (int) Math.floor(1.40200 * x + 0.5);
             CB_B[i] = (int) Math.floor(1.77200 * x + 0.5);
@@ -78,20 +88,40 @@ final class YCbCr {
     static void toRgbPlanes(byte[] src, int from, int n, float[] r, float[] g, float[] b,
                             float[] y, float[] cb, float[] cr) {
         int s = from * 3;
-        for (int i = 0; i < n; i++, s += 3) {
+        int i = 0;
+        // Four bytes at a time (one little-endian int load instead of three byte loads) while a fourth byte exists.
+        int last = Math.min(n, (src.length - 1 - s) / 3);
+        for (; i < last; i++, s += 3) {
+            int v = (int) INT_LE.get(src, s);
+            y[i] = FLOAT[v & 0xFF];
+            cb[i] = FLOAT_MINUS_128[(v >> 8) & 0xFF];
+            cr[i] = FLOAT_MINUS_128[(v >> 16) & 0xFF];
+        }
+        for (; i < n; i++, s += 3) {
             y[i] = src[s] & 0xFF;
             cb[i] = (src[s + 1] & 0xFF) - 128;
             cr[i] = (src[s + 2] & 0xFF) - 128;
         }
-        for (int i = 0; i < n; i++) {
-            r[i] = Math.max(0f, Math.min(255f, y[i] + (((KR * cr[i] + CR) * SCALE + ROUND) - ROUND)));
+        for (int k = 0; k < n; k++) {
+            r[k] = clamp(y[k] + (((KR * cr[k] + CR) * SCALE + ROUND) - ROUND));
         }
-        for (int i = 0; i < n; i++) {
-            g[i] = Math.max(0f, Math.min(255f, y[i] + (((KGB * cb[i] + KGR * cr[i] + CR) * SCALE + ROUND) - ROUND)));
+        for (int k = 0; k < n; k++) {
+            g[k] = clamp(y[k] + (((KGB * cb[k] + KGR * cr[k] + CR) * SCALE + ROUND) - ROUND));
         }
-        for (int i = 0; i < n; i++) {
-            b[i] = Math.max(0f, Math.min(255f, y[i] + (((KB * cb[i] + CB) * SCALE + ROUND) - ROUND)));
+        for (int k = 0; k < n; k++) {
+            b[k] = clamp(y[k] + (((KB * cb[k] + CB) * SCALE + ROUND) - ROUND));
         }
+    }
+
+    /**
+     * clamp(v) to [0, 255] for an integer-valued v, exactly (sums of integers and halvings of even numbers, all below
+     * 2^10): max(v, 0) = (v + |v|) / 2. Measured faster than Math.min/max, whose NaN and -0 rules cost extra
+     * instructions, scalar and vectorised alike; v is never NaN, and 0 comes out as +0 as from the tables.
+     */
+    private static float clamp(float v) {
+        float lo = (v + Math.abs(v)) * 0.5f;         // max(v, 0)
+        float d = 255f - lo;
+        return 255f - (d + Math.abs(d)) * 0.5f;      // min(lo, 255) = 255 - max(255 - lo, 0)
     }
 
     /** A whole interleaved YCbCr array as interleaved RGB bytes. */
