@@ -12,8 +12,9 @@ import java.util.Arrays;
  * shift), normalises, and writes float CHW straight into a batch buffer: resize, crop, flip, colour shift,
  * normalisation and layout change in one pass, without materialising the rescaled image.
  *
- * <p>How, streaming one output row at a time: the source rows it needs are widened to RGB floats once each
- * (converting YCbCr if the image is held so) into a ring of k rows, each held as three channel planes; a vertical
+ * <p>How, streaming one output row at a time: the source rows it needs (only the columns the
+ * horizontal taps touch) are widened to RGB floats once each (converting YCbCr if the image is held so) into a ring
+ * of k rows, each held as three channel planes; a vertical
  * pass over the needed columns (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored
  * and normalised, writes it into the destination's three planes. Vertical first means the scalar horizontal taps
  * run on h rows, not on every source row the window covers. Horizontal taps are padded to one count k (zero
@@ -24,8 +25,8 @@ import java.util.Arrays;
  *
  * <p>Not thread-safe: holds scratch buffers; use one instance per worker thread.
  * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels;
- * R source rows needed, S source columns needed, k taps; S' = S + kx, a plane's stride (S columns, then kx zeros
- * that the padded horizontal taps may read).
+ * R source rows needed, S source columns needed, k taps (kx, ky per axis); S' = S + kx, a plane's length (S
+ * columns, then kx zeros that the padded horizontal taps may read).
  */
 public final class Resampler {
     // Separate arrays, not one with offsets: C2 (JDK 17) vectorises the conversion and vertical loops only when they
