@@ -65,6 +65,12 @@ public final class CudaBackend implements Backend {
         return name;
     }
 
+    /** "cuda-emulated on emulated CUDA device 1 of 4 (...)": which device, for error messages. */
+    @Override
+    public String describe() {
+        return name + " on " + driver.describe();
+    }
+
     public MathMode math() {
         return math;
     }

@@ -1,6 +1,8 @@
 package org.vgg4j.cuda;
 
+import static jcuda.driver.JCudaDriver.cuCtxEnablePeerAccess;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
@@ -18,6 +20,7 @@ import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
@@ -32,7 +35,9 @@ import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 import jcuda.NativePointerObject;
@@ -86,6 +91,8 @@ public final class JCudaDriver implements Driver {
     private final Pointer[] stage = {new Pointer(), new Pointer()};
     private final boolean[] stageBusy = new boolean[2];
     private int nextStage;
+    /** devices whose memory this context may read directly (cuCtxEnablePeerAccess done) */
+    private final Set<Integer> peers = new HashSet<>();
 
     private JCudaDriver(int device) {
         this.device = device;
@@ -262,6 +269,51 @@ public final class JCudaDriver implements Driver {
     public synchronized void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
         current();
         check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
+    }
+
+    /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess once per peer device. */
+    @Override
+    public boolean enablePeerAccess(Driver peer) {
+        if (!(peer instanceof JCudaDriver p) || p.device == device) {
+            return false;
+        }
+        int[] can = {0};
+        check(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
+        if (can[0] == 0) {
+            return false;
+        }
+        synchronized (this) {
+            if (!peers.contains(p.device)) {
+                current();
+                int r = cuCtxEnablePeerAccess(p.context, 0);
+                if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+                    check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
+                }
+                peers.add(p.device);
+            }
+        }
+        return true;
+    }
+
+    /** cuMemcpyPeerAsync on this device's stream; the peer's pointer is resolved under the peer's lock first, so
+     * two devices copying from each other never hold both locks. */
+    @Override
+    public void copyFromPeer(long dstPtr, Driver peer, long srcPtr, long bytes) {
+        JCudaDriver p = (JCudaDriver) peer;
+        CUdeviceptr src = p.pointerAt(srcPtr);
+        synchronized (this) {
+            if (!peers.contains(p.device)) {
+                throw new CudaException("copy from " + p.describe() + " to " + describe()
+                        + " without peer access (call enablePeerAccess first)");
+            }
+            current();
+            check(cuMemcpyPeerAsync(at(dstPtr), context, src, p.context, bytes, stream),
+                    "cuMemcpyPeerAsync(" + bytes + " bytes, device " + p.device + " -> " + device + ")");
+        }
+    }
+
+    private synchronized CUdeviceptr pointerAt(long addr) {
+        return at(addr);
     }
 
     @Override

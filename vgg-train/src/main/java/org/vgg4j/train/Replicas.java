@@ -9,14 +9,19 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.function.IntConsumer;
 
 import org.vgg4j.core.parallel.AllReduce;
+import org.vgg4j.core.parallel.AllReduceProvider;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Dropout;
+import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.model.NamedLayer;
 import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.ParamStore;
 import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -36,6 +41,12 @@ import org.vgg4j.data.Batch;
  * without SyncBN); its running statistics are averaged across replicas after each step so replicas stay identical.
  * Dropout layers should get a different seed per replica (see {@link Factory}), or all shards share one mask.
  *
+ * <p>Devices and overlap: {@link #create} puts replica r on device r of a device backend (cuda, cuda-emulated).
+ * During the LAST micro-batch's backward each replica tells the all-reduce ({@link AllReduce#begin}) which gradient
+ * elements are final as soon as each layer's backward is issued, so a device all-reduce can send the last layers'
+ * gradients while earlier layers are still in backward. A replica that fails aborts the all-reduce in flight (no
+ * one waits for its missing gradients) and the step throws, naming the replica's device and the cause.
+ *
  * <p>Legend: B batch, N replicas, m micro-batch, C,H,W one example.
  */
 public final class Replicas implements AutoCloseable {
@@ -52,12 +63,28 @@ public final class Replicas implements AutoCloseable {
         final Sgd sgd;
         final SoftmaxCrossEntropy loss;
         final Map<Integer, Tensor> inputs = new HashMap<>(); // micro-batch size -> (m,C,H,W)
+        /** (layers) for layer i, the element ranges {from, to} of its parameters' gradients in the grads buffer */
+        final long[][][] layerGrads;
 
         Replica(Network net, Sgd.Settings settings) {
             this.backend = net.backend();
             this.net = net;
             this.sgd = new Sgd(net.params(), settings);
             this.loss = new SoftmaxCrossEntropy(net.backend());
+            long base = net.params().grads().offset();
+            List<NamedLayer> layers = net.layers();
+            this.layerGrads = new long[layers.size()][][];
+            for (int i = 0; i < layers.size(); i++) {
+                List<long[]> ranges = new ArrayList<>();
+                for (ParamSpec spec : layers.get(i).layer().params()) {
+                    ParamStore.Entry e = net.params().get(layers.get(i).name() + "." + spec.name());
+                    if (e != null && e.grad() != null) {
+                        long from = e.grad().offset() - base;
+                        ranges.add(new long[] {from, from + e.grad().size()});
+                    }
+                }
+                layerGrads[i] = ranges.toArray(new long[0][]);
+            }
         }
 
         Tensor input(int m) {
@@ -99,17 +126,60 @@ public final class Replicas implements AutoCloseable {
 
     /**
      * Creates {@code n} backend instances named {@code backendName} and one network on each; the replicas own
-     * them. Parameters are NOT initialised: initialise replica 0, then {@link #broadcastFromPrimary()}.
+     * them. On a backend with devices (cuda, cuda-emulated) replica r opens device r, and {@code n} may not exceed
+     * the device count; one replica opens the backend's default device. Backends without devices (cpu,
+     * reference) get {@code n} alike instances. Parameters are NOT initialised: initialise replica 0, then
+     * {@link #broadcastFromPrimary()}.
      */
     public static Replicas create(String backendName, int n, Factory factory, Sgd.Settings settings, AllReduce allReduce) {
         if (n < 1) {
             throw new IllegalArgumentException("number of replicas " + n + " must be >= 1");
         }
+        int devices = n == 1 ? 0 : Backends.deviceCount(backendName);
+        if (devices > 0 && n > devices) {
+            throw new IllegalArgumentException(n + " replicas (--devices " + n + ") but backend '" + backendName
+                    + "' has only " + devices + " device(s)");
+        }
         List<Network> nets = new ArrayList<>();
-        for (int r = 0; r < n; r++) {
-            nets.add(factory.build(Backends.create(backendName), r));
+        try {
+            for (int r = 0; r < n; r++) {
+                Backend b = devices > 0 ? Backends.create(backendName, r) : Backends.create(backendName);
+                try {
+                    nets.add(factory.build(b, r));
+                } catch (RuntimeException e) {
+                    b.close();
+                    throw e;
+                }
+            }
+        } catch (RuntimeException e) {
+            for (Network net : nets) {
+                net.close();
+                net.backend().close();
+            }
+            throw e;
         }
         return new Replicas(nets, settings, allReduce, true);
+    }
+
+    /**
+     * The all-reduce for {@code n} replicas on backend {@code backendName}: a device all-reduce found through
+     * {@link AllReduceProvider} (vgg-cuda's ring for cuda and cuda-emulated) when there is one, else
+     * {@link HostAllReduce}. Gradients travel in {@code precision}; only a device all-reduce offers bf16/fp16
+     * (one replica has nothing to send, so any precision is accepted and changes nothing).
+     */
+    public static AllReduce allReduceFor(String backendName, int n, GradPrecision precision) {
+        if (n > 1) {
+            java.util.Optional<AllReduce> device = AllReduceProvider.find(backendName, precision);
+            if (device.isPresent()) {
+                return device.get();
+            }
+            if (precision != GradPrecision.FP32) {
+                throw new IllegalArgumentException("--grad-precision " + precision + " needs a device all-reduce"
+                        + " (backends cuda, cuda-emulated); backend '" + backendName + "' averages on the host in"
+                        + " float64 and supports fp32 only");
+            }
+        }
+        return new HostAllReduce();
     }
 
     public int size() {
@@ -143,21 +213,33 @@ public final class Replicas implements AutoCloseable {
         int total = batch.size();
         int n = replicas.size();
         double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss
+        List<Tensor> grads = new ArrayList<>();
+        for (Replica rep : replicas) {
+            grads.add(rep.net.params().grads());
+        }
+        AllReduce.InFlight flight = allReduce.begin(grads);
         List<Runnable> work = new ArrayList<>();
         int start = 0;
         for (int r = 0; r < n; r++) {
             int share = total / n + (r < total % n ? 1 : 0);
             int from = start;
             int rank = r;
-            work.add(() -> lossSums[rank] = replicaPass(replicas.get(rank), batch, from, share, microBatch, total, n));
+            Replica rep = replicas.get(rank);
+            IntConsumer layerDone = i -> {
+                for (long[] range : rep.layerGrads[i]) {
+                    flight.ready(rank, range[0], range[1]);
+                }
+            };
+            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, n, layerDone));
             start += share;
         }
-        runAll(work);
-        List<Tensor> grads = new ArrayList<>();
-        for (Replica rep : replicas) {
-            grads.add(rep.net.params().grads());
+        try {
+            runAll(work);
+        } catch (RuntimeException e) {
+            flight.abort(e); // the others must not wait for this step's missing gradients
+            throw e;
         }
-        allReduce.average(grads);
+        flight.finish();
         double sum = 0;
         for (double s : lossSums) {
             sum += s;
@@ -165,7 +247,9 @@ public final class Replicas implements AutoCloseable {
         return sum / total;
     }
 
-    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total, int n) {
+    /** {@code layerDone} is told, in the last micro-batch only, when each layer's parameter gradients are final. */
+    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total, int n,
+                                      IntConsumer layerDone) {
         int m = microBatch <= 0 ? Math.max(count, 1) : microBatch;
         int example = batch.exampleSize();
         double lossSum = 0;
@@ -179,7 +263,7 @@ public final class Replicas implements AutoCloseable {
             if (weight != 1.0) {
                 rep.backend.scale(rep.loss.gradient(), weight);
             }
-            rep.net.backward(rep.loss.gradient());
+            rep.net.backward(rep.loss.gradient(), off + m >= count ? layerDone : null);
             lossSum += l * size;
         }
         return lossSum;
@@ -291,12 +375,14 @@ public final class Replicas implements AutoCloseable {
             futures.add(pool.submit(w));
         }
         RuntimeException failure = null;
-        for (Future<?> f : futures) {
+        for (int r = 0; r < futures.size(); r++) {
             try {
-                f.get();
+                futures.get(r).get();
             } catch (ExecutionException e) {
                 if (failure == null) {
-                    failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                    // name the device: with several replicas "which one, where" is the first question
+                    failure = new IllegalStateException("replica " + r + " of " + futures.size() + " on "
+                            + replicas.get(r).backend.describe() + " failed: " + e.getCause(), e.getCause());
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -313,6 +399,7 @@ public final class Replicas implements AutoCloseable {
         if (pool != null) {
             pool.shutdownNow();
         }
+        allReduce.close(); // first: a device all-reduce frees its scratch on the devices closed below
         for (Replica rep : replicas) {
             for (Tensor t : rep.inputs.values()) {
                 rep.backend.free(t);
@@ -324,6 +411,5 @@ public final class Replicas implements AutoCloseable {
                 rep.backend.close();
             }
         }
-        allReduce.close();
     }
 }

@@ -13,12 +13,12 @@ import java.util.concurrent.Callable;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.train.Checkpointer;
 import org.vgg4j.train.CurvePlot;
 import org.vgg4j.train.Evaluator;
-import org.vgg4j.train.HostAllReduce;
 import org.vgg4j.train.Initialization;
 import org.vgg4j.train.MetricsLog;
 import org.vgg4j.train.Recipe;
@@ -48,8 +48,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "compute backend: reference, cpu, cuda (default: cpu when present)")
     String backend;
 
-    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas, each with its own backend instance (default 1)")
+    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend")
     int devices = 1;
+
+    @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16 (half the bytes; cuda backends with --devices > 1)")
+    String gradPrecision = "fp32";
 
     @Option(names = "--recipe", paramLabel = "NAME", description = "paper-a, paper-warm, paper-s384, paper-multiscale, glorot, fashion (default fashion)")
     String recipe = "fashion";
@@ -154,7 +157,7 @@ public final class TrainCommand implements Callable<Integer> {
              DataPipeline val = new DataPipeline(src.val(), src.valTransform(), valCfg);
              Replicas replicas = Replicas.create(backendName, devices,
                      (b, rank) -> Vgg.build(b, DType.FLOAT32, vgg.withSeed(vgg.seed() + 1000L * rank)),
-                     new Sgd.Settings(r.momentum(), r.weightDecay()), new HostAllReduce())) {
+                     new Sgd.Settings(r.momentum(), r.weightDecay()), Replicas.allReduceFor(backendName, devices, GradPrecision.parse(gradPrecision)))) {
             MetricsLog metrics = new MetricsLog(out);
             List<TrainingListener> listeners = new ArrayList<>();
             listeners.add(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
