@@ -22,7 +22,8 @@ import org.vgg4j.core.tensor.Tensor;
  * The bucketed ring all-reduce between CUDA devices (real or emulated) of synchronous data-parallel SGD: N replicas,
  * one per device, each hands in its gradient buffer and gets back the mean, bitwise identical on every device.
  *
- * <p>How: the buffer is cut into buckets of L elements; each bucket into N chunks. Per bucket, a reduce-scatter of
+ * <p>How: the buffer is cut into buckets of at most L elements (never across the caller's cuts, see
+ * {@link #begin(List, long[])}); each bucket into N chunks. Per bucket, a reduce-scatter of
  * N-1 steps (at step s device r pulls chunk (r-1-s) mod N from its left neighbour r-1 and adds its own gradients to
  * it) leaves device r holding the complete sum of chunk (r+1) mod N, which it scales by 1/N in its last step; an
  * all-gather of N-1 steps (device r pulls chunk (r-s) mod N) then copies those bits everywhere. Each device sends
@@ -143,7 +144,17 @@ public final class RingAllReduce implements AllReduce {
     }
 
     @Override
-    public synchronized InFlight begin(List<Tensor> buffers) {
+    public InFlight begin(List<Tensor> buffers) {
+        return begin(buffers, new long[0]);
+    }
+
+    /**
+     * Buckets are cut at {@code cuts} (ascending offsets within the buffer) as well as every L elements from each
+     * cut: a block of gradients that becomes final late (the biases, stored after all weights) then has buckets of
+     * its own and does not hold back the last layers' weights.
+     */
+    @Override
+    public synchronized InFlight begin(List<Tensor> buffers, long[] cuts) {
         int n = buffers.size();
         if (n == 0) {
             throw new IllegalArgumentException("all-reduce of no buffers");
@@ -176,7 +187,11 @@ public final class RingAllReduce implements AllReduce {
             });
             poolSize = n;
         }
-        long bucket = Math.min(options.bucketElements(), first.size());
+        long[] starts = buckets(first.size(), options.bucketElements(), cuts);
+        long bucket = 0; // the longest bucket: what the scratch must hold
+        for (int b = 0; b + 1 < starts.length; b++) {
+            bucket = Math.max(bucket, starts[b + 1] - starts[b]);
+        }
         Participant[] parts = new Participant[n];
         for (int r = 0; r < n; r++) {
             Tensor t = buffers.get(r);
@@ -189,7 +204,29 @@ public final class RingAllReduce implements AllReduce {
             Participant left = parts[(r + n - 1) % n];
             parts[r].peerWithLeft = !options.staged() && parts[r].driver.enablePeerAccess(left.driver);
         }
-        return new Reduction(parts, first.size(), bucket);
+        return new Reduction(parts, starts);
+    }
+
+    /** Bucket boundaries: 0, then every {@code l} elements from 0 and from each cut, then {@code total}. */
+    static long[] buckets(long total, long l, long[] cuts) {
+        List<Long> out = new ArrayList<>();
+        long segment = 0;
+        for (int i = 0; i <= cuts.length; i++) {
+            long end = i < cuts.length ? cuts[i] : total;
+            if (end < segment || end > total) {
+                throw new IllegalArgumentException("bucket cut " + end + " is not ascending within [0, " + total + "]");
+            }
+            for (long b = segment; b < end; b += l) {
+                out.add(b);
+            }
+            segment = end;
+        }
+        out.add(total);
+        long[] starts = new long[out.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = out.get(i);
+        }
+        return starts;
     }
 
     private static final InFlight NOTHING = new InFlight() {
@@ -278,7 +315,7 @@ public final class RingAllReduce implements AllReduce {
         final Participant[] parts;
         final int n;
         final long total;
-        final long bucket;
+        final long[] starts;         // (buckets + 1) bucket b is [starts[b], starts[b + 1])
         final int buckets;
         final long[][] readyCount;   // (N, buckets) elements of each bucket reported final by each rank
         final int[] ranksDone;       // (buckets) ranks that reported a bucket complete
@@ -289,12 +326,12 @@ public final class RingAllReduce implements AllReduce {
         final List<Future<?>> workers = new ArrayList<>();
         boolean ended;
 
-        Reduction(Participant[] parts, long total, long bucket) {
+        Reduction(Participant[] parts, long[] starts) {
             this.parts = parts;
             this.n = parts.length;
-            this.total = total;
-            this.bucket = bucket;
-            this.buckets = Math.toIntExact((total + bucket - 1) / bucket);
+            this.starts = starts;
+            this.total = starts[starts.length - 1];
+            this.buckets = starts.length - 1;
             this.readyCount = new long[n][buckets];
             this.ranksDone = new int[buckets];
             this.order = new int[buckets];
@@ -305,7 +342,13 @@ public final class RingAllReduce implements AllReduce {
         }
 
         long length(int b) {
-            return Math.min(bucket, total - b * bucket);
+            return starts[b + 1] - starts[b];
+        }
+
+        /** The bucket holding element i. */
+        int bucketOf(long i) {
+            int b = java.util.Arrays.binarySearch(starts, i);
+            return b >= 0 ? b : -b - 2;
         }
 
         @Override
@@ -318,8 +361,8 @@ public final class RingAllReduce implements AllReduce {
                 return;
             }
             synchronized (this) {
-                for (int b = (int) (from / bucket); b <= (int) ((to - 1) / bucket); b++) {
-                    long covered = Math.min(to, (b + 1) * bucket) - Math.max(from, b * bucket);
+                for (int b = bucketOf(from); b <= bucketOf(to - 1); b++) {
+                    long covered = Math.min(to, starts[b + 1]) - Math.max(from, starts[b]);
                     mark(rank, b, readyCount[rank][b] + covered);
                 }
             }
@@ -430,7 +473,7 @@ public final class RingAllReduce implements AllReduce {
         }
 
         private void reduceBucket(Participant me, int b) {
-            long start = b * bucket;
+            long start = starts[b];
             long len = length(b);
             Participant left = parts[(me.rank + n - 1) % n];
             boolean fp32 = options.precision() == GradPrecision.FP32;

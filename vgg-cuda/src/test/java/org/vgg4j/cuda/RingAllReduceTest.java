@@ -286,4 +286,31 @@ class RingAllReduceTest {
             devs.forEach(CudaBackend::close);
         }
     }
+
+    @Test
+    void bucketsNeverCrossACut() {
+        assertArrayEquals(new long[] {0, 10, 13, 23, 25}, RingAllReduce.buckets(25, 10, new long[] {13}));
+        assertArrayEquals(new long[] {0, 10, 20, 25}, RingAllReduce.buckets(25, 10, new long[] {0, 25}));
+        assertArrayEquals(new long[] {0, 7}, RingAllReduce.buckets(7, 10, new long[0]));
+        assertThrows(IllegalArgumentException.class, () -> RingAllReduce.buckets(25, 10, new long[] {13, 12}));
+        // and a reduction over cut buckets (lengths 3, 10, 4, 10, 10, 1) is still the mean
+        float[][] g = gradients(4, 38, 77);
+        List<CudaBackend> devs = devices(4);
+        try (RingAllReduce ar = new RingAllReduce(new RingAllReduce.Options(GradPrecision.FP32, L, true, false))) {
+            List<Tensor> bufs = new ArrayList<>();
+            for (int r = 0; r < 4; r++) {
+                Tensor t = devs.get(r).allocate(DType.FLOAT32, Shape.of(38));
+                devs.get(r).copyIn(g[r], 0, t);
+                bufs.add(t);
+            }
+            AllReduce.InFlight flight = ar.begin(bufs, new long[] {3, 17, 37});
+            for (int r = 0; r < 4; r++) {
+                flight.ready(r, 37, 38); // the one-element bucket after the last cut can go first
+            }
+            flight.finish();
+            assertMean(g, results(devs, bufs), GradPrecision.FP32);
+        } finally {
+            devs.forEach(CudaBackend::close);
+        }
+    }
 }

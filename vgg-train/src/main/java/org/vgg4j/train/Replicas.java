@@ -217,7 +217,8 @@ public final class Replicas implements AutoCloseable {
         for (Replica rep : replicas) {
             grads.add(rep.net.params().grads());
         }
-        AllReduce.InFlight flight = allReduce.begin(grads);
+        // cut at the biases: stored after all weights, they are final only when the first layer is done
+        AllReduce.InFlight flight = allReduce.begin(grads, new long[] {primary().params().decayedCount()});
         List<Runnable> work = new ArrayList<>();
         int start = 0;
         for (int r = 0; r < n; r++) {

@@ -47,6 +47,16 @@ public interface AllReduce extends AutoCloseable {
         };
     }
 
+    /**
+     * As {@link #begin(List)}, with {@code cuts}: ascending element offsets where the buffers' natural blocks start
+     * (ParamStore's biases, stored after all weights, say). An implementation that works in buckets should not let
+     * a bucket cross a cut, so that a block that becomes final late does not hold back another; the cuts must be
+     * the same every step, so that results stay independent of timing. The default ignores them.
+     */
+    default InFlight begin(List<Tensor> buffers, long[] cuts) {
+        return begin(buffers);
+    }
+
     /** One all-reduce started by {@link #begin}: told which parts are final, then finished or aborted, once. */
     interface InFlight {
 
