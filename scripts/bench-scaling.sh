@@ -50,7 +50,7 @@ parse_ips() { sed -n 's/.* s\/step, \([0-9.]*\) img\/s.*/\1/p' | tail -1; }
 
 mkdir -p "$OUT"
 if [ $model = 1 ]; then
-    mvn -o -q -pl vgg-core compile || fail "vgg-core does not build"
+    mvn -o -q -pl vgg-core compile >/dev/null || fail "vgg-core does not build"
     mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/core-cp.txt" >/dev/null
     exec java -cp "vgg-core/target/classes:$(cat "$OUT/core-cp.txt")" org.vgg4j.core.bench.ScalingModel
 fi
