@@ -35,9 +35,7 @@ import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeMap;
 
 import jcuda.NativePointerObject;
@@ -91,8 +89,8 @@ public final class JCudaDriver implements Driver {
     private final Pointer[] stage = {new Pointer(), new Pointer()};
     private final boolean[] stageBusy = new boolean[2];
     private int nextStage;
-    /** devices whose memory this context may read directly (cuCtxEnablePeerAccess done) */
-    private final Set<Integer> peers = new HashSet<>();
+    /** peer device -> whether this context may read its memory directly (asked once; access enabled if so) */
+    private final Map<Integer, Boolean> peers = new HashMap<>();
 
     private JCudaDriver(int device) {
         this.device = device;
@@ -271,28 +269,27 @@ public final class JCudaDriver implements Driver {
         check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
     }
 
-    /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess once per peer device. */
+    /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess, once per peer device; the answer is remembered. */
     @Override
-    public boolean enablePeerAccess(Driver peer) {
+    public synchronized boolean enablePeerAccess(Driver peer) {
         if (!(peer instanceof JCudaDriver p) || p.device == device) {
             return false;
         }
+        Boolean known = peers.get(p.device);
+        if (known != null) {
+            return known;
+        }
         int[] can = {0};
         check(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
-        if (can[0] == 0) {
-            return false;
-        }
-        synchronized (this) {
-            if (!peers.contains(p.device)) {
-                current();
-                int r = cuCtxEnablePeerAccess(p.context, 0);
-                if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
-                    check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
-                }
-                peers.add(p.device);
+        if (can[0] != 0) {
+            current();
+            int r = cuCtxEnablePeerAccess(p.context, 0);
+            if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+                check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
             }
         }
-        return true;
+        peers.put(p.device, can[0] != 0);
+        return can[0] != 0;
     }
 
     /** cuMemcpyPeerAsync on this device's stream; the peer's pointer is resolved under the peer's lock first, so
@@ -302,7 +299,7 @@ public final class JCudaDriver implements Driver {
         JCudaDriver p = (JCudaDriver) peer;
         CUdeviceptr src = p.pointerAt(srcPtr);
         synchronized (this) {
-            if (!peers.contains(p.device)) {
+            if (!Boolean.TRUE.equals(peers.get(p.device))) {
                 throw new CudaException("copy from " + p.describe() + " to " + describe()
                         + " without peer access (call enablePeerAccess first)");
             }
