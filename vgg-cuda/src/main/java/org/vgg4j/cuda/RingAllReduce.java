@@ -91,6 +91,7 @@ public final class RingAllReduce implements AllReduce {
     private static final class Scratch {
         final Driver driver;
         long capacity;   // L the buffers below were sized for
+        long chunkCap;   // L/N + 2 they were sized for
         long recv;       // (L/N + 2) float32: a chunk pulled from the left neighbour (FP32 wire)
         long wire;       // (ceil(L/2)) words: the bucket in the 16-bit wire format
         long recvWire;   // (L/N/2 + 2) words: a chunk of the left neighbour's wire
@@ -101,16 +102,17 @@ public final class RingAllReduce implements AllReduce {
         }
 
         void ensure(long bucket, int n) {
-            if (capacity >= bucket) {
+            long chunk = bucket / n + 2;
+            if (capacity >= bucket && chunkCap >= chunk) {
                 return;
             }
             free();
-            long chunk = bucket / n + 2;
             recv = driver.malloc(4 * chunk);
             wire = driver.malloc(4 * ((bucket + 1) / 2));
             recvWire = driver.malloc(4 * (chunk / 2 + 2));
             host = new float[Math.toIntExact(chunk)];
             capacity = bucket;
+            chunkCap = chunk;
         }
 
         void free() {
@@ -119,6 +121,7 @@ public final class RingAllReduce implements AllReduce {
                 driver.free(wire);
                 driver.free(recvWire);
                 capacity = 0;
+                chunkCap = 0;
             }
         }
     }
@@ -193,9 +196,15 @@ public final class RingAllReduce implements AllReduce {
             bucket = Math.max(bucket, starts[b + 1] - starts[b]);
         }
         Participant[] parts = new Participant[n];
+        Map<Driver, Integer> rankOf = new IdentityHashMap<>();
         for (int r = 0; r < n; r++) {
             Tensor t = buffers.get(r);
             Driver d = ((CudaBackend) t.backend()).driver();
+            Integer other = rankOf.put(d, r);
+            if (other != null) {
+                throw new IllegalArgumentException("ranks " + other + " and " + r + " are both on " + d.describe()
+                        + ": the ring all-reduce expects one replica per device");
+            }
             Scratch s = scratch.computeIfAbsent(d, Scratch::new);
             s.ensure(bucket, n);
             parts[r] = new Participant(r, d, t.backend().describe(), ((DeviceBuffer) t.storage()).devPtr + 4 * t.offset(), s);
