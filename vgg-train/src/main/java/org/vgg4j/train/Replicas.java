@@ -11,6 +11,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 import org.vgg4j.core.parallel.AllReduce;
+import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Dropout;
@@ -35,6 +36,11 @@ import org.vgg4j.data.Batch;
  * (up to float rounding). BatchNorm is the exception (its statistics are per micro-batch, as in PyTorch's DDP
  * without SyncBN); its running statistics are averaged across replicas after each step so replicas stay identical.
  * Dropout layers should get a different seed per replica (see {@link Factory}), or all shards share one mask.
+ *
+ * <p>Several processes (the all-reduce's {@link AllReduce#group()} has more than one rank): each process holds
+ * its slice of the global batch and its own N replicas; the weights use the world's replica count and the global
+ * batch size (summed over processes each step), the all-reduce averages over every process's replicas, and the
+ * returned loss is the global mean, so every rank sees the same numbers as one process with the whole batch.
  *
  * <p>Legend: B batch, N replicas, m micro-batch, C,H,W one example.
  */
@@ -71,6 +77,7 @@ public final class Replicas implements AutoCloseable {
     private final AllReduce allReduce;
     private final boolean ownsBackends;
     private final ExecutorService pool; // null for one replica: everything runs on the caller's thread
+    private int lastExamples;           // examples of the last forwardBackward, over every process
 
     private Replicas(List<Network> nets, Sgd.Settings settings, AllReduce allReduce, boolean ownsBackends) {
         if (nets.isEmpty()) {
@@ -129,6 +136,16 @@ public final class Replicas implements AutoCloseable {
         return replicas.get(rank).sgd;
     }
 
+    /** The processes the all-reduce spans ({@link ProcessGroup#SINGLE} in one process). */
+    public ProcessGroup group() {
+        return allReduce.group();
+    }
+
+    /** Examples in the last {@link #forwardBackward} batch summed over every process (= its size in one process). */
+    public int examplesLastStep() {
+        return lastExamples;
+    }
+
     /**
      * Forward and backward of the whole batch: replica r takes examples [start_r, start_r + n_r) (shares differ
      * by at most one), in micro-batches of at most {@code microBatch} (0: the whole share); then the gradients
@@ -140,16 +157,20 @@ public final class Replicas implements AutoCloseable {
             throw new IllegalArgumentException("batch examples " + batch.channels() + "x" + batch.height() + "x"
                     + batch.width() + " do not fit network " + primary().name() + "'s input " + example);
         }
-        int total = batch.size();
         int n = replicas.size();
+        ProcessGroup group = allReduce.group();
+        // the global batch and replica count: this process holds a slice of the batch and n of the world's replicas
+        int total = group.size() == 1 ? batch.size() : (int) group.sum(new double[] {batch.size()})[0];
+        int world = n * group.size();
         double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss
         List<Runnable> work = new ArrayList<>();
         int start = 0;
+        int local = batch.size();
         for (int r = 0; r < n; r++) {
-            int share = total / n + (r < total % n ? 1 : 0);
+            int share = local / n + (r < local % n ? 1 : 0);
             int from = start;
             int rank = r;
-            work.add(() -> lossSums[rank] = replicaPass(replicas.get(rank), batch, from, share, microBatch, total, n));
+            work.add(() -> lossSums[rank] = replicaPass(replicas.get(rank), batch, from, share, microBatch, total, world));
             start += share;
         }
         runAll(work);
@@ -162,6 +183,10 @@ public final class Replicas implements AutoCloseable {
         for (double s : lossSums) {
             sum += s;
         }
+        if (group.size() > 1) {
+            sum = group.sum(new double[] {sum})[0];
+        }
+        lastExamples = total;
         return sum / total;
     }
 
@@ -198,7 +223,7 @@ public final class Replicas implements AutoCloseable {
                 states.add(rep.net.params().state());
             }
         }
-        if (states.size() > 1) {
+        if (!states.isEmpty() && states.size() * allReduce.group().size() > 1) {
             allReduce.average(states); // BatchNorm running statistics: keep the replicas identical
         }
     }
@@ -236,10 +261,18 @@ public final class Replicas implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Sets the Dropout call counters from this process's rows, or from the whole world's (processes x replicas
+     * rows, process-major, as a multi-process checkpoint holds them: this process takes its own).
+     */
     public void setDropoutCalls(long[][] calls) {
+        ProcessGroup group = allReduce.group();
+        if (group.size() > 1 && calls.length == replicas.size() * group.size()) {
+            calls = Arrays.copyOfRange(calls, group.rank() * replicas.size(), (group.rank() + 1) * replicas.size());
+        }
         if (calls.length != replicas.size()) {
             throw new IllegalArgumentException("dropout counters for " + calls.length + " replicas; this run has "
-                    + replicas.size() + " (resume with the same --devices)");
+                    + replicas.size() + " x " + group.size() + " process(es) (resume with the same --devices and WORLD_SIZE)");
         }
         for (int r = 0; r < replicas.size(); r++) {
             List<Dropout> d = dropouts(replicas.get(r).net);
