@@ -123,6 +123,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--no-progress", description = "no progress bar (epoch lines only)")
     boolean noProgress;
 
+    @Option(names = "--val-flips", description = "validate on each image and its mirror, softmax averaged (the paper's test-set flips; twice the validation cost)")
+    boolean valFlips;
+
     /** How this process learns about the others. */
     public enum Dist { auto, env, none }
 
@@ -271,7 +274,7 @@ public final class TrainCommand implements Callable<Integer> {
                 listeners.add(metrics);
                 listeners.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
             }
-            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val), r, checkpoints,
+            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val, valFlips), r, checkpoints,
                     Initialization.forRecipe(r, vgg), listeners);
             Trainer.Result res = trainer.run();
             lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
