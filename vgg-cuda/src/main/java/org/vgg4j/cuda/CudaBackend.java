@@ -775,6 +775,15 @@ public final class CudaBackend implements Backend {
         return b;
     }
 
+    /**
+     * Device address of {@code t}'s first element (checked: a live FLOAT32 tensor of this backend), for collectives
+     * that work on raw device memory (NCCL). Work queued on the driver's stream before is ordered before anything
+     * queued there after; the caller must not free the tensor while such work is in flight.
+     */
+    public long devicePointer(Tensor t) {
+        return ptr("devicePointer", "t", t);
+    }
+
     /** Device address of t's first element. */
     private long ptr(String op, String role, Tensor t) {
         return buffer(op, role, t).devPtr + 4 * t.offset();

@@ -411,7 +411,21 @@ public final class JCudaDriver implements Driver {
         }
     }
 
-    private static long address(CUdeviceptr p) {
+    /** This driver's device ordinal (what the CUDA runtime's cudaSetDevice takes). */
+    public int deviceOrdinal() {
+        return device;
+    }
+
+    /**
+     * The raw handle (CUstream = cudaStream_t) of the one stream every launch and copy is queued on. Collectives
+     * that run through the CUDA runtime (NCCL) queue on it too, so they are ordered with the backend's kernels; the
+     * runtime works in the device's primary context, which is the context this driver uses (no second context).
+     */
+    public long streamHandle() {
+        return address(stream);
+    }
+
+    private static long address(jcuda.NativePointerObject p) {
         try {
             return (Long) NATIVE_POINTER.invoke(p);
         } catch (ReflectiveOperationException e) {

@@ -14,6 +14,7 @@ import java.util.function.IntConsumer;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.AllReduceProvider;
 import org.vgg4j.core.parallel.GradPrecision;
+import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Dropout;
@@ -46,6 +47,11 @@ import org.vgg4j.data.Batch;
  * elements are final as soon as each layer's backward is issued, so a device all-reduce can send the last layers'
  * gradients while earlier layers are still in backward. A replica that fails aborts the all-reduce in flight (no
  * one waits for its missing gradients) and the step throws, naming the replica's device and the cause.
+ *
+ * <p>Several processes (the all-reduce's {@link AllReduce#group()} has more than one rank): each process holds
+ * its slice of the global batch and its own N replicas; the weights use the world's replica count and the global
+ * batch size (summed over processes each step), the all-reduce averages over every process's replicas, and the
+ * returned loss is the global mean, so every rank sees the same numbers as one process with the whole batch.
  *
  * <p>Legend: B batch, N replicas, m micro-batch, C,H,W one example.
  */
@@ -98,6 +104,7 @@ public final class Replicas implements AutoCloseable {
     private final AllReduce allReduce;
     private final boolean ownsBackends;
     private final ExecutorService pool; // null for one replica: everything runs on the caller's thread
+    private int lastExamples;           // examples of the last forwardBackward, over every process
 
     private Replicas(List<Network> nets, Sgd.Settings settings, AllReduce allReduce, boolean ownsBackends) {
         if (nets.isEmpty()) {
@@ -132,18 +139,28 @@ public final class Replicas implements AutoCloseable {
      * {@link #broadcastFromPrimary()}.
      */
     public static Replicas create(String backendName, int n, Factory factory, Sgd.Settings settings, AllReduce allReduce) {
+        return create(backendName, n, 0, factory, settings, allReduce);
+    }
+
+    /**
+     * As {@link #create(String, int, Factory, Sgd.Settings, AllReduce)}, with replica r on device
+     * {@code firstDevice + r} (several processes on one machine each take their own devices: local rank x n).
+     */
+    public static Replicas create(String backendName, int n, int firstDevice, Factory factory, Sgd.Settings settings,
+                                  AllReduce allReduce) {
         if (n < 1) {
             throw new IllegalArgumentException("number of replicas " + n + " must be >= 1");
         }
-        int devices = n == 1 ? 0 : Backends.deviceCount(backendName);
-        if (devices > 0 && n > devices) {
-            throw new IllegalArgumentException(n + " replicas (--devices " + n + ") but backend '" + backendName
-                    + "' has only " + devices + " device(s)");
+        boolean pickDevices = n > 1 || firstDevice > 0;
+        int devices = pickDevices ? Backends.deviceCount(backendName) : 0;
+        if (devices > 0 && firstDevice + n > devices) {
+            throw new IllegalArgumentException(n + " replicas (--devices " + n + ")" + (firstDevice > 0 ? " from device "
+                    + firstDevice : "") + " but backend '" + backendName + "' has only " + devices + " device(s)");
         }
         List<Network> nets = new ArrayList<>();
         try {
             for (int r = 0; r < n; r++) {
-                Backend b = devices > 0 ? Backends.create(backendName, r) : Backends.create(backendName);
+                Backend b = devices > 0 ? Backends.create(backendName, firstDevice + r) : Backends.create(backendName);
                 try {
                     nets.add(factory.build(b, r));
                 } catch (RuntimeException e) {
@@ -199,6 +216,16 @@ public final class Replicas implements AutoCloseable {
         return replicas.get(rank).sgd;
     }
 
+    /** The processes the all-reduce spans ({@link ProcessGroup#SINGLE} in one process). */
+    public ProcessGroup group() {
+        return allReduce.group();
+    }
+
+    /** Examples in the last {@link #forwardBackward} batch summed over every process (= its size in one process). */
+    public int examplesLastStep() {
+        return lastExamples;
+    }
+
     /**
      * Forward and backward of the whole batch: replica r takes examples [start_r, start_r + n_r) (shares differ
      * by at most one), in micro-batches of at most {@code microBatch} (0: the whole share); then the gradients
@@ -210,8 +237,11 @@ public final class Replicas implements AutoCloseable {
             throw new IllegalArgumentException("batch examples " + batch.channels() + "x" + batch.height() + "x"
                     + batch.width() + " do not fit network " + primary().name() + "'s input " + example);
         }
-        int total = batch.size();
         int n = replicas.size();
+        ProcessGroup group = allReduce.group();
+        // the global batch and replica count: this process holds a slice of the batch and n of the world's replicas
+        int total = group.size() == 1 ? batch.size() : (int) group.sum(new double[] {batch.size()})[0];
+        int world = n * group.size();
         double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss
         List<Tensor> grads = new ArrayList<>();
         for (Replica rep : replicas) {
@@ -221,8 +251,9 @@ public final class Replicas implements AutoCloseable {
         AllReduce.InFlight flight = allReduce.begin(grads, new long[] {primary().params().decayedCount()});
         List<Runnable> work = new ArrayList<>();
         int start = 0;
+        int local = batch.size();
         for (int r = 0; r < n; r++) {
-            int share = total / n + (r < total % n ? 1 : 0);
+            int share = local / n + (r < local % n ? 1 : 0);
             int from = start;
             int rank = r;
             Replica rep = replicas.get(rank);
@@ -231,7 +262,7 @@ public final class Replicas implements AutoCloseable {
                     flight.ready(rank, range[0], range[1]);
                 }
             };
-            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, n, layerDone));
+            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, world, layerDone));
             start += share;
         }
         try {
@@ -245,12 +276,16 @@ public final class Replicas implements AutoCloseable {
         for (double s : lossSums) {
             sum += s;
         }
+        if (group.size() > 1) {
+            sum = group.sum(new double[] {sum})[0];
+        }
+        lastExamples = total;
         return sum / total;
     }
 
     /** {@code layerDone} is told, in the last micro-batch only, when each layer's parameter gradients are final. */
-    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total, int n,
-                                      IntConsumer layerDone) {
+    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total,
+                                      int world, IntConsumer layerDone) {
         int m = microBatch <= 0 ? Math.max(count, 1) : microBatch;
         int example = batch.exampleSize();
         double lossSum = 0;
@@ -260,7 +295,7 @@ public final class Replicas implements AutoCloseable {
             rep.backend.copyIn(batch.hostImages(), (from + off) * example, x);
             int[] labels = Arrays.copyOfRange(batch.labels(), from + off, from + off + size);
             double l = rep.loss.forwardBackward(rep.net.forward(x, true), labels);
-            double weight = (double) size * n / total; // makes the averaged sum the gradient of the batch mean
+            double weight = (double) size * world / total; // makes the averaged sum the gradient of the batch mean
             if (weight != 1.0) {
                 rep.backend.scale(rep.loss.gradient(), weight);
             }
@@ -283,7 +318,7 @@ public final class Replicas implements AutoCloseable {
                 states.add(rep.net.params().state());
             }
         }
-        if (states.size() > 1) {
+        if (!states.isEmpty() && states.size() * allReduce.group().size() > 1) {
             allReduce.average(states); // BatchNorm running statistics: keep the replicas identical
         }
     }
@@ -321,10 +356,18 @@ public final class Replicas implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Sets the Dropout call counters from this process's rows, or from the whole world's (processes x replicas
+     * rows, process-major, as a multi-process checkpoint holds them: this process takes its own).
+     */
     public void setDropoutCalls(long[][] calls) {
+        ProcessGroup group = allReduce.group();
+        if (group.size() > 1 && calls.length == replicas.size() * group.size()) {
+            calls = Arrays.copyOfRange(calls, group.rank() * replicas.size(), (group.rank() + 1) * replicas.size());
+        }
         if (calls.length != replicas.size()) {
             throw new IllegalArgumentException("dropout counters for " + calls.length + " replicas; this run has "
-                    + replicas.size() + " (resume with the same --devices)");
+                    + replicas.size() + " x " + group.size() + " process(es) (resume with the same --devices and WORLD_SIZE)");
         }
         for (int r = 0; r < replicas.size(); r++) {
             List<Dropout> d = dropouts(replicas.get(r).net);

@@ -10,7 +10,8 @@ import org.vgg4j.core.tensor.Tensor;
  * replicas' identical SGD steps keep their parameters identical. vgg-train's {@code HostAllReduce} is the CPU implementation
  * (through host memory, in vgg-train); the CUDA module implements it for GPUs. It lives in vgg-core, not in the
  * trainer, so that vgg-cuda can implement it while depending on vgg-core only (DESIGN.md: dependencies point one
- * way). Not here: deciding what to reduce or when (vgg-train's {@code Replicas} do that).
+ * way). Several processes: see {@link #group()} (vgg-train's {@code TcpAllReduce}, vgg-cuda's
+ * {@code NcclAllReduce}). Not here: deciding what to reduce or when (vgg-train's {@code Replicas} do that).
  *
  * <p>Overlap with backward: {@link #begin} starts an all-reduce whose inputs become final piece by piece, as the
  * replicas' backward passes finish layer after layer ({@link InFlight#ready}); an implementation may reduce those
@@ -25,6 +26,15 @@ public interface AllReduce extends AutoCloseable {
      * backend) with the mean of all of them. The result must not depend on thread timing.
      */
     void average(List<Tensor> buffers);
+
+    /**
+     * The processes this collective spans. With more than one, {@link #average} gets THIS process's buffers and
+     * averages over every process's: the world is processes x local buffers (every process hands in the same
+     * number), so callers weight their gradients by that world size. {@link ProcessGroup#SINGLE} by default.
+     */
+    default ProcessGroup group() {
+        return ProcessGroup.SINGLE;
+    }
 
     /**
      * Starts averaging {@code buffers} (as {@link #average}) whose elements become final piece by piece. The
