@@ -39,6 +39,25 @@ public interface Driver extends AutoCloseable {
 
     void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes);
 
+    /**
+     * Whether this device can read {@code peer}'s memory directly (peer-to-peer over NVLink or PCIe), enabling
+     * that access if it can. False by default, and for the same device: callers then stage copies through host
+     * memory ({@link #copyOut} on the peer, {@link #copyIn} here).
+     */
+    default boolean enablePeerAccess(Driver peer) {
+        return false;
+    }
+
+    /**
+     * Queues on this device's stream a copy of {@code bytes} from {@code peer}'s device memory at {@code srcPtr} to
+     * this device's {@code dstPtr}. Only after {@link #enablePeerAccess} returned true for {@code peer}; the caller
+     * makes sure the peer's data are final (the peer synchronized) and stay so until this device synchronizes.
+     */
+    default void copyFromPeer(long dstPtr, Driver peer, long srcPtr, long bytes) {
+        throw new UnsupportedOperationException(describe() + " has no peer-to-peer copies (from " + peer.describe()
+                + ")");
+    }
+
     /** The kernel called {@code name} in module {@code module} (a .cu file's base name: "conv", "gemm", ...). */
     Function function(String module, String name);
 

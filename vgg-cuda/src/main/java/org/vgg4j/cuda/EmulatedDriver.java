@@ -12,12 +12,15 @@ import java.util.Map;
  * ({@code --backend cuda-emulated}). Device memory is host memory with poisoned red zones; each launch is followed
  * by a red-zone check, so an out-of-bounds write fails the launch that did it. It presents several devices
  * ({@value #DEVICES_PROPERTY}, default 2), each with its own memory budget ({@value #MEMORY_PROPERTY} bytes,
- * default 4 GiB) so out-of-memory handling can be tested. Is not: fast (a debugging device, ~10^7-10^8 simple
+ * default 4 GiB) so out-of-memory handling can be tested. All emulated devices share the process's address space,
+ * so they are peers of one another ({@link #enablePeerAccess}) unless {@value #PEER_PROPERTY} is false, which
+ * models devices without peer access so that the staged copy path of the ring all-reduce is tested too. Is not: fast (a debugging device, ~10^7-10^8 simple
  * thread-steps per second) nor asynchronous (launches complete before {@link #launch} returns).
  */
 public final class EmulatedDriver implements Driver {
     public static final String DEVICES_PROPERTY = "vgg4j.cuda.emulated.devices";
     public static final String MEMORY_PROPERTY = "vgg4j.cuda.emulated.memory";
+    public static final String PEER_PROPERTY = "vgg4j.cuda.emulated.peer";
 
     private final int device;
     private final int deviceCount;
@@ -128,6 +131,21 @@ public final class EmulatedDriver implements Driver {
 
     @Override
     public void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
+        EmulatorNative.copyDeviceToDevice(dstPtr, srcPtr, bytes);
+    }
+
+    /** Another emulated device is a peer unless {@value #PEER_PROPERTY} is "false". */
+    @Override
+    public boolean enablePeerAccess(Driver peer) {
+        return peer instanceof EmulatedDriver && peer != this
+                && Boolean.parseBoolean(System.getProperty(PEER_PROPERTY, "true"));
+    }
+
+    @Override
+    public void copyFromPeer(long dstPtr, Driver peer, long srcPtr, long bytes) {
+        if (!(peer instanceof EmulatedDriver)) {
+            throw new CudaException(describe() + " cannot copy from " + peer.describe() + ": not an emulated device");
+        }
         EmulatorNative.copyDeviceToDevice(dstPtr, srcPtr, bytes);
     }
 

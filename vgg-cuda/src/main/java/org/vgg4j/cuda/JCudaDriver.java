@@ -1,6 +1,8 @@
 package org.vgg4j.cuda;
 
+import static jcuda.driver.JCudaDriver.cuCtxEnablePeerAccess;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
@@ -18,6 +20,7 @@ import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
@@ -86,6 +89,8 @@ public final class JCudaDriver implements Driver {
     private final Pointer[] stage = {new Pointer(), new Pointer()};
     private final boolean[] stageBusy = new boolean[2];
     private int nextStage;
+    /** peer device -> whether this context may read its memory directly (asked once; access enabled if so) */
+    private final Map<Integer, Boolean> peers = new HashMap<>();
 
     private JCudaDriver(int device) {
         this.device = device;
@@ -264,6 +269,50 @@ public final class JCudaDriver implements Driver {
         check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
     }
 
+    /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess, once per peer device; the answer is remembered. */
+    @Override
+    public synchronized boolean enablePeerAccess(Driver peer) {
+        if (!(peer instanceof JCudaDriver p) || p.device == device) {
+            return false;
+        }
+        Boolean known = peers.get(p.device);
+        if (known != null) {
+            return known;
+        }
+        int[] can = {0};
+        check(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
+        if (can[0] != 0) {
+            current();
+            int r = cuCtxEnablePeerAccess(p.context, 0);
+            if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+                check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
+            }
+        }
+        peers.put(p.device, can[0] != 0);
+        return can[0] != 0;
+    }
+
+    /** cuMemcpyPeerAsync on this device's stream; the peer's pointer is resolved under the peer's lock first, so
+     * two devices copying from each other never hold both locks. */
+    @Override
+    public void copyFromPeer(long dstPtr, Driver peer, long srcPtr, long bytes) {
+        JCudaDriver p = (JCudaDriver) peer;
+        CUdeviceptr src = p.pointerAt(srcPtr);
+        synchronized (this) {
+            if (!Boolean.TRUE.equals(peers.get(p.device))) {
+                throw new CudaException("copy from " + p.describe() + " to " + describe()
+                        + " without peer access (call enablePeerAccess first)");
+            }
+            current();
+            check(cuMemcpyPeerAsync(at(dstPtr), context, src, p.context, bytes, stream),
+                    "cuMemcpyPeerAsync(" + bytes + " bytes, device " + p.device + " -> " + device + ")");
+        }
+    }
+
+    private synchronized CUdeviceptr pointerAt(long addr) {
+        return at(addr);
+    }
+
     @Override
     public synchronized Function function(String module, String kernel) {
         Function f = functions.get(kernel);
@@ -362,7 +411,21 @@ public final class JCudaDriver implements Driver {
         }
     }
 
-    private static long address(CUdeviceptr p) {
+    /** This driver's device ordinal (what the CUDA runtime's cudaSetDevice takes). */
+    public int deviceOrdinal() {
+        return device;
+    }
+
+    /**
+     * The raw handle (CUstream = cudaStream_t) of the one stream every launch and copy is queued on. Collectives
+     * that run through the CUDA runtime (NCCL) queue on it too, so they are ordered with the backend's kernels; the
+     * runtime works in the device's primary context, which is the context this driver uses (no second context).
+     */
+    public long streamHandle() {
+        return address(stream);
+    }
+
+    private static long address(jcuda.NativePointerObject p) {
         try {
             return (Long) NATIVE_POINTER.invoke(p);
         } catch (ReflectiveOperationException e) {
