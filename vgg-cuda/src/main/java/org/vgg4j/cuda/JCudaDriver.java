@@ -567,7 +567,7 @@ public final class JCudaDriver implements Driver {
     }
 
     /**
-     * The raw handle (CUstream = cudaStream_t) of the one stream every launch and copy is queued on. Collectives
+     * The raw handle (CUstream = cudaStream_t) of the compute stream the backend queues every launch on. Collectives
      * that run through the CUDA runtime (NCCL) queue on it too, so they are ordered with the backend's kernels; the
      * runtime works in the device's primary context, which is the context this driver uses (no second context).
      */
