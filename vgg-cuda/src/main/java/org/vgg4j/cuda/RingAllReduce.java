@@ -133,15 +133,15 @@ public final class RingAllReduce implements AllReduce {
 
         /** Frees the buffers; the stream too when {@code stream}. */
         void free(boolean stream) {
-            if (stream) {
-                driver.freeStream(comm);
-            }
             if (capacity > 0) {
                 driver.free(recv);
                 driver.free(wire);
                 driver.free(recvWire);
                 capacity = 0;
                 chunkCap = 0;
+            }
+            if (stream) {
+                driver.freeStream(comm);
             }
         }
     }
