@@ -42,15 +42,29 @@ import org.vgg4j.core.tensor.Tensor;
  * backward has finished. A bucket starts as soon as all N devices finished all of its elements, so the buckets at
  * the END of the buffer (the last layers' weights, whose backward runs first) travel while the earlier layers are
  * still in backward. Workers take buckets in the order they became ready, the same order for all: each bucket's
- * arithmetic is the same whatever that order, so overlap changes timing, never bits. Between two ring steps every
- * worker synchronizes its device and meets the others at a barrier; a failing worker (or a replica's failure,
- * {@link AllReduce.InFlight#abort}) breaks that barrier, so nobody waits forever, and {@link AllReduce.InFlight#finish}
- * throws a {@link CudaException} naming the device and the cause.
+ * arithmetic is the same whatever that order, so overlap changes timing, never bits.
  *
- * <p>Is not: multi-process (see vgg-cuda's NCCL support), nor a second CUDA stream: the communication shares each
- * device's one stream with the replica's kernels, in queue order, so on a real GPU the copies of a bucket queue
- * behind backward kernels issued before them (the synchronization is correct; the overlap is limited to what one
- * stream allows). Not thread-safe beyond the contract of {@link AllReduce}: one reduction in flight at a time.
+ * <p>Streams: each device has a communication stream of its own ({@link Driver#newStream}, made once per device and
+ * kept), and every copy and kernel of the ring goes there, so on a GPU a bucket's transfers run beside the backward
+ * kernels still queued on the compute stream instead of behind them. The two streams are ordered by events only:
+ * when a device's bucket becomes final ({@link AllReduce.InFlight#ready} completes it, on the replica's thread, right
+ * after the replica issued the kernels filling it) an event is recorded on that device's compute stream, and the
+ * worker makes the communication stream wait for it before the bucket's first ring step; {@link
+ * AllReduce.InFlight#finish} makes each compute stream wait for an event recorded on its communication stream after
+ * the last ring step, so the SGD step queued next sees the means, with no host wait on the compute stream.
+ *
+ * <p>Where the host does wait, and why: between two ring steps each worker synchronizes its communication stream
+ * (only that stream) and meets the others at a barrier. That is the cross-device handshake of the ring: at step s a
+ * device reads what its left neighbour's step s-1 wrote (and, at step 0, the neighbour's gradients, final only once
+ * its compute stream passed the bucket's event), and the neighbour must not overwrite a chunk before it was read;
+ * staged copies through host memory need the host anyway. It blocks the workers, never the replica threads
+ * issuing backward. A failing worker (or a replica's failure, {@link AllReduce.InFlight#abort}) breaks that barrier,
+ * so nobody waits forever, and {@link AllReduce.InFlight#finish} throws a {@link CudaException} naming the device
+ * and the cause. The stream/event ordering is checked on the emulated device (which executes synchronously, so
+ * there it is a contract test: see RingAllReduceStreamsTest); it has been compiled but never run on a real GPU.
+ *
+ * <p>Is not: multi-process (see vgg-cuda's NCCL support). Not thread-safe beyond the contract of {@link AllReduce}:
+ * one reduction in flight at a time.
  *
  * <p>Legend: N devices (ranks), T elements of one buffer, L elements of one bucket, m elements of one chunk.
  */
@@ -90,6 +104,7 @@ public final class RingAllReduce implements AllReduce {
     /** Device scratch of one device: sized for one bucket, kept between steps, freed at {@link #close}. */
     private static final class Scratch {
         final Driver driver;
+        final long comm;  // the device's communication stream: every ring copy and kernel is queued on it
         long capacity;   // L the buffers below were sized for
         long chunkCap;   // L/N + 2 they were sized for
         long recv;       // (L/N + 2) float32: a chunk pulled from the left neighbour (FP32 wire)
@@ -99,6 +114,7 @@ public final class RingAllReduce implements AllReduce {
 
         Scratch(Driver driver) {
             this.driver = driver;
+            this.comm = driver.newStream();
         }
 
         void ensure(long bucket, int n) {
@@ -106,7 +122,7 @@ public final class RingAllReduce implements AllReduce {
             if (capacity >= bucket && chunkCap >= chunk) {
                 return;
             }
-            free();
+            free(false);
             recv = driver.malloc(4 * chunk);
             wire = driver.malloc(4 * ((bucket + 1) / 2));
             recvWire = driver.malloc(4 * (chunk / 2 + 2));
@@ -115,13 +131,17 @@ public final class RingAllReduce implements AllReduce {
             chunkCap = chunk;
         }
 
-        void free() {
+        /** Frees the buffers; the stream too when {@code stream}. */
+        void free(boolean stream) {
             if (capacity > 0) {
                 driver.free(recv);
                 driver.free(wire);
                 driver.free(recvWire);
                 capacity = 0;
                 chunkCap = 0;
+            }
+            if (stream) {
+                driver.freeStream(comm);
             }
         }
     }
@@ -328,6 +348,8 @@ public final class RingAllReduce implements AllReduce {
         final int buckets;
         final long[][] readyCount;   // (N, buckets) elements of each bucket reported final by each rank
         final int[] ranksDone;       // (buckets) ranks that reported a bucket complete
+        final long[][] filled;       // (N, buckets) event recorded on rank's compute stream once its bucket was
+                                     // complete (0: not yet); the comm stream waits on it before the ring steps
         final int[] order;           // (buckets) buckets in the order they became ready everywhere
         int queued;
         RuntimeException failure;
@@ -343,6 +365,7 @@ public final class RingAllReduce implements AllReduce {
             this.buckets = starts.length - 1;
             this.readyCount = new long[n][buckets];
             this.ranksDone = new int[buckets];
+            this.filled = new long[n][buckets];
             this.order = new int[buckets];
             this.barrier = new StepBarrier(n);
             for (Participant p : parts) {
@@ -385,6 +408,11 @@ public final class RingAllReduce implements AllReduce {
                         + b + " of " + len + ": an element was reported twice");
             }
             boolean completes = count == len && readyCount[rank][b] < len;
+            if (completes) {
+                // the kernels filling the bucket were issued on the compute stream before this call: an event
+                // recorded now completes when they have run (recorded before the bucket is queued for the workers)
+                filled[rank][b] = parts[rank].driver.recordEvent(Driver.COMPUTE_STREAM);
+            }
             readyCount[rank][b] = count;
             if (completes && ++ranksDone[b] == n) {
                 order[queued++] = b;
@@ -394,15 +422,20 @@ public final class RingAllReduce implements AllReduce {
 
         @Override
         public void finish() {
-            synchronized (this) {
-                // whatever was not reported is final now; the buffer's end first, as backward would have it
-                for (int b = buckets - 1; b >= 0; b--) {
-                    for (int r = 0; r < n; r++) {
-                        mark(r, b, length(b));
+            try {
+                synchronized (this) {
+                    // whatever was not reported is final now; the buffer's end first, as backward would have it
+                    for (int b = buckets - 1; b >= 0; b--) {
+                        for (int r = 0; r < n; r++) {
+                            mark(r, b, length(b));
+                        }
                     }
                 }
+            } catch (RuntimeException e) {
+                fail(new CudaException("all-reduce could not take the last gradients: " + e.getMessage(), e));
             }
             await();
+            joinStreams();
             RuntimeException f = failure();
             if (f != null) {
                 throw new CudaException(f.getMessage(), f);
@@ -413,6 +446,39 @@ public final class RingAllReduce implements AllReduce {
         public void abort(Throwable cause) {
             fail(new CudaException("all-reduce aborted: " + cause, cause));
             await();
+            joinStreams();
+        }
+
+        /**
+         * After the workers stopped: each compute stream waits for everything queued on its device's communication
+         * stream (the SGD step that follows reads the means; the next backward writes the buffer the ring copies
+         * read), then the compute-side events are freed. On a failure too, so no ring copy can race later work.
+         */
+        private void joinStreams() {
+            for (Participant p : parts) {
+                try {
+                    long done = p.driver.recordEvent(p.scratch.comm);
+                    p.driver.waitEvent(Driver.COMPUTE_STREAM, done);
+                    p.driver.freeEvent(done);
+                } catch (RuntimeException e) {
+                    fail(new CudaException("all-reduce could not order " + p.device + "'s compute stream after its"
+                            + " communication stream: " + e.getMessage(), e));
+                }
+                long[] events;
+                synchronized (this) {
+                    events = filled[p.rank].clone();
+                    java.util.Arrays.fill(filled[p.rank], 0);
+                }
+                for (long e : events) {
+                    if (e != 0) {
+                        try {
+                            p.driver.freeEvent(e);
+                        } catch (RuntimeException ex) {
+                            LOG.debug("freeing an all-reduce event on {}: {}", p.device, ex.toString());
+                        }
+                    }
+                }
+            }
         }
 
         /** Waits for every worker to stop (they stop promptly once the barrier is broken). */
@@ -490,8 +556,14 @@ public final class RingAllReduce implements AllReduce {
             Scratch s = me.scratch;
             long myBucket = me.buf + 4 * start;
             long leftBucket = left.buf + 4 * start;
+            long filledEvent;
+            synchronized (this) {
+                filledEvent = filled[me.rank][b];
+            }
+            // nothing of this bucket is touched on the comm stream before the compute stream has filled it
+            me.driver.waitEvent(s.comm, filledEvent);
             if (!fp32) {
-                launch(me.driver, "f32_to_wire", len, KernelArgs.of().ptr(myBucket).ptr(s.wire).i64(len).i32(fmt));
+                launch(me.driver, s.comm, "f32_to_wire", len, KernelArgs.of().ptr(myBucket).ptr(s.wire).i64(len).i32(fmt));
             }
             for (int st = 0; st < n - 1; st++) { // reduce-scatter
                 int c = Math.floorMod(me.rank - 1 - st, n);
@@ -504,11 +576,11 @@ public final class RingAllReduce implements AllReduce {
                 double scale = st == n - 2 ? 1.0 / n : 1.0;
                 if (fp32) {
                     pull(me, left, leftBucket + 4 * a, s.recv, m, 4);
-                    launch(me.driver, "ring_reduce_f32", m, KernelArgs.of().ptr(myBucket + 4 * a).ptr(s.recv).i64(m)
+                    launch(me.driver, s.comm, "ring_reduce_f32", m, KernelArgs.of().ptr(myBucket + 4 * a).ptr(s.recv).i64(m)
                             .f64(scale));
                 } else {
                     pull(me, left, left.scratch.wire + 2 * a, s.recvWire, m, 2);
-                    launch(me.driver, "ring_reduce_wire", m, KernelArgs.of().ptr(s.wire + 2 * a).ptr(s.recvWire)
+                    launch(me.driver, s.comm, "ring_reduce_wire", m, KernelArgs.of().ptr(s.wire + 2 * a).ptr(s.recvWire)
                             .ptr(myBucket + 4 * a).i64(m).f64(scale).i32(fmt));
                 }
             }
@@ -527,39 +599,44 @@ public final class RingAllReduce implements AllReduce {
                 }
             }
             if (!fp32) {
-                launch(me.driver, "wire_to_f32", len, KernelArgs.of().ptr(s.wire).ptr(myBucket).i64(len).i32(fmt));
+                launch(me.driver, s.comm, "wire_to_f32", len, KernelArgs.of().ptr(s.wire).ptr(myBucket).i64(len).i32(fmt));
             }
             meet(me, 2 * n - 2); // nobody reads this bucket's chunks or my scratch any more: the next may reuse it
         }
 
-        /** Makes this device's queued work final, then waits for every other device to do the same. */
+        /**
+         * The ring's cross-device handshake: makes this device's ring work final (its communication stream only; at
+         * a bucket's first step that includes the wait for the compute stream's event, so the gradients the left
+         * neighbour is about to read are final), then waits for every other device to do the same.
+         */
         private void meet(Participant me, int stepInBucket) {
             BiConsumer<Integer, Integer> hook = beforeStep;
             if (hook != null) {
                 hook.accept(me.rank, stepInBucket);
             }
-            me.driver.synchronize();
+            me.driver.synchronizeStream(me.scratch.comm);
             barrier.await();
         }
 
         /** Queues a copy of m elements of {@code width} bytes from the left neighbour's srcPtr to my dstPtr. */
         private void pull(Participant me, Participant left, long srcPtr, long dstPtr, long m, int width) {
             if (me.peerWithLeft) {
-                me.driver.copyFromPeer(dstPtr, left.driver, srcPtr, m * width);
+                me.driver.copyFromPeer(me.scratch.comm, dstPtr, left.driver, srcPtr, m * width);
                 return;
             }
             // through host memory, in whole 4-byte words: a 16-bit chunk of odd length carries one padding
             // element, which lands in the padding of the receiving wire buffer (chunk starts are even)
             int words = Math.toIntExact((m * width + 3) / 4);
             float[] host = me.scratch.host;
-            left.driver.copyOut(srcPtr, host, 0, words); // raw bits: float[] copies never touch values
-            me.driver.copyIn(host, 0, dstPtr, words);
+            // each half on its device's comm stream: the read is ordered after the neighbour's ring work only
+            left.driver.copyOut(left.scratch.comm, srcPtr, host, 0, words); // raw bits: floats never touch values
+            me.driver.copyIn(me.scratch.comm, host, 0, dstPtr, words);
         }
     }
 
-    private static void launch(Driver d, String kernel, long n, KernelArgs args) {
+    private static void launch(Driver d, long stream, String kernel, long n, KernelArgs args) {
         int blocks = (int) Math.min((n + THREADS - 1) / THREADS, MAX_BLOCKS);
-        d.launch(d.function("collective", kernel), blocks, 1, 1, THREADS, args);
+        d.launch(stream, d.function("collective", kernel), blocks, 1, 1, THREADS, args);
     }
 
     /** Frees the device scratch (before the devices are closed) and stops the workers. */
@@ -571,7 +648,7 @@ public final class RingAllReduce implements AllReduce {
         }
         for (Scratch s : scratch.values()) {
             try {
-                s.free();
+                s.free(true);
             } catch (RuntimeException e) {
                 LOG.debug("freeing all-reduce scratch on {}: {}", s.driver.describe(), e.toString());
             }
