@@ -65,6 +65,12 @@ public final class CudaBackend implements Backend {
         return name;
     }
 
+    /** "cuda-emulated on emulated CUDA device 1 of 4 (...)": which device, for error messages. */
+    @Override
+    public String describe() {
+        return name + " on " + driver.describe();
+    }
+
     public MathMode math() {
         return math;
     }
@@ -767,6 +773,15 @@ public final class CudaBackend implements Backend {
                     + " runs past its buffer of " + b.bytes / 4 + " elements");
         }
         return b;
+    }
+
+    /**
+     * Device address of {@code t}'s first element (checked: a live FLOAT32 tensor of this backend), for collectives
+     * that work on raw device memory (NCCL). Work queued on the driver's stream before is ordered before anything
+     * queued there after; the caller must not free the tensor while such work is in flight.
+     */
+    public long devicePointer(Tensor t) {
+        return ptr("devicePointer", "t", t);
     }
 
     /** Device address of t's first element. */

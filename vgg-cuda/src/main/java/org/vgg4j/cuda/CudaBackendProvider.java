@@ -4,7 +4,8 @@ import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.BackendProvider;
 
 /**
- * Backend "cuda": {@link CudaBackend} on a real GPU through JCuda (device {@code -Dvgg4j.cuda.device}, default 0;
+ * Backend "cuda": {@link CudaBackend} on a real GPU through JCuda (device {@code -Dvgg4j.cuda.device}, default 0,
+ * or device r for data-parallel replica r through {@link #create(int)};
  * math {@code -Dvgg4j.cuda.math=fp32|tf32|bf16}).
  *
  * <p>{@link #unavailableReason()} says precisely why it cannot run: JCuda missing from the class path, no
@@ -68,7 +69,19 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public Backend create() {
-        JCudaDriver d = JCudaDriver.open(Integer.getInteger("vgg4j.cuda.device", 0));
+        return create(Integer.getInteger("vgg4j.cuda.device", 0));
+    }
+
+    /** Visible GPUs (CUDA_VISIBLE_DEVICES applies). */
+    @Override
+    public int deviceCount() {
+        return JCudaDriver.deviceCount();
+    }
+
+    /** A backend on GPU {@code device}: data-parallel replica r opens device r. */
+    @Override
+    public Backend create(int device) {
+        JCudaDriver d = JCudaDriver.open(device);
         return new CudaBackend(NAME, d, MathMode.parse(System.getProperty("vgg4j.cuda.math", "fp32")));
     }
 }

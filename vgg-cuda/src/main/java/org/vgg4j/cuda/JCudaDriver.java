@@ -1,6 +1,8 @@
 package org.vgg4j.cuda;
 
+import static jcuda.driver.JCudaDriver.cuCtxEnablePeerAccess;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
@@ -9,6 +11,9 @@ import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
@@ -18,11 +23,13 @@ import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,6 +48,8 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
@@ -53,11 +62,18 @@ import org.slf4j.LoggerFactory;
 /**
  * A {@link Driver} for a real NVIDIA GPU through JCuda's driver API (org.jcuda:jcuda 12.6.0).
  *
- * <p>Is: device discovery, the device's primary context, one non-blocking stream on which every launch and copy
- * is queued, module loading from the jar's resources (the cubin for the device's architecture when the build made
- * one, else the PTX, JIT-compiled by the driver), and two pinned host staging buffers so that packing the next
- * chunk of a host copy overlaps the DMA of the previous one. Every CUDA call's result is checked and a failure
- * names the call. Is not: loaded unless used -- this class is touched only by {@link CudaBackendProvider} after it
+ * <p>Is: device discovery, the device's primary context, the non-blocking compute stream on which the backend's
+ * launches and copies are queued, further non-blocking streams and timing-free events for collectives that overlap
+ * it ({@link Driver#newStream}), module loading from the jar's resources (the cubin for the device's architecture
+ * when the build made one, else the PTX, JIT-compiled by the driver), and per stream two pinned host staging
+ * buffers so that packing the next chunk of a host copy overlaps the DMA of the previous one. Every CUDA call's
+ * result is checked and a failure names the call.
+ *
+ * <p>Locking: the driver's monitor guards its maps (allocations, modules, streams, events) and is held only for
+ * short, non-blocking calls; a stream's staging buffers are guarded by that stream's monitor; host waits
+ * (cuStreamSynchronize) hold no driver lock, so a collective's thread waiting on its stream never stalls the replica
+ * thread issuing kernels on the compute stream. The stream/event code has been compiled but never run on a GPU
+ * (none was available when it was written). Is not: loaded unless used -- this class is touched only by {@link CudaBackendProvider} after it
  * checked that JCuda's classes exist, and any LinkageError (no libcuda.so.1) becomes an unavailable reason, so
  * machines without a GPU never fail at class loading.
  *
@@ -79,13 +95,17 @@ public final class JCudaDriver implements Driver {
     private final CUcontext context = new CUcontext();
     private final CUdevice cuDevice = new CUdevice();
     private final CUstream stream = new CUstream();
+    /** stream handle -> stream; {@link Driver#COMPUTE_STREAM} is {@link #stream} */
+    private final Map<Long, Stream> streams = new HashMap<>();
+    /** event handle -> event, live until freeEvent */
+    private final Map<Long, CUevent> events = new HashMap<>();
+    private long nextHandle = 1;
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, Function> functions = new HashMap<>();
     /** device address -> allocation, to turn raw addresses back into JCuda pointers */
     private final TreeMap<Long, CUdeviceptr> allocations = new TreeMap<>();
-    private final Pointer[] stage = {new Pointer(), new Pointer()};
-    private final boolean[] stageBusy = new boolean[2];
-    private int nextStage;
+    /** peer device -> whether this context may read its memory directly (asked once; access enabled if so) */
+    private final Map<Integer, Boolean> peers = new HashMap<>();
 
     private JCudaDriver(int device) {
         this.device = device;
@@ -113,9 +133,7 @@ public final class JCudaDriver implements Driver {
         check(cuDevicePrimaryCtxRetain(context, cuDevice), "cuDevicePrimaryCtxRetain");
         check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
         check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-        for (Pointer p : stage) {
-            check(cuMemAllocHost(p, STAGE_BYTES), "cuMemAllocHost(" + STAGE_BYTES + " bytes, pinned staging)");
-        }
+        streams.put(COMPUTE_STREAM, new Stream(stream));
         LOG.info("opened {}", describe());
     }
 
@@ -204,57 +222,115 @@ public final class JCudaDriver implements Driver {
         return e.getKey() == addr ? e.getValue() : e.getValue().withByteOffset(addr - e.getKey());
     }
 
-    /** Waits until staging buffer i's previous copy has left it. */
-    private Pointer takeStage(int i) {
-        if (stageBusy[i]) {
-            check(cuStreamSynchronize(stream), "cuStreamSynchronize (staging)");
-            stageBusy[0] = stageBusy[1] = false;
-        }
-        stageBusy[i] = true;
-        return stage[i];
-    }
+    /** A stream and its two pinned staging buffers (allocated at its first host copy); its monitor guards them. */
+    private final class Stream {
+        final CUstream cu;
+        final Pointer[] stage = {new Pointer(), new Pointer()};
+        final boolean[] stageBusy = new boolean[2];
+        boolean staged;
+        int nextStage;
 
-    @Override
-    public synchronized void copyIn(float[] host, int offset, long devPtr, int n) {
-        current();
-        int chunk = STAGE_BYTES / 4;
-        for (int done = 0; done < n; done += chunk) {
-            int m = Math.min(chunk, n - done);
-            int i = nextStage;
-            nextStage ^= 1;
-            Pointer s = takeStage(i);
-            FloatBuffer fb = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer();
-            fb.put(host, offset + done, m);
-            check(cuMemcpyHtoDAsync(at(devPtr + 4L * done), s, 4L * m, stream), "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+        Stream(CUstream cu) {
+            this.cu = cu;
         }
-    }
 
-    @Override
-    public synchronized void copyIn(int[] host, int offset, long devPtr, int n) {
-        current();
-        int chunk = STAGE_BYTES / 4;
-        for (int done = 0; done < n; done += chunk) {
-            int m = Math.min(chunk, n - done);
-            int i = nextStage;
-            nextStage ^= 1;
-            Pointer s = takeStage(i);
-            IntBuffer ib = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asIntBuffer();
-            ib.put(host, offset + done, m);
-            check(cuMemcpyHtoDAsync(at(devPtr + 4L * done), s, 4L * m, stream), "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+        /** Waits until staging buffer i's previous copy has left it. Holds this stream's monitor. */
+        Pointer takeStage(int i) {
+            if (!staged) {
+                for (Pointer p : stage) {
+                    check(cuMemAllocHost(p, STAGE_BYTES), "cuMemAllocHost(" + STAGE_BYTES + " bytes, pinned staging)");
+                }
+                staged = true;
+            }
+            if (stageBusy[i]) {
+                check(cuStreamSynchronize(cu), "cuStreamSynchronize (staging)");
+                stageBusy[0] = stageBusy[1] = false;
+            }
+            stageBusy[i] = true;
+            return stage[i];
+        }
+
+        void freeStages() {
+            if (staged) {
+                for (Pointer p : stage) {
+                    cuMemFreeHost(p);
+                }
+                staged = false;
+            }
         }
     }
 
+    private synchronized Stream stream(long handle, String what) {
+        Stream st = streams.get(handle);
+        if (st == null) {
+            throw new CudaException(what + " on stream " + handle + " of " + describe() + ": not a live stream of this"
+                    + " device");
+        }
+        return st;
+    }
+
+    private synchronized CUevent event(long handle, String what) {
+        CUevent e = events.get(handle);
+        if (e == null) {
+            throw new CudaException(what + " of event " + handle + " on " + describe() + ": not a live event of this"
+                    + " device");
+        }
+        return e;
+    }
+
     @Override
-    public synchronized void copyOut(long devPtr, float[] host, int offset, int n) {
-        current();
-        int chunk = STAGE_BYTES / 4;
-        for (int done = 0; done < n; done += chunk) {
-            int m = Math.min(chunk, n - done);
-            Pointer s = takeStage(0);
-            check(cuMemcpyDtoHAsync(s, at(devPtr + 4L * done), 4L * m, stream), "cuMemcpyDtoHAsync(" + 4L * m + " bytes)");
-            check(cuStreamSynchronize(stream), "cuStreamSynchronize (copyOut)");
-            stageBusy[0] = stageBusy[1] = false;
-            s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer().get(host, offset + done, m);
+    public void copyIn(long streamHandle, float[] host, int offset, long devPtr, int n) {
+        Stream st = stream(streamHandle, "copyIn");
+        synchronized (st) {
+            current();
+            int chunk = STAGE_BYTES / 4;
+            for (int done = 0; done < n; done += chunk) {
+                int m = Math.min(chunk, n - done);
+                int i = st.nextStage;
+                st.nextStage ^= 1;
+                Pointer s = st.takeStage(i);
+                FloatBuffer fb = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer();
+                fb.put(host, offset + done, m);
+                check(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
+                        "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+            }
+        }
+    }
+
+    @Override
+    public void copyIn(int[] host, int offset, long devPtr, int n) {
+        Stream st = stream(COMPUTE_STREAM, "copyIn");
+        synchronized (st) {
+            current();
+            int chunk = STAGE_BYTES / 4;
+            for (int done = 0; done < n; done += chunk) {
+                int m = Math.min(chunk, n - done);
+                int i = st.nextStage;
+                st.nextStage ^= 1;
+                Pointer s = st.takeStage(i);
+                IntBuffer ib = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asIntBuffer();
+                ib.put(host, offset + done, m);
+                check(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
+                        "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
+            }
+        }
+    }
+
+    @Override
+    public void copyOut(long streamHandle, long devPtr, float[] host, int offset, int n) {
+        Stream st = stream(streamHandle, "copyOut");
+        synchronized (st) {
+            current();
+            int chunk = STAGE_BYTES / 4;
+            for (int done = 0; done < n; done += chunk) {
+                int m = Math.min(chunk, n - done);
+                Pointer s = st.takeStage(0);
+                check(cuMemcpyDtoHAsync(s, pointerAt(devPtr + 4L * done), 4L * m, st.cu),
+                        "cuMemcpyDtoHAsync(" + 4L * m + " bytes)");
+                check(cuStreamSynchronize(st.cu), "cuStreamSynchronize (copyOut)");
+                st.stageBusy[0] = st.stageBusy[1] = false;
+                s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer().get(host, offset + done, m);
+            }
         }
     }
 
@@ -262,6 +338,51 @@ public final class JCudaDriver implements Driver {
     public synchronized void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
         current();
         check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
+    }
+
+    /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess, once per peer device; the answer is remembered. */
+    @Override
+    public synchronized boolean enablePeerAccess(Driver peer) {
+        if (!(peer instanceof JCudaDriver p) || p.device == device) {
+            return false;
+        }
+        Boolean known = peers.get(p.device);
+        if (known != null) {
+            return known;
+        }
+        int[] can = {0};
+        check(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
+        if (can[0] != 0) {
+            current();
+            int r = cuCtxEnablePeerAccess(p.context, 0);
+            if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+                check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
+            }
+        }
+        peers.put(p.device, can[0] != 0);
+        return can[0] != 0;
+    }
+
+    /** cuMemcpyPeerAsync on this device's stream; the peer's pointer is resolved under the peer's lock first, so
+     * two devices copying from each other never hold both locks. */
+    @Override
+    public void copyFromPeer(long streamHandle, long dstPtr, Driver peer, long srcPtr, long bytes) {
+        JCudaDriver p = (JCudaDriver) peer;
+        CUdeviceptr src = p.pointerAt(srcPtr);
+        CUstream cu = stream(streamHandle, "copyFromPeer").cu;
+        synchronized (this) {
+            if (!Boolean.TRUE.equals(peers.get(p.device))) {
+                throw new CudaException("copy from " + p.describe() + " to " + describe()
+                        + " without peer access (call enablePeerAccess first)");
+            }
+            current();
+            check(cuMemcpyPeerAsync(at(dstPtr), context, src, p.context, bytes, cu),
+                    "cuMemcpyPeerAsync(" + bytes + " bytes, device " + p.device + " -> " + device + ")");
+        }
+    }
+
+    private synchronized CUdeviceptr pointerAt(long addr) {
+        return at(addr);
     }
 
     @Override
@@ -318,7 +439,9 @@ public final class JCudaDriver implements Driver {
     }
 
     @Override
-    public synchronized void launch(Function f, int gx, int gy, int gz, int blockThreads, KernelArgs args) {
+    public synchronized void launch(long streamHandle, Function f, int gx, int gy, int gz, int blockThreads,
+                                    KernelArgs args) {
+        CUstream cu = stream(streamHandle, "launch of " + f.name()).cu;
         current();
         Pointer[] params = new Pointer[args.count()];
         for (int i = 0; i < params.length; i++) {
@@ -330,29 +453,105 @@ public final class JCudaDriver implements Driver {
                 case DOUBLE -> Pointer.to(new double[] {Double.longBitsToDouble(v)});
             };
         }
-        check(cuLaunchKernel((CUfunction) f.handle(), gx, gy, gz, blockThreads, 1, 1, 0, stream,
+        check(cuLaunchKernel((CUfunction) f.handle(), gx, gy, gz, blockThreads, 1, 1, 0, cu,
                 Pointer.to(params), null), "cuLaunchKernel(" + f.name() + ", grid " + gx + "x" + gy + "x" + gz + ")");
     }
 
+    /** Blocks holding the stream's monitor (its staging buffers are then free), never the driver's. */
     @Override
-    public synchronized void synchronize() {
+    public void synchronizeStream(long streamHandle) {
+        Stream st = stream(streamHandle, "synchronizeStream");
+        synchronized (st) {
+            current();
+            check(cuStreamSynchronize(st.cu), "cuStreamSynchronize");
+            st.stageBusy[0] = st.stageBusy[1] = false;
+        }
+    }
+
+    @Override
+    public synchronized long newStream() {
         current();
-        check(cuStreamSynchronize(stream), "cuStreamSynchronize");
-        stageBusy[0] = stageBusy[1] = false;
+        CUstream cu = new CUstream();
+        check(cuStreamCreate(cu, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        long h = nextHandle++;
+        streams.put(h, new Stream(cu));
+        return h;
+    }
+
+    /** cuStreamDestroy returns at once; CUDA releases the stream when its work is done. */
+    @Override
+    public void freeStream(long streamHandle) {
+        Stream st;
+        synchronized (this) {
+            st = streamHandle == COMPUTE_STREAM ? null : streams.remove(streamHandle);
+            if (st == null) {
+                throw new CudaException("freeStream(" + streamHandle + ") on " + describe()
+                        + ": not a stream made by newStream");
+            }
+        }
+        synchronized (st) {
+            current();
+            check(cuStreamSynchronize(st.cu), "cuStreamSynchronize (freeStream)");
+            st.freeStages();
+            check(cuStreamDestroy(st.cu), "cuStreamDestroy");
+        }
+    }
+
+    @Override
+    public long recordEvent(long streamHandle) {
+        CUstream cu = stream(streamHandle, "recordEvent").cu;
+        synchronized (this) {
+            current();
+            CUevent e = new CUevent();
+            check(cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+            check(cuEventRecord(e, cu), "cuEventRecord");
+            long h = nextHandle++;
+            events.put(h, e);
+            return h;
+        }
+    }
+
+    @Override
+    public void waitEvent(long streamHandle, long event) {
+        CUstream cu = stream(streamHandle, "waitEvent").cu;
+        CUevent e = event(event, "waitEvent");
+        current();
+        check(cuStreamWaitEvent(cu, e, 0), "cuStreamWaitEvent");
+    }
+
+    /** Safe with waits still pending: cuEventDestroy defers the release until the event completed. */
+    @Override
+    public void freeEvent(long event) {
+        CUevent e;
+        synchronized (this) {
+            e = events.remove(event);
+        }
+        if (e == null) {
+            throw new CudaException("freeEvent(" + event + ") on " + describe() + ": not a live event of this device");
+        }
+        current();
+        check(cuEventDestroy(e), "cuEventDestroy");
     }
 
     @Override
     public synchronized void close() {
         current();
-        cuStreamSynchronize(stream);
+        for (Stream st : streams.values()) {
+            cuStreamSynchronize(st.cu);
+        }
+        for (CUevent e : events.values()) {
+            cuEventDestroy(e);
+        }
+        events.clear();
         for (CUdeviceptr p : allocations.values()) {
             cuMemFree(p);
         }
         allocations.clear();
-        for (Pointer p : stage) {
-            cuMemFreeHost(p);
+        for (Stream st : streams.values()) {
+            st.freeStages();
+            cuStreamDestroy(st.cu);
         }
-        cuStreamDestroy(stream);
+        streams.clear();
         cuDevicePrimaryCtxRelease(cuDevice);
     }
 
@@ -362,7 +561,21 @@ public final class JCudaDriver implements Driver {
         }
     }
 
-    private static long address(CUdeviceptr p) {
+    /** This driver's device ordinal (what the CUDA runtime's cudaSetDevice takes). */
+    public int deviceOrdinal() {
+        return device;
+    }
+
+    /**
+     * The raw handle (CUstream = cudaStream_t) of the compute stream the backend queues every launch on. Collectives
+     * that run through the CUDA runtime (NCCL) queue on it too, so they are ordered with the backend's kernels; the
+     * runtime works in the device's primary context, which is the context this driver uses (no second context).
+     */
+    public long streamHandle() {
+        return address(stream);
+    }
+
+    private static long address(jcuda.NativePointerObject p) {
         try {
             return (Long) NATIVE_POINTER.invoke(p);
         } catch (ReflectiveOperationException e) {

@@ -12,20 +12,30 @@ import java.util.Arrays;
  * shift), normalises, and writes float CHW straight into a batch buffer: resize, crop, flip, colour shift,
  * normalisation and layout change in one pass, without materialising the rescaled image.
  *
- * <p>How, streaming one output row at a time: the source rows it needs are widened to RGB floats once each
- * (converting YCbCr if the image is held so) into a ring of k rows; a vertical pass over the needed columns
- * (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored and normalised, writes it
- * into the destination's three planes. Vertical first means the scalar horizontal taps run on h rows, not on
- * every source row the window covers. Horizontal taps are padded to one count k (zero weights) and small k
- * unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds (measured).
+ * <p>How, streaming one output row at a time: the source rows it needs (only the columns the
+ * horizontal taps touch) are widened to RGB floats once each (converting YCbCr if the image is held so) into a ring
+ * of k rows, each held as three channel planes; a vertical
+ * pass over the needed columns (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored
+ * and normalised, writes it into the destination's three planes. Vertical first means the scalar horizontal taps
+ * run on h rows, not on every source row the window covers. Horizontal taps are padded to one count k (zero
+ * weights) and small k unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds (measured).
+ * Planes, not interleaved RGB, because then the YCbCr conversion is unit-stride float arithmetic that the JIT
+ * vectorises ({@link YCbCr#toRgbPlanes}); every output value is computed by the same float operations in the same
+ * order as with the interleaved layout (ResamplerEquivalenceTest checks bit identity against it).
  *
  * <p>Not thread-safe: holds scratch buffers; use one instance per worker thread.
  * Legend: H, W source height/width; P, Q rescaled height/width; h, w window height/width; C = 3 channels;
- * R source rows needed, S source columns needed, k taps.
+ * R source rows needed, S source columns needed, k taps (kx, ky per axis); S' = S + kx, a plane's length (S
+ * columns, then kx zeros that the padded horizontal taps may read).
  */
 public final class Resampler {
-    private float[] ring = new float[0]; // (k, S, C) the last k source rows needed, as RGB floats
-    private float[] acc = new float[0];  // (S + k, C) one vertically filtered row, zero tail
+    // Separate arrays, not one with offsets: C2 (JDK 17) vectorises the conversion and vertical loops only when they
+    // store at index i of an array of their own (measured: a store at base + i runs scalar, ~3x slower).
+    private float[][] ring = new float[0][];            // (ky*C)(S') the last ky source rows, slot*3+c, zero tails
+    private float[][] acc = {new float[0], new float[0], new float[0]}; // (C)(S') one filtered row, zero tails
+    private float[] ys = new float[0];   // (S) YCbCr conversion scratch: Y
+    private float[] cbs = new float[0];  // (S) Cb - 128
+    private float[] crs = new float[0];  // (S) Cr - 128
 
     /** Filter taps along one axis, output i reads input [start[i], start[i]+count[i]) with weights[i*maxTaps+k]. */
     static final class Taps {
@@ -111,22 +121,32 @@ public final class Resampler {
             colHi = Math.max(colHi, tx.start[x] + tx.count[x]);
             kx = Math.max(kx, tx.count[x]);
         }
-        int span3 = (colHi - colLo) * 3;
-        if (ring.length < ky * span3) {
-            ring = new float[ky * span3];
+        int span = colHi - colLo;
+        int sp = span + kx;   // plane length: the span, then kx zeros (horizontal taps may run kx-1 columns past it)
+        if (ring.length < 3 * ky || ring[0].length < sp) {
+            ring = new float[3 * Math.max(ky, ring.length / 3)][Math.max(sp, ring.length > 0 ? ring[0].length : 0)];
         }
-        if (acc.length < span3 + kx * 3) {
-            acc = new float[span3 + kx * 3];
+        if (acc[0].length < sp) {
+            acc = new float[3][sp];
         }
-        Arrays.fill(acc, span3, span3 + kx * 3, 0f); // horizontal taps may run kx-1 pixels past the span: zeros
+        if (ys.length < span) {
+            ys = new float[span];
+            cbs = new float[span];
+            crs = new float[span];
+        }
+        // Zero tails in the ring give zero tails in acc (the vertical pass covers them), as the horizontal taps need;
+        // widening writes only the first span columns of each plane.
+        for (int i = 0; i < 3 * ky; i++) {
+            Arrays.fill(ring[i], span, sp, 0f);
+        }
         int[] held = new int[ky];  // (ky) source row held by each ring slot
         Arrays.fill(held, -1);
-        // Output column x goes to position x (or w-1-x mirrored); its taps start at offs[pos] in acc.
+        // Output column x goes to position x (or w-1-x mirrored); its taps start at column offs[pos] of acc's planes.
         int[] offs = new int[w];        // (w)
         float[] wt = new float[w * kx]; // (w, kx) zero-padded weights
         for (int x = 0; x < w; x++) {
             int pos = flip ? w - 1 - x : x;
-            offs[pos] = (tx.start[x] - colLo) * 3;
+            offs[pos] = tx.start[x] - colLo;
             System.arraycopy(tx.weights, x * tx.maxTaps, wt, pos * kx, tx.count[x]);
         }
         float[] m = new float[3];
@@ -143,12 +163,14 @@ public final class Resampler {
                 int r = ty.start[y] + j;
                 int slot = r % ky; // rows needed by one output row are consecutive, so never share a slot
                 if (held[slot] != r) {
-                    widen(src, r, colLo, colHi - colLo, ring, slot * span3);
+                    widen(src, r, colLo, span, slot);
                     held[slot] = r;
                 }
-                slots[j] = slot * span3;
+                slots[j] = slot;
             }
-            vertical(ty, y, cnt, slots, span3);
+            for (int c = 0; c < 3; c++) {
+                vertical(ty, y, cnt, slots, c, sp);
+            }
             int o = off + y * w;
             horizontal(offs, wt, kx, w, m, inv, dst, o, plane);
         }
@@ -170,45 +192,49 @@ public final class Resampler {
         return e;
     }
 
-    /** Source row r, columns [colLo, colLo+n), as RGB floats (converted from YCbCr if held so) at out[o..]. */
-    private static void widen(RgbImage src, int r, int colLo, int n, float[] out, int o) {
+    /** Source row r, columns [colLo, colLo+n), as RGB float planes in ring slot {@code slot} (from YCbCr if held so). */
+    private void widen(RgbImage src, int r, int colLo, int n, int slot) {
         byte[] px = src.raw();
+        float[] pr = ring[3 * slot];
+        float[] pg = ring[3 * slot + 1];
+        float[] pb = ring[3 * slot + 2];
         if (src.isYCbCr()) {
-            YCbCr.toRgbFloats(px, r * src.width() + colLo, n, out, o);
+            YCbCr.toRgbPlanes(px, r * src.width() + colLo, n, pr, pg, pb, ys, cbs, crs);
         } else {
-            int s0 = (r * src.width() + colLo) * 3;
-            for (int i = 0; i < n * 3; i++) {
-                out[o + i] = px[s0 + i] & 0xFF;
+            int s = (r * src.width() + colLo) * 3;
+            for (int i = 0; i < n; i++, s += 3) {
+                pr[i] = px[s] & 0xFF;
+                pg[i] = px[s + 1] & 0xFF;
+                pb[i] = px[s + 2] & 0xFF;
             }
         }
     }
 
-    /** acc[0..span3) = sum_j w_j * ring[slots[j] ..]: one output row, all needed columns, interleaved RGB. */
-    private void vertical(Taps ty, int y, int cnt, int[] slots, int span3) {
-        float[] a = acc;
-        float[] rg = ring;
+    /** acc[c][0..len) = sum_j w_j * ring[3 slots[j] + c][..]: channel c of one output row, all needed columns. */
+    private void vertical(Taps ty, int y, int cnt, int[] slots, int c, int len) {
+        float[] a = acc[c];
         int wb = y * ty.maxTaps;
         float[] wy = ty.weights;
         switch (cnt) {
-            case 1 -> System.arraycopy(rg, slots[0], a, 0, span3);
+            case 1 -> System.arraycopy(ring[3 * slots[0] + c], 0, a, 0, len);
             case 2 -> {
                 float w0 = wy[wb];
                 float w1 = wy[wb + 1];
-                int r0 = slots[0];
-                int r1 = slots[1];
-                for (int i = 0; i < span3; i++) {
-                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i];
+                float[] r0 = ring[3 * slots[0] + c];
+                float[] r1 = ring[3 * slots[1] + c];
+                for (int i = 0; i < len; i++) {
+                    a[i] = w0 * r0[i] + w1 * r1[i];
                 }
             }
             case 3 -> {
                 float w0 = wy[wb];
                 float w1 = wy[wb + 1];
                 float w2 = wy[wb + 2];
-                int r0 = slots[0];
-                int r1 = slots[1];
-                int r2 = slots[2];
-                for (int i = 0; i < span3; i++) {
-                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i];
+                float[] r0 = ring[3 * slots[0] + c];
+                float[] r1 = ring[3 * slots[1] + c];
+                float[] r2 = ring[3 * slots[2] + c];
+                for (int i = 0; i < len; i++) {
+                    a[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i];
                 }
             }
             case 4 -> {
@@ -216,31 +242,36 @@ public final class Resampler {
                 float w1 = wy[wb + 1];
                 float w2 = wy[wb + 2];
                 float w3 = wy[wb + 3];
-                int r0 = slots[0];
-                int r1 = slots[1];
-                int r2 = slots[2];
-                int r3 = slots[3];
-                for (int i = 0; i < span3; i++) {
-                    a[i] = w0 * rg[r0 + i] + w1 * rg[r1 + i] + w2 * rg[r2 + i] + w3 * rg[r3 + i];
+                float[] r0 = ring[3 * slots[0] + c];
+                float[] r1 = ring[3 * slots[1] + c];
+                float[] r2 = ring[3 * slots[2] + c];
+                float[] r3 = ring[3 * slots[3] + c];
+                for (int i = 0; i < len; i++) {
+                    a[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
                 }
             }
             default -> {
-                Arrays.fill(a, 0, span3, 0f);
+                Arrays.fill(a, 0, len, 0f);
                 for (int j = 0; j < cnt; j++) {
                     float wj = wy[wb + j];
-                    int rj = slots[j];
-                    for (int i = 0; i < span3; i++) {
-                        a[i] += wj * rg[rj + i];
+                    float[] rj = ring[3 * slots[j] + c];
+                    for (int i = 0; i < len; i++) {
+                        a[i] += wj * rj[i];
                     }
                 }
             }
         }
     }
 
-    /** One output row: horizontal taps over acc, normalised, into the three planes of dst at row offset o. */
+    /**
+     * One output row: horizontal taps over acc's planes, normalised, into the three planes of dst at row offset o.
+     * Same sums in the same order as over interleaved RGB: a2[s + j] here was a[3 (s + j) + 2] there.
+     */
     private void horizontal(int[] offs, float[] wt, int k, int w, float[] m, float[] inv, float[] dst, int o,
                             int plane) {
-        float[] a = acc;
+        float[] a = acc[0];
+        float[] a1 = acc[1];
+        float[] a2 = acc[2];
         float m0 = m[0];
         float m1 = m[1];
         float m2 = m[2];
@@ -254,8 +285,8 @@ public final class Resampler {
                 for (int x = 0; x < w; x++) {
                     int s = offs[x];
                     dst[o + x] = (a[s] - m0) * i0;
-                    dst[o1 + x] = (a[s + 1] - m1) * i1;
-                    dst[o2 + x] = (a[s + 2] - m2) * i2;
+                    dst[o1 + x] = (a1[s] - m1) * i1;
+                    dst[o2 + x] = (a2[s] - m2) * i2;
                 }
             }
             case 2 -> {
@@ -263,9 +294,9 @@ public final class Resampler {
                     int s = offs[x];
                     float w0 = wt[2 * x];
                     float w1 = wt[2 * x + 1];
-                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] - m0) * i0;
-                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] - m1) * i1;
-                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] - m2) * i2;
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 1] - m0) * i0;
+                    dst[o1 + x] = (w0 * a1[s] + w1 * a1[s + 1] - m1) * i1;
+                    dst[o2 + x] = (w0 * a2[s] + w1 * a2[s + 1] - m2) * i2;
                 }
             }
             case 3 -> {
@@ -274,9 +305,9 @@ public final class Resampler {
                     float w0 = wt[3 * x];
                     float w1 = wt[3 * x + 1];
                     float w2 = wt[3 * x + 2];
-                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] - m0) * i0;
-                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] - m1) * i1;
-                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] - m2) * i2;
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 1] + w2 * a[s + 2] - m0) * i0;
+                    dst[o1 + x] = (w0 * a1[s] + w1 * a1[s + 1] + w2 * a1[s + 2] - m1) * i1;
+                    dst[o2 + x] = (w0 * a2[s] + w1 * a2[s + 1] + w2 * a2[s + 2] - m2) * i2;
                 }
             }
             case 4 -> {
@@ -286,9 +317,9 @@ public final class Resampler {
                     float w1 = wt[4 * x + 1];
                     float w2 = wt[4 * x + 2];
                     float w3 = wt[4 * x + 3];
-                    dst[o + x] = (w0 * a[s] + w1 * a[s + 3] + w2 * a[s + 6] + w3 * a[s + 9] - m0) * i0;
-                    dst[o1 + x] = (w0 * a[s + 1] + w1 * a[s + 4] + w2 * a[s + 7] + w3 * a[s + 10] - m1) * i1;
-                    dst[o2 + x] = (w0 * a[s + 2] + w1 * a[s + 5] + w2 * a[s + 8] + w3 * a[s + 11] - m2) * i2;
+                    dst[o + x] = (w0 * a[s] + w1 * a[s + 1] + w2 * a[s + 2] + w3 * a[s + 3] - m0) * i0;
+                    dst[o1 + x] = (w0 * a1[s] + w1 * a1[s + 1] + w2 * a1[s + 2] + w3 * a1[s + 3] - m1) * i1;
+                    dst[o2 + x] = (w0 * a2[s] + w1 * a2[s + 1] + w2 * a2[s + 2] + w3 * a2[s + 3] - m2) * i2;
                 }
             }
             default -> {
@@ -297,11 +328,11 @@ public final class Resampler {
                     float c1 = 0;
                     float c2 = 0;
                     int s = offs[x];
-                    for (int j = 0; j < k; j++, s += 3) {
+                    for (int j = 0; j < k; j++, s++) {
                         float wj = wt[k * x + j];
                         c0 += wj * a[s];
-                        c1 += wj * a[s + 1];
-                        c2 += wj * a[s + 2];
+                        c1 += wj * a1[s];
+                        c2 += wj * a2[s];
                     }
                     dst[o + x] = (c0 - m0) * i0;
                     dst[o1 + x] = (c1 - m1) * i1;

@@ -5,8 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import org.junit.jupiter.api.Test;
 
 /**
- * The two YCbCr-to-RGB conversions agree on every input: the one the Resampler uses (floats, clamped by table) and the
- * table one behind {@link RgbImage#pixels()} (bytes, checked against the JDK's RGB decode in ImageDecoderTest).
+ * The YCbCr-to-RGB conversions agree on every input, bit for bit: the table one behind {@link RgbImage#pixels()}
+ * (bytes, checked against the JDK's RGB decode in ImageDecoderTest), its float twin (the definition the Resampler
+ * used to call), and the vectorisable planar one the Resampler calls now.
  * Also anchors the tables to the JFIF formula at a few points computed by hand.
  */
 class YCbCrTest {
@@ -28,6 +29,46 @@ class YCbCrTest {
                             + " channel " + k % 3);
                 }
             }
+        }
+    }
+
+    @Test
+    void vectorisablePlanarConversionEqualsTheTablesOnAllInputs() {
+        int n = 256 * 256;
+        byte[] ycc = new byte[3 * n + 3]; // one Y value at a time: (Cb, Cr) all pairs, after one pixel of offset
+        float[] ref = new float[3 * n];
+        float[][] planes = {new float[n], new float[n], new float[n]};
+        float[][] scratch = {new float[n], new float[n], new float[n]};
+        for (int y = 0; y < 256; y++) {
+            for (int i = 0; i < n; i++) {
+                ycc[3 + 3 * i] = (byte) y;
+                ycc[3 + 3 * i + 1] = (byte) (i >> 8);
+                ycc[3 + 3 * i + 2] = (byte) i;
+            }
+            YCbCr.toRgbFloats(ycc, 1, n, ref, 0);
+            YCbCr.toRgbPlanes(ycc, 1, n, planes[0], planes[1], planes[2], scratch[0], scratch[1], scratch[2]);
+            for (int i = 0; i < n; i++) {
+                for (int c = 0; c < 3; c++) {
+                    float p = planes[c][i];
+                    if (Float.floatToRawIntBits(p) != Float.floatToRawIntBits(ref[3 * i + c])) {
+                        assertEquals(ref[3 * i + c], p, "Y " + y + " Cb " + (i >> 8) + " Cr " + (i & 0xFF) + " channel " + c);
+                        assertEquals(Float.floatToRawIntBits(ref[3 * i + c]), Float.floatToRawIntBits(p), "sign of zero");
+                    }
+                }
+            }
+        }
+        // a short odd run from the middle of the source fills only the first 7 of each plane
+        float[][] out = {new float[9], new float[9], new float[9]};
+        for (float[] o : out) {
+            java.util.Arrays.fill(o, -1f);
+        }
+        YCbCr.toRgbPlanes(ycc, 100, 7, out[0], out[1], out[2], scratch[0], scratch[1], scratch[2]);
+        YCbCr.toRgbFloats(ycc, 100, 7, ref, 0);
+        for (int c = 0; c < 3; c++) {
+            for (int i = 0; i < 7; i++) {
+                assertEquals(ref[3 * i + c], out[c][i]);
+            }
+            assertEquals(-1f, out[c][7]);
         }
     }
 

@@ -113,44 +113,78 @@ public final class Evaluator {
 
     /** Validation during training: centre-crop batches from {@code val} (not shuffled), single network. */
     public static Validation onBatches(DataPipeline val) {
+        return onBatches(val, false);
+    }
+
+    /**
+     * Validation on centre-crop batches from {@code val} (not shuffled), single network; with {@code flips} each
+     * image's softmax is averaged with that of its mirror image (the paper's §3.2 test-set augmentation), at twice
+     * the forward cost. Without flips the logits are ranked directly (softmax keeps the order).
+     */
+    public static Validation onBatches(DataPipeline val, boolean flips) {
         return net -> {
-            Backend b = net.backend();
             long count = 0;
             long wrong1 = 0;
             long wrong5 = 0;
-            Tensor x = null; // (N,C,H,W)
-            double[] logits = new double[0];
             try (DataPipeline.Epoch e = val.epoch(0, 0)) {
                 while (e.hasNext()) {
                     Batch batch = e.next();
-                    Shape shape = Shape.of(batch.size(), batch.channels(), batch.height(), batch.width());
-                    if (x == null || !x.shape().equals(shape)) {
-                        if (x != null) {
-                            b.free(x);
-                        }
-                        x = b.allocate(net.dtype(), shape);
-                    }
-                    b.copyIn(batch.hostImages(), 0, x);
-                    Tensor out = net.forward(x, false);
-                    int classes = out.dim(1);
-                    if (logits.length < batch.size() * classes) {
-                        logits = new double[batch.size() * classes];
-                    }
-                    b.copyOut(out, logits, 0);
+                    double[] scores = batchScores(net, batch, flips); // (N,F)
+                    int classes = scores.length / batch.size();
                     for (int i = 0; i < batch.size(); i++) {
-                        int rank = rankOf(logits, i * classes, classes, batch.labels()[i]);
+                        int rank = rankOf(scores, i * classes, classes, batch.labels()[i]);
                         wrong1 += rank >= 1 ? 1 : 0;
                         wrong5 += rank >= 5 ? 1 : 0;
                         count++;
                     }
                 }
-            } finally {
-                if (x != null) {
-                    b.free(x);
-                }
             }
             return new Result(count, wrong1, wrong5);
         };
+    }
+
+    /**
+     * Class scores (N,F) of one batch: the logits, or with {@code flips} the mean of the softmax of each image and
+     * of its mirror image.
+     */
+    static double[] batchScores(Network net, Batch batch, boolean flips) {
+        Backend b = net.backend();
+        Shape shape = Shape.of(batch.size(), batch.channels(), batch.height(), batch.width());
+        Tensor x = b.allocate(net.dtype(), shape); // (N,C,H,W)
+        try {
+            b.copyIn(batch.hostImages(), 0, x);
+            Tensor out = net.forward(x, false); // (N,F)
+            int classes = out.dim(1);
+            double[] scores = new double[batch.size() * classes];
+            b.copyOut(out, scores, 0);
+            if (!flips) {
+                return scores; // softmax keeps the order
+            }
+            float[] mirror = new float[(int) shape.size()];
+            mirrorRows(batch.hostImages(), mirror, mirror.length, batch.width());
+            b.copyIn(mirror, 0, x);
+            double[] mirrored = new double[scores.length];
+            b.copyOut(net.forward(x, false), mirrored, 0);
+            for (int i = 0; i < batch.size(); i++) {
+                softmaxInPlace(scores, i * classes, classes);
+                softmaxInPlace(mirrored, i * classes, classes);
+            }
+            for (int c = 0; c < scores.length; c++) {
+                scores[c] = 0.5 * (scores[c] + mirrored[c]);
+            }
+            return scores;
+        } finally {
+            b.free(x);
+        }
+    }
+
+    /** dst[0..len) = src with every row of width w reversed (a horizontal mirror of NCHW images). */
+    static void mirrorRows(float[] src, float[] dst, int len, int w) {
+        for (int row = 0; row < len; row += w) {
+            for (int j = 0; j < w; j++) {
+                dst[row + j] = src[row + w - 1 - j];
+            }
+        }
     }
 
     /**

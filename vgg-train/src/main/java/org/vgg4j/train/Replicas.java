@@ -9,14 +9,20 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.function.IntConsumer;
 
 import org.vgg4j.core.parallel.AllReduce;
+import org.vgg4j.core.parallel.AllReduceProvider;
+import org.vgg4j.core.parallel.GradPrecision;
+import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Dropout;
+import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.model.NamedLayer;
 import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.ParamStore;
 import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -36,6 +42,17 @@ import org.vgg4j.data.Batch;
  * without SyncBN); its running statistics are averaged across replicas after each step so replicas stay identical.
  * Dropout layers should get a different seed per replica (see {@link Factory}), or all shards share one mask.
  *
+ * <p>Devices and overlap: {@link #create} puts replica r on device r of a device backend (cuda, cuda-emulated).
+ * During the LAST micro-batch's backward each replica tells the all-reduce ({@link AllReduce#begin}) which gradient
+ * elements are final as soon as each layer's backward is issued, so a device all-reduce can send the last layers'
+ * gradients while earlier layers are still in backward. A replica that fails aborts the all-reduce in flight (no
+ * one waits for its missing gradients) and the step throws, naming the replica's device and the cause.
+ *
+ * <p>Several processes (the all-reduce's {@link AllReduce#group()} has more than one rank): each process holds
+ * its slice of the global batch and its own N replicas; the weights use the world's replica count and the global
+ * batch size (summed over processes each step), the all-reduce averages over every process's replicas, and the
+ * returned loss is the global mean, so every rank sees the same numbers as one process with the whole batch.
+ *
  * <p>Legend: B batch, N replicas, m micro-batch, C,H,W one example.
  */
 public final class Replicas implements AutoCloseable {
@@ -52,12 +69,28 @@ public final class Replicas implements AutoCloseable {
         final Sgd sgd;
         final SoftmaxCrossEntropy loss;
         final Map<Integer, Tensor> inputs = new HashMap<>(); // micro-batch size -> (m,C,H,W)
+        /** (layers) for layer i, the element ranges {from, to} of its parameters' gradients in the grads buffer */
+        final long[][][] layerGrads;
 
         Replica(Network net, Sgd.Settings settings) {
             this.backend = net.backend();
             this.net = net;
             this.sgd = new Sgd(net.params(), settings);
             this.loss = new SoftmaxCrossEntropy(net.backend());
+            long base = net.params().grads().offset();
+            List<NamedLayer> layers = net.layers();
+            this.layerGrads = new long[layers.size()][][];
+            for (int i = 0; i < layers.size(); i++) {
+                List<long[]> ranges = new ArrayList<>();
+                for (ParamSpec spec : layers.get(i).layer().params()) {
+                    ParamStore.Entry e = net.params().get(layers.get(i).name() + "." + spec.name());
+                    if (e != null && e.grad() != null) {
+                        long from = e.grad().offset() - base;
+                        ranges.add(new long[] {from, from + e.grad().size()});
+                    }
+                }
+                layerGrads[i] = ranges.toArray(new long[0][]);
+            }
         }
 
         Tensor input(int m) {
@@ -71,6 +104,7 @@ public final class Replicas implements AutoCloseable {
     private final AllReduce allReduce;
     private final boolean ownsBackends;
     private final ExecutorService pool; // null for one replica: everything runs on the caller's thread
+    private int lastExamples;           // examples of the last forwardBackward, over every process
 
     private Replicas(List<Network> nets, Sgd.Settings settings, AllReduce allReduce, boolean ownsBackends) {
         if (nets.isEmpty()) {
@@ -99,17 +133,70 @@ public final class Replicas implements AutoCloseable {
 
     /**
      * Creates {@code n} backend instances named {@code backendName} and one network on each; the replicas own
-     * them. Parameters are NOT initialised: initialise replica 0, then {@link #broadcastFromPrimary()}.
+     * them. On a backend with devices (cuda, cuda-emulated) replica r opens device r, and {@code n} may not exceed
+     * the device count; one replica opens the backend's default device. Backends without devices (cpu,
+     * reference) get {@code n} alike instances. Parameters are NOT initialised: initialise replica 0, then
+     * {@link #broadcastFromPrimary()}.
      */
     public static Replicas create(String backendName, int n, Factory factory, Sgd.Settings settings, AllReduce allReduce) {
+        return create(backendName, n, 0, factory, settings, allReduce);
+    }
+
+    /**
+     * As {@link #create(String, int, Factory, Sgd.Settings, AllReduce)}, with replica r on device
+     * {@code firstDevice + r} (several processes on one machine each take their own devices: local rank x n).
+     */
+    public static Replicas create(String backendName, int n, int firstDevice, Factory factory, Sgd.Settings settings,
+                                  AllReduce allReduce) {
         if (n < 1) {
             throw new IllegalArgumentException("number of replicas " + n + " must be >= 1");
         }
+        boolean pickDevices = n > 1 || firstDevice > 0;
+        int devices = pickDevices ? Backends.deviceCount(backendName) : 0;
+        if (devices > 0 && firstDevice + n > devices) {
+            throw new IllegalArgumentException(n + " replicas (--devices " + n + ")" + (firstDevice > 0 ? " from device "
+                    + firstDevice : "") + " but backend '" + backendName + "' has only " + devices + " device(s)");
+        }
         List<Network> nets = new ArrayList<>();
-        for (int r = 0; r < n; r++) {
-            nets.add(factory.build(Backends.create(backendName), r));
+        try {
+            for (int r = 0; r < n; r++) {
+                Backend b = devices > 0 ? Backends.create(backendName, firstDevice + r) : Backends.create(backendName);
+                try {
+                    nets.add(factory.build(b, r));
+                } catch (RuntimeException e) {
+                    b.close();
+                    throw e;
+                }
+            }
+        } catch (RuntimeException e) {
+            for (Network net : nets) {
+                net.close();
+                net.backend().close();
+            }
+            throw e;
         }
         return new Replicas(nets, settings, allReduce, true);
+    }
+
+    /**
+     * The all-reduce for {@code n} replicas on backend {@code backendName}: a device all-reduce found through
+     * {@link AllReduceProvider} (vgg-cuda's ring for cuda and cuda-emulated) when there is one, else
+     * {@link HostAllReduce}. Gradients travel in {@code precision}; only a device all-reduce offers bf16/fp16
+     * (one replica has nothing to send, so any precision is accepted and changes nothing).
+     */
+    public static AllReduce allReduceFor(String backendName, int n, GradPrecision precision) {
+        if (n > 1) {
+            java.util.Optional<AllReduce> device = AllReduceProvider.find(backendName, precision);
+            if (device.isPresent()) {
+                return device.get();
+            }
+            if (precision != GradPrecision.FP32) {
+                throw new IllegalArgumentException("--grad-precision " + precision + " needs a device all-reduce"
+                        + " (backends cuda, cuda-emulated); backend '" + backendName + "' averages on the host in"
+                        + " float64 and supports fp32 only");
+            }
+        }
+        return new HostAllReduce();
     }
 
     public int size() {
@@ -129,6 +216,16 @@ public final class Replicas implements AutoCloseable {
         return replicas.get(rank).sgd;
     }
 
+    /** The processes the all-reduce spans ({@link ProcessGroup#SINGLE} in one process). */
+    public ProcessGroup group() {
+        return allReduce.group();
+    }
+
+    /** Examples in the last {@link #forwardBackward} batch summed over every process (= its size in one process). */
+    public int examplesLastStep() {
+        return lastExamples;
+    }
+
     /**
      * Forward and backward of the whole batch: replica r takes examples [start_r, start_r + n_r) (shares differ
      * by at most one), in micro-batches of at most {@code microBatch} (0: the whole share); then the gradients
@@ -140,32 +237,55 @@ public final class Replicas implements AutoCloseable {
             throw new IllegalArgumentException("batch examples " + batch.channels() + "x" + batch.height() + "x"
                     + batch.width() + " do not fit network " + primary().name() + "'s input " + example);
         }
-        int total = batch.size();
         int n = replicas.size();
+        ProcessGroup group = allReduce.group();
+        // the global batch and replica count: this process holds a slice of the batch and n of the world's replicas
+        int total = group.size() == 1 ? batch.size() : (int) group.sum(new double[] {batch.size()})[0];
+        int world = n * group.size();
         double[] lossSums = new double[n]; // (N) sum over a replica's examples of the per-example loss
-        List<Runnable> work = new ArrayList<>();
-        int start = 0;
-        for (int r = 0; r < n; r++) {
-            int share = total / n + (r < total % n ? 1 : 0);
-            int from = start;
-            int rank = r;
-            work.add(() -> lossSums[rank] = replicaPass(replicas.get(rank), batch, from, share, microBatch, total, n));
-            start += share;
-        }
-        runAll(work);
         List<Tensor> grads = new ArrayList<>();
         for (Replica rep : replicas) {
             grads.add(rep.net.params().grads());
         }
-        allReduce.average(grads);
+        // cut at the biases: stored after all weights, they are final only when the first layer is done
+        AllReduce.InFlight flight = allReduce.begin(grads, new long[] {primary().params().decayedCount()});
+        List<Runnable> work = new ArrayList<>();
+        int start = 0;
+        int local = batch.size();
+        for (int r = 0; r < n; r++) {
+            int share = local / n + (r < local % n ? 1 : 0);
+            int from = start;
+            int rank = r;
+            Replica rep = replicas.get(rank);
+            IntConsumer layerDone = i -> {
+                for (long[] range : rep.layerGrads[i]) {
+                    flight.ready(rank, range[0], range[1]);
+                }
+            };
+            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, world, layerDone));
+            start += share;
+        }
+        try {
+            runAll(work);
+        } catch (RuntimeException e) {
+            flight.abort(e); // the others must not wait for this step's missing gradients
+            throw e;
+        }
+        flight.finish();
         double sum = 0;
         for (double s : lossSums) {
             sum += s;
         }
+        if (group.size() > 1) {
+            sum = group.sum(new double[] {sum})[0];
+        }
+        lastExamples = total;
         return sum / total;
     }
 
-    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total, int n) {
+    /** {@code layerDone} is told, in the last micro-batch only, when each layer's parameter gradients are final. */
+    private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total,
+                                      int world, IntConsumer layerDone) {
         int m = microBatch <= 0 ? Math.max(count, 1) : microBatch;
         int example = batch.exampleSize();
         double lossSum = 0;
@@ -175,11 +295,11 @@ public final class Replicas implements AutoCloseable {
             rep.backend.copyIn(batch.hostImages(), (from + off) * example, x);
             int[] labels = Arrays.copyOfRange(batch.labels(), from + off, from + off + size);
             double l = rep.loss.forwardBackward(rep.net.forward(x, true), labels);
-            double weight = (double) size * n / total; // makes the averaged sum the gradient of the batch mean
+            double weight = (double) size * world / total; // makes the averaged sum the gradient of the batch mean
             if (weight != 1.0) {
                 rep.backend.scale(rep.loss.gradient(), weight);
             }
-            rep.net.backward(rep.loss.gradient());
+            rep.net.backward(rep.loss.gradient(), off + m >= count ? layerDone : null);
             lossSum += l * size;
         }
         return lossSum;
@@ -198,7 +318,7 @@ public final class Replicas implements AutoCloseable {
                 states.add(rep.net.params().state());
             }
         }
-        if (states.size() > 1) {
+        if (!states.isEmpty() && states.size() * allReduce.group().size() > 1) {
             allReduce.average(states); // BatchNorm running statistics: keep the replicas identical
         }
     }
@@ -236,10 +356,18 @@ public final class Replicas implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Sets the Dropout call counters from this process's rows, or from the whole world's (processes x replicas
+     * rows, process-major, as a multi-process checkpoint holds them: this process takes its own).
+     */
     public void setDropoutCalls(long[][] calls) {
+        ProcessGroup group = allReduce.group();
+        if (group.size() > 1 && calls.length == replicas.size() * group.size()) {
+            calls = Arrays.copyOfRange(calls, group.rank() * replicas.size(), (group.rank() + 1) * replicas.size());
+        }
         if (calls.length != replicas.size()) {
             throw new IllegalArgumentException("dropout counters for " + calls.length + " replicas; this run has "
-                    + replicas.size() + " (resume with the same --devices)");
+                    + replicas.size() + " x " + group.size() + " process(es) (resume with the same --devices and WORLD_SIZE)");
         }
         for (int r = 0; r < replicas.size(); r++) {
             List<Dropout> d = dropouts(replicas.get(r).net);
@@ -291,12 +419,14 @@ public final class Replicas implements AutoCloseable {
             futures.add(pool.submit(w));
         }
         RuntimeException failure = null;
-        for (Future<?> f : futures) {
+        for (int r = 0; r < futures.size(); r++) {
             try {
-                f.get();
+                futures.get(r).get();
             } catch (ExecutionException e) {
                 if (failure == null) {
-                    failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                    // name the device: with several replicas "which one, where" is the first question
+                    failure = new IllegalStateException("replica " + r + " of " + futures.size() + " on "
+                            + replicas.get(r).backend.describe() + " failed: " + e.getCause(), e.getCause());
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -313,6 +443,7 @@ public final class Replicas implements AutoCloseable {
         if (pool != null) {
             pool.shutdownNow();
         }
+        allReduce.close(); // first: a device all-reduce frees its scratch on the devices closed below
         for (Replica rep : replicas) {
             for (Tensor t : rep.inputs.values()) {
                 rep.backend.free(t);
@@ -324,6 +455,5 @@ public final class Replicas implements AutoCloseable {
                 rep.backend.close();
             }
         }
-        allReduce.close();
     }
 }

@@ -18,7 +18,12 @@ import org.vgg4j.data.DataPipeline;
  *
  * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and the data pipeline's keyed
  * randomness, all of which a checkpoint holds, so a run resumed after kill -9 continues bit for bit (on a
- * deterministic backend). Not here: the network's architecture, evaluation protocols (see {@link Evaluator}),
+ * deterministic backend).
+ *
+ * <p>Several processes (the replicas' all-reduce spans a process group; {@code vgg train} under torchrun, Slurm,
+ * ...): every rank runs this same loop on its shard of each global batch; rank 0 alone restores, validates and
+ * writes checkpoints, and {@link RankSync} hands its state to the others at the start, after a rollback and after
+ * each validation, so every decision (schedule, guardrails, plateau) is taken identically everywhere. Not here: the network's architecture, evaluation protocols (see {@link Evaluator}),
  * progress display (listeners).
  */
 public final class Trainer {
@@ -37,12 +42,20 @@ public final class Trainer {
     private final Checkpointer checkpointer; // may be null: no checkpoints, no resume, no rollback
     private final Initialization init;
     private final List<TrainingListener> listeners;
+    private final RankSync ranks;
 
     public Trainer(Replicas replicas, DataPipeline train, Validation validation, Recipe recipe, Checkpointer checkpointer,
                    Initialization init, List<TrainingListener> listeners) {
-        if (train.config().batchSize() != recipe.batchSize()) {
+        int dataRanks = train.config().worldSize();
+        if (train.config().batchSize() * dataRanks != recipe.batchSize()) {
             throw new IllegalArgumentException("data pipeline batch " + train.config().batchSize()
+                    + (dataRanks > 1 ? " per rank x " + dataRanks + " ranks" : "")
                     + " differs from the recipe's effective batch " + recipe.batchSize());
+        }
+        if (dataRanks != replicas.group().size() || train.config().rank() != replicas.group().rank()) {
+            throw new IllegalArgumentException("data pipeline sharded for rank " + train.config().rank() + " of "
+                    + dataRanks + ", but the replicas' process group is rank " + replicas.group().rank() + " of "
+                    + replicas.group().size());
         }
         if (recipe.schedule() instanceof Schedule.Plateau && validation == null) {
             throw new IllegalArgumentException("the plateau schedule needs a validation set");
@@ -54,6 +67,7 @@ public final class Trainer {
         this.checkpointer = checkpointer;
         this.init = init;
         this.listeners = List.copyOf(listeners);
+        this.ranks = new RankSync(replicas.group());
     }
 
     /** Steps the run takes at most: the epoch limit in steps, capped by the iteration limit. */
@@ -70,23 +84,27 @@ public final class Trainer {
      */
     public Result run() throws IOException {
         // 1. Where to start: the newest intact checkpoint, or a fresh initialisation.
-        Optional<TrainState> restored = checkpointer == null ? Optional.empty() : checkpointer.restore(replicas);
-        TrainState s;
+        //    (Several processes: rank 0 decides and RankSync hands its state to the others.)
+        Optional<TrainState> restored = checkpointer == null || !ranks.leader() ? Optional.empty()
+                : checkpointer.restore(replicas);
+        long[][] startCalls = ranks.dropoutCalls(replicas);
+        TrainState s = null;
         if (restored.isPresent()) {
             s = restored.get();
-        } else {
+        } else if (ranks.leader()) {
             init.apply(replicas.primary());
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
-            s = TrainState.initial(replicas.dropoutCalls());
+            s = TrainState.initial(startCalls);
         }
+        s = ranks.fromLeader(replicas, s);
         long totalSteps = totalSteps();
         int batches = train.batchesPerEpoch();
         int classes = replicas.primary().outputShape(1).dim(1);
         Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(classes, recipe.stuckLossSteps());
         for (TrainingListener l : listeners) {
             l.onStart(new TrainingListener.Start(replicas.primary().name(), replicas.primary().params().trainedCount(),
-                    replicas.size(), batches, totalSteps, s.step()));
+                    replicas.size() * replicas.group().size(), batches, totalSteps, s.step()));
         }
         List<EpochMetrics> history = new ArrayList<>();
         String stop = null;
@@ -122,7 +140,7 @@ public final class Trainer {
                         break;
                     }
                     replicas.step(lr);
-                    int n = batch.size();
+                    int n = replicas.examplesLastStep(); // the global batch (every process's slice)
                     s = new TrainState(s.epoch(), epoch.position(), s.step() + 1, s.plateau(), s.lrScale(),
                             s.epochLossSum() + loss * n, s.epochExamples() + n, s.bestError(), s.rollbacks(), null);
                     long dt = System.nanoTime() - t0;
@@ -138,7 +156,10 @@ public final class Trainer {
                     }
                     if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
                             && s.position() < batches) { // the epoch-end save below covers the last batch
-                        checkpointer.save(replicas, s.withDropoutCalls(replicas.dropoutCalls()), recipe.name(), false);
+                        long[][] calls = ranks.dropoutCalls(replicas);
+                        if (ranks.leader()) {
+                            checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), false);
+                        }
                     }
                 }
             }
@@ -146,7 +167,8 @@ public final class Trainer {
                 continue;
             }
             // 3. Epoch end: validation, the plateau rule, the epoch's checkpoint.
-            Evaluator.Result v = validation == null ? null : validation.evaluate(replicas.primary());
+            Evaluator.Result v = validation == null ? null
+                    : ranks.fromLeader(ranks.leader() ? validation.evaluate(replicas.primary()) : null);
             Schedule.Plateau.State plateau = v == null ? s.plateau() : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
             boolean best = v != null && v.top1Error() < s.bestError();
             if (plateau.drops() > s.plateau().drops()) {
@@ -162,7 +184,10 @@ public final class Trainer {
             s = new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0,
                     best ? v.top1Error() : s.bestError(), s.rollbacks(), null);
             if (checkpointer != null) {
-                checkpointer.save(replicas, s.withDropoutCalls(replicas.dropoutCalls()), recipe.name(), best);
+                long[][] calls = ranks.dropoutCalls(replicas);
+                if (ranks.leader()) {
+                    checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), best);
+                }
             }
             history.add(m);
             for (TrainingListener l : listeners) {
@@ -170,16 +195,16 @@ public final class Trainer {
             }
         }
         LOG.info("training stopped: {}", stop);
-        return new Result(s.withDropoutCalls(replicas.dropoutCalls()), history, stop);
+        return new Result(s.withDropoutCalls(ranks.dropoutCalls(replicas)), history, stop);
     }
 
     /** Reloads the newest checkpoint and divides the learning rate by 10. */
     private TrainState rollback(TrainState now, String why) throws IOException {
-        Optional<TrainState> back = checkpointer.restore(replicas);
-        if (back.isEmpty()) {
+        Optional<TrainState> back = ranks.leader() ? checkpointer.restore(replicas) : Optional.empty();
+        if (!ranks.fromLeader(back.isPresent())) {
             throw new IllegalStateException("training diverged at " + why + ", and there is no checkpoint to roll back to");
         }
-        TrainState r = back.get();
+        TrainState r = ranks.fromLeader(replicas, back.orElse(null));
         double scale = Math.min(r.lrScale(), now.lrScale()) / 10;
         String message = "rolled back to step " + r.step() + " with the learning rate divided by 10 (scale " + scale
                 + ") after a non-finite value at " + why;

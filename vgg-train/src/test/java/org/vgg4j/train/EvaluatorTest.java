@@ -1,9 +1,11 @@
 package org.vgg4j.train;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -17,6 +19,11 @@ import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Shape;
+import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.Batch;
+import org.vgg4j.data.DataPipeline;
+import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.Normalization;
 import org.vgg4j.data.Resampler;
@@ -186,7 +193,7 @@ class EvaluatorTest {
             }
         };
         Evaluator.Protocol prot = Evaluator.Protocol.multiScale(Evaluator.View.DENSE_AND_MULTI_CROP, 33, 33, NORM);
-        assertEquals("[1, 33, 65]", java.util.Arrays.toString(prot.scales()));
+        assertEquals("[1, 33, 65]", Arrays.toString(prot.scales()));
         Evaluator.Protocol q = p(Evaluator.View.DENSE_AND_MULTI_CROP, true, 2, 33, 40);
         Evaluator.Result r = Evaluator.evaluate(List.of(a, b), ds, q);
         int[] labels = {0, 3, 6};
@@ -195,5 +202,74 @@ class EvaluatorTest {
             System.arraycopy(post(List.of(a, b), imgs.get(i), q), 0, all, i * 10, 10);
         }
         assertEquals(Evaluator.score(all, 10, labels), r);
+    }
+
+    @Test
+    void mirrorRowsReversesEveryRow() {
+        float[] src = {1, 2, 3, 4, 5, 6}; // two rows of width 3
+        float[] dst = new float[6];
+        Evaluator.mirrorRows(src, dst, 6, 3);
+        assertArrayEquals(new float[] {3, 2, 1, 6, 5, 4}, dst);
+    }
+
+    @Test
+    void batchValidationWithFlipsRanksTheMeanPosteriorOfEachImageAndItsMirror() throws Exception {
+        Network net = Vgg.build(backend, DType.FLOAT64, Tiny.spec(true, 0));
+        Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 5);
+        int n = 23; // not a multiple of the batch: the last batch is partial
+        try (DataPipeline val = Tiny.pipeline(Tiny.fashion(n, FashionMnist.Split.TEST), 10, 0, false)) {
+            // Independent expectation: one image at a time, mirrored by hand, softmax of each, mean, ranked.
+            double[] post = new double[n * 10];
+            double[] plain = new double[n * 10];
+            int[] labels = new int[n];
+            int i = 0;
+            try (DataPipeline.Epoch e = val.epoch(0, 0)) {
+                while (e.hasNext()) {
+                    Batch batch = e.next();
+                    int len = batch.exampleSize();
+                    double[] got = Evaluator.batchScores(net, batch, true);
+                    for (int k = 0; k < batch.size(); k++, i++) {
+                        float[] img = Arrays.copyOfRange(batch.hostImages(), k * len, (k + 1) * len);
+                        float[] mir = new float[len];
+                        for (int row = 0; row < len; row += 32) {
+                            for (int x = 0; x < 32; x++) {
+                                mir[row + x] = img[row + 31 - x];
+                            }
+                        }
+                        double[] p1 = softmaxOf(net, img);
+                        double[] p2 = softmaxOf(net, mir);
+                        for (int c = 0; c < 10; c++) {
+                            post[i * 10 + c] = 0.5 * (p1[c] + p2[c]);
+                            plain[i * 10 + c] = p1[c];
+                            assertEquals(post[i * 10 + c], got[k * 10 + c], 1e-12, "image " + i + " class " + c);
+                        }
+                        labels[i] = batch.labels()[k];
+                    }
+                }
+            }
+            assertEquals(n, i);
+            Evaluator.Result want = Evaluator.score(post, 10, labels);
+            Evaluator.Result got = Evaluator.onBatches(val, true).evaluate(net);
+            assertEquals(want, got);
+            assertEquals(Evaluator.score(plain, 10, labels), Evaluator.onBatches(val, false).evaluate(net));
+            assertEquals(Evaluator.onBatches(val).evaluate(net), Evaluator.onBatches(val, false).evaluate(net));
+        } finally {
+            net.close();
+        }
+    }
+
+    private static double[] softmaxOf(Network net, float[] chw) {
+        Tensor x = backend.allocate(DType.FLOAT64,
+                Shape.of(1, net.inputShape().dim(0), 32, 32)); // (1,C,32,32)
+        try {
+            backend.copyIn(chw, 0, x);
+            Tensor out = net.forward(x, false);
+            double[] s = new double[out.dim(1)];
+            backend.copyOut(out, s, 0);
+            Evaluator.softmaxInPlace(s, 0, s.length);
+            return s;
+        } finally {
+            backend.free(x);
+        }
     }
 }

@@ -8,6 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
@@ -22,7 +25,7 @@ import org.vgg4j.data.FashionMnist;
 class ReplicasTest {
 
     /** Copies of the first {@code steps} batches (the pipeline reuses its buffers). */
-    private static List<Batch> batches(int batch, int steps) {
+    static List<Batch> batches(int batch, int steps) {
         List<Batch> out = new ArrayList<>();
         try (DataPipeline p = Tiny.pipeline(Tiny.fashion(batch * steps, FashionMnist.Split.TRAIN), batch, 3, true);
              DataPipeline.Epoch e = p.epoch(0, 0)) {
@@ -114,6 +117,70 @@ class ReplicasTest {
             r.primary().backend().copyOut(r.primary().params().state(), sa, 0);
             r.network(1).backend().copyOut(r.network(1).params().state(), sb, 0);
             assertArrayEquals(sa, sb, "BatchNorm running statistics are averaged so replicas stay identical");
+        }
+    }
+
+    /**
+     * The overlap protocol: in the last micro-batch only, every gradient element of every replica is reported final
+     * exactly once, and the first report is the last layer's (its backward runs first), so a device all-reduce can
+     * start on the end of the buffer while the rest is still in backward.
+     */
+    @Test
+    void readyReportsEveryGradientOnceLastLayerFirst() {
+        VggSpec spec = Tiny.spec(false, 0.0);
+        List<Batch> data = batches(10, 1);
+        List<List<long[]>> reports = new ArrayList<>();
+        AllReduce recording = new AllReduce() {
+            private final HostAllReduce host = new HostAllReduce();
+
+            @Override
+            public void average(List<org.vgg4j.core.tensor.Tensor> buffers) {
+                host.average(buffers);
+            }
+
+            @Override
+            public InFlight begin(List<org.vgg4j.core.tensor.Tensor> buffers) {
+                for (int r = 0; r < buffers.size(); r++) {
+                    reports.add(java.util.Collections.synchronizedList(new ArrayList<>()));
+                }
+                return new InFlight() {
+                    @Override
+                    public void ready(int rank, long from, long to) {
+                        reports.get(rank).add(new long[] {from, to});
+                    }
+
+                    @Override
+                    public void finish() {
+                        average(buffers);
+                    }
+
+                    @Override
+                    public void abort(Throwable cause) {
+                    }
+                };
+            }
+        };
+        try (Replicas r = Replicas.create("reference", 2, (b, k) -> Vgg.build(b, DType.FLOAT32, spec),
+                new Sgd.Settings(0.9, 0), recording)) {
+            r.forwardBackward(data.get(0), 2); // shares of 5: micro-batches of 2, 2, 1
+            long total = r.primary().params().trainedCount();
+            long decayed = r.primary().params().decayedCount();
+            for (int k = 0; k < 2; k++) {
+                List<long[]> got = reports.get(k);
+                boolean[] seen = new boolean[Math.toIntExact(total)];
+                for (long[] range : got) {
+                    for (long i = range[0]; i < range[1]; i++) {
+                        assertTrue(!seen[(int) i], "element " + i + " reported twice by replica " + k);
+                        seen[(int) i] = true;
+                    }
+                }
+                for (int i = 0; i < seen.length; i++) {
+                    assertTrue(seen[i], "element " + i + " of " + total + " never reported by replica " + k);
+                }
+                // the last Linear layer: its weight ends the decayed block, its bias ends the buffer
+                assertEquals(decayed, got.get(0)[1], "first report: the last layer's weight");
+                assertEquals(total, got.get(1)[1], "second report: the last layer's bias");
+            }
         }
     }
 }

@@ -24,6 +24,14 @@ public interface Backend extends AutoCloseable {
     /** Name under which {@link Backends#create} finds this backend: "reference", "cpu", "cuda", ... */
     String name();
 
+    /**
+     * Which backend and device this instance runs on, for error messages ("cuda-emulated on emulated CUDA device 1
+     * of 4"); the name alone for backends without devices.
+     */
+    default String describe() {
+        return name();
+    }
+
     /** Whether this backend computes in {@code dtype}. */
     boolean supports(DType dtype);
 

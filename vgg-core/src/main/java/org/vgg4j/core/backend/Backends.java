@@ -20,13 +20,37 @@ public final class Backends {
 
     /** Creates the backend called {@code name}; no silent fallback to another one. */
     public static Backend create(String name) {
+        return provider(name).create();
+    }
+
+    /**
+     * Creates the backend called {@code name} on device {@code device} (replica r of a data-parallel run goes on
+     * device r). For a backend without devices ({@link #deviceCount} 0) only device 0 exists.
+     */
+    public static Backend create(String name, int device) {
+        BackendProvider p = provider(name);
+        int count = p.deviceCount();
+        if (device < 0 || (count > 0 && device >= count)) {
+            throw new IllegalArgumentException("backend '" + name + "' has " + count + " device(s) (0.."
+                    + (count - 1) + "); device " + device + " does not exist");
+        }
+        return p.create(device);
+    }
+
+    /** Devices backend {@code name} can open; 0 for a backend not bound to devices (the CPU ones). */
+    public static int deviceCount(String name) {
+        return provider(name).deviceCount();
+    }
+
+    /** The provider called {@code name}, checked to be able to run here. */
+    private static BackendProvider provider(String name) {
         for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
             if (p.name().equals(name)) {
                 String why = p.unavailableReason();
                 if (why != null) {
                     throw new IllegalStateException("backend '" + name + "' cannot run here: " + why);
                 }
-                return p.create();
+                return p;
             }
         }
         throw new IllegalArgumentException("no backend named '" + name + "'; on the class path: " + names()

@@ -6,6 +6,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntConsumer;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.layers.GradientArena;
@@ -126,9 +127,23 @@ public final class Network implements AutoCloseable {
 
     /** Backpropagates dL/dlogits of the last training forward; parameter gradients accumulate. */
     public void backward(Tensor dLogits) {
+        backward(dLogits, null);
+    }
+
+    /**
+     * As {@link #backward(Tensor)}, calling {@code layerDone.accept(i)} right after layer i's backward has been
+     * issued: from then on this backward call writes no more to layer i's parameter gradients (their kernels may
+     * still be queued on the backend's stream). Data-parallel training uses it to start all-reducing the gradients
+     * of the last layers while the earlier layers are still in backward. Layers that backward never reaches (all
+     * before a layer that needs no input gradient) are not reported. {@code layerDone} may be null.
+     */
+    public void backward(Tensor dLogits, IntConsumer layerDone) {
         Tensor g = dLogits;
         for (int i = layers.size() - 1; i >= 0 && g != null; i--) {
             g = layers.get(i).layer().backward(g);
+            if (layerDone != null) {
+                layerDone.accept(i);
+            }
         }
     }
 

@@ -9,9 +9,9 @@ import org.vgg4j.core.model.ModelInfo;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.Batch;
-import org.vgg4j.train.HostAllReduce;
 import org.vgg4j.train.Replicas;
 
 import picocli.CommandLine;
@@ -34,8 +34,11 @@ final class BenchCommand implements Callable<Integer> {
             description = "compute backend (default: cpu when present)")
     String backend;
 
-    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1)")
+    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated")
     int devices = 1;
+
+    @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16")
+    String gradPrecision = "fp32";
 
     @Option(names = "--batch", paramLabel = "N", description = "batch per step (default 4)")
     int batch = 4;
@@ -69,7 +72,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         b.setSize(batch);
         try (Replicas r = Replicas.create(name, devices, (be, rank) -> Vgg.build(be, DType.FLOAT32, s),
-                Sgd.Settings.PAPER, new HostAllReduce())) {
+                Sgd.Settings.PAPER, Replicas.allReduceFor(name, devices, GradPrecision.parse(gradPrecision)))) {
             Initializers.initialize(r.primary(), Initializers.Scheme.GLOROT_UNIFORM, 1);
             r.broadcastFromPrimary();
             for (int i = 0; i < warmup; i++) {

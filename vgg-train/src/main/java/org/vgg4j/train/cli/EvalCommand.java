@@ -26,7 +26,8 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code vgg eval}: top-1/top-5 error of one checkpoint or an ensemble (softmax averaged) under one of the paper's
- * protocols. Small-image data (Fashion-MNIST) is evaluated on its centred 32x32 view; image folders under
+ * protocols. Small-image data (Fashion-MNIST) is evaluated on its centred 32x32 view and its mirror (unless
+ * {@code --no-flips}); image folders under
  * {@code --protocol} at the test scales.
  */
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
@@ -88,9 +89,9 @@ final class EvalCommand implements Callable<Integer> {
                     }
                     try (DataPipeline val = new DataPipeline(src.val(), src.valTransform(),
                             DataPipeline.Config.training(256, 1, 0).withShuffle(false))) {
-                        r = Evaluator.onBatches(val).evaluate(nets.get(0));
+                        r = Evaluator.onBatches(val, !noFlips).evaluate(nets.get(0));
                     }
-                    how = "centred 32x32 view";
+                    how = noFlips ? "centred 32x32 view" : "centred 32x32 view +flips";
                 } else {
                     Evaluator.Protocol p = protocol();
                     r = Evaluator.evaluate(nets, src.val(), p);

@@ -8,17 +8,20 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.core.parallel.AllReduce;
+import org.vgg4j.core.parallel.CollectiveProvider;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.train.Checkpointer;
 import org.vgg4j.train.CurvePlot;
 import org.vgg4j.train.Evaluator;
-import org.vgg4j.train.HostAllReduce;
 import org.vgg4j.train.Initialization;
 import org.vgg4j.train.MetricsLog;
 import org.vgg4j.train.Recipe;
@@ -27,6 +30,9 @@ import org.vgg4j.train.Replicas;
 import org.vgg4j.train.Schedule;
 import org.vgg4j.train.Trainer;
 import org.vgg4j.train.TrainingListener;
+import org.vgg4j.train.dist.LaunchEnv;
+import org.vgg4j.train.dist.TcpAllReduce;
+import org.vgg4j.train.dist.TcpProcessGroup;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -37,6 +43,12 @@ import picocli.CommandLine.Option;
  * {@code vgg train}: a recipe preset (with overrides) on a data source, N replicas on a backend, with a progress
  * bar, per-epoch metrics (CSV/JSON), training curves (PNG) and checkpoints in {@code --out}; {@code --resume}
  * continues the newest intact checkpoint there.
+ *
+ * <p>Several processes (docs/distributed.md): started by torchrun, srun, a Kubernetes indexed Job, ... with
+ * WORLD_SIZE > 1 (or {@code --dist env}), every process runs this same command; each takes its slice of every
+ * global batch ({@code --batch} is the global batch), the collective follows the backend (NCCL for {@code cuda},
+ * TCP through rank 0 otherwise, {@code --collective} to choose), and only rank 0 prints, writes metrics, curves and
+ * checkpoints. A failure on any rank stops every rank with an error naming it.
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Train a VGG with one of the paper's recipes (or the small-image one) and write metrics, curves and checkpoints.")
@@ -48,8 +60,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "compute backend: reference, cpu, cuda (default: cpu when present)")
     String backend;
 
-    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas, each with its own backend instance (default 1)")
+    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend")
     int devices = 1;
+
+    @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16 (half the bytes; cuda backends with --devices > 1)")
+    String gradPrecision = "fp32";
 
     @Option(names = "--recipe", paramLabel = "NAME", description = "paper-a, paper-warm, paper-s384, paper-multiscale, glorot, fashion (default fashion)")
     String recipe = "fashion";
@@ -111,6 +126,35 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--no-progress", description = "no progress bar (epoch lines only)")
     boolean noProgress;
 
+    @Option(names = "--val-flips", description = "validate on each image and its mirror, softmax averaged (the paper's test-set flips; twice the validation cost)")
+    boolean valFlips;
+
+    /** How this process learns about the others. */
+    public enum Dist { auto, env, none }
+
+    @Option(names = "--dist", paramLabel = "MODE", description = "auto (default: several processes when the launcher's"
+            + " WORLD_SIZE or SLURM_NTASKS > 1), env (require the launcher's variables), none (ignore them)")
+    Dist dist = Dist.auto;
+
+    /** Which all-reduce runs across processes. */
+    public enum Collective { auto, tcp, nccl }
+
+    @Option(names = "--collective", paramLabel = "NAME", description = "across processes: auto (default: nccl for the"
+            + " cuda backend, tcp otherwise), tcp (through rank 0, any backend), nccl")
+    Collective collective = Collective.auto;
+
+    @Option(names = "--dist-timeout", paramLabel = "SECONDS", description = "longest wait for the other processes, at"
+            + " start-up and for any one message (default 1800)")
+    int distTimeout = 1800;
+
+    private Map<String, String> environment = System.getenv();
+
+    /** Reads the launcher's variables from {@code env} instead of the process environment (tests). */
+    public TrainCommand withEnvironment(Map<String, String> env) {
+        this.environment = Map.copyOf(env);
+        return this;
+    }
+
     @Mixin
     ModelOptions model;
 
@@ -131,7 +175,70 @@ public final class TrainCommand implements Callable<Integer> {
         if (devices < 1) {
             throw new IllegalArgumentException("--devices " + devices + ": must be >= 1");
         }
+        if (distTimeout < 1) {
+            throw new IllegalArgumentException("--dist-timeout " + distTimeout + ": must be >= 1 second");
+        }
+        LaunchEnv launch = switch (dist) {
+            case none -> LaunchEnv.single();
+            case auto -> LaunchEnv.present(environment) ? LaunchEnv.from(environment) : LaunchEnv.single();
+            case env -> {
+                LaunchEnv e = LaunchEnv.from(environment);
+                if (e.source().equals("single")) {
+                    throw new IllegalArgumentException("--dist env: no launcher variables found (RANK and WORLD_SIZE"
+                            + " as torchrun sets them, or SLURM_PROCID and SLURM_NTASKS); see docs/distributed.md");
+                }
+                yield e;
+            }
+        };
+        if (!launch.distributed()) {
+            return trainOn(launch, null, progress, lines);
+        }
+        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        if (backendName.startsWith("cuda") && System.getProperty("vgg4j.cuda.device") == null) {
+            System.setProperty("vgg4j.cuda.device", Integer.toString(launch.localRank())); // one GPU per local rank
+        }
+        java.time.Duration timeout = java.time.Duration.ofSeconds(distTimeout);
+        TcpProcessGroup group = TcpProcessGroup.connect(launch, new TcpProcessGroup.Options(timeout, timeout));
+        try {
+            return trainOn(launch, group, launch.rank() == 0 ? progress : null, launch.rank() == 0 ? lines : silent());
+        } catch (IOException | RuntimeException | Error e) {
+            group.abort(String.valueOf(e.getMessage() != null ? e.getMessage() : e)); // the others learn who and why
+            throw e;
+        } finally {
+            group.close();
+        }
+    }
+
+    private static PrintStream silent() {
+        return new PrintStream(java.io.OutputStream.nullOutputStream(), false, StandardCharsets.UTF_8);
+    }
+
+    /** The all-reduce across processes: the backend's own (NCCL for cuda) or TCP through rank 0; no silent fallback. */
+    private AllReduce collective(String backendName, TcpProcessGroup group) {
+        CollectiveProvider p = CollectiveProvider.forBackend(backendName);
+        if (collective == Collective.tcp || (collective == Collective.auto && p == null)) {
+            return new TcpAllReduce(group);
+        }
+        if (p == null) {
+            throw new IllegalArgumentException("--collective nccl: no collective on the class path handles backend '"
+                    + backendName + "' (NCCL needs the cuda backend from org.vgg4j:vgg-cuda)");
+        }
+        String why = p.unavailableReason();
+        if (why != null) {
+            throw new IllegalStateException(why + " (or run with --collective tcp, through the CPU and rank 0)");
+        }
+        return p.create(group);
+    }
+
+    private Result trainOn(LaunchEnv launch, TcpProcessGroup group, PrintStream progress, PrintStream lines)
+            throws IOException {
+        int world = launch.worldSize();
+        boolean leader = launch.rank() == 0;
         Recipe r = recipe();
+        if (r.batchSize() % world != 0) {
+            throw new IllegalArgumentException("--batch " + r.batchSize() + " (the global batch) cannot be split evenly"
+                    + " over WORLD_SIZE=" + world + " processes; use a multiple of " + world);
+        }
         DataSource src = DataSource.resolve(data, limit, pad, model.inputSize != null ? model.inputSize : 224,
                 r.scaleMin(), r.scaleMax());
         VggSpec vgg = model.spec(src.small(), src.classes(), seed);
@@ -139,28 +246,47 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("training scale " + r.scaleMin() + " is smaller than the crop " + vgg.inputSize());
         }
         Checkpointer checkpoints = new Checkpointer(out.resolve("checkpoints"), r.keepLast());
-        if (!resume && !checkpoints.list().isEmpty()) {
+        if (leader && !resume && !checkpoints.list().isEmpty()) { // only rank 0 reads and writes --out
             throw new IllegalArgumentException("--out " + out + " already holds checkpoints: pass --resume to continue"
                     + " that run, or choose another --out");
         }
-        Files.createDirectories(out);
+        if (leader) {
+            Files.createDirectories(out);
+        }
         String backendName = backend != null ? backend : ModelOptions.defaultBackend();
-        lines.printf(Locale.ROOT, "recipe %s: batch %d, lr %s, %s, %d epochs; data %s (%,d train / %,d validation images); backend %s x %d%n",
+        lines.printf(Locale.ROOT, "recipe %s: batch %d, lr %s, %s, %d epochs; data %s (%,d train / %,d validation images); backend %s x %d%s%n",
                 r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
-                src.val().size(), backendName, devices);
-        DataPipeline.Config trainCfg = DataPipeline.Config.training(r.batchSize(), threads, r.dataSeed());
+                src.val().size(), backendName, devices, group == null ? "" : String.format(Locale.ROOT,
+                        " per process x %d processes (%s, rank 0 at %s)", world, launch.source(), group.master()));
+        // Every rank builds the same global permutation; rank k takes positions k, k+W, ... of it, so batch b of the
+        // W ranks together is batch b of one process (docs/distributed.md), and each rank decodes only its slice.
+        DataPipeline.Config trainCfg = DataPipeline.Config.training(r.batchSize() / world, threads, r.dataSeed())
+                .sharded(launch.rank(), world);
+        GradPrecision precision = GradPrecision.parse(gradPrecision);
+        if (group != null && precision != GradPrecision.FP32) {
+            throw new IllegalArgumentException("--grad-precision " + precision + " applies to the devices of one process"
+                    + " (the ring all-reduce); the multi-process collectives send fp32");
+        }
+        AllReduce allReduce = group == null ? Replicas.allReduceFor(backendName, devices, precision)
+                : collective(backendName, group);
+        int firstReplica = launch.rank() * devices; // this process's replicas in the world's numbering (dropout seeds)
+        // several devices per process: each process on a machine takes its own block of them (one device per process
+        // is chosen through -Dvgg4j.cuda.device = local rank instead, see above)
+        int firstDevice = group != null && devices > 1 ? launch.localRank() * devices : 0;
         DataPipeline.Config valCfg = DataPipeline.Config.training(Math.min(r.batchSize(), 256), threads, 0).withShuffle(false);
         try (DataPipeline train = new DataPipeline(src.train(), src.trainTransform(), trainCfg);
              DataPipeline val = new DataPipeline(src.val(), src.valTransform(), valCfg);
-             Replicas replicas = Replicas.create(backendName, devices,
-                     (b, rank) -> Vgg.build(b, DType.FLOAT32, vgg.withSeed(vgg.seed() + 1000L * rank)),
-                     new Sgd.Settings(r.momentum(), r.weightDecay()), new HostAllReduce())) {
-            MetricsLog metrics = new MetricsLog(out);
+             Replicas replicas = Replicas.create(backendName, devices, firstDevice,
+                     (b, rank) -> Vgg.build(b, DType.FLOAT32, vgg.withSeed(vgg.seed() + 1000L * (firstReplica + rank))),
+                     new Sgd.Settings(r.momentum(), r.weightDecay()), allReduce)) {
             List<TrainingListener> listeners = new ArrayList<>();
-            listeners.add(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
-            listeners.add(metrics);
-            listeners.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
-            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val), r, checkpoints,
+            if (leader) {
+                MetricsLog metrics = new MetricsLog(out);
+                listeners.add(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
+                listeners.add(metrics);
+                listeners.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
+            }
+            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val, valFlips), r, checkpoints,
                     Initialization.forRecipe(r, vgg), listeners);
             Trainer.Result res = trainer.run();
             lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
