@@ -18,7 +18,8 @@
 # Environment of each side: OURS_ENV (default GLIBC_TUNABLES=glibc.malloc.hugetlb=1) and PEER_ENV (default empty).
 # The tunable makes glibc (>= 2.35) madvise its large mmaps as transparent huge pages (where THP is 'madvise' or
 # 'always'): oneDNN's per-call scratchpads and reorder buffers then fault in 2 MiB pages instead of 4 KiB ones
-# (W1: ~450k -> ~60k page faults per step, ~10 % less CPU). It must be set before the JVM starts, which is why it
+# (W1: ~450k -> ~55k page faults per step, 0.2-0.5 s less kernel CPU per step; the net gain in wall time was
+# within the noise of the loaded machine, see docs/benchmarks.md). It must be set before the JVM starts, which is why it
 # is here and not in the library. PyTorch measured slower with it (docs/benchmarks.md), so the peer runs as
 # installed; PEER_ENV=GLIBC_TUNABLES=glibc.malloc.hugetlb=1 gives it the same, OURS_ENV= runs ours without.
 set -euo pipefail
