@@ -28,7 +28,8 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>One deferral, invisible from outside: {@link #conv2dBackwardFilter} only records its arguments; the next
  * call runs it. When that call is {@link #conv2dBackwardData} for the same dy (as in {@code Conv2d.backward}),
- * both gradients come from ONE fused oneDNN call, which is faster than two separate ones; any other call first
+ * both gradients come from ONE fused oneDNN call, which is faster than two separate ones (except on small
+ * images, {@link #UNFUSED_MAX_PIXELS}, where the filter gradient runs at once); any other call first
  * runs the recorded filter gradient on its own (im2col + sgemm: oneDNN has no filter-only entry in ND4J, and
  * this is VGG's first layer, C = 3, where oneDNN is slow). Every public method therefore starts with
  * {@link #flush()}.
@@ -67,6 +68,16 @@ public final class CpuBackend implements Backend {
      * images measured 2-6x slower (docs/benchmarks.md).
      */
     static final int SMALL_IMAGE = 64;
+
+    /**
+     * Output images of at most this many pixels (P*Q; 14x14 = 196: VGG's last block at 224) are NOT given the fused
+     * oneDNN backward: their filter gradient goes through {@link GemmConv} at once and their data gradient through
+     * ND4J's deconv2d. There oneDNN picks a Winograd backward-weights with a fresh 60-140 MiB scratchpad per call
+     * (DNNL_VERBOSE: 29-124 ms against ~15 ms for the same layer's backward-data); the split measured 0.17-0.28 s
+     * for W1's three 14x14 backward passes against 0.25-0.40 s fused, and ~70k fewer page faults per step
+     * (docs/benchmarks.md). -Dvgg4j.cpu.unfusedMaxPixels=0 restores the fused call for every layer.
+     */
+    static final long UNFUSED_MAX_PIXELS = Long.getLong("vgg4j.cpu.unfusedMaxPixels", 196L);
 
     /** True: ND4J's (oneDNN) convolution ops; false: {@link GemmConv} everywhere (the plain natives). */
     private final boolean nd4jConv;
@@ -393,7 +404,7 @@ public final class CpuBackend implements Backend {
             st(db);
         }
         pending = new PendingFilter(x, dy, dw, db, pad);
-        if (gemmFor(dw, dy)) {
+        if (gemmFor(dw, dy) || (long) dy.dim(2) * dy.dim(3) <= UNFUSED_MAX_PIXELS) {
             flush(); // nothing to fuse with: GemmConv computes the two gradients separately
         }
     }

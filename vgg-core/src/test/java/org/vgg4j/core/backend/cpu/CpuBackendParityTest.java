@@ -123,10 +123,11 @@ final class CpuBackendParityTest {
             {2, 5, 8, 7, 6, 1, 0},     // 1x1 (config C)
             {1, 4, 9, 7, 5, 5, 0},     // k x k valid (dense evaluation)
             {2, 3, 4, 4, 2, 3, 0},     // 3x3 valid, P = Q = 2
-            {2, 7, 11, 9, 4, 3, 1},    // C*R*S = 63, P*Q = 99: ND4J
-            {1, 17, 13, 9, 5, 3, 1},   // C = 17, odd 13x9: ND4J
-            {3, 5, 9, 11, 17, 3, 1},   // K = 17, N = 3: ND4J
-            {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J
+            {2, 7, 11, 9, 4, 3, 1},    // C*R*S = 63, P*Q = 99: ND4J (backward unfused: P*Q <= 196)
+            {1, 17, 13, 9, 5, 3, 1},   // C = 17, odd 13x9: ND4J (backward unfused)
+            {3, 5, 9, 11, 17, 3, 1},   // K = 17, N = 3: ND4J (backward unfused)
+            {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J (backward unfused)
+            {2, 8, 16, 15, 6, 3, 1},   // P*Q = 240: ND4J with the fused backward (conv2d_bp)
         };
         for (DType dt : DType.values()) {
             for (int[] s : shapes) {
