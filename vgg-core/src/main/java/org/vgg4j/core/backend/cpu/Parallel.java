@@ -16,14 +16,17 @@ import java.util.concurrent.Future;
  * same reason. What it is not: a work-stealing scheduler (the loops are uniform) or a home for GEMM threads
  * (OpenBLAS and ND4J's OpenMP keep their own).
  *
- * <p>Threads: {@code -Dvgg4j.cpu.threads=T}, default the number of available processors.
+ * <p>Threads: {@code -Dvgg4j.cpu.threads=T}; else the environment's {@code OMP_NUM_THREADS} (the bound users already
+ * set for ND4J's OpenMP threads, e.g. 1 per replica when N replicas share N cores); else the number of available
+ * processors. The pool is shared by every caller (several replicas, each on its own thread): a caller that finds
+ * one of its parts not yet started by a worker runs it itself, so callers never queue behind each other's parts.
  */
 final class Parallel {
     /** Reduction chunk: fixed so that partial sums and their order do not depend on the thread count. */
     static final int CHUNK = 1 << 14;
 
-    static final int THREADS = Math.max(1, Integer.getInteger("vgg4j.cpu.threads",
-            Runtime.getRuntime().availableProcessors()));
+    static final int THREADS = threads(System.getProperty("vgg4j.cpu.threads"), System.getenv("OMP_NUM_THREADS"),
+            Runtime.getRuntime().availableProcessors());
 
     private static final ExecutorService POOL = THREADS == 1 ? null : Executors.newFixedThreadPool(THREADS - 1, r -> {
         Thread t = new Thread(r, "vgg4j-cpu-worker");
@@ -31,12 +34,40 @@ final class Parallel {
         return t;
     });
 
+    /** Runs {@code task} on a pool worker (null when there is no pool): lets tests occupy the workers. */
+    static java.util.concurrent.Future<?> submitToWorker(Runnable task) {
+        return POOL == null ? null : POOL.submit(task);
+    }
+
     /** Loop body over [from, to). */
     interface Range {
         void run(int from, int to);
     }
 
     private Parallel() {
+    }
+
+    /** The thread count: the property if set, else OMP_NUM_THREADS if set, else the processors; errors name the value. */
+    static int threads(String property, String omp, int processors) {
+        if (property != null) {
+            return parse(property, "-Dvgg4j.cpu.threads");
+        }
+        if (omp != null && !omp.isBlank()) {
+            return parse(omp.split(",")[0].trim(), "OMP_NUM_THREADS"); // OpenMP allows a nesting list "4,2"
+        }
+        return Math.max(1, processors);
+    }
+
+    private static int parse(String value, String name) {
+        try {
+            int t = Integer.parseInt(value.trim());
+            if (t >= 1) {
+                return t;
+            }
+        } catch (NumberFormatException e) {
+            // fall through to the error below
+        }
+        throw new IllegalArgumentException(name + "=" + value + " is invalid; expected a thread count >= 1");
     }
 
     /** Runs body over [0, n) split in contiguous parts; serial when n is below {@code grain} per thread. */
@@ -55,22 +86,35 @@ final class Parallel {
             futures.add(POOL.submit(() -> body.run(from, to)));
         }
         body.run(0, (int) ((long) n / parts));
-        for (Future<?> f : futures) {
+        RuntimeException failure = null;
+        for (int p = 1; p < parts; p++) {
+            Future<?> f = futures.get(p - 1);
             try {
-                f.get();
+                if (f.cancel(false)) {
+                    // no worker has started it (they are busy with another caller's parts): run it here
+                    body.run((int) ((long) n * p / parts), (int) ((long) n * (p + 1) / parts));
+                } else {
+                    f.get();
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted while waiting for a cpu worker", e);
             } catch (ExecutionException e) {
                 Throwable c = e.getCause();
-                if (c instanceof RuntimeException re) {
-                    throw re;
-                }
                 if (c instanceof Error err) {
                     throw err;
                 }
-                throw new IllegalStateException(c);
+                if (failure == null) {
+                    failure = c instanceof RuntimeException re ? re : new IllegalStateException(c);
+                }
+            } catch (RuntimeException e) { // from a part run here: still wait for the others before throwing
+                if (failure == null) {
+                    failure = e;
+                }
             }
+        }
+        if (failure != null) {
+            throw failure;
         }
     }
 
