@@ -75,12 +75,15 @@ public final class CpuBackend implements Backend {
      * ND4J's deconv2d. There oneDNN picks a Winograd backward-weights with a fresh 60-140 MiB scratchpad per call
      * (DNNL_VERBOSE: 29-124 ms against ~15 ms for the same layer's backward-data); the split measured 0.17-0.28 s
      * for W1's three 14x14 backward passes against 0.25-0.40 s fused, and ~70k fewer page faults per step
-     * (docs/benchmarks.md). -Dvgg4j.cpu.unfusedMaxPixels=0 restores the fused call for every layer.
+     * (docs/benchmarks.md). The whole W1 step did not measurably move (0.93x -> 0.95x of PyTorch, within the noise)
+     * and the split changes the rounding of those layers, so it is opt-in: -Dvgg4j.cpu.unfusedMaxPixels=196
+     * (default 0: the fused call for every layer).
      */
-    static final long UNFUSED_MAX_PIXELS = Long.getLong("vgg4j.cpu.unfusedMaxPixels", 196L);
+    static final long UNFUSED_MAX_PIXELS = Long.getLong("vgg4j.cpu.unfusedMaxPixels", 0L);
 
     /** True: ND4J's (oneDNN) convolution ops; false: {@link GemmConv} everywhere (the plain natives). */
     private final boolean nd4jConv;
+    private final long unfusedMaxPixels; // see UNFUSED_MAX_PIXELS
 
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
@@ -99,6 +102,12 @@ public final class CpuBackend implements Backend {
 
     /** @param colElements bound on GemmConv's col buffer (tests use 1: one image per GEMM) */
     CpuBackend(long sliceElements, boolean nd4jConv, long colElements) {
+        this(sliceElements, nd4jConv, colElements, UNFUSED_MAX_PIXELS);
+    }
+
+    /** @param unfusedMaxPixels see {@link #UNFUSED_MAX_PIXELS} (tests set 196 to exercise the split backward) */
+    CpuBackend(long sliceElements, boolean nd4jConv, long colElements, long unfusedMaxPixels) {
+        this.unfusedMaxPixels = unfusedMaxPixels;
         this.sliceElements = sliceElements;
         this.nd4jConv = nd4jConv;
         this.gemmWork = new GemmConv.Work(colScratch, outScratch, colElements);
@@ -404,7 +413,7 @@ public final class CpuBackend implements Backend {
             st(db);
         }
         pending = new PendingFilter(x, dy, dw, db, pad);
-        if (gemmFor(dw, dy) || (long) dy.dim(2) * dy.dim(3) <= UNFUSED_MAX_PIXELS) {
+        if (gemmFor(dw, dy) || (long) dy.dim(2) * dy.dim(3) <= unfusedMaxPixels) {
             flush(); // nothing to fuse with: GemmConv computes the two gradients separately
         }
     }

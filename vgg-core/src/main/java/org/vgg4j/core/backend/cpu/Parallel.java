@@ -6,6 +6,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Splits an index range over a few Java threads for the memory-bound loops of the {@code cpu} backend.
@@ -79,18 +80,26 @@ final class Parallel {
             }
             return;
         }
+        // Each part is claimed exactly once, by a worker or (when no worker has got to it yet) by this caller.
+        // (FutureTask.cancel cannot tell "not started" from "running": it succeeds on a running task.)
+        AtomicBoolean[] claimed = new AtomicBoolean[parts];
         List<Future<?>> futures = new ArrayList<>(parts - 1);
         for (int p = 1; p < parts; p++) {
             int from = (int) ((long) n * p / parts);
             int to = (int) ((long) n * (p + 1) / parts);
-            futures.add(POOL.submit(() -> body.run(from, to)));
+            AtomicBoolean mine = claimed[p] = new AtomicBoolean();
+            futures.add(POOL.submit(() -> {
+                if (mine.compareAndSet(false, true)) {
+                    body.run(from, to);
+                }
+            }));
         }
         body.run(0, (int) ((long) n / parts));
         RuntimeException failure = null;
         for (int p = 1; p < parts; p++) {
             Future<?> f = futures.get(p - 1);
             try {
-                if (f.cancel(false)) {
+                if (claimed[p].compareAndSet(false, true)) {
                     // no worker has started it (they are busy with another caller's parts): run it here
                     body.run((int) ((long) n * p / parts), (int) ((long) n * (p + 1) / parts));
                 } else {

@@ -40,6 +40,7 @@ final class CpuBackendParityTest {
     private static Backend cpuSliced;  // slices every convolution image by image (exercises the slicing code)
     private static Backend cpuGemm;    // the im2col + OpenBLAS convolution engine (the plain natives' default)
     private static Backend cpuGemm1;   // the same, one image per GEMM (no grouping)
+    private static Backend cpuSplit;   // oneDNN, backward split into GemmConv filter + deconv2d data up to 14x14 outputs
 
     @BeforeAll
     static void backends() {
@@ -49,6 +50,7 @@ final class CpuBackendParityTest {
         cpuSliced = new CpuBackend(1, true);
         cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
         cpuGemm1 = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false, 1);
+        cpuSplit = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true, GemmConv.COL_ELEMENTS, 196);
     }
 
     @AfterAll
@@ -57,6 +59,7 @@ final class CpuBackendParityTest {
         cpuSliced.close();
         cpuGemm.close();
         cpuGemm1.close();
+        cpuSplit.close();
     }
 
     /** A pair of tensors with equal contents, one per backend, each a view at an odd offset. */
@@ -198,6 +201,7 @@ final class CpuBackendParityTest {
         convAll(cpu, dt, n, ch, h, w, k, r, pad, false, true);
         convAll(cpu, dt, n, ch, h, w, k, r, pad, false, false);
         convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, false, true);
+        convAll(cpuSplit, dt, n, ch, h, w, k, r, pad, false, true);
     }
 
     @ParameterizedTest
@@ -207,6 +211,7 @@ final class CpuBackendParityTest {
         convAll(cpuSliced, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(cpuGemm1, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(cpuSplit, dt, n, ch, h, w, k, r, pad, true, true);
     }
 
     // ---------------------------------------------------------------- GEMM

@@ -73,6 +73,36 @@ class ParallelTest {
     }
 
     @Test
+    void everyIndexRunsExactlyOnceWhenTwoCallersShareThePool() throws Exception {
+        assumeTrue(Parallel.THREADS > 1, "one cpu thread: no worker pool to share");
+        int calls = 3000;
+        int n = 64;
+        int[][] counts = new int[2][n]; // per caller: how often each index ran, over all its calls
+        Thread[] callers = new Thread[2];
+        for (int c = 0; c < 2; c++) {
+            int[] mine = counts[c];
+            callers[c] = new Thread(() -> {
+                for (int k = 0; k < calls; k++) {
+                    Parallel.forRange(n, 1, (from, to) -> {
+                        for (int i = from; i < to; i++) {
+                            mine[i]++; // parts are disjoint and joined before the next call: no race unless run twice
+                        }
+                    });
+                }
+            });
+            callers[c].start();
+        }
+        for (Thread t : callers) {
+            t.join();
+        }
+        for (int c = 0; c < 2; c++) {
+            for (int i = 0; i < n; i++) {
+                assertEquals(calls, counts[c][i], "caller " + c + " index " + i);
+            }
+        }
+    }
+
+    @Test
     void aFailingPartIsRethrownAfterEveryPartFinished() {
         assumeTrue(Parallel.THREADS > 1, "one cpu thread: a single part");
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> Parallel.forRange(1000, 1, (from, to) -> {
