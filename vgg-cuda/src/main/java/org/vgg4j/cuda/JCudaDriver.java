@@ -34,9 +34,8 @@ import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
-import java.nio.IntBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
@@ -280,26 +279,24 @@ public final class JCudaDriver implements Driver {
 
     @Override
     public void copyIn(long streamHandle, float[] host, int offset, long devPtr, int n) {
-        Stream st = stream(streamHandle, "copyIn");
-        synchronized (st) {
-            current();
-            int chunk = STAGE_BYTES / 4;
-            for (int done = 0; done < n; done += chunk) {
-                int m = Math.min(chunk, n - done);
-                int i = st.nextStage;
-                st.nextStage ^= 1;
-                Pointer s = st.takeStage(i);
-                FloatBuffer fb = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer();
-                fb.put(host, offset + done, m);
-                check(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
-                        "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
-            }
-        }
+        stagedCopyIn(stream(streamHandle, "copyIn"), devPtr, n,
+                (stage, done, m) -> stage.asFloatBuffer().put(host, offset + done, m));
     }
 
     @Override
     public void copyIn(int[] host, int offset, long devPtr, int n) {
-        Stream st = stream(COMPUTE_STREAM, "copyIn");
+        stagedCopyIn(stream(COMPUTE_STREAM, "copyIn"), devPtr, n,
+                (stage, done, m) -> stage.asIntBuffer().put(host, offset + done, m));
+    }
+
+    /** Fills one pinned staging buffer with host elements [done, done+m) of a 4-byte type. */
+    @FunctionalInterface
+    private interface StageFill {
+        void fill(ByteBuffer stage, int done, int m);
+    }
+
+    /** n 4-byte elements to devPtr on {@code st}, through its two pinned staging buffers in turn. */
+    private void stagedCopyIn(Stream st, long devPtr, int n, StageFill fill) {
         synchronized (st) {
             current();
             int chunk = STAGE_BYTES / 4;
@@ -308,8 +305,7 @@ public final class JCudaDriver implements Driver {
                 int i = st.nextStage;
                 st.nextStage ^= 1;
                 Pointer s = st.takeStage(i);
-                IntBuffer ib = s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asIntBuffer();
-                ib.put(host, offset + done, m);
+                fill.fill(s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()), done, m);
                 check(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
                         "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
             }

@@ -69,6 +69,21 @@ final class Parity implements AutoCloseable {
         Assumptions.assumeTrue(why == null, () -> "emulated CUDA device not available: " + why);
     }
 
+    /** Presents {@code n} emulated devices from now on; returns the previous setting for {@link #restoreEmulatedDevices}. */
+    static String useEmulatedDevices(int n) {
+        String saved = System.getProperty(EmulatedDriver.DEVICES_PROPERTY);
+        System.setProperty(EmulatedDriver.DEVICES_PROPERTY, Integer.toString(n));
+        return saved;
+    }
+
+    static void restoreEmulatedDevices(String saved) {
+        if (saved == null) {
+            System.clearProperty(EmulatedDriver.DEVICES_PROPERTY);
+        } else {
+            System.setProperty(EmulatedDriver.DEVICES_PROPERTY, saved);
+        }
+    }
+
     /** outputs[backend][output][element]: backend 0 is the reference, 1 the emulated device. */
     double[][][] run(Op op) {
         Backend[] bs = {ref, dev};

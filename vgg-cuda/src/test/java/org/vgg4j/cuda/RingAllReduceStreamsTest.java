@@ -48,17 +48,12 @@ class RingAllReduceStreamsTest {
     @BeforeAll
     static void fourDevices() {
         Parity.assumeEmulator();
-        savedDevices = System.getProperty(EmulatedDriver.DEVICES_PROPERTY);
-        System.setProperty(EmulatedDriver.DEVICES_PROPERTY, "4");
+        savedDevices = Parity.useEmulatedDevices(4);
     }
 
     @AfterAll
     static void restore() {
-        if (savedDevices == null) {
-            System.clearProperty(EmulatedDriver.DEVICES_PROPERTY);
-        } else {
-            System.setProperty(EmulatedDriver.DEVICES_PROPERTY, savedDevices);
-        }
+        Parity.restoreEmulatedDevices(savedDevices);
     }
 
     /** One logged driver call: kind, device, stream, event (record/wait), device pointers it touches. */

@@ -36,17 +36,12 @@ class RingAllReduceTest {
     @BeforeAll
     static void fourDevices() {
         Parity.assumeEmulator();
-        savedDevices = System.getProperty(EmulatedDriver.DEVICES_PROPERTY);
-        System.setProperty(EmulatedDriver.DEVICES_PROPERTY, "4");
+        savedDevices = Parity.useEmulatedDevices(4);
     }
 
     @AfterAll
     static void restore() {
-        if (savedDevices == null) {
-            System.clearProperty(EmulatedDriver.DEVICES_PROPERTY);
-        } else {
-            System.setProperty(EmulatedDriver.DEVICES_PROPERTY, savedDevices);
-        }
+        Parity.restoreEmulatedDevices(savedDevices);
     }
 
     /** N backends on emulated devices 0..N-1. */
