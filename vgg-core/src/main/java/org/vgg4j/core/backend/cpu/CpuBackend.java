@@ -81,9 +81,38 @@ public final class CpuBackend implements Backend {
      */
     static final long UNFUSED_MAX_PIXELS = Long.getLong("vgg4j.cpu.unfusedMaxPixels", 0L);
 
-    /** True: ND4J's (oneDNN) convolution ops; false: {@link GemmConv} everywhere (the plain natives). */
+    /**
+     * Output images of at most this many pixels (P*Q; 2x2: W3's last block) go through {@link GemmConv} even where
+     * the direct oneDNN engine is present: the only W3/W1 shape where it measured slower (W3 512->512@2, batch 64:
+     * 0.028 s forward, 0.035 s backward against GemmConv's 0.015 / 0.029; docs/benchmarks.md).
+     */
+    static final int DNNL_GEMM_MAX_PIXELS = 4;
+
+    /**
+     * Which convolution engine a call takes ({@code -Dvgg4j.cpu.conv}, read by {@link CpuBackendProvider}):
+     * <pre>
+     *   routing  float32 convolution                                   float64 convolution
+     *   AUTO     direct oneDNN ({@link DnnlConv}) if its natives load,  as ND4J below if the -onednn natives are
+     *            except P*Q <= {@link #DNNL_GEMM_MAX_PIXELS} -> GemmConv; loaded, else GemmConv
+     *            without them, as ND4J below / GemmConv
+     *   DNNL     direct oneDNN for every call                           as AUTO
+     *   ND4J     ND4J's ops (oneDNN 2.3 inside libnd4jcpu), except C*R*S < {@link #FEW_INPUTS} and
+     *            P*Q <= {@link #SMALL_IMAGE} -> GemmConv (both dtypes)
+     *   GEMM     GemmConv (im2col + OpenBLAS) for every call (both dtypes)
+     * </pre>
+     * Measured (docs/benchmarks.md, "A direct oneDNN binding"): on W1's layers the direct engine took 0.68-0.80x the
+     * time of the ND4J routing in total, and was faster on every layer shape of W1 and W3 but 512->512@2.
+     */
+    enum ConvRouting { AUTO, DNNL, ND4J, GEMM }
+
+    private enum Engine { DNNL, ND4J, GEMM }
+
+    private final ConvRouting routing;
+    /** True: ND4J's ops are the oneDNN ones (the -onednn natives), so ND4J may take float64 / fallback calls. */
     private final boolean nd4jConv;
     private final long unfusedMaxPixels; // see UNFUSED_MAX_PIXELS
+    /** The direct oneDNN engine, or null where routing never takes it or its natives do not load. */
+    private final DnnlConv dnnl;
 
     private PendingFilter pending;
     private final Scratch dwScratch = new Scratch(); // (K,C,R,S) gradient before it is added to dw
@@ -94,7 +123,7 @@ public final class CpuBackend implements Backend {
 
     /**
      * @param sliceElements see {@link #SLICE_ELEMENTS} (tests use a tiny one to exercise slicing)
-     * @param nd4jConv      whether convolutions go through ND4J's ops (oneDNN) or {@link GemmConv}
+     * @param nd4jConv      true: routing ND4J (ND4J's ops with the oneDNN natives); false: GEMM
      */
     CpuBackend(long sliceElements, boolean nd4jConv) {
         this(sliceElements, nd4jConv, GemmConv.COL_ELEMENTS);
@@ -107,15 +136,36 @@ public final class CpuBackend implements Backend {
 
     /** @param unfusedMaxPixels see {@link #UNFUSED_MAX_PIXELS} (tests set 196 to exercise the split backward) */
     CpuBackend(long sliceElements, boolean nd4jConv, long colElements, long unfusedMaxPixels) {
-        this.unfusedMaxPixels = unfusedMaxPixels;
-        this.sliceElements = sliceElements;
-        this.nd4jConv = nd4jConv;
-        this.gemmWork = new GemmConv.Work(colScratch, outScratch, colElements);
+        this(sliceElements, nd4jConv ? ConvRouting.ND4J : ConvRouting.GEMM, nd4jConv, colElements, unfusedMaxPixels);
     }
 
-    /** Which convolution engine this instance uses: "nd4j" (oneDNN where present) or "gemm". */
+    /**
+     * @param routing  see {@link ConvRouting}
+     * @param nd4jConv whether ND4J's ops are oneDNN's (the -onednn natives are loaded)
+     */
+    CpuBackend(long sliceElements, ConvRouting routing, boolean nd4jConv, long colElements, long unfusedMaxPixels) {
+        this.unfusedMaxPixels = unfusedMaxPixels;
+        this.sliceElements = sliceElements;
+        this.routing = routing;
+        this.nd4jConv = nd4jConv;
+        this.gemmWork = new GemmConv.Work(colScratch, outScratch, colElements);
+        boolean wantDnnl = routing == ConvRouting.DNNL || routing == ConvRouting.AUTO;
+        if (routing == ConvRouting.DNNL && !DnnlConv.available()) {
+            throw new IllegalStateException("vgg4j.cpu.conv=dnnl: oneDNN's natives (org.bytedeco:dnnl) do not load"
+                    + " here; use auto, nd4j or gemm");
+        }
+        this.dnnl = wantDnnl && DnnlConv.available() ? new DnnlConv() : null;
+    }
+
+    /** Which convolution routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */
     public String convolutionEngine() {
-        return nd4jConv ? "nd4j" : "gemm";
+        return routing.name().toLowerCase(java.util.Locale.ROOT)
+                + (routing == ConvRouting.AUTO && dnnl != null ? "+dnnl" : "");
+    }
+
+    /** Native bytes held by the direct oneDNN engine's work buffers (0 when closed or absent): for tests. */
+    long dnnlWorkBytes() {
+        return dnnl == null ? 0 : dnnl.workBytes();
     }
 
     @Override
@@ -188,15 +238,43 @@ public final class CpuBackend implements Backend {
             return;
         }
         pending = null;
+        if (engineFor(p.dw, p.dy) == Engine.DNNL) {
+            dnnlBackward(p, null, null);
+            return;
+        }
         GemmConv.backwardFilter(p.x, st(p.x), p.dy, st(p.dy), p.dw, st(p.dw), p.pad, gemmWork);
         if (p.db != null) {
             biasBackward(p.dy, p.db);
         }
     }
 
-    /** Whether a convolution with weights (K,C,R,S) of that shape and output (N,K,P,Q) runs in {@link GemmConv}. */
-    private boolean gemmFor(Tensor w, Tensor y) {
-        return !nd4jConv || w.size() / w.dim(0) < FEW_INPUTS || (long) y.dim(2) * y.dim(3) <= SMALL_IMAGE;
+    /** The engine of a convolution with weights (K,C,R,S) and output (N,K,P,Q): the table of {@link ConvRouting}. */
+    private Engine engineFor(Tensor w, Tensor y) {
+        long pixels = (long) y.dim(2) * y.dim(3);
+        if (dnnl != null && w.dtype() == DType.FLOAT32
+                && (routing == ConvRouting.DNNL || pixels > DNNL_GEMM_MAX_PIXELS)) {
+            return Engine.DNNL;
+        }
+        if (routing == ConvRouting.GEMM || !nd4jConv || w.size() / w.dim(0) < FEW_INPUTS || pixels <= SMALL_IMAGE) {
+            return Engine.GEMM;
+        }
+        return Engine.ND4J;
+    }
+
+    /** The float32 address of element 0 of a tensor's storage (tensor offsets are added by the callee). */
+    private org.bytedeco.javacpp.Pointer addr(Tensor t) {
+        return DnnlConv.at(st(t).address(), t.offset());
+    }
+
+    /** Fused or filter-only backward through {@link DnnlConv}: dw (and db) accumulated, dx (if not null) overwritten. */
+    private void dnnlBackward(PendingFilter p, Tensor w, Tensor dx) {
+        Tensor x = p.x;
+        Tensor dy = p.dy;
+        CpuStorage dbTmp = p.db == null ? null : dbScratch.get(DType.FLOAT32, p.db.size());
+        Runnable addDb = dbTmp == null ? null : () -> accumulate(dbTmp.buf, 0, buf(p.db), off(p.db), n(p.db));
+        dnnl.backward(addr(x), w == null ? null : addr(w), addr(dy), dx == null ? null : addr(dx), addr(p.dw),
+                dbTmp == null ? null : DnnlConv.at(dbTmp.address(), 0), addDb, x.dim(0), x.dim(1), x.dim(2), x.dim(3),
+                p.dw.dim(0), p.dw.dim(2), p.dw.dim(3), p.pad, sliceImages(x, dy));
     }
 
     /** Images per convolution call so that no activation of the slice exceeds {@link #sliceElements}. */
@@ -364,7 +442,14 @@ public final class CpuBackend implements Backend {
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         flush();
         sameDtype(x, w, b, y);
-        if (gemmFor(w, y)) {
+        Engine e = engineFor(w, y);
+        if (e == Engine.DNNL) {
+            st(y);
+            dnnl.forward(addr(x), addr(w), b == null ? null : addr(b), addr(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
+                    w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(x, y));
+            return;
+        }
+        if (e == Engine.GEMM) {
             GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, gemmWork);
             return;
         }
@@ -385,11 +470,21 @@ public final class CpuBackend implements Backend {
         if (p != null && p.dy.sameMemory(dy) && p.dy.shape().equals(dy.shape()) && p.pad == pad
                 && p.x.shape().equals(dx.shape()) && p.dw.shape().equals(w.shape()) && p.dy.dtype() == dy.dtype()) {
             pending = null;
-            runFusedBackward(p, w, dx);
+            if (engineFor(p.dw, p.dy) == Engine.DNNL) {
+                dnnlBackward(p, w, dx);
+            } else {
+                runFusedBackward(p, w, dx);
+            }
             return;
         }
         flush();
-        if (gemmFor(w, dy)) {
+        Engine e = engineFor(w, dy);
+        if (e == Engine.DNNL) {
+            dnnl.backward(null, addr(w), addr(dy), addr(dx), null, null, null, dx.dim(0), dx.dim(1), dx.dim(2),
+                    dx.dim(3), w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(dx, dy));
+            return;
+        }
+        if (e == Engine.GEMM) {
             GemmConv.backwardData(dy, st(dy), w, st(w), dx, st(dx), pad, gemmWork);
             return;
         }
@@ -413,7 +508,8 @@ public final class CpuBackend implements Backend {
             st(db);
         }
         pending = new PendingFilter(x, dy, dw, db, pad);
-        if (gemmFor(dw, dy) || (long) dy.dim(2) * dy.dim(3) <= unfusedMaxPixels) {
+        Engine e = engineFor(dw, dy);
+        if (e == Engine.GEMM || (e == Engine.ND4J && (long) dy.dim(2) * dy.dim(3) <= unfusedMaxPixels)) {
             flush(); // nothing to fuse with: GemmConv computes the two gradients separately
         }
     }
@@ -988,5 +1084,8 @@ public final class CpuBackend implements Backend {
         dbScratch.release();
         colScratch.release();
         outScratch.release();
+        if (dnnl != null) {
+            dnnl.close(); // primitives, scratchpad and work buffers: freed now, re-created if used again
+        }
     }
 }

@@ -41,6 +41,11 @@ final class CpuBackendParityTest {
     private static Backend cpuGemm;    // the im2col + OpenBLAS convolution engine (the plain natives' default)
     private static Backend cpuGemm1;   // the same, one image per GEMM (no grouping)
     private static Backend cpuSplit;   // oneDNN, backward split into GemmConv filter + deconv2d data up to 14x14 outputs
+    private static Backend cpuNd4j;    // ND4J's ops (oneDNN 2.3 inside ND4J) with their routing table, unsliced
+    private static Backend cpuDnnl;    // oneDNN called directly (DnnlConv) for EVERY float32 convolution
+    private static Backend cpuDnnlSliced; // the same, image by image (weights reordered once, dw/db added per slice)
+    /** Convolution engines under test, by name: every one must match the reference on every shape. */
+    private static final java.util.Map<String, Backend> ENGINES = new java.util.LinkedHashMap<>();
 
     @BeforeAll
     static void backends() {
@@ -51,6 +56,18 @@ final class CpuBackendParityTest {
         cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
         cpuGemm1 = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false, 1);
         cpuSplit = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true, GemmConv.COL_ELEMENTS, 196);
+        assertTrue(DnnlConv.available(), "oneDNN's natives (org.bytedeco:dnnl) must load on the build machine");
+        cpuNd4j = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true);
+        cpuDnnl = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
+        cpuDnnlSliced = new CpuBackend(1, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
+        ENGINES.put("cpu (production: auto)", cpu);
+        ENGINES.put("nd4j", cpuNd4j);
+        ENGINES.put("nd4j sliced", cpuSliced);
+        ENGINES.put("nd4j split <= 14x14", cpuSplit);
+        ENGINES.put("gemm", cpuGemm);
+        ENGINES.put("gemm one image per GEMM", cpuGemm1);
+        ENGINES.put("dnnl", cpuDnnl);
+        ENGINES.put("dnnl sliced", cpuDnnlSliced);
     }
 
     @AfterAll
@@ -60,6 +77,10 @@ final class CpuBackendParityTest {
         cpuGemm.close();
         cpuGemm1.close();
         cpuSplit.close();
+        cpuNd4j.close();
+        cpuDnnl.close();
+        cpuDnnlSliced.close();
+        ENGINES.clear();
     }
 
     /** A pair of tensors with equal contents, one per backend, each a view at an odd offset. */
@@ -114,11 +135,12 @@ final class CpuBackendParityTest {
 
     // ---------------------------------------------------------------- convolution
 
-    /** N, C, H, W, K, R (= S), pad. */
+    /** Engine name, dtype, N, C, H, W, K, R (= S), pad: every engine of {@link #ENGINES} on every shape. */
     static Stream<Arguments> convShapes() {
         List<Arguments> list = new ArrayList<>();
-        // The production backend sends few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv,
-        // the rest to ND4J (oneDNN): both kinds are here.
+        // The production backend sends float32 to DnnlConv except P*Q <= 4 (GemmConv); ND4J's routing sends
+        // few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv, the rest to ND4J: all kinds are
+        // here, and the forced engines run every shape.
         int[][] shapes = {
             {2, 3, 7, 5, 5, 3, 1},     // first-layer-like: C = 3, odd H and W (GemmConv)
             {1, 17, 6, 9, 3, 3, 1},    // C = 17, small image (GemmConv)
@@ -131,10 +153,16 @@ final class CpuBackendParityTest {
             {3, 5, 9, 11, 17, 3, 1},   // K = 17, N = 3: ND4J (backward unfused)
             {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J (backward unfused)
             {2, 8, 16, 15, 6, 3, 1},   // P*Q = 240: ND4J with the fused backward (conv2d_bp)
+            {1, 3, 9, 8, 4, 7, 0},     // 7x7 valid, P*Q = 6 (dense evaluation's FC6 as a convolution)
+            {2, 6, 7, 7, 5, 7, 0},     // 7x7 valid onto a 1x1 output (FC6 at 224: P*Q = 1, auto: GemmConv)
+            {3, 16, 2, 2, 16, 3, 1},   // 2x2 images, N = 3 (W3's last block: auto sends it to GemmConv)
         };
-        for (DType dt : DType.values()) {
-            for (int[] s : shapes) {
-                list.add(Arguments.of(dt, s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+        for (String engine : List.of("cpu (production: auto)", "nd4j", "nd4j sliced", "nd4j split <= 14x14", "gemm",
+                "gemm one image per GEMM", "dnnl", "dnnl sliced")) {
+            for (DType dt : DType.values()) {
+                for (int[] s : shapes) {
+                    list.add(Arguments.of(engine, dt, s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+                }
             }
         }
         return list.stream();
@@ -195,23 +223,42 @@ final class CpuBackendParityTest {
         }
     }
 
-    @ParameterizedTest
+    @ParameterizedTest(name = "{0} {1} N{2} C{3} {4}x{5} K{6} R{7} pad{8}")
     @MethodSource("convShapes")
-    void convolutionMatchesReference(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
-        convAll(cpu, dt, n, ch, h, w, k, r, pad, false, true);
-        convAll(cpu, dt, n, ch, h, w, k, r, pad, false, false);
-        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, false, true);
-        convAll(cpuSplit, dt, n, ch, h, w, k, r, pad, false, true);
+    void convolutionMatchesReference(String engine, DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
+        Backend c = ENGINES.get(engine);
+        convAll(c, dt, n, ch, h, w, k, r, pad, false, true);
+        convAll(c, dt, n, ch, h, w, k, r, pad, false, false); // biases absent
     }
 
-    @ParameterizedTest
+    @ParameterizedTest(name = "{0} {1} N{2} C{3} {4}x{5} K{6} R{7} pad{8}")
     @MethodSource("convShapes")
-    void convolutionOnSmallIntegersIsExact(DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
-        convAll(cpu, dt, n, ch, h, w, k, r, pad, true, true);
-        convAll(cpuSliced, dt, n, ch, h, w, k, r, pad, true, true);
-        convAll(cpuGemm, dt, n, ch, h, w, k, r, pad, true, true);
-        convAll(cpuGemm1, dt, n, ch, h, w, k, r, pad, true, true);
-        convAll(cpuSplit, dt, n, ch, h, w, k, r, pad, true, true);
+    void convolutionOnSmallIntegersIsExact(String engine, DType dt, int n, int ch, int h, int w, int k, int r,
+                                           int pad) {
+        Backend c = ENGINES.get(engine);
+        convAll(c, dt, n, ch, h, w, k, r, pad, true, true);
+        convAll(c, dt, n, ch, h, w, k, r, pad, true, false);
+    }
+
+    @Test
+    void productionRoutingTakesDirectOneDnnForFloat32() {
+        assertEquals("auto+dnnl", ((CpuBackend) cpu).convolutionEngine());
+    }
+
+    /** close() frees DnnlConv's native buffers and primitives at once; the backend then works again (re-created). */
+    @Test
+    void dnnlCloseFreesNativeMemoryAndTheEngineRecovers() {
+        CpuBackend b = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
+                GemmConv.COL_ELEMENTS, 0);
+        try {
+            convAll(b, DType.FLOAT32, 2, 8, 9, 9, 6, 3, 1, true, true);
+            assertTrue(b.dnnlWorkBytes() > 0, "blocked layouts need work buffers");
+            b.close();
+            assertEquals(0, b.dnnlWorkBytes());
+            convAll(b, DType.FLOAT32, 2, 8, 9, 9, 6, 3, 1, true, true);
+        } finally {
+            b.close();
+        }
     }
 
     // ---------------------------------------------------------------- GEMM

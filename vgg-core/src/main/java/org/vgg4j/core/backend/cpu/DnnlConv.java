@@ -1,0 +1,554 @@
+package org.vgg4j.core.backend.cpu;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_FROM;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCRATCHPAD;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_TO;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.dnnl.IntMemoryMap;
+import org.bytedeco.dnnl.convolution_backward_data;
+import org.bytedeco.dnnl.convolution_backward_weights;
+import org.bytedeco.dnnl.convolution_forward;
+import org.bytedeco.dnnl.engine;
+import org.bytedeco.dnnl.global.dnnl;
+import org.bytedeco.dnnl.memory;
+import org.bytedeco.dnnl.post_ops;
+import org.bytedeco.dnnl.primitive;
+import org.bytedeco.dnnl.primitive_attr;
+import org.bytedeco.dnnl.primitive_desc_base;
+import org.bytedeco.dnnl.reorder;
+import org.bytedeco.dnnl.stream;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Float32 stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's {@code org.bytedeco:dnnl} preset), not
+ * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
+ *
+ * <p>Why (docs/benchmarks.md, "A direct oneDNN binding"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
+ * primitive, malloc fresh reorder buffers and a 60-140 MiB scratchpad on EVERY call. Here, per layer shape, the
+ * primitives are created ONCE and reused; every primitive runs with {@code scratchpad_mode user} on ONE shared
+ * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
+ * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
+ * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
+ * Backward uses {@code convolution_direct}: the Winograd backward-weights ND4J's oneDNN picks needs a 60-140 MiB
+ * scratchpad, and measured no faster in total here.
+ *
+ * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
+ * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
+ * caller adds it). What it is not: float64 (oneDNN has no f64 convolution), strided or dilated convolution,
+ * thread-safe (one instance per backend instance, used by one thread). {@link #close()} frees every native
+ * resource at once; the instance re-creates them if used again.
+ *
+ * <p>Threading: libdnnl links libgomp by soname; ND4J has already loaded its own libgomp by the time this class
+ * loads (the backend allocates through ND4J first), so both share ONE OpenMP runtime and pool
+ * ({@code OMP_NUM_THREADS} governs both; checked with /proc/self/maps, docs/benchmarks.md).
+ */
+final class DnnlConv implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DnnlConv.class);
+    private static final memory.data_type F32 = memory.data_type.f32;
+    private static final long ALIGN = 4096; // oneDNN's kernels use aligned vector loads on user buffers
+
+    private static Boolean available;
+
+    /** Whether oneDNN's natives load here (once; the reason is logged when they do not). */
+    static synchronized boolean available() {
+        if (available == null) {
+            CpuBackendProvider.probe(); // ND4J first: libdnnl then binds to ND4J's already loaded libgomp (one pool)
+            try {
+                org.bytedeco.javacpp.Loader.load(dnnl.class);
+                org.bytedeco.dnnl.dnnl_version_t v = dnnl.dnnl_version();
+                LOG.debug("oneDNN {}.{}.{} loaded directly (cpu runtime {})", v.major(), v.minor(), v.patch(),
+                        v.cpu_runtime());
+                available = true;
+            } catch (Throwable t) {
+                LOG.info("oneDNN's natives (org.bytedeco:dnnl) do not load here, convolutions use ND4J/GemmConv: {}",
+                        t.toString());
+                available = false;
+            }
+        }
+        return available;
+    }
+
+    /** One layer shape: every primitive and memory object it needs, created once. */
+    private record Key(int n, int c, int h, int w, int k, int r, int s, int pad) {
+    }
+
+    private engine eng;
+    private stream strm;
+    private final Map<Key, Layer> layers = new HashMap<>();
+    // Work buffers, each grown to the largest request and then reused (bytes; aligned):
+    private final Work scratch = new Work(); // the ONE user scratchpad of every primitive
+    private final Work bufA = new Work();    // blocked x (forward, backward-weights), then blocked dx
+    private final Work bufB = new Work();    // blocked y (forward) / blocked dy (backward)
+    private final Work bufW = new Work();    // weights in the running primitive's layout
+    private final Work bufDW = new Work();   // the filter gradient in the primitive's layout, before it is added to dw
+
+    /** A native buffer that only grows; its address is aligned to {@link #ALIGN}. */
+    private static final class Work {
+        private Pointer raw;
+        private long bytes;
+        private BytePointer aligned;
+
+        BytePointer get(long need) {
+            if (aligned == null || bytes < need) {
+                free();
+                raw = Pointer.malloc(need + ALIGN);
+                if (raw == null || raw.isNull()) {
+                    throw new OutOfMemoryError("oneDNN work buffer of " + need + " bytes");
+                }
+                bytes = need;
+                aligned = new BytePointer(raw);
+                aligned.position((ALIGN - aligned.address() % ALIGN) % ALIGN);
+            }
+            return aligned;
+        }
+
+        void free() {
+            if (raw != null) {
+                Pointer.free(raw);
+                raw = null;
+                aligned = null;
+                bytes = 0;
+            }
+        }
+    }
+
+    /**
+     * The address {@code floatOffset} floats past {@code base} (base's own position included), as a BytePointer:
+     * oneDNN takes void*, to which JavaCPP adds the position counted in bytes.
+     */
+    static BytePointer at(Pointer base, long floatOffset) {
+        long bytes = base.position() * base.sizeof() + floatOffset * Float.BYTES; // Pointer(Pointer) copies the
+        return new BytePointer(base).position(bytes);                            // position in base's units
+    }
+
+    /** A reorder between two layouts, with its own scratchpad memory. */
+    private final class Reorder {
+        final reorder prim;
+        final memory from;
+        final memory to;
+        final memory pad;
+        final IntMemoryMap args = new IntMemoryMap();
+
+        Reorder(memory.desc fromDesc, memory.desc toDesc, boolean accumulate, List<Pointer> owned) {
+            primitive_attr attr = new primitive_attr();
+            attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
+            if (accumulate) {
+                post_ops po = new post_ops();
+                po.append_sum(); // scale 1: to = from + to: the SPI's += for parameter gradients
+                attr.set_post_ops(po);
+                owned.add(po);
+            }
+            reorder.primitive_desc pd = new reorder.primitive_desc(eng, fromDesc, eng, toDesc, attr, false);
+            prim = new reorder(pd);
+            from = new memory(fromDesc, eng, (Pointer) null);
+            to = new memory(toDesc, eng, (Pointer) null);
+            memory.desc padDesc = pd.scratchpad_desc();
+            pad = new memory(padDesc, eng, (Pointer) null);
+            args.put(DNNL_ARG_FROM, from);
+            args.put(DNNL_ARG_TO, to);
+            args.put(DNNL_ARG_SCRATCHPAD, pad);
+            owned.add(attr);
+            owned.add(pd);
+            owned.add(prim);
+            owned.add(from);
+            owned.add(to);
+            owned.add(pad);
+            owned.add(args);
+            owned.add(padDesc);
+            scratchNeed = Math.max(scratchNeed, padDesc.get_size());
+        }
+
+        void run(Pointer src, Pointer dst) {
+            from.set_data_handle(src);
+            to.set_data_handle(dst);
+            pad.set_data_handle(scratch.get(scratchNeed));
+            prim.execute(strm, args);
+        }
+    }
+
+    /** A convolution primitive with its argument map and scratchpad memory. */
+    private final class Prim {
+        final primitive prim;
+        final IntMemoryMap args = new IntMemoryMap();
+        final memory pad;
+
+        Prim(primitive prim, primitive_desc_base pd, List<Pointer> owned) {
+            this.prim = prim;
+            memory.desc padDesc = pd.scratchpad_desc();
+            pad = new memory(padDesc, eng, (Pointer) null);
+            args.put(DNNL_ARG_SCRATCHPAD, pad);
+            owned.add(prim);
+            owned.add(pad);
+            owned.add(args);
+            owned.add(padDesc);
+            scratchNeed = Math.max(scratchNeed, padDesc.get_size());
+        }
+
+        memory arg(int which, memory.desc desc, List<Pointer> owned) {
+            memory m = new memory(desc, eng, (Pointer) null);
+            args.put(which, m);
+            owned.add(m);
+            return m;
+        }
+
+        void run() {
+            pad.set_data_handle(scratch.get(scratchNeed));
+            prim.execute(strm, args);
+        }
+    }
+
+    private long scratchNeed = 1; // bytes: the largest scratchpad any primitive or reorder asked for
+
+    /**
+     * The primitives of one shape. Forward exists with and without bias; backward-weights with and without the bias
+     * gradient; each is created on first use. Layouts: the *Plain descs are the backend's (NCHW, KCRS, K).
+     */
+    private final class Layer {
+        final Key key;
+        final List<Pointer> owned = new ArrayList<>();
+        final memory.desc xPlain;
+        final memory.desc wPlain;
+        final memory.desc bPlain;
+        final memory.desc yPlain;
+        final memory.desc xAny;
+        final memory.desc wAny;
+        final memory.desc yAny;
+        final long[] strides = {1, 1};
+        final long[] pads;
+        final primitive_attr attr = new primitive_attr();
+        final convolution_forward.primitive_desc hint; // forward with bias: the backward primitives' hint
+        final Fwd[] fwd = new Fwd[2];      // [0] no bias, [1] bias
+        final BwdW[] bwdW = new BwdW[2];   // [0] no bias gradient, [1] bias gradient
+        BwdD bwdD;
+
+        Layer(Key key) {
+            this.key = key;
+            long[] xd = {key.n, key.c, key.h, key.w};
+            long[] wd = {key.k, key.c, key.r, key.s};
+            long[] yd = {key.n, key.k, key.h + 2L * key.pad - key.r + 1, key.w + 2L * key.pad - key.s + 1};
+            pads = new long[] {key.pad, key.pad};
+            xPlain = own(new memory.desc(xd, F32, memory.format_tag.nchw));
+            wPlain = own(new memory.desc(wd, F32, memory.format_tag.oihw));
+            bPlain = own(new memory.desc(new long[] {key.k}, F32, memory.format_tag.x));
+            yPlain = own(new memory.desc(yd, F32, memory.format_tag.nchw));
+            xAny = own(new memory.desc(xd, F32, memory.format_tag.any));
+            wAny = own(new memory.desc(wd, F32, memory.format_tag.any));
+            yAny = own(new memory.desc(yd, F32, memory.format_tag.any));
+            attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
+            owned.add(attr);
+            hint = fwdPd(true);
+        }
+
+        private <T extends Pointer> T own(T p) {
+            owned.add(p);
+            return p;
+        }
+
+        convolution_forward.primitive_desc fwdPd(boolean bias) {
+            convolution_forward.desc d = own(bias
+                    ? new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
+                        xAny, wAny, bPlain, yAny, strides, pads, pads)
+                    : new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
+                        xAny, wAny, yAny, strides, pads, pads));
+            return own(new convolution_forward.primitive_desc(d, attr, eng));
+        }
+
+        Fwd fwd(boolean bias) {
+            int i = bias ? 1 : 0;
+            if (fwd[i] == null) {
+                fwd[i] = new Fwd(this, bias ? hint : fwdPd(false), bias);
+            }
+            return fwd[i];
+        }
+
+        BwdW bwdW(boolean bias) {
+            int i = bias ? 1 : 0;
+            if (bwdW[i] == null) {
+                bwdW[i] = new BwdW(this, bias);
+            }
+            return bwdW[i];
+        }
+
+        BwdD bwdD() {
+            if (bwdD == null) {
+                bwdD = new BwdD(this);
+            }
+            return bwdD;
+        }
+
+        /** A reorder from one layout to another, or null when they are the same. */
+        Reorder reorder(memory.desc from, memory.desc to, boolean accumulate) {
+            return !accumulate && from.equals(to) ? null : new Reorder(from, to, accumulate, owned);
+        }
+
+        void close() {
+            for (int i = owned.size() - 1; i >= 0; i--) {
+                owned.get(i).close();
+            }
+            owned.clear();
+        }
+    }
+
+    /** Forward: x (plain or reordered into bufA), weights reordered into bufW, y (plain or via bufB). */
+    private final class Fwd {
+        final Prim p;
+        final memory x, w, b, y;
+        final Reorder toX, toW, fromY;
+        final memory.desc wDesc;
+        final long xBytes, wBytes, yBytes;
+
+        Fwd(Layer l, convolution_forward.primitive_desc pd, boolean bias) {
+            p = new Prim(new convolution_forward(pd), pd, l.owned);
+            memory.desc xd = l.own(pd.src_desc());
+            memory.desc wd = l.own(pd.weights_desc());
+            memory.desc yd = l.own(pd.dst_desc());
+            x = p.arg(DNNL_ARG_SRC, xd, l.owned);
+            w = p.arg(DNNL_ARG_WEIGHTS, wd, l.owned);
+            b = bias ? p.arg(DNNL_ARG_BIAS, l.bPlain, l.owned) : null;
+            y = p.arg(DNNL_ARG_DST, yd, l.owned);
+            toX = l.reorder(l.xPlain, xd, false);
+            toW = l.reorder(l.wPlain, wd, false);
+            wDesc = wd;
+            fromY = l.reorder(yd, l.yPlain, false);
+            xBytes = xd.get_size();
+            wBytes = wd.get_size();
+            yBytes = yd.get_size();
+        }
+    }
+
+    /** Backward-data: dy (plain or via bufB), weights via bufW, dx (plain or via bufA). */
+    private final class BwdD {
+        final Prim p;
+        final memory dy, w, dx;
+        final memory.desc dyDesc;
+        final memory.desc wDesc;
+        final Reorder toDy, toW, fromDx;
+        final long dyBytes, wBytes, dxBytes;
+
+        BwdD(Layer l) {
+            convolution_backward_data.desc d = l.own(new convolution_backward_data.desc(
+                    dnnl.algorithm.convolution_direct, l.xAny, l.wAny, l.yAny, l.strides, l.pads, l.pads));
+            convolution_backward_data.primitive_desc pd = l.own(
+                    new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint));
+            p = new Prim(new convolution_backward_data(pd), pd, l.owned);
+            dyDesc = l.own(pd.diff_dst_desc());
+            memory.desc wd = l.own(pd.weights_desc());
+            memory.desc dxd = l.own(pd.diff_src_desc());
+            dy = p.arg(DNNL_ARG_DIFF_DST, dyDesc, l.owned);
+            w = p.arg(DNNL_ARG_WEIGHTS, wd, l.owned);
+            dx = p.arg(DNNL_ARG_DIFF_SRC, dxd, l.owned);
+            toDy = l.reorder(l.yPlain, dyDesc, false);
+            toW = l.reorder(l.wPlain, wd, false);
+            wDesc = wd;
+            fromDx = l.reorder(dxd, l.xPlain, false);
+            dyBytes = dyDesc.get_size();
+            wBytes = wd.get_size();
+            dxBytes = dxd.get_size();
+        }
+    }
+
+    /** Backward-weights: x (plain or via bufA), dy (plain or via bufB), dw into bufDW then ADDED to dw. */
+    private final class BwdW {
+        final Prim p;
+        final memory x, dy, dw, db;
+        final memory.desc dyDesc;
+        final Reorder toX, toDy, addDw;
+        final long xBytes, dyBytes, dwBytes;
+
+        BwdW(Layer l, boolean bias) {
+            convolution_backward_weights.desc d = l.own(bias
+                    ? new convolution_backward_weights.desc(dnnl.algorithm.convolution_direct, l.xAny, l.wAny,
+                        l.bPlain, l.yAny, l.strides, l.pads, l.pads)
+                    : new convolution_backward_weights.desc(dnnl.algorithm.convolution_direct, l.xAny, l.wAny,
+                        l.yAny, l.strides, l.pads, l.pads));
+            convolution_backward_weights.primitive_desc pd = l.own(
+                    new convolution_backward_weights.primitive_desc(d, l.attr, eng, l.hint));
+            p = new Prim(new convolution_backward_weights(pd), pd, l.owned);
+            memory.desc xd = l.own(pd.src_desc());
+            dyDesc = l.own(pd.diff_dst_desc());
+            memory.desc dwd = l.own(pd.diff_weights_desc());
+            if (bias && !pd.diff_bias_desc().equals(l.bPlain)) {
+                throw new IllegalStateException("oneDNN chose a non-plain bias gradient layout for " + l.key);
+            }
+            x = p.arg(DNNL_ARG_SRC, xd, l.owned);
+            dy = p.arg(DNNL_ARG_DIFF_DST, dyDesc, l.owned);
+            dw = p.arg(DNNL_ARG_DIFF_WEIGHTS, dwd, l.owned);
+            db = bias ? p.arg(DNNL_ARG_DIFF_BIAS, l.bPlain, l.owned) : null;
+            toX = l.reorder(l.xPlain, xd, false);
+            toDy = l.reorder(l.yPlain, dyDesc, false);
+            addDw = l.reorder(dwd, l.wPlain, true);
+            xBytes = xd.get_size();
+            dyBytes = dyDesc.get_size();
+            dwBytes = dwd.get_size();
+        }
+    }
+
+    private Layer layer(int n, int c, int h, int w, int k, int r, int s, int pad) {
+        if (eng == null) {
+            eng = new engine(engine.kind.cpu, 0);
+            strm = new stream(eng);
+        }
+        return layers.computeIfAbsent(new Key(n, c, h, w, k, r, s, pad), Layer::new);
+    }
+
+    /** Sets a primitive-layout argument: the user's memory when no reorder is needed, else a work buffer. */
+    private static Pointer place(memory m, Reorder r, Pointer user, Work work, long bytes) {
+        Pointer p = r == null ? user : work.get(bytes);
+        m.set_data_handle(p);
+        return p;
+    }
+
+    /**
+     * Points a primitive's weights argument at w itself (plain layout) or at bufW, reordering w into bufW unless
+     * it already holds that layout from an earlier slice of this call; returns the layout bufW now holds.
+     */
+    private memory.desc weights(memory arg, memory.desc want, Reorder toW, Pointer w, long bytes, memory.desc done) {
+        if (toW == null) {
+            arg.set_data_handle(w);
+            return done;
+        }
+        BytePointer blk = bufW.get(bytes);
+        if (done == null || !done.equals(want)) {
+            toW.run(w, blk);
+        }
+        arg.set_data_handle(blk);
+        return want;
+    }
+
+    /**
+     * y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (b null), in slices of {@code step} images.
+     * Pointers address element 0 of each tensor.
+     */
+    void forward(Pointer x, Pointer w, Pointer b, Pointer y, int n, int c, int h, int wd, int k, int r, int s,
+                 int pad, int step) {
+        int p = h + 2 * pad - r + 1;
+        int q = wd + 2 * pad - s + 1;
+        memory.desc wDone = null; // the layout the weights are in, in bufW (once per call, not per slice)
+        for (int n0 = 0; n0 < n; n0 += step) {
+            int cnt = Math.min(step, n - n0);
+            Fwd f = layer(cnt, c, h, wd, k, r, s, pad).fwd(b != null);
+            wDone = weights(f.w, f.wDesc, f.toW, w, f.wBytes, wDone);
+            Pointer xs = at(x, (long) n0 * c * h * wd);
+            Pointer ys = at(y, (long) n0 * k * p * q);
+            Pointer xb = place(f.x, f.toX, xs, bufA, f.xBytes);
+            if (f.toX != null) {
+                f.toX.run(xs, xb);
+            }
+            if (b != null) {
+                f.b.set_data_handle(b);
+            }
+            Pointer yb = place(f.y, f.fromY, ys, bufB, f.yBytes);
+            f.p.run();
+            if (f.fromY != null) {
+                f.fromY.run(yb, ys);
+            }
+        }
+        strm._wait();
+    }
+
+    /**
+     * Backward of one convolution, slice by slice: when {@code dw} is not null, dw (K,C,R,S) += filter gradient and
+     * db (K) = bias gradient (OVERWRITTEN; null: not computed; slices: the caller adds each, see {@code dbSlice});
+     * when {@code dx} is not null, dx (N,C,H,W) = data gradient (overwritten). The filter gradient of a slice runs
+     * first so the buffer holding its blocked x can then take its blocked dx.
+     *
+     * @param dbSlice called after each slice's bias gradient is in db (the caller accumulates it)
+     */
+    void backward(Pointer x, Pointer w, Pointer dy, Pointer dx, Pointer dw, Pointer db, Runnable dbSlice,
+                  int n, int c, int h, int wd, int k, int r, int s, int pad, int step) {
+        int p = h + 2 * pad - r + 1;
+        int q = wd + 2 * pad - s + 1;
+        memory.desc wDone = null; // the layout the weights are in, in bufW (once per call, not per slice)
+        for (int n0 = 0; n0 < n; n0 += step) {
+            int cnt = Math.min(step, n - n0);
+            Layer l = layer(cnt, c, h, wd, k, r, s, pad);
+            Pointer dys = at(dy, (long) n0 * k * p * q);
+            Pointer dyBlk = null;   // dy in backward-data's layout (bufB), shared with backward-weights when equal
+            memory.desc dyBlkDesc = null;
+            if (dw != null) {
+                BwdW f = l.bwdW(db != null);
+                Pointer xs = at(x, (long) n0 * c * h * wd);
+                Pointer xb = place(f.x, f.toX, xs, bufA, f.xBytes);
+                if (f.toX != null) {
+                    f.toX.run(xs, xb);
+                }
+                Pointer dyb = place(f.dy, f.toDy, dys, bufB, f.dyBytes);
+                if (f.toDy != null) {
+                    f.toDy.run(dys, dyb);
+                    dyBlk = dyb;
+                    dyBlkDesc = f.dyDesc;
+                }
+                Pointer dwb = bufDW.get(f.dwBytes);
+                f.dw.set_data_handle(dwb);
+                if (db != null) {
+                    f.db.set_data_handle(db);
+                }
+                f.p.run();
+                f.addDw.run(dwb, dw);
+                if (db != null) {
+                    strm._wait();
+                    dbSlice.run();
+                }
+            }
+            if (dx != null) {
+                BwdD f = l.bwdD();
+                wDone = weights(f.w, f.wDesc, f.toW, w, f.wBytes, wDone);
+                if (dyBlk != null && f.dyDesc.equals(dyBlkDesc)) {
+                    f.dy.set_data_handle(dyBlk); // already reordered for backward-weights
+                } else {
+                    // bufB may hold backward-weights' dy in another layout: that primitive has run, reuse is safe
+                    Pointer dyb = place(f.dy, f.toDy, dys, bufB, f.dyBytes);
+                    if (f.toDy != null) {
+                        f.toDy.run(dys, dyb);
+                    }
+                }
+                Pointer dxs = at(dx, (long) n0 * c * h * wd);
+                Pointer dxb = place(f.dx, f.fromDx, dxs, bufA, f.dxBytes);
+                f.p.run();
+                if (f.fromDx != null) {
+                    f.fromDx.run(dxb, dxs);
+                }
+            }
+        }
+        strm._wait();
+    }
+
+    /** Native bytes held by the work buffers (scratchpad included), for logs and tests. */
+    long workBytes() {
+        return scratch.bytes + bufA.bytes + bufB.bytes + bufW.bytes + bufDW.bytes;
+    }
+
+    @Override
+    public void close() {
+        for (Layer l : layers.values()) {
+            l.close();
+        }
+        layers.clear();
+        for (Work b : new Work[] {scratch, bufA, bufB, bufW, bufDW}) {
+            b.free();
+        }
+        scratchNeed = 1;
+        if (strm != null) {
+            strm.close();
+            eng.close();
+            strm = null;
+            eng = null;
+        }
+    }
+}
