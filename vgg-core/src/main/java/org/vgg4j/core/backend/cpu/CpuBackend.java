@@ -144,6 +144,12 @@ public final class CpuBackend implements Backend {
      * @param nd4jConv whether ND4J's ops are oneDNN's (the -onednn natives are loaded)
      */
     CpuBackend(long sliceElements, ConvRouting routing, boolean nd4jConv, long colElements, long unfusedMaxPixels) {
+        this(sliceElements, routing, nd4jConv, colElements, unfusedMaxPixels, DnnlConv.BWD_WEIGHTS);
+    }
+
+    /** @param dnnlBwdWeights see {@link DnnlConv#BWD_WEIGHTS}: auto, direct or winograd (tests run each) */
+    CpuBackend(long sliceElements, ConvRouting routing, boolean nd4jConv, long colElements, long unfusedMaxPixels,
+               String dnnlBwdWeights) {
         this.unfusedMaxPixels = unfusedMaxPixels;
         this.sliceElements = sliceElements;
         this.routing = routing;
@@ -154,13 +160,18 @@ public final class CpuBackend implements Backend {
             throw new IllegalStateException("vgg4j.cpu.conv=dnnl: oneDNN's natives (org.bytedeco:dnnl) do not load"
                     + " here; use auto, nd4j or gemm");
         }
-        this.dnnl = wantDnnl && DnnlConv.available() ? new DnnlConv() : null;
+        this.dnnl = wantDnnl && DnnlConv.available() ? new DnnlConv(dnnlBwdWeights) : null;
     }
 
     /** Which convolution routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */
     public String convolutionEngine() {
         return routing.name().toLowerCase(java.util.Locale.ROOT)
                 + (routing == ConvRouting.AUTO && dnnl != null ? "+dnnl" : "");
+    }
+
+    /** The direct oneDNN engine (null when absent): for tests. */
+    DnnlConv dnnl() {
+        return dnnl;
     }
 
     /** Native bytes held by the direct oneDNN engine's work buffers (0 when closed or absent): for tests. */

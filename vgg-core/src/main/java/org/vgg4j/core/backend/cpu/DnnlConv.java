@@ -45,8 +45,8 @@ import org.slf4j.LoggerFactory;
  * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
  * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
- * Backward uses {@code convolution_direct}: the Winograd backward-weights ND4J's oneDNN picks needs a 60-140 MiB
- * scratchpad, and measured no faster in total here.
+ * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
+ * AVX-512 for most VGG layers, {@link #BWD_WEIGHTS}), its 60-140 MiB scratchpad being the shared one.
  *
  * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
  * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
@@ -64,6 +64,37 @@ final class DnnlConv implements AutoCloseable {
     private static final long ALIGN = 4096; // oneDNN's kernels use aligned vector loads on user buffers
 
     private static Boolean available;
+
+    /**
+     * Backward-weights algorithm, {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct} (default auto): auto lets oneDNN
+     * choose, which on AVX-512 is its Winograd F(4x4, 3x3) for 3x3 layers with 16-multiple channels (as ND4J's
+     * oneDNN did). Measured on W1 (docs/benchmarks.md): auto 1.94 s per step against direct 2.31 s, peak RSS 2295
+     * against 2162 MiB (its scratchpad, up to 144 MiB at 512ch@28, is the shared one); W3 97-99 against 80-84
+     * img/s. Winograd rounds differently from a direct sum (relative ~1e-6 in float32), so it is not exact on
+     * small integers; direct is.
+     */
+    static final String BWD_WEIGHTS = System.getProperty("vgg4j.cpu.dnnlBwdWeights", "auto");
+
+    private final dnnl.algorithm bwdWeightsAlg;
+
+    /**
+     * @param bwdWeights see {@link #BWD_WEIGHTS}: "auto", "direct", or "winograd" (forced: tests use it on shapes
+     *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
+     */
+    DnnlConv(String bwdWeights) {
+        this.bwdWeightsAlg = switch (bwdWeights) {
+            case "auto" -> dnnl.algorithm.convolution_auto;
+            case "direct" -> dnnl.algorithm.convolution_direct;
+            case "winograd" -> dnnl.algorithm.convolution_winograd;
+            default -> throw new IllegalArgumentException("vgg4j.cpu.dnnlBwdWeights=" + bwdWeights
+                    + ": expected auto, direct or winograd");
+        };
+    }
+
+    /** The implementation oneDNN picks for the backward-weights of a shape (for tests and logs), e.g. "jit:avx2". */
+    String backwardWeightsImpl(int n, int c, int h, int w, int k, int r, int s, int pad) {
+        return layer(n, c, h, w, k, r, s, pad).bwdW(false).impl;
+    }
 
     /** Whether oneDNN's natives load here (once; the reason is logged when they do not). */
     static synchronized boolean available() {
@@ -370,16 +401,18 @@ final class DnnlConv implements AutoCloseable {
         final memory.desc dyDesc;
         final Reorder toX, toDy, addDw;
         final long xBytes, dyBytes, dwBytes;
+        final String impl;
 
         BwdW(Layer l, boolean bias) {
+            dnnl.algorithm alg = bwdWeightsAlg;
             convolution_backward_weights.desc d = l.own(bias
-                    ? new convolution_backward_weights.desc(dnnl.algorithm.convolution_direct, l.xAny, l.wAny,
-                        l.bPlain, l.yAny, l.strides, l.pads, l.pads)
-                    : new convolution_backward_weights.desc(dnnl.algorithm.convolution_direct, l.xAny, l.wAny,
-                        l.yAny, l.strides, l.pads, l.pads));
+                    ? new convolution_backward_weights.desc(alg, l.xAny, l.wAny, l.bPlain, l.yAny, l.strides, l.pads,
+                        l.pads)
+                    : new convolution_backward_weights.desc(alg, l.xAny, l.wAny, l.yAny, l.strides, l.pads, l.pads));
             convolution_backward_weights.primitive_desc pd = l.own(
                     new convolution_backward_weights.primitive_desc(d, l.attr, eng, l.hint));
             p = new Prim(new convolution_backward_weights(pd), pd, l.owned);
+            impl = pd.impl_info_str().getString();
             memory.desc xd = l.own(pd.src_desc());
             dyDesc = l.own(pd.diff_dst_desc());
             memory.desc dwd = l.own(pd.diff_weights_desc());

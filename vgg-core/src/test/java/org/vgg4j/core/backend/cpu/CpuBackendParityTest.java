@@ -44,6 +44,8 @@ final class CpuBackendParityTest {
     private static Backend cpuNd4j;    // ND4J's ops (oneDNN 2.3 inside ND4J) with their routing table, unsliced
     private static Backend cpuDnnl;    // oneDNN called directly (DnnlConv) for EVERY float32 convolution
     private static Backend cpuDnnlSliced; // the same, image by image (weights reordered once, dw/db added per slice)
+    private static Backend cpuDnnlDirect; // the same, backward-weights forced to convolution_direct (no Winograd)
+    private static Backend cpuDnnlWinograd; // backward-weights forced to Winograd (3x3, channels multiples of 16)
     /** Convolution engines under test, by name: every one must match the reference on every shape. */
     private static final java.util.Map<String, Backend> ENGINES = new java.util.LinkedHashMap<>();
 
@@ -60,6 +62,10 @@ final class CpuBackendParityTest {
         cpuNd4j = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true);
         cpuDnnl = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
         cpuDnnlSliced = new CpuBackend(1, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
+        cpuDnnlDirect = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
+                GemmConv.COL_ELEMENTS, 0, "direct");
+        cpuDnnlWinograd = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
+                GemmConv.COL_ELEMENTS, 0, "winograd");
         ENGINES.put("cpu (production: auto)", cpu);
         ENGINES.put("nd4j", cpuNd4j);
         ENGINES.put("nd4j sliced", cpuSliced);
@@ -68,6 +74,8 @@ final class CpuBackendParityTest {
         ENGINES.put("gemm one image per GEMM", cpuGemm1);
         ENGINES.put("dnnl", cpuDnnl);
         ENGINES.put("dnnl sliced", cpuDnnlSliced);
+        ENGINES.put("dnnl direct", cpuDnnlDirect);
+        ENGINES.put("dnnl winograd", cpuDnnlWinograd);
     }
 
     @AfterAll
@@ -80,6 +88,8 @@ final class CpuBackendParityTest {
         cpuNd4j.close();
         cpuDnnl.close();
         cpuDnnlSliced.close();
+        cpuDnnlDirect.close();
+        cpuDnnlWinograd.close();
         ENGINES.clear();
     }
 
@@ -137,6 +147,34 @@ final class CpuBackendParityTest {
 
     /** Engine name, dtype, N, C, H, W, K, R (= S), pad: every engine of {@link #ENGINES} on every shape. */
     static Stream<Arguments> convShapes() {
+        return convCases(false);
+    }
+
+    /** As {@link #convShapes()}, plus forced Winograd on the shapes it applies to (not exact: it rounds). */
+    static Stream<Arguments> convShapesWithWinograd() {
+        return convCases(true);
+    }
+
+    /** Whether oneDNN's Winograd backward-weights exists for a float32 shape here (AVX-512, 3x3, C and K % 16). */
+    static boolean winograd(DType dt, int ch, int k, int r) {
+        return dt == DType.FLOAT32 && r == 3 && ch % 16 == 0 && k % 16 == 0 && WINOGRAD_HERE;
+    }
+
+    /** Whether this CPU has oneDNN's Winograd kernels (AVX-512 Skylake or later); the tests then cover them. */
+    private static final boolean WINOGRAD_HERE = winogradHere();
+
+    private static boolean winogradHere() {
+        if (!DnnlConv.available()) {
+            return false;
+        }
+        try (DnnlConv d = new DnnlConv("winograd")) {
+            return d.backwardWeightsImpl(2, 16, 12, 10, 32, 3, 3, 1).contains("wino");
+        } catch (RuntimeException e) {
+            return false; // "could not create a primitive descriptor": no Winograd kernels on this CPU
+        }
+    }
+
+    private static Stream<Arguments> convCases(boolean withWinograd) {
         List<Arguments> list = new ArrayList<>();
         // The production backend sends float32 to DnnlConv except P*Q <= 4 (GemmConv); ND4J's routing sends
         // few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv, the rest to ND4J: all kinds are
@@ -156,12 +194,16 @@ final class CpuBackendParityTest {
             {1, 3, 9, 8, 4, 7, 0},     // 7x7 valid, P*Q = 6 (dense evaluation's FC6 as a convolution)
             {2, 6, 7, 7, 5, 7, 0},     // 7x7 valid onto a 1x1 output (FC6 at 224: P*Q = 1, auto: GemmConv)
             {3, 16, 2, 2, 16, 3, 1},   // 2x2 images, N = 3 (W3's last block: auto sends it to GemmConv)
+            {2, 16, 12, 10, 32, 3, 1}, // 3x3, channels multiples of 16: forced Winograd backward-weights
+            {1, 32, 7, 9, 16, 3, 1},   // the same, odd sizes
         };
         for (String engine : List.of("cpu (production: auto)", "nd4j", "nd4j sliced", "nd4j split <= 14x14", "gemm",
-                "gemm one image per GEMM", "dnnl", "dnnl sliced")) {
+                "gemm one image per GEMM", "dnnl", "dnnl sliced", "dnnl direct", "dnnl winograd")) {
             for (DType dt : DType.values()) {
                 for (int[] s : shapes) {
-                    list.add(Arguments.of(engine, dt, s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+                    if (!engine.equals("dnnl winograd") || withWinograd && winograd(dt, s[1], s[4], s[5])) {
+                        list.add(Arguments.of(engine, dt, s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
+                    }
                 }
             }
         }
@@ -224,7 +266,7 @@ final class CpuBackendParityTest {
     }
 
     @ParameterizedTest(name = "{0} {1} N{2} C{3} {4}x{5} K{6} R{7} pad{8}")
-    @MethodSource("convShapes")
+    @MethodSource("convShapesWithWinograd")
     void convolutionMatchesReference(String engine, DType dt, int n, int ch, int h, int w, int k, int r, int pad) {
         Backend c = ENGINES.get(engine);
         convAll(c, dt, n, ch, h, w, k, r, pad, false, true);
@@ -243,6 +285,15 @@ final class CpuBackendParityTest {
     @Test
     void productionRoutingTakesDirectOneDnnForFloat32() {
         assertEquals("auto+dnnl", ((CpuBackend) cpu).convolutionEngine());
+    }
+
+    /** The forced-Winograd engine of the parity tests really runs Winograd (else those cases would prove nothing). */
+    @Test
+    void winogradEngineRunsWinogradWhereThisCpuHasIt() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(WINOGRAD_HERE, "no Winograd kernels on this CPU (AVX-512)");
+        assertTrue(((CpuBackend) cpuDnnlWinograd).dnnl().backwardWeightsImpl(1, 32, 7, 9, 16, 3, 3, 1).contains("wino"));
+        assertTrue(((CpuBackend) cpuDnnlDirect).dnnl().backwardWeightsImpl(1, 32, 7, 9, 16, 3, 3, 1)
+                .startsWith("jit:"));
     }
 
     /** close() frees DnnlConv's native buffers and primitives at once; the backend then works again (re-created). */
