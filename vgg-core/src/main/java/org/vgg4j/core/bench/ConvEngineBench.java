@@ -14,7 +14,8 @@ import org.vgg4j.core.tensor.Tensor;
  * backend, forward and backward (filter then data, as Conv2d calls them), in GFLOP/s (W3: at 32x32, batch 64) (2 FLOPs per MAC; backward
  * counts both products). Which engine runs is chosen as users choose it:
  * <pre>
- *   java -cp ... [-Dvgg4j.cpu.conv=nd4j|gemm] [-Dorg.bytedeco.javacpp.platform.extension=...] \
+ *   java -cp ... [-Dvgg4j.cpu.conv=auto|dnnl|nd4j|gemm] [-Dvgg4j.cpu.dnnlBwdWeights=auto|direct] \
+ *        [-Dorg.bytedeco.javacpp.platform.extension=...] \
  *        org.vgg4j.core.bench.ConvEngineBench [reps=3] [W1|W3]
  * </pre>
  * Legend: N batch, C in, K out, H = W side. Output: one "CONV ..." line per layer shape, best of reps.

@@ -43,8 +43,12 @@ import org.vgg4j.core.tensor.Tensor;
  * reordered once per step, ONE user scratchpad for all primitives; "nchw" = the primitives take NCHW directly.
  * Also checks that A and B agree (max |diff| / max |value|).
  * <pre>
- *   java -cp ... org.vgg4j.core.bench.DnnlConvBench [rounds=5] [blk|nchw] [direct|auto] [W1|W3]
+ *   java -Dorg.bytedeco.javacpp.maxBytes=0 -cp ... org.vgg4j.core.bench.DnnlConvBench [rounds=5] [blk|nchw] \
+ *        [direct|auto] [W1|W3]
  * </pre>
+ * (maxBytes=0: its own test tensors are JavaCPP allocations, counted against -Xmx otherwise). This is the step-1
+ * probe of docs/benchmarks.md ("A direct oneDNN binding"); the engine itself is {@code backend.cpu.DnnlConv}, which
+ * shares work buffers across layers instead of keeping a blocked copy per layer as this probe does.
  * Legend: N batch, C in, K out, H = W side, P = Q out side.
  */
 public final class DnnlConvBench {

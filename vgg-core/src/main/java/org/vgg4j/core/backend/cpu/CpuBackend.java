@@ -18,8 +18,9 @@ import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 
 /**
- * The fast CPU backend: ND4J (oneDNN where its natives have it) for convolution, OpenBLAS sgemm/dgemm for GEMM,
- * and multi-threaded Java loops over native memory for the memory-bound ops. FLOAT32 and FLOAT64.
+ * The fast CPU backend: oneDNN called directly ({@link DnnlConv}) for float32 convolution, ND4J's ops or
+ * im2col + OpenBLAS ({@link GemmConv}) for the rest (the table in {@link ConvRouting}), OpenBLAS sgemm/dgemm for
+ * GEMM, and multi-threaded Java loops over native memory for the memory-bound ops. FLOAT32 and FLOAT64.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input, P/Q output, R/S kernel, F features.
  *
@@ -28,10 +29,11 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>One deferral, invisible from outside: {@link #conv2dBackwardFilter} only records its arguments; the next
  * call runs it. When that call is {@link #conv2dBackwardData} for the same dy (as in {@code Conv2d.backward}),
- * both gradients come from ONE fused oneDNN call, which is faster than two separate ones (except on small
- * images, {@link #UNFUSED_MAX_PIXELS}, where the filter gradient runs at once); any other call first
- * runs the recorded filter gradient on its own (im2col + sgemm: oneDNN has no filter-only entry in ND4J, and
- * this is VGG's first layer, C = 3, where oneDNN is slow). Every public method therefore starts with
+ * both gradients come from ONE fused call (ND4J's conv2d_bp; in {@link DnnlConv} the two primitives share the
+ * reordered dy), which is faster than two separate ones (except on small images in ND4J,
+ * {@link #UNFUSED_MAX_PIXELS}, where the filter gradient runs at once); any other call first
+ * runs the recorded filter gradient on its own ({@link DnnlConv}'s backward-weights, or im2col + sgemm: ND4J has
+ * no filter-only op). Every public method therefore starts with
  * {@link #flush()}.
  *
  * <p>Determinism: every element of every Java loop is computed by one thread in a fixed order, reductions sum
