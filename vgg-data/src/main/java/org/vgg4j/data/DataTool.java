@@ -198,7 +198,7 @@ public final class DataTool {
                         int n = done;
                         int rp = rep;
                         RgbImage im = ds.load(i,
-                                (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
+                                (w, h) -> t.regionNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
                         t.apply(im, SampleRandom.of(1, rep, SampleRandom.AUGMENT, done), r, out, 0);
                     }
                     done++;
