@@ -180,6 +180,7 @@ public final class DataTool {
         boolean decodeOnly = opt.containsKey("decode-only");
         Resampler r = new Resampler();
         float[] out = new float[t.outputSize()];
+        System.out.println("jpeg: " + JpegLibrary.describe());
         // Process CPU time (all threads: JIT and GC included) as well as wall time: on a shared machine the
         // images per CPU-second is the per-core rate, and it is far less disturbed by other processes.
         com.sun.management.OperatingSystemMXBean os =
@@ -194,7 +195,7 @@ public final class DataTool {
                 try {
                     if (decodeOnly) {
                         ds.load(i);
-                    } else { // as DataPipeline does: decoding stops at the crop's last source row
+                    } else { // as DataPipeline does: only the source window the crop reads is decoded
                         int n = done;
                         int rp = rep;
                         RgbImage im = ds.load(i,

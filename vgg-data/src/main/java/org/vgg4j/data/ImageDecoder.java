@@ -280,6 +280,9 @@ public final class ImageDecoder {
                 if (key != null) {
                     cache.put(key, candidate);
                 }
+                if (JDK_JPEG.equals(key)) {
+                    JpegLibrary.logOnce(); // once per JVM: which libjpeg decodes is the main factor in JPEG speed
+                }
                 return candidate;
             }
             candidate.dispose();
