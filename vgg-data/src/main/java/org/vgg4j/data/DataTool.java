@@ -1,6 +1,7 @@
 package org.vgg4j.data;
 
 import java.io.IOException;
+import java.nio.file.FileVisitOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -220,10 +221,14 @@ public final class DataTool {
         }
     }
 
-    private static ImageDataset flatOrFolders(Path dir, ImageDecoder decoder) throws IOException {
+    static ImageDataset flatOrFolders(Path dir, ImageDecoder decoder) throws IOException {
         List<Path> files;
-        try (Stream<Path> s = Files.walk(dir)) {
+        try (Stream<Path> s = Files.walk(dir, FileVisitOption.FOLLOW_LINKS)) { // a linked folder is common here
             files = s.filter(Files::isRegularFile).filter(ImageFolders::isImageName).sorted().toList();
+        }
+        if (files.isEmpty()) {
+            throw new IllegalArgumentException("no image files (" + ImageFolders.class.getSimpleName()
+                    + " extensions) under " + dir);
         }
         return new FileImageDataset(files, new int[files.size()], List.of("all"), decoder);
     }
