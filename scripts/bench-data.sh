@@ -37,9 +37,15 @@ OUT="$WORK/results.txt"
 : > "$OUT"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); cores: $(nproc)" | tee -a "$OUT"
 echo "java: $(java -version 2>&1 | head -1); $($PY -c 'import torch, torchvision, PIL; print("torch", torch.__version__, "torchvision", torchvision.__version__, "Pillow", PIL.__version__)')" | tee -a "$OUT"
-run() { # label, command...
+ERR="$WORK/stderr.log"
+: > "$ERR"
+run() { # label, command...  (stderr, i.e. logging, goes to $ERR; a failed run stops the script loudly)
   local label=$1; shift
-  "$@" --seconds "$SECONDS_PER_RUN" --repeat 1 2>/dev/null | sed "s/^/$label | /" | tee -a "$OUT"
+  if ! "$@" --seconds "$SECONDS_PER_RUN" --repeat 1 2>>"$ERR" | sed "s/^/$label | /" | tee -a "$OUT"; then
+    echo "bench-data.sh: '$label' failed; the end of $ERR:" >&2
+    tail -n 20 "$ERR" >&2
+    exit 1
+  fi
 }
 for rep in $(seq 1 "$REPEATS"); do
   echo "--- repeat $rep, $(uptime | sed 's/.*load/load/')" | tee -a "$OUT"

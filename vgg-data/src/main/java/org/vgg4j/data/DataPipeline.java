@@ -237,8 +237,8 @@ public final class DataPipeline implements AutoCloseable {
                 long globalPosition = (long) p * config.worldSize() + config.rank();
                 try {
                     // The transform's draws depend only on the image size, so a twin generator tells the decoder
-                    // where the crop's last source row is: decoding stops there (same pixels, less work).
-                    RgbImage img = dataset.load(index, (w, h) -> transform.rowsNeeded(w, h,
+                    // which source window the crop reads: only that is decoded (same pixels, less work).
+                    RgbImage img = dataset.load(index, (w, h) -> transform.regionNeeded(w, h,
                             SampleRandom.of(config.seed(), epoch, SampleRandom.AUGMENT, globalPosition)));
                     transform.apply(img, SampleRandom.of(config.seed(), epoch, SampleRandom.AUGMENT, globalPosition),
                             r, batch.hostImages(), k * per);

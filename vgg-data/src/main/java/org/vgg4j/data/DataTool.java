@@ -1,6 +1,7 @@
 package org.vgg4j.data;
 
 import java.io.IOException;
+import java.nio.file.FileVisitOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -180,6 +181,7 @@ public final class DataTool {
         boolean decodeOnly = opt.containsKey("decode-only");
         Resampler r = new Resampler();
         float[] out = new float[t.outputSize()];
+        System.out.println("jpeg: " + JpegLibrary.describe());
         // Process CPU time (all threads: JIT and GC included) as well as wall time: on a shared machine the
         // images per CPU-second is the per-core rate, and it is far less disturbed by other processes.
         com.sun.management.OperatingSystemMXBean os =
@@ -194,11 +196,11 @@ public final class DataTool {
                 try {
                     if (decodeOnly) {
                         ds.load(i);
-                    } else { // as DataPipeline does: decoding stops at the crop's last source row
+                    } else { // as DataPipeline does: only the source window the crop reads is decoded
                         int n = done;
                         int rp = rep;
                         RgbImage im = ds.load(i,
-                                (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
+                                (w, h) -> t.regionNeeded(w, h, SampleRandom.of(1, rp, SampleRandom.AUGMENT, n)));
                         t.apply(im, SampleRandom.of(1, rep, SampleRandom.AUGMENT, done), r, out, 0);
                     }
                     done++;
@@ -219,10 +221,14 @@ public final class DataTool {
         }
     }
 
-    private static ImageDataset flatOrFolders(Path dir, ImageDecoder decoder) throws IOException {
+    static ImageDataset flatOrFolders(Path dir, ImageDecoder decoder) throws IOException {
         List<Path> files;
-        try (Stream<Path> s = Files.walk(dir)) {
+        try (Stream<Path> s = Files.walk(dir, FileVisitOption.FOLLOW_LINKS)) { // a linked folder is common here
             files = s.filter(Files::isRegularFile).filter(ImageFolders::isImageName).sorted().toList();
+        }
+        if (files.isEmpty()) {
+            throw new IllegalArgumentException("no image files (" + ImageFolders.class.getSimpleName()
+                    + " extensions) under " + dir);
         }
         return new FileImageDataset(files, new int[files.size()], List.of("all"), decoder);
     }

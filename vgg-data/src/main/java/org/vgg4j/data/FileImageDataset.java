@@ -70,7 +70,7 @@ public final class FileImageDataset implements ImageDataset {
     }
 
     @Override
-    public RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
-        return decoder.decode(readBytes(i), source(i), rows);
+    public RgbImage load(int i, ImageDecoder.RegionNeeded needed) throws BadImageException {
+        return decoder.decode(readBytes(i), source(i), needed);
     }
 }

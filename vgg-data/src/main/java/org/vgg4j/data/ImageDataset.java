@@ -24,10 +24,10 @@ public interface ImageDataset {
     RgbImage load(int i) throws BadImageException;
 
     /**
-     * As {@link #load(int)}, but the decoder may stop after the top {@code rows.rows(width, height)} rows (the
-     * result then holds only those, for {@link Resampler}). The default decodes everything.
+     * As {@link #load(int)}, but the decoder may decode only the window {@code needed.region(width, height)}
+     * (the result then holds only that, for {@link Resampler}). The default decodes everything.
      */
-    default RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
+    default RgbImage load(int i, ImageDecoder.RegionNeeded needed) throws BadImageException {
         return load(i);
     }
 }

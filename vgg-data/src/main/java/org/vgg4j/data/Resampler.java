@@ -105,10 +105,6 @@ public final class Resampler {
         }
         Taps tx = new Taps(src.width(), outW, x0, w);
         Taps ty = new Taps(src.height(), outH, y0, h);
-        if (end(ty) > src.rowsHeld()) {
-            throw new IllegalArgumentException("window rows [" + y0 + ", " + (y0 + h) + ") of the rescaled " + outH
-                    + " need source rows up to " + end(ty) + " but " + src + " holds only " + src.rowsHeld());
-        }
         int ky = 0;
         for (int y = 0; y < h; y++) {
             ky = Math.max(ky, ty.count[y]);
@@ -122,6 +118,11 @@ public final class Resampler {
             kx = Math.max(kx, tx.count[x]);
         }
         int span = colHi - colLo;
+        if (!src.holds(colLo, colHi, begin(ty), end(ty))) {
+            throw new IllegalArgumentException("window " + w + "x" + h + " at (" + x0 + "," + y0 + ") of the rescaled "
+                    + outW + "x" + outH + " needs source columns [" + colLo + ", " + colHi + ") and rows ["
+                    + begin(ty) + ", " + end(ty) + ") but " + src + " does not hold them all");
+        }
         int sp = span + kx;   // plane length: the span, then kx zeros (horizontal taps may run kx-1 columns past it)
         if (ring.length < 3 * ky || ring[0].length < sp) {
             ring = new float[3 * Math.max(ky, ring.length / 3)][Math.max(sp, ring.length > 0 ? ring[0].length : 0)];
@@ -177,11 +178,20 @@ public final class Resampler {
     }
 
     /**
-     * How many source rows, from the top, {@link #resizeWindow} reads for output rows [y0, y0+h) of an axis
-     * rescaled from {@code in} to {@code out}: a decoder may stop there.
+     * The source samples [lo, hi) that {@link #resizeWindow} reads, along one axis rescaled from {@code in} to
+     * {@code out}, for output samples [from, from+n): a decoder need not decode the others.
      */
-    static int sourceRowsEnd(int in, int out, int y0, int h) {
-        return end(new Taps(in, out, y0, h));
+    static int[] sourceRange(int in, int out, int from, int n) {
+        Taps t = new Taps(in, out, from, n);
+        return new int[] {begin(t), end(t)};
+    }
+
+    private static int begin(Taps t) {
+        int b = Integer.MAX_VALUE;
+        for (int i = 0; i < t.start.length; i++) {
+            b = Math.min(b, t.start[i]);
+        }
+        return b;
     }
 
     private static int end(Taps t) {
@@ -195,13 +205,14 @@ public final class Resampler {
     /** Source row r, columns [colLo, colLo+n), as RGB float planes in ring slot {@code slot} (from YCbCr if held so). */
     private void widen(RgbImage src, int r, int colLo, int n, int slot) {
         byte[] px = src.raw();
+        int first = (r - src.y0()) * src.colsHeld() + colLo - src.x0(); // pixel index of (r, colLo) in the window
         float[] pr = ring[3 * slot];
         float[] pg = ring[3 * slot + 1];
         float[] pb = ring[3 * slot + 2];
         if (src.isYCbCr()) {
-            YCbCr.toRgbPlanes(px, r * src.width() + colLo, n, pr, pg, pb, ys, cbs, crs);
+            YCbCr.toRgbPlanes(px, first, n, pr, pg, pb, ys, cbs, crs);
         } else {
-            int s = (r * src.width() + colLo) * 3;
+            int s = first * 3;
             for (int i = 0; i < n; i++, s += 3) {
                 pr[i] = px[s] & 0xFF;
                 pg[i] = px[s + 1] & 0xFF;

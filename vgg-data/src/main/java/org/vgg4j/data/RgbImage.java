@@ -8,57 +8,89 @@ package org.vgg4j.data;
  * <p>Internally a JPEG may be held as its decoder's YCbCr samples ({@link #isYCbCr()}); {@link #pixels()} and
  * {@link #get} still answer in RGB (converted once, on first use), while {@link Resampler} converts only the
  * pixels a crop needs.
+ *
+ * <p>An image decoded for one training crop may hold only a window of itself (see {@link ImageDecoder.Region}):
+ * {@link #width()} and {@link #height()} are still the whole image's, the samples cover columns
+ * [{@link #x0()}, x0 + {@link #colsHeld()}) and rows [{@link #y0()}, y0 + {@link #rowsHeld()}); only
+ * {@link Resampler} reads such an image (it checks the window covers what it needs).
  */
 public final class RgbImage {
     private final int width;
     private final int height;
-    private final byte[] data;      // (rows,W,3) RGB, or YCbCr when ycc
+    private final int x0;           // the held window: columns [x0, x0 + cols), rows [y0, y0 + rows)
+    private final int y0;
+    private final int cols;
+    private final int rows;
+    private final byte[] data;      // (rows,cols,3) RGB, or YCbCr when ycc
     private final boolean ycc;
-    private final int rows;         // rows held from the top: H, or fewer when decoding stopped early
-    private volatile byte[] rgb;    // (H,W,3) RGB once converted
+    private volatile byte[] rgb;    // (H,W,3) RGB once converted (whole images only)
 
     public RgbImage(int width, int height, byte[] pixels) {
-        this(width, height, pixels, false);
+        this(width, height, 0, 0, width, height, pixels, false);
     }
 
     /** An image held as interleaved JFIF YCbCr (H,W,3). */
     static RgbImage ofYCbCr(int width, int height, byte[] ycbcr) {
-        return new RgbImage(width, height, height, ycbcr, true);
+        return new RgbImage(width, height, 0, 0, width, height, ycbcr, true);
     }
 
     /**
-     * A width x height image of which only the top {@code rows} rows were decoded (a crop needs no more, see
-     * {@link ImageDecoder.RowsNeeded}); {@code samples} is (rows, W, 3). Only {@link Resampler} reads such an
-     * image (it checks the rows it needs are held); {@link #pixels()} and {@link #get} refuse it.
+     * A width x height image of which only the window {@code r} was decoded (a crop needs no more, see
+     * {@link ImageDecoder.RegionNeeded}); {@code samples} is (r.height, r.width, 3).
      */
-    static RgbImage top(int width, int height, int rows, byte[] samples, boolean ycbcr) {
-        return new RgbImage(width, height, rows, samples, ycbcr);
+    static RgbImage window(int width, int height, ImageDecoder.Region r, byte[] samples, boolean ycbcr) {
+        return new RgbImage(width, height, r.x(), r.y(), r.width(), r.height(), samples, ycbcr);
     }
 
-    private RgbImage(int width, int height, byte[] pixels, boolean ycc) {
-        this(width, height, height, pixels, ycc);
-    }
-
-    private RgbImage(int width, int height, int rows, byte[] pixels, boolean ycc) {
-        if (width < 1 || height < 1 || rows < 1 || rows > height) {
-            throw new IllegalArgumentException("image " + width + "x" + height + " holding " + rows
-                    + " rows: width and height must be >= 1, rows in [1, height]");
+    private RgbImage(int width, int height, int x0, int y0, int cols, int rows, byte[] pixels, boolean ycc) {
+        if (width < 1 || height < 1 || cols < 1 || rows < 1 || x0 < 0 || y0 < 0 || x0 + cols > width
+                || y0 + rows > height) {
+            throw new IllegalArgumentException("image " + width + "x" + height + " holding " + cols + "x" + rows
+                    + " at (" + x0 + "," + y0 + "): sizes must be >= 1 and the window inside the image");
         }
-        if (pixels.length != 3L * width * rows) {
-            throw new IllegalArgumentException("image " + width + "x" + height + " holding " + rows + " rows needs "
-                    + 3L * width * rows + " RGB bytes, got " + pixels.length);
+        if (pixels.length != 3L * cols * rows) {
+            throw new IllegalArgumentException("image " + width + "x" + height + " holding " + cols + "x" + rows
+                    + " needs " + 3L * cols * rows + " bytes, got " + pixels.length);
         }
         this.width = width;
         this.height = height;
+        this.x0 = x0;
+        this.y0 = y0;
+        this.cols = cols;
         this.rows = rows;
         this.data = pixels;
         this.ycc = ycc;
         this.rgb = ycc ? null : pixels;
     }
 
-    /** Rows held, from the top: {@link #height()} unless decoding stopped at the last row a crop needs. */
+    /** Whether the whole image is held (not just a window decoded for one crop). */
+    boolean isWhole() {
+        return cols == width && rows == height;
+    }
+
+    /** First column held. */
+    int x0() {
+        return x0;
+    }
+
+    /** First row held. */
+    int y0() {
+        return y0;
+    }
+
+    /** Columns held, from {@link #x0()}. */
+    int colsHeld() {
+        return cols;
+    }
+
+    /** Rows held, from {@link #y0()}. */
     int rowsHeld() {
         return rows;
+    }
+
+    /** Whether the held window covers columns [colLo, colHi) and rows [rowLo, rowHi). */
+    boolean holds(int colLo, int colHi, int rowLo, int rowHi) {
+        return colLo >= x0 && colHi <= x0 + cols && rowLo >= y0 && rowHi <= y0 + rows;
     }
 
     /** Whether the samples are held as YCbCr (see {@link #raw()}). */
@@ -66,7 +98,7 @@ public final class RgbImage {
         return ycc;
     }
 
-    /** The samples as held: RGB, or YCbCr when {@link #isYCbCr()}. */
+    /** The samples as held, (rows, cols, 3) over the window: RGB, or YCbCr when {@link #isYCbCr()}. */
     byte[] raw() {
         return data;
     }
@@ -81,8 +113,8 @@ public final class RgbImage {
 
     /** The (H,W,3) RGB array, shared, not copied (converted from YCbCr once if need be). */
     public byte[] pixels() {
-        if (rows < height) {
-            throw new IllegalStateException(this + " holds only its top " + rows + " rows (decoded for one crop)");
+        if (!isWhole()) {
+            throw new IllegalStateException(this + " holds only a window (decoded for one crop)");
         }
         byte[] p = rgb;
         if (p == null) {
@@ -103,6 +135,7 @@ public final class RgbImage {
 
     @Override
     public String toString() {
-        return "RgbImage " + width + "x" + height;
+        return "RgbImage " + width + "x" + height + (isWhole() ? ""
+                : " (holding " + cols + "x" + rows + " at " + x0 + "," + y0 + ")");
     }
 }

@@ -17,12 +17,12 @@ public interface SampleTransform {
     void apply(RgbImage src, SplittableRandom rng, Resampler resampler, float[] dst, int off);
 
     /**
-     * How many source rows, from the top, {@link #apply} reads of a width x height image when handed a generator
-     * in the state of {@code rng} (which this call may advance: pass a twin of apply's generator). A decoder
-     * may stop there; {@code height}, the default, means all.
+     * The source window {@link #apply} reads of a width x height image when handed a generator in the state of
+     * {@code rng} (which this call may advance: pass a twin of apply's generator). A decoder may decode just
+     * that; the default is the whole image.
      */
-    default int rowsNeeded(int width, int height, SplittableRandom rng) {
-        return height;
+    default ImageDecoder.Region regionNeeded(int width, int height, SplittableRandom rng) {
+        return ImageDecoder.Region.whole(width, height);
     }
 
     /** The paper's training augmentation. */
@@ -49,8 +49,8 @@ public interface SampleTransform {
             }
 
             @Override
-            public int rowsNeeded(int w, int h, SplittableRandom rng) {
-                return t.rowsNeeded(w, h, rng);
+            public ImageDecoder.Region regionNeeded(int w, int h, SplittableRandom rng) {
+                return t.regionNeeded(w, h, rng);
             }
 
             @Override

@@ -180,10 +180,10 @@ public final class ShardDataset implements ImageDataset, AutoCloseable {
     }
 
     @Override
-    public RgbImage load(int i, ImageDecoder.RowsNeeded rows) throws BadImageException {
+    public RgbImage load(int i, ImageDecoder.RegionNeeded needed) throws BadImageException {
         byte[] bytes = readBytes(i);
         return ppm[i] ? Ppm.decode(bytes, source(i), ImageDecoder.DEFAULT_MAX_PIXELS)
-                : decoder.decode(bytes, source(i), rows);
+                : decoder.decode(bytes, source(i), needed);
     }
 
     @Override

@@ -56,19 +56,21 @@ public record TrainTransform(int sMin, int sMax, int crop, boolean flip, double 
     }
 
     /**
-     * The source rows, from the top, that {@link #apply} will read of a width x height image given the same
-     * generator state (it makes the same draws, on the generator handed in): the decoder may stop there. An image
-     * the transform cannot handle answers {@code height}, so that {@link #apply} reports it as before.
+     * The source window that {@link #apply} will read of a width x height image given the same generator state
+     * (it makes the same draws, on the generator handed in): the decoder may decode just that. An image the
+     * transform cannot handle answers the whole image, so that {@link #apply} reports it as before.
      */
-    public int rowsNeeded(int width, int height, SplittableRandom rng) {
+    public ImageDecoder.Region regionNeeded(int width, int height, SplittableRandom rng) {
         try {
             int s = sMin == sMax ? sMin : sMin + rng.nextInt(sMax - sMin + 1);
             int[] size = Resampler.shorterSideTo(width, height, s);
-            rng.nextInt(size[0] - crop + 1); // x0: rows do not depend on it, but the draw order must match apply
+            int x0 = rng.nextInt(size[0] - crop + 1);
             int y0 = rng.nextInt(size[1] - crop + 1);
-            return Resampler.sourceRowsEnd(height, size[1], y0, crop);
+            int[] cols = Resampler.sourceRange(width, size[0], x0, crop); // a flip mirrors the output, not these
+            int[] rows = Resampler.sourceRange(height, size[1], y0, crop);
+            return new ImageDecoder.Region(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0]);
         } catch (IllegalArgumentException e) {
-            return height;
+            return ImageDecoder.Region.whole(width, height);
         }
     }
 

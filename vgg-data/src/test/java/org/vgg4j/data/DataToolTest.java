@@ -1,6 +1,7 @@
 package org.vgg4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -57,5 +58,19 @@ class DataToolTest {
         assertTrue(out.contains("Normalization.meanRgb(20.000, 30.000, 45.000)"), out);
         // Covariance along (1,1,.5)*10: the largest eigenvalue is (10^2 + 10^2 + 5^2)/255^2 = 0.0035 (0..1 scale).
         assertTrue(out.contains("new double[] {0.0035, 0.0000, 0.0000}"), out);
+    }
+
+    @Test
+    void benchFindsImagesThroughALinkedFolderAndRefusesAnEmptyOne(@TempDir Path root) throws Exception {
+        Path real = Files.createDirectories(root.resolve("real"));
+        for (int i = 0; i < 3; i++) {
+            Files.write(real.resolve(i + ".jpg"), new byte[] {1}); // content is not read here
+        }
+        Path link = Files.createSymbolicLink(root.resolve("link"), real);
+        assertEquals(3, DataTool.flatOrFolders(link, new ImageDecoder()).size());
+        Path empty = Files.createDirectories(root.resolve("empty"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DataTool.flatOrFolders(empty, new ImageDecoder()));
+        assertTrue(e.getMessage().contains("no image files") && e.getMessage().contains(empty.toString()), e.getMessage());
     }
 }

@@ -99,7 +99,8 @@ class ResamplerEquivalenceTest {
 
     @Test
     void trainingSamplesOfCutShortDecodesEqualTheDefinition() throws Exception {
-        // The pipeline's real path: early-stop decode (YCbCr, top rows only) + TrainTransform, fixed and jittered S.
+        // The pipeline's real path: window decode (YCbCr, only the crop's source window) + TrainTransform, fixed
+        // and jittered S, against the old definition on the whole decode.
         ImageDecoder decoder = new ImageDecoder();
         Resampler now = new Resampler();
         InterleavedResampler before = new InterleavedResampler();
@@ -109,12 +110,13 @@ class ResamplerEquivalenceTest {
         int cut = 0;
         for (String name : PHOTOS) {
             byte[] jpeg = resource(name);
+            RgbImage whole = decoder.decode(jpeg, name);
             for (TrainTransform t : transforms) {
                 for (int i = 0; i < 16; i++) {
                     int n = i;
                     RgbImage src = decoder.decode(jpeg, name,
-                            (w, h) -> t.rowsNeeded(w, h, SampleRandom.of(5, 1, SampleRandom.AUGMENT, n)));
-                    cut += src.rowsHeld() < src.height() ? 1 : 0;
+                            (w, h) -> t.regionNeeded(w, h, SampleRandom.of(5, 1, SampleRandom.AUGMENT, n)));
+                    cut += src.isWhole() ? 0 : 1;
                     float[] a = new float[t.outputSize()];
                     t.apply(src, SampleRandom.of(5, 1, SampleRandom.AUGMENT, i), now, a, 0);
                     // the same draws, replayed by hand into the old definition
@@ -126,12 +128,12 @@ class ResamplerEquivalenceTest {
                     boolean mirror = t.flip() && rng.nextBoolean();
                     float[] shift = t.pca().draw(rng, t.pcaSigma());
                     float[] b = new float[t.outputSize()];
-                    before.resizeWindow(src, size[0], size[1], x0, y0, t.crop(), t.crop(), mirror, shift, t.norm(), b, 0);
+                    before.resizeWindow(whole, size[0], size[1], x0, y0, t.crop(), t.crop(), mirror, shift, t.norm(), b, 0);
                     assertArrayEquals(b, a, name + " " + t + " draw " + i);
                 }
             }
         }
-        assertTrue(cut > 10, cut + " decodes stopped early");
+        assertTrue(cut > 10, cut + " decodes kept only a window");
         assertEquals(2, PHOTOS.length);
     }
 }

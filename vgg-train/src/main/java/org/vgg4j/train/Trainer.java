@@ -166,10 +166,15 @@ public final class Trainer {
             if (rolledBack) {
                 continue;
             }
-            // 3. Epoch end: validation, the plateau rule, the epoch's checkpoint.
+            // 3. Epoch end: validation, the plateau rule, the epoch's checkpoint. When the iteration limit stopped
+            //    the run inside the epoch, the validation is reported but the epoch is not over: the plateau rule
+            //    waits for a whole epoch and the checkpoint keeps the position, so that a resumed run with a
+            //    higher limit trains the rest of this epoch instead of skipping it.
+            boolean midEpoch = s.position() < batches;
             Evaluator.Result v = validation == null ? null
                     : ranks.fromLeader(ranks.leader() ? validation.evaluate(replicas.primary()) : null);
-            Schedule.Plateau.State plateau = v == null ? s.plateau() : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
+            Schedule.Plateau.State plateau = v == null || midEpoch ? s.plateau()
+                    : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
             boolean best = v != null && v.top1Error() < s.bestError();
             if (plateau.drops() > s.plateau().drops()) {
                 LOG.info("validation top-1 error stopped improving: learning rate divided ({} of {} drops)",
@@ -181,8 +186,12 @@ public final class Trainer {
                     s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
                     v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
                     (System.nanoTime() - epochStart) / 1e9, trainNanos == 0 ? 0 : examplesThisRun / (trainNanos / 1e9));
-            s = new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0,
-                    best ? v.top1Error() : s.bestError(), s.rollbacks(), null);
+            double bestError = best ? v.top1Error() : s.bestError();
+            s = midEpoch
+                    ? new TrainState(s.epoch(), s.position(), s.step(), plateau, s.lrScale(), s.epochLossSum(),
+                            s.epochExamples(), bestError, s.rollbacks(), null)
+                    : new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0, bestError, s.rollbacks(),
+                            null);
             if (checkpointer != null) {
                 long[][] calls = ranks.dropoutCalls(replicas);
                 if (ranks.leader()) {

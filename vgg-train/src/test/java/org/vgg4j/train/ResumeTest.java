@@ -86,4 +86,22 @@ class ResumeTest {
             assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp")), "stale temporary files removed");
         }
     }
+
+    @Test
+    void anIterationLimitInsideAnEpochResumesWhereItStopped(@TempDir Path dir) throws Exception {
+        // A schedule that does not depend on the total step count, so a longer second run can match a whole one.
+        Recipe constant = Scenario.recipe().withSchedule(new Schedule.Constant());
+        Scenario.Outcome whole = Scenario.run(dir.resolve("whole"), constant, List.of(), (p, t) -> { });
+        assertEquals(15, whole.result().state().step());
+        Path split = dir.resolve("split");
+        Scenario.Outcome first = Scenario.run(split, constant.withLimits(3, 7), List.of(), (p, t) -> { });
+        assertEquals(7, first.result().state().step()); // 5 batches per epoch: stopped after batch 2 of epoch 2
+        assertEquals(1, first.result().state().epoch());
+        assertEquals(2, first.result().state().position());
+        Scenario.Outcome rest = Scenario.run(split, constant, List.of(), (p, t) -> { });
+        assertEquals(15, rest.result().state().step());
+        assertArrayEquals(whole.params(), rest.params(), "parameters");
+        assertArrayEquals(whole.state(), rest.state(), "BatchNorm running statistics");
+        assertArrayEquals(whole.momentum(), rest.momentum(), "momentum");
+    }
 }

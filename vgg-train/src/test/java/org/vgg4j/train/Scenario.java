@@ -27,7 +27,12 @@ final class Scenario {
 
     /** Runs (or resumes) the scenario with checkpoints in {@code dir}; returns the replicas' final tensors. */
     static Outcome run(Path dir, List<TrainingListener> listeners, Checkpointer.WriteHook hook) throws IOException {
-        Recipe recipe = recipe();
+        return run(dir, recipe(), listeners, hook);
+    }
+
+    /** As above with another recipe (same data, network and seeds). */
+    static Outcome run(Path dir, Recipe recipe, List<TrainingListener> listeners, Checkpointer.WriteHook hook)
+            throws IOException {
         try (DataPipeline train = Tiny.pipeline(Tiny.fashion(40, FashionMnist.Split.TRAIN), 8, recipe.dataSeed(), true);
              DataPipeline val = Tiny.pipeline(Tiny.fashion(16, FashionMnist.Split.TEST), 8, 0, false);
              Replicas replicas = Tiny.replicas(1, SPEC, DType.FLOAT32, recipe.momentum(), recipe.weightDecay())) {
