@@ -47,7 +47,7 @@ import org.vgg4j.core.tensor.Tensor;
  *        [direct|auto] [W1|W3]
  * </pre>
  * (maxBytes=0: its own test tensors are JavaCPP allocations, counted against -Xmx otherwise). This is the step-1
- * probe of docs/benchmarks.md ("A direct oneDNN binding"); the engine itself is {@code backend.cpu.DnnlConv}, which
+ * probe of docs/benchmarks.md ("Decision 3: oneDNN called directly"); the engine itself is {@code backend.cpu.DnnlConv}, which
  * shares work buffers across layers instead of keeping a blocked copy per layer as this probe does.
  * Legend: N batch, C in, K out, H = W side, P = Q out side.
  */

@@ -102,7 +102,7 @@ public final class CpuBackend implements Backend {
      *            P*Q <= {@link #SMALL_IMAGE} -> GemmConv (both dtypes)
      *   GEMM     GemmConv (im2col + OpenBLAS) for every call (both dtypes)
      * </pre>
-     * Measured (docs/benchmarks.md, "A direct oneDNN binding"): on W1's layers the direct engine took 0.68-0.80x the
+     * Measured (docs/benchmarks.md, "Decision 3: oneDNN called directly"): on W1's layers the direct engine took 0.68-0.80x the
      * time of the ND4J routing in total, and was faster on every layer shape of W1 and W3 but 512->512@2.
      */
     enum ConvRouting { AUTO, DNNL, ND4J, GEMM }

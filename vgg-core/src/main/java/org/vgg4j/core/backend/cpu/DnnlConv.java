@@ -39,7 +39,7 @@ import org.slf4j.LoggerFactory;
  * Float32 stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's {@code org.bytedeco:dnnl} preset), not
  * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
  *
- * <p>Why (docs/benchmarks.md, "A direct oneDNN binding"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
+ * <p>Why (docs/benchmarks.md, "Decision 3: oneDNN called directly"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
  * primitive, malloc fresh reorder buffers and a 60-140 MiB scratchpad on EVERY call. Here, per layer shape, the
  * primitives are created ONCE and reused; every primitive runs with {@code scratchpad_mode user} on ONE shared
  * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
@@ -66,12 +66,12 @@ final class DnnlConv implements AutoCloseable {
     private static Boolean available;
 
     /**
-     * Backward-weights algorithm, {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct} (default auto): auto lets oneDNN
-     * choose, which on AVX-512 is its Winograd F(4x4, 3x3) for 3x3 layers with 16-multiple channels (as ND4J's
-     * oneDNN did). Measured on W1 (docs/benchmarks.md): auto 1.94 s per step against direct 2.31 s, peak RSS 2295
+     * Backward-weights algorithm, {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct|winograd} (default auto): auto lets
+     * oneDNN choose, which on AVX-512 is its Winograd F(4x4, 3x3) for every W1 and W3 layer but small test shapes
+     * (as ND4J's oneDNN did). Measured on W1 (docs/benchmarks.md): auto 1.94 s per step against direct 2.31 s, peak RSS 2295
      * against 2162 MiB (its scratchpad, up to 144 MiB at 512ch@28, is the shared one); W3 97-99 against 80-84
-     * img/s. Winograd rounds differently from a direct sum (relative ~1e-6 in float32), so it is not exact on
-     * small integers; direct is.
+     * img/s. Winograd rounds differently from a direct sum (relative ~1e-6-1e-5 in float32), so it is not exact
+     * on small integers; direct is.
      */
     static final String BWD_WEIGHTS = System.getProperty("vgg4j.cpu.dnnlBwdWeights", "auto");
 
