@@ -84,26 +84,21 @@ public final class CpuBackend implements Backend {
     static final long UNFUSED_MAX_PIXELS = Long.getLong("vgg4j.cpu.unfusedMaxPixels", 0L);
 
     /**
-     * Output images of at most this many pixels (P*Q; 2x2: W3's last block) go through {@link GemmConv} even where
-     * the direct oneDNN engine is present: the only W3/W1 shape where it measured slower (W3 512->512@2, batch 64:
-     * 0.028 s forward, 0.035 s backward against GemmConv's 0.015 / 0.029; docs/benchmarks.md).
-     */
-    static final int DNNL_GEMM_MAX_PIXELS = 4;
-
-    /**
      * Which convolution engine a call takes ({@code -Dvgg4j.cpu.conv}, read by {@link CpuBackendProvider}):
      * <pre>
      *   routing  float32 convolution                                   float64 convolution
-     *   AUTO     direct oneDNN ({@link DnnlConv}) if its natives load,  as ND4J below if the -onednn natives are
-     *            except P*Q <= {@link #DNNL_GEMM_MAX_PIXELS} -> GemmConv; loaded, else GemmConv
-     *            without them, as ND4J below / GemmConv
+     *   AUTO     direct oneDNN ({@link DnnlConv}) if its natives load;  as ND4J below if the -onednn natives are
+     *            without them, as ND4J below / GemmConv                 loaded, else GemmConv
      *   DNNL     direct oneDNN for every call                           as AUTO
      *   ND4J     ND4J's ops (oneDNN 2.3 inside libnd4jcpu), except C*R*S < {@link #FEW_INPUTS} and
      *            P*Q <= {@link #SMALL_IMAGE} -> GemmConv (both dtypes)
      *   GEMM     GemmConv (im2col + OpenBLAS) for every call (both dtypes)
      * </pre>
      * Measured (docs/benchmarks.md, "Decision 3: oneDNN called directly"): on W1's layers the direct engine took 0.68-0.80x the
-     * time of the ND4J routing in total, and was faster on every layer shape of W1 and W3 but 512->512@2.
+     * time of the ND4J routing in total, and was faster on every layer shape of W1 and W3 but 512->512@2 in
+     * isolation; in a whole W3 step, though, GemmConv there cost more than it saved (its OpenBLAS threads spin after
+     * each call and take a core from the next oneDNN call: W3 step 0.58-0.60 s with every layer in oneDNN against
+     * 0.64-0.74 s), so AUTO sends every float32 call to oneDNN, and float32 GEMM too ({@link DnnlConv#sgemm}).
      */
     enum ConvRouting { AUTO, DNNL, ND4J, GEMM }
 
@@ -264,8 +259,7 @@ public final class CpuBackend implements Backend {
     /** The engine of a convolution with weights (K,C,R,S) and output (N,K,P,Q): the table of {@link ConvRouting}. */
     private Engine engineFor(Tensor w, Tensor y) {
         long pixels = (long) y.dim(2) * y.dim(3);
-        if (dnnl != null && w.dtype() == DType.FLOAT32
-                && (routing == ConvRouting.DNNL || pixels > DNNL_GEMM_MAX_PIXELS)) {
+        if (dnnl != null && w.dtype() == DType.FLOAT32) {
             return Engine.DNNL;
         }
         if (routing == ConvRouting.GEMM || !nd4jConv || w.size() / w.dim(0) < FEW_INPUTS || pixels <= SMALL_IMAGE) {
@@ -910,7 +904,10 @@ public final class CpuBackend implements Backend {
             // BLAS may multiply old contents by 0 (NaN * 0 = NaN); the SPI says they are ignored.
             fill(c, 0.0);
         }
-        if (a.dtype() == DType.FLOAT32) {
+        if (a.dtype() == DType.FLOAT32 && dnnl != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
+            DnnlConv.sgemm(transA, transB, m, nn, kd, (float) alpha, sa.floatAt(a.offset()), a.dim(1),
+                    sb.floatAt(b.offset()), b.dim(1), (float) beta, sc.floatAt(c.offset()), nn);
+        } else if (a.dtype() == DType.FLOAT32) {
             cblas_sgemm(CblasRowMajor, ta, tb, m, nn, kd, (float) alpha, sa.floatAt(a.offset()), a.dim(1),
                     sb.floatAt(b.offset()), b.dim(1), (float) beta, sc.floatAt(c.offset()), nn);
         } else {

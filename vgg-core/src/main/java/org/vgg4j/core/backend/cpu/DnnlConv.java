@@ -96,6 +96,22 @@ final class DnnlConv implements AutoCloseable {
         return layer(n, c, h, w, k, r, s, pad).bwdW(false).impl;
     }
 
+    /**
+     * Row-major float32 C (m,n) = alpha op(A) op(B) + beta C through oneDNN's sgemm, which runs on the same OpenMP
+     * threads as the convolutions. Why not OpenBLAS next to them: OpenBLAS's own worker threads spin for a while
+     * after each call and, on 2 cores, took a core from the next convolution (W3 step 0.611 s all in oneDNN against
+     * 0.578 s with OPENBLAS_THREAD_TIMEOUT=4; docs/benchmarks.md). Call only where {@link #available()}.
+     */
+    static void sgemm(boolean transA, boolean transB, long m, long n, long k, float alpha,
+                      org.bytedeco.javacpp.FloatPointer a, long lda, org.bytedeco.javacpp.FloatPointer b, long ldb,
+                      float beta, org.bytedeco.javacpp.FloatPointer c, long ldc) {
+        int status = org.bytedeco.dnnl.global.dnnl.dnnl_sgemm((byte) (transA ? 'T' : 'N'), (byte) (transB ? 'T' : 'N'),
+                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (status != org.bytedeco.dnnl.global.dnnl.dnnl_success) {
+            throw new IllegalStateException("oneDNN sgemm " + m + "x" + n + "x" + k + " failed with status " + status);
+        }
+    }
+
     /** Whether oneDNN's natives load here (once; the reason is logged when they do not). */
     static synchronized boolean available() {
         if (available == null) {

@@ -176,7 +176,7 @@ final class CpuBackendParityTest {
 
     private static Stream<Arguments> convCases(boolean withWinograd) {
         List<Arguments> list = new ArrayList<>();
-        // The production backend sends float32 to DnnlConv except P*Q <= 4 (GemmConv); ND4J's routing sends
+        // The production backend sends every float32 call to DnnlConv; ND4J's routing sends
         // few-input layers (C*R*S < 32) and small images (P*Q <= 64) to GemmConv, the rest to ND4J: all kinds are
         // here, and the forced engines run every shape.
         int[][] shapes = {
@@ -192,8 +192,8 @@ final class CpuBackendParityTest {
             {2, 40, 9, 9, 3, 1, 0},    // 1x1 with C = 40, P*Q = 81: ND4J (backward unfused)
             {2, 8, 16, 15, 6, 3, 1},   // P*Q = 240: ND4J with the fused backward (conv2d_bp)
             {1, 3, 9, 8, 4, 7, 0},     // 7x7 valid, P*Q = 6 (dense evaluation's FC6 as a convolution)
-            {2, 6, 7, 7, 5, 7, 0},     // 7x7 valid onto a 1x1 output (FC6 at 224: P*Q = 1, auto: GemmConv)
-            {3, 16, 2, 2, 16, 3, 1},   // 2x2 images, N = 3 (W3's last block: auto sends it to GemmConv)
+            {2, 6, 7, 7, 5, 7, 0},     // 7x7 valid onto a 1x1 output (FC6 at 224 in dense evaluation: P*Q = 1)
+            {3, 16, 2, 2, 16, 3, 1},   // 2x2 images, N = 3 (W3's last block)
             {2, 16, 12, 10, 32, 3, 1}, // 3x3, channels multiples of 16: forced Winograd backward-weights
             {1, 32, 7, 9, 16, 3, 1},   // the same, odd sizes
         };
