@@ -73,7 +73,7 @@ final class F32Loops {
         });
     }
 
-    /** dx = y > 0 ? dy : 0; dx may be dy. */
+    /** dx = y > 0 ? dy : +0 (bit for bit: dy's bits where y > 0); dx may be dy. */
     static void reluBackward(FloatBuffer y, int yo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int n) {
         Parallel.forRange((n + BLOCK - 1) / BLOCK, 8, (b0, b1) -> {
             float[][] s = SCRATCH.get();
@@ -85,11 +85,21 @@ final class F32Loops {
                 at(y, yo + from, len).get(ys, 0, len);
                 at(dy, go + from, len).get(gs, 0, len);
                 for (int i = 0; i < len; i++) {
-                    gs[i] = ys[i] > 0f ? gs[i] : 0f;
+                    gs[i] = Float.intBitsToFloat(Float.floatToRawIntBits(gs[i]) & positiveMask(ys[i]));
                 }
                 at(dx, dOff + from, len).put(gs, 0, len);
             }
         });
+    }
+
+    /**
+     * All ones when v > 0 (a positive float: finite or +infinity), else 0 (zeros of either sign, negatives, NaNs),
+     * without a branch: a float comparison in a ternary compiles to a jump on x86 (no float cmov), which the signs
+     * of ReLU activations make unpredictable. v > 0 exactly when its bits, read as an int, are in [1, 0x7F800000].
+     */
+    static int positiveMask(float v) {
+        int b = Float.floatToRawIntBits(v);
+        return ~(((b - 1) | (0x7F800000 - b)) >> 31);
     }
 
     /** Row buffers for pooling, enough for any width up to {@code w}. */
@@ -142,17 +152,13 @@ final class F32Loops {
                     at(dy, go + (plane * p + i) * q, q).get(ys, q, q);
                     java.util.Arrays.fill(out, 0, 2 * w, 0f);
                     for (int j = 0; j < q; j++) {
+                        // The first of the window's four (row-major) equal to the max: computed with int selects,
+                        // not nested jumps, which the max's random position made unpredictable.
                         float m = ys[j];
-                        int at = 2 * j;
-                        if (in[at] != m) {
-                            at += 1;
-                            if (in[at] != m) {
-                                at += w - 1;
-                                if (in[at] != m) {
-                                    at += 1;
-                                }
-                            }
-                        }
+                        int a = 2 * j;
+                        int at = in[a + w] == m ? a + w : a + w + 1;
+                        at = in[a + 1] == m ? a + 1 : at;
+                        at = in[a] == m ? a : at;
                         out[at] = ys[q + j];
                     }
                     at(dx, dOff + (plane * h + 2 * i) * w, 2 * w).put(out, 0, 2 * w);

@@ -420,6 +420,34 @@ final class CpuBackendParityTest {
 
     @ParameterizedTest
     @EnumSource(DType.class)
+    void reluBackwardOnSpecialValuesIsTheDefinitionBitForBit(DType dt) {
+        // The cpu backend selects with an integer mask, not a comparison: every kind of y against every kind of dy.
+        double[] kinds = {0.0, -0.0, Float.MIN_VALUE, -Float.MIN_VALUE, 1.0, -1.0, Float.MAX_VALUE,
+            Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, Double.NaN};
+        int n = kinds.length * kinds.length;
+        double[] yv = new double[n];
+        double[] dyv = new double[n];
+        for (int i = 0; i < n; i++) {
+            yv[i] = kinds[i / kinds.length];
+            dyv[i] = kinds[i % kinds.length] * 1.5;
+        }
+        Pair y = pair(cpu, dt, Shape.of(n), yv);
+        Pair dy = pair(cpu, dt, Shape.of(n), dyv);
+        Pair dx = random(cpu, dt, 5, n);
+        ref.reluBackward(y.r, dy.r, dx.r);
+        cpu.reluBackward(y.c, dy.c, dx.c);
+        double[] got = dx.cpu();
+        double[] reference = dx.ref();
+        double[] dys = dy.ref();
+        for (int i = 0; i < n; i++) { // bits, so that NaN and the sign of zero count: the reference, the definition
+            String at = "y " + yv[i] + " dy " + dyv[i];
+            assertEquals(Double.doubleToLongBits(reference[i]), Double.doubleToLongBits(got[i]), at);
+            assertEquals(Double.doubleToLongBits(yv[i] > 0 ? dys[i] : 0.0), Double.doubleToLongBits(got[i]), at);
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
     void reluMatchesReferenceOutOfPlaceAndInPlace(DType dt) {
         Pair x = random(cpu, dt, 1, 3, 5, 7);
         Pair y = random(cpu, dt, 2, 3, 5, 7);
