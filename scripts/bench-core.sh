@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training-step benchmark of the cpu backend against PyTorch, SIDE BY SIDE in one run (NOT a test).
 #
-# Builds vgg-core (compile only; never installs), measures OpenBLAS sgemm 2048^3 through the backend (the floor's
+# Builds vgg-core (compile only; never installs), measures sgemm 2048^3 through the backend (oneDNN's where present, else OpenBLAS; the floor's
 # denominator), then for REPEATS rounds runs, for each workload, our TrainStepBench and then the PyTorch peer
 # (scripts/bench_peer_torch.py), one process each, alternating, never concurrently. Prints a table of medians over
 # the rounds: img/s, ratio, floor, peak RSS. Raw lines go to $OUT/raw.txt.

@@ -34,7 +34,7 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <pre>
  *   java -Xmx1g -cp ... org.vgg4j.core.bench.TrainStepBench W1|W2|W3 [warmup=2] [steps=5] [backend=cpu] [profile]
- *   java -cp ... org.vgg4j.core.bench.TrainStepBench sgemm      (OpenBLAS sgemm 2048^3 through the backend)
+ *   java -cp ... org.vgg4j.core.bench.TrainStepBench sgemm      (sgemm 2048^3 through the backend: oneDNN's, or OpenBLAS without it)
  * </pre>
  * Workloads: W1 VGG-16 (D) 3x224x224 batch 4, 1000 classes; W2 VGG-11 (A) the same; W3 VGG-16's conv stack at
  * 3x32x32 batch 64, classifier 512-512-512-10. A step is forward, SoftmaxCrossEntropy, backward and Sgd.step with

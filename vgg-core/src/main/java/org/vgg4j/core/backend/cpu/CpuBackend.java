@@ -19,8 +19,9 @@ import org.vgg4j.core.tensor.Tensor;
 
 /**
  * The fast CPU backend: oneDNN called directly ({@link DnnlConv}) for float32 convolution, ND4J's ops or
- * im2col + OpenBLAS ({@link GemmConv}) for the rest (the table in {@link ConvRouting}), OpenBLAS sgemm/dgemm for
- * GEMM, and multi-threaded Java loops over native memory for the memory-bound ops. FLOAT32 and FLOAT64.
+ * im2col + OpenBLAS ({@link GemmConv}) for the rest (the table in {@link ConvRouting}); for GEMM oneDNN's sgemm where
+ * DnnlConv is present (one OpenMP pool for all float32 work: {@link DnnlConv#sgemm}), else OpenBLAS, and OpenBLAS
+ * dgemm for float64; and multi-threaded Java loops over native memory for the memory-bound ops. FLOAT32 and FLOAT64.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input, P/Q output, R/S kernel, F features.
  *
