@@ -40,18 +40,7 @@ public final class HostAllReduce implements AllReduce {
             int len = (int) Math.min(chunk, total - off);
             java.util.Arrays.fill(sum, 0, len, 0.0);
             for (Tensor t : buffers) {
-                Tensor v = flat(t).view(off, Shape.of(len));
-                if (hostF != null) {
-                    t.backend().copyOut(v, hostF, 0);
-                    for (int i = 0; i < len; i++) {
-                        sum[i] += hostF[i];
-                    }
-                } else {
-                    t.backend().copyOut(v, hostD, 0);
-                    for (int i = 0; i < len; i++) {
-                        sum[i] += hostD[i];
-                    }
-                }
+                addChunk(t, off, len, hostF, hostD, sum);
             }
             if (hostF != null) {
                 for (int i = 0; i < len; i++) {
@@ -73,7 +62,27 @@ public final class HostAllReduce implements AllReduce {
         }
     }
 
-    private static Tensor flat(Tensor t) {
+    /**
+     * sum[0..len) += elements [off, off+len) of t (flattened), read through hostF (float32, non-null) or hostD:
+     * the one place a replica's chunk is added into a float64 running sum (also used by the TCP all-reduce).
+     */
+    public static void addChunk(Tensor t, long off, int len, float[] hostF, double[] hostD, double[] sum) {
+        Tensor v = flat(t).view(off, Shape.of(len));
+        if (hostF != null) {
+            t.backend().copyOut(v, hostF, 0);
+            for (int i = 0; i < len; i++) {
+                sum[i] += hostF[i];
+            }
+        } else {
+            t.backend().copyOut(v, hostD, 0);
+            for (int i = 0; i < len; i++) {
+                sum[i] += hostD[i];
+            }
+        }
+    }
+
+    /** t as a vector (a view when it already is one). */
+    public static Tensor flat(Tensor t) {
         return t.rank() == 1 ? t : t.reshape(Math.toIntExact(t.size()));
     }
 }

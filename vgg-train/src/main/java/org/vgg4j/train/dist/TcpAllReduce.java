@@ -9,6 +9,7 @@ import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.train.HostAllReduce;
 
 /**
  * {@link AllReduce} across processes on the CPU, over a {@link TcpProcessGroup}: every rank sends its local
@@ -52,7 +53,7 @@ public final class TcpAllReduce implements AllReduce {
         }
         int p = group.size();
         if (p == 1) {
-            new org.vgg4j.train.HostAllReduce().average(buffers);
+            new HostAllReduce().average(buffers);
             return;
         }
         boolean f32 = first.dtype() == DType.FLOAT32;
@@ -73,18 +74,7 @@ public final class TcpAllReduce implements AllReduce {
                 if (group.rank() == 0) {
                     java.util.Arrays.fill(sum, 0, len, 0.0);
                     for (Tensor t : buffers) { // process 0's replicas first
-                        Tensor v = flat(t).view(off, Shape.of(len));
-                        if (f32) {
-                            t.backend().copyOut(v, hostF, 0);
-                            for (int i = 0; i < len; i++) {
-                                sum[i] += hostF[i];
-                            }
-                        } else {
-                            t.backend().copyOut(v, hostD, 0);
-                            for (int i = 0; i < len; i++) {
-                                sum[i] += hostD[i];
-                            }
-                        }
+                        HostAllReduce.addChunk(t, off, len, hostF, hostD, sum);
                     }
                     for (int r = 1; r < p; r++) { // then every other process's, in rank order
                         int bytes = local * len * width;
@@ -116,7 +106,7 @@ public final class TcpAllReduce implements AllReduce {
                 } else {
                     ByteBuffer out = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
                     for (Tensor t : buffers) {
-                        Tensor v = flat(t).view(off, Shape.of(len));
+                        Tensor v = HostAllReduce.flat(t).view(off, Shape.of(len));
                         if (f32) {
                             t.backend().copyOut(v, hostF, 0);
                             for (int i = 0; i < len; i++) {
@@ -144,7 +134,7 @@ public final class TcpAllReduce implements AllReduce {
                     }
                 }
                 for (Tensor t : buffers) {
-                    Tensor v = flat(t).view(off, Shape.of(len));
+                    Tensor v = HostAllReduce.flat(t).view(off, Shape.of(len));
                     if (f32) {
                         t.backend().copyIn(hostF, 0, v);
                     } else {
@@ -172,10 +162,6 @@ public final class TcpAllReduce implements AllReduce {
                 throw new IllegalStateException(message);
             }
         }
-    }
-
-    private static Tensor flat(Tensor t) {
-        return t.rank() == 1 ? t : t.reshape(Math.toIntExact(t.size()));
     }
 
     @Override
