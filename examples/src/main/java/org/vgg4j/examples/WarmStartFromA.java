@@ -16,6 +16,7 @@ import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.IdxDataset;
+import org.vgg4j.data.SmallImageTransform;
 import org.vgg4j.train.Checkpointer;
 import org.vgg4j.train.EpochMetrics;
 import org.vgg4j.train.Evaluator;
@@ -25,7 +26,6 @@ import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
 import org.vgg4j.train.Replicas;
 import org.vgg4j.train.Schedule;
-import org.vgg4j.train.SmallImageTransform;
 import org.vgg4j.train.Trainer;
 import org.vgg4j.train.TrainingListener;
 

@@ -13,6 +13,7 @@ import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.IdxDataset;
 import org.vgg4j.data.IdxImages;
+import org.vgg4j.data.SmallImageTransform;
 
 /**
  * Test fixtures: a narrow VGG-A (width 1/16: 4..32 channels, FC 16) on 32x32 inputs, the first images of the

@@ -15,8 +15,8 @@ import org.vgg4j.data.ImageDecoder;
 import org.vgg4j.data.ImageFolders;
 import org.vgg4j.data.Normalization;
 import org.vgg4j.data.SampleTransform;
+import org.vgg4j.data.SmallImageTransform;
 import org.vgg4j.data.TrainTransform;
-import org.vgg4j.train.SmallImageTransform;
 
 /**
  * What {@code --data} names, resolved to training and validation sets with their transforms:

@@ -1,4 +1,4 @@
-package org.vgg4j.train;
+package org.vgg4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.Test;
-import org.vgg4j.data.RgbImage;
 
 class SmallImageTransformTest {
 

@@ -1,10 +1,6 @@
-package org.vgg4j.train;
+package org.vgg4j.data;
 
 import java.util.SplittableRandom;
-
-import org.vgg4j.data.Resampler;
-import org.vgg4j.data.RgbImage;
-import org.vgg4j.data.SampleTransform;
 
 /**
  * Augmentation for small images such as Fashion-MNIST (28x28), the CIFAR-style recipe: the image is placed in the
@@ -12,7 +8,7 @@ import org.vgg4j.data.SampleTransform;
  * [-pad, pad] on each axis (pixels leaving the canvas are dropped, uncovered pixels are black: "pad and random
  * crop"), mirrored with probability 1/2, and normalised as (v/255 - mean) / std. No resampling. With pad 0 and no
  * flip it is the deterministic test view. Draws, in this order: dx, dy, flip.
- * Not the paper's ImageNet augmentation (that is vgg-data's TrainTransform).
+ * Not the paper's ImageNet augmentation (that is {@link TrainTransform}).
  *
  * <p>Output (3, side, side) CHW; grey images give three equal channels. Legend: H, W source height/width.
  */
