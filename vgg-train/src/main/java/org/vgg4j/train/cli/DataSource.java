@@ -13,10 +13,9 @@ import org.vgg4j.data.IdxImages;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.ImageDecoder;
 import org.vgg4j.data.ImageFolders;
-import org.vgg4j.data.Normalization;
+import org.vgg4j.data.PaperTransforms;
 import org.vgg4j.data.SampleTransform;
 import org.vgg4j.data.SmallImageTransform;
-import org.vgg4j.data.TrainTransform;
 
 /**
  * What {@code --data} names, resolved to training and validation sets with their transforms:
@@ -25,7 +24,8 @@ import org.vgg4j.data.TrainTransform;
  *   <li>{@code fashion-mnist}: Debian's 60k/10k set in /usr/share/datasets/fashion-mnist;</li>
  *   <li>a directory with the four Fashion-MNIST/MNIST IDX files;</li>
  *   <li>a directory with {@code train/} and {@code val/} class folders (ImageNet's train layout for both): the
- *       paper's augmentation at the recipe's scales, centre-crop validation at Q = (Smin + Smax) / 2.</li>
+ *       paper's augmentation at the recipe's scales, centre-crop validation at Q = (Smin + Smax) / 2
+ *       (vgg-data's {@link PaperTransforms}).</li>
  * </ul>
  *
  * @param small  28x28-style images trained at 32x32 without resampling (Fashion-MNIST)
@@ -55,10 +55,8 @@ public record DataSource(String name, ImageDataset train, ImageDataset val, Samp
             ImageDecoder decoder = new ImageDecoder();
             FileImageDataset train = ImageFolders.imageFolder(dir.resolve("train"), decoder);
             FileImageDataset val = ImageFolders.imageFolder(dir.resolve("val"), decoder);
-            TrainTransform t = new TrainTransform(sMin, sMax, crop, true, 0.1, org.vgg4j.data.ColourPca.IMAGENET,
-                    Normalization.IMAGENET_MEAN_RGB);
             return new DataSource(dir.toString(), limit > 0 ? new Prefix(train, limit) : train, val,
-                    SampleTransform.train(t), SampleTransform.centreCrop((sMin + sMax) / 2, crop, Normalization.IMAGENET_MEAN_RGB),
+                    PaperTransforms.training(sMin, sMax, crop), PaperTransforms.validation(sMin, sMax, crop),
                     train.classes().size(), false);
         }
         return idx(dir.toString(), FashionMnist.read(dir, FashionMnist.Split.TRAIN), FashionMnist.read(dir, FashionMnist.Split.TEST),
