@@ -83,14 +83,14 @@ public final class WarmStartFromA {
     static EpochMetrics[] run(Path work, String backend, int epochs, int images, double width, PrintStream out) throws IOException {
         // The paper's solver at this small scale: batch 64, lr 10^-2, N(0, 10^-2) for A; a cosine decay stands in
         // for the plateau rule so a few epochs suffice.
-        Recipe a = Recipes.paperA().withBatch(64, 0).withLimits(epochs, 0).withSchedule(new Schedule.Cosine(0, 0))
-                .withStuckLossSteps(50);
+        Recipe a = Recipes.paperA().toBuilder().batchSize(64).microBatch(0).maxEpochs(epochs).maxIterations(0)
+                .schedule(new Schedule.Cosine(0, 0)).stuckLossSteps(50).build();
         out.println("1. configuration A from N(0, 1e-2)");
         EpochMetrics ma = train(spec(VggConfig.A, width), a, work.resolve("A"), backend, images, out);
         Path trainedA = work.resolve("A").resolve(Checkpointer.BEST);
         out.println("2. configuration D warm-started from A's " + WarmStart.PAPER_LAYERS + ", the rest Glorot");
-        Recipe d = Recipes.paperWarmStart(trainedA).withBatch(64, 0).withLimits(epochs, 0)
-                .withSchedule(new Schedule.Cosine(0, 0)).withStuckLossSteps(50);
+        Recipe d = Recipes.paperWarmStart(trainedA).toBuilder().batchSize(64).microBatch(0).maxEpochs(epochs).maxIterations(0)
+                .schedule(new Schedule.Cosine(0, 0)).stuckLossSteps(50).build();
         EpochMetrics md = train(spec(VggConfig.D, width), d, work.resolve("D"), backend, images, out);
         return new EpochMetrics[] {ma, md};
     }

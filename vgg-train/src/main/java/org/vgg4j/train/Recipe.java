@@ -2,6 +2,10 @@ package org.vgg4j.train;
 
 import java.nio.file.Path;
 
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.optim.Sgd;
+import org.vgg4j.data.DataPipeline;
+
 /**
  * How a network is trained — the solver half of Caffe's net/solver split, immutable. The architecture is a
  * {@code VggSpec}; the data and where checkpoints go are given to the {@link Trainer} separately. Named presets
@@ -66,6 +70,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         if (!(baseLr > 0) || Double.isInfinite(baseLr)) {
             throw new IllegalArgumentException("learning rate " + baseLr + " must be finite and > 0");
         }
+        new Sgd.Settings(momentum, weightDecay); // checks them: momentum in [0, 1), weight decay finite and >= 0
         if (schedule == null) {
             throw new IllegalArgumentException("schedule must be given (plateau, cosine, step or constant)");
         }
@@ -80,6 +85,10 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         }
         if ((init == Init.WARM_START_A || init == Init.FROM_CHECKPOINT) && initFrom == null) {
             throw new IllegalArgumentException("init " + init + " needs a checkpoint to start from (initFrom)");
+        }
+        if (initFrom != null && init != Init.WARM_START_A && init != Init.FROM_CHECKPOINT) {
+            throw new IllegalArgumentException("init " + init + " starts fresh and would ignore initFrom " + initFrom
+                    + "; expected WARM_START_A or FROM_CHECKPOINT with a checkpoint, or no initFrom");
         }
         if (scaleMin < 1 || scaleMax < scaleMin) {
             throw new IllegalArgumentException("training scale range [" + scaleMin + ", " + scaleMax
@@ -97,63 +106,209 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         }
     }
 
-    public Recipe withName(String n) {
-        return new Recipe(n, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /** A builder with nothing set but the defaults listed at {@link Builder}. */
+    public static Builder builder() {
+        return new Builder();
     }
 
-    public Recipe withBatch(int batch, int micro) {
-        return new Recipe(name, batch, micro, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /** A builder holding every value of this recipe, to change some of them. */
+    public Builder toBuilder() {
+        return new Builder().name(name).batchSize(batchSize).microBatch(microBatch).baseLr(baseLr).momentum(momentum)
+                .weightDecay(weightDecay).schedule(schedule).maxEpochs(maxEpochs).maxIterations(maxIterations).init(init)
+                .initFrom(initFrom).initSeed(initSeed).dataSeed(dataSeed).scales(scaleMin, scaleMax)
+                .checkpointEvery(checkpointEvery).keepLast(keepLast).onNonFinite(onNonFinite).stuckLossSteps(stuckLossSteps);
     }
 
-    public Recipe withLr(double lr) {
-        return new Recipe(name, batchSize, microBatch, lr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /** The solver's settings: momentum and weight decay. */
+    public Sgd.Settings sgdSettings() {
+        return new Sgd.Settings(momentum, weightDecay);
     }
 
-    public Recipe withSchedule(Schedule s) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, s, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /**
+     * The training pipeline of process {@code rank} of {@code worldSize}: its share {@code batchSize / worldSize} of
+     * every global batch, shuffled and augmented with {@link #dataSeed}, on {@code threads} loading threads. Every
+     * rank draws the same global permutation and takes positions rank, rank + W, ... of it, so batch b of the W
+     * ranks together is batch b of one process (docs/distributed.md).
+     *
+     * @throws IllegalArgumentException when the batch does not split evenly over the processes
+     */
+    public DataPipeline.Config pipelineConfig(int threads, int rank, int worldSize) {
+        if (worldSize < 1 || batchSize % worldSize != 0) {
+            throw new IllegalArgumentException("batch size " + batchSize + " (the global batch) cannot be split evenly"
+                    + " over " + worldSize + " processes; expected a multiple of " + worldSize);
+        }
+        return DataPipeline.Config.training(batchSize / worldSize, threads, dataSeed).sharded(rank, worldSize);
     }
 
-    public Recipe withLimits(int epochs, long iterations) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, epochs, iterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /** The validation pipeline: in order (not shuffled), batches of min(batchSize, 256), on {@code threads} threads. */
+    public DataPipeline.Config validationPipelineConfig(int threads) {
+        return DataPipeline.Config.training(Math.min(batchSize, 256), threads, 0).withShuffle(false);
     }
 
-    public Recipe withInit(Init i, Path from) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, i,
-                from, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
+    /** How a fresh run of this recipe starts networks of {@code spec} (see {@link Initialization#forRecipe}). */
+    public Initialization initialization(VggSpec spec) {
+        return Initialization.forRecipe(this, spec);
     }
 
-    public Recipe withSeeds(long init, long data) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations,
-                this.init, initFrom, init, data, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
-    }
+    /**
+     * Named setters for a {@link Recipe}; {@link #build()} checks every value (the record's constructor). Required:
+     * {@link #name}, {@link #batchSize}, {@link #baseLr}, {@link #schedule}, {@link #maxEpochs}. Defaults of the
+     * rest: micro-batch 0 (the whole share at once), momentum 0.9 and weight decay 5e-4 (the paper's), no iteration
+     * limit, {@link Init#GLOROT} (needs no checkpoint), seeds 1, fixed S = 256, checkpoints at epoch ends only
+     * keeping the last 2, {@link NonFinitePolicy#STOP}, no stuck-loss warning.
+     */
+    public static final class Builder {
+        private String name;
+        private Integer batchSize;
+        private int microBatch;
+        private Double baseLr;
+        private double momentum = 0.9;
+        private double weightDecay = 5e-4;
+        private Schedule schedule;
+        private Integer maxEpochs;
+        private long maxIterations;
+        private Init init = Init.GLOROT;
+        private Path initFrom;
+        private long initSeed = 1;
+        private long dataSeed = 1;
+        private int scaleMin = 256;
+        private int scaleMax = 256;
+        private int checkpointEvery;
+        private int keepLast = 2;
+        private NonFinitePolicy onNonFinite = NonFinitePolicy.STOP;
+        private int stuckLossSteps;
 
-    public Recipe withCheckpoints(int every, int keep) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, every, keep, onNonFinite, stuckLossSteps);
-    }
+        private Builder() {
+        }
 
-    public Recipe withNonFinite(NonFinitePolicy p) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, p, stuckLossSteps);
-    }
+        /** Preset name, recorded in checkpoints and metrics. */
+        public Builder name(String n) {
+            this.name = n;
+            return this;
+        }
 
-    public Recipe withOptimizer(double m, double wd) {
-        return new Recipe(name, batchSize, microBatch, baseLr, m, wd, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
-    }
+        /** Effective (global) batch: one optimiser step per batch. */
+        public Builder batchSize(int n) {
+            this.batchSize = n;
+            return this;
+        }
 
-    public Recipe withScales(int min, int max) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, min, max, checkpointEvery, keepLast, onNonFinite, stuckLossSteps);
-    }
+        /** Largest forward/backward a replica runs at once (0: its whole share). */
+        public Builder microBatch(int n) {
+            this.microBatch = n;
+            return this;
+        }
 
-    public Recipe withStuckLossSteps(int steps) {
-        return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init,
-                initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, steps);
+        /** Initial learning rate. */
+        public Builder baseLr(double lr) {
+            this.baseLr = lr;
+            return this;
+        }
+
+        public Builder momentum(double m) {
+            this.momentum = m;
+            return this;
+        }
+
+        /** L2 multiplier on the weights. */
+        public Builder weightDecay(double wd) {
+            this.weightDecay = wd;
+            return this;
+        }
+
+        public Builder schedule(Schedule s) {
+            this.schedule = s;
+            return this;
+        }
+
+        public Builder maxEpochs(int n) {
+            this.maxEpochs = n;
+            return this;
+        }
+
+        /** Stop after this many optimiser steps (0: no limit). */
+        public Builder maxIterations(long n) {
+            this.maxIterations = n;
+            return this;
+        }
+
+        public Builder init(Init i) {
+            this.init = i;
+            return this;
+        }
+
+        /** The checkpoint {@link Init#WARM_START_A} and {@link Init#FROM_CHECKPOINT} start from (null: none). */
+        public Builder initFrom(Path checkpoint) {
+            this.initFrom = checkpoint;
+            return this;
+        }
+
+        /** Seed of the fresh initialisation. */
+        public Builder initSeed(long seed) {
+            this.initSeed = seed;
+            return this;
+        }
+
+        /** Seed of data order and augmentation. */
+        public Builder dataSeed(long seed) {
+            this.dataSeed = seed;
+            return this;
+        }
+
+        /** Training scale S, fixed: the shorter side of every training image. */
+        public Builder scale(int s) {
+            return scales(s, s);
+        }
+
+        /** Training scale S drawn per image from [min, max] (scale jittering). */
+        public Builder scales(int min, int max) {
+            this.scaleMin = min;
+            this.scaleMax = max;
+            return this;
+        }
+
+        /** Optimiser steps between checkpoints (0: at epoch ends only). */
+        public Builder checkpointEvery(int steps) {
+            this.checkpointEvery = steps;
+            return this;
+        }
+
+        /** Checkpoints kept besides the best one. */
+        public Builder keepLast(int n) {
+            this.keepLast = n;
+            return this;
+        }
+
+        public Builder onNonFinite(NonFinitePolicy p) {
+            this.onNonFinite = p;
+            return this;
+        }
+
+        /** Warn when the loss stays within 2 % of ln(classes) for this many steps (0: never). */
+        public Builder stuckLossSteps(int steps) {
+            this.stuckLossSteps = steps;
+            return this;
+        }
+
+        /**
+         * The recipe; every value is checked here.
+         *
+         * @throws IllegalArgumentException naming the first value that is missing or out of range, and what was expected
+         */
+        public Recipe build() {
+            String what = name == null || name.isBlank() ? "recipe" : "recipe '" + name + "'";
+            if (batchSize == null) {
+                throw new IllegalArgumentException(what + ": batch size not set; expected batchSize(n), n >= 1");
+            }
+            if (baseLr == null) {
+                throw new IllegalArgumentException(what + ": learning rate not set; expected baseLr(x), x > 0");
+            }
+            if (maxEpochs == null) {
+                throw new IllegalArgumentException(what + ": maximum epochs not set; expected maxEpochs(n), n >= 1");
+            }
+            return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs,
+                    maxIterations, init, initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast,
+                    onNonFinite, stuckLossSteps);
+        }
     }
 }

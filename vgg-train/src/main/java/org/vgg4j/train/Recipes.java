@@ -6,8 +6,8 @@ import java.util.Locale;
 
 /**
  * The paper's training recipes (§3.1) as named presets, plus the small-image recipe of the Fashion-MNIST demo.
- * Each is one call here and one {@code --recipe NAME} on the command line. Presets fix the solver; the network
- * (configuration, width, BN) is chosen separately.
+ * Each is one call here and one {@code --recipe NAME} on the command line; {@link Recipe#toBuilder()} changes any
+ * value of one. Presets fix the solver; the network (configuration, width, BN) is chosen separately.
  *
  * <pre>
  *   paper-a           configuration A from N(0, 10^-2), fixed S = 256, batch 256, lr 10^-2 / 10 on plateau (3x),
@@ -30,30 +30,32 @@ public final class Recipes {
 
     /** Train configuration A from N(0, 10^-2), the paper's first network. */
     public static Recipe paperA() {
-        return new Recipe("paper-a", 256, 0, 1e-2, 0.9, 5e-4, Schedule.Plateau.PAPER, 74, 370_000,
-                Recipe.Init.PAPER_NORMAL, null, 1, 1, 256, 256, 5000, 3, Recipe.NonFinitePolicy.STOP, 2000);
+        return Recipe.builder().name("paper-a").batchSize(256).microBatch(0).baseLr(1e-2).momentum(0.9)
+                .weightDecay(5e-4).schedule(Schedule.Plateau.PAPER).maxEpochs(74).maxIterations(370_000)
+                .init(Recipe.Init.PAPER_NORMAL).initSeed(1).dataSeed(1).scale(256).checkpointEvery(5000).keepLast(3)
+                .onNonFinite(Recipe.NonFinitePolicy.STOP).stuckLossSteps(2000).build();
     }
 
     /** Deeper configurations B..E warm-started from a trained A (checkpoint {@code trainedA}). */
     public static Recipe paperWarmStart(Path trainedA) {
-        return paperA().withInit(Recipe.Init.WARM_START_A, trainedA).withName("paper-warm");
+        return paperA().toBuilder().name("paper-warm").init(Recipe.Init.WARM_START_A).initFrom(trainedA).build();
     }
 
     /** S = 384 initialised from the S = 256 model with the smaller rate 10^-3. */
     public static Recipe paperS384(Path fromS256) {
-        return paperA().withInit(Recipe.Init.FROM_CHECKPOINT, fromS256).withLr(1e-3).withScales(384, 384)
-                .withName("paper-s384");
+        return paperA().toBuilder().name("paper-s384").init(Recipe.Init.FROM_CHECKPOINT).initFrom(fromS256).baseLr(1e-3)
+                .scale(384).build();
     }
 
     /** Multi-scale S ~ U[256, 512], all layers fine-tuned from the S = 384 model. */
     public static Recipe paperMultiScale(Path fromS384) {
-        return paperA().withInit(Recipe.Init.FROM_CHECKPOINT, fromS384).withLr(1e-3).withScales(256, 512)
-                .withName("paper-multiscale");
+        return paperA().toBuilder().name("paper-multiscale").init(Recipe.Init.FROM_CHECKPOINT).initFrom(fromS384)
+                .baseLr(1e-3).scales(256, 512).build();
     }
 
     /** Glorot initialisation from scratch: the paper's later finding that no warm start is needed. */
     public static Recipe glorot() {
-        return paperA().withInit(Recipe.Init.GLOROT, null).withName("glorot");
+        return paperA().toBuilder().name("glorot").init(Recipe.Init.GLOROT).build();
     }
 
     /**
@@ -62,8 +64,10 @@ public final class Recipes {
      * docs/benchmarks.md (92.85 %) and, with fewer epochs, the demo.
      */
     public static Recipe fashion() {
-        return new Recipe("fashion", 128, 0, 0.05, 0.9, 5e-4, new Schedule.Cosine(100, 0), 12, 0, Recipe.Init.GLOROT,
-                null, 1, 1, 32, 32, 0, 2, Recipe.NonFinitePolicy.STOP, 300);
+        return Recipe.builder().name("fashion").batchSize(128).microBatch(0).baseLr(0.05).momentum(0.9).weightDecay(5e-4)
+                .schedule(new Schedule.Cosine(100, 0)).maxEpochs(12).maxIterations(0).init(Recipe.Init.GLOROT).initSeed(1)
+                .dataSeed(1).scale(32).checkpointEvery(0).keepLast(2).onNonFinite(Recipe.NonFinitePolicy.STOP)
+                .stuckLossSteps(300).build();
     }
 
     /**

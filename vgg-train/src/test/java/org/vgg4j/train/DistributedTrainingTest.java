@@ -42,8 +42,8 @@ class DistributedTrainingTest {
     private static final Duration T = Duration.ofSeconds(60);
 
     private static Recipe recipe(int batch, int micro, long steps) {
-        return Recipes.paperA().withBatch(batch, micro).withLimits(5, steps).withLr(0.05).withStuckLossSteps(0)
-                .withSchedule(Schedule.parse("constant")).withCheckpoints(2, 3);
+        return Recipes.paperA().toBuilder().batchSize(batch).microBatch(micro).maxEpochs(5).maxIterations(steps).baseLr(0.05)
+                .stuckLossSteps(0).schedule(Schedule.parse("constant")).checkpointEvery(2).keepLast(3).build();
     }
 
     /** What one rank (or the one process) ended with. */

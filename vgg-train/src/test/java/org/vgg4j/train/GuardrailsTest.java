@@ -33,8 +33,8 @@ class GuardrailsTest {
     }
 
     private static Recipe recipe() {
-        return Recipes.fashion().withBatch(8, 0).withLimits(2, 0).withSchedule(new Schedule.Constant()).withLr(0.01)
-                .withStuckLossSteps(0);
+        return Recipes.fashion().toBuilder().batchSize(8).microBatch(0).maxEpochs(2).maxIterations(0)
+                .schedule(new Schedule.Constant()).baseLr(0.01).stuckLossSteps(0).build();
     }
 
     @Test
@@ -74,7 +74,7 @@ class GuardrailsTest {
 
     @Test
     void rollbackReloadsTheLastCheckpointWithATenthOfTheRate(@TempDir Path dir) throws IOException {
-        Recipe recipe = recipe().withCheckpoints(2, 3).withNonFinite(Recipe.NonFinitePolicy.ROLLBACK);
+        Recipe recipe = recipe().toBuilder().checkpointEvery(2).keepLast(3).onNonFinite(Recipe.NonFinitePolicy.ROLLBACK).build();
         List<String> warnings = new ArrayList<>();
         List<Double> rates = new ArrayList<>();
         try (DataPipeline train = Tiny.pipeline(Tiny.fashion(32, FashionMnist.Split.TRAIN), 8, 1, true);
@@ -112,7 +112,7 @@ class GuardrailsTest {
 
     @Test
     void aLossStuckAtLnClassesIsReported() throws IOException {
-        Recipe recipe = recipe().withLr(1e-9).withStuckLossSteps(4);
+        Recipe recipe = recipe().toBuilder().baseLr(1e-9).stuckLossSteps(4).build();
         List<String> warnings = new ArrayList<>();
         try (DataPipeline train = Tiny.pipeline(Tiny.fashion(48, FashionMnist.Split.TRAIN), 8, 1, true);
              Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {

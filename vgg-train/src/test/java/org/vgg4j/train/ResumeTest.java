@@ -90,11 +90,11 @@ class ResumeTest {
     @Test
     void anIterationLimitInsideAnEpochResumesWhereItStopped(@TempDir Path dir) throws Exception {
         // A schedule that does not depend on the total step count, so a longer second run can match a whole one.
-        Recipe constant = Scenario.recipe().withSchedule(new Schedule.Constant());
+        Recipe constant = Scenario.recipe().toBuilder().schedule(new Schedule.Constant()).build();
         Scenario.Outcome whole = Scenario.run(dir.resolve("whole"), constant, List.of(), (p, t) -> { });
         assertEquals(15, whole.result().state().step());
         Path split = dir.resolve("split");
-        Scenario.Outcome first = Scenario.run(split, constant.withLimits(3, 7), List.of(), (p, t) -> { });
+        Scenario.Outcome first = Scenario.run(split, constant.toBuilder().maxEpochs(3).maxIterations(7).build(), List.of(), (p, t) -> { });
         assertEquals(7, first.result().state().step()); // 5 batches per epoch: stopped after batch 2 of epoch 2
         assertEquals(1, first.result().state().epoch());
         assertEquals(2, first.result().state().position());

@@ -21,8 +21,8 @@ final class Scenario {
     static final VggSpec SPEC = Tiny.spec(true, 0.5);
 
     static Recipe recipe() {
-        return Recipes.fashion().withBatch(8, 3).withLimits(3, 0).withCheckpoints(1, 2)
-                .withSchedule(new Schedule.Cosine(2, 0)).withLr(0.02).withStuckLossSteps(0);
+        return Recipes.fashion().toBuilder().batchSize(8).microBatch(3).maxEpochs(3).maxIterations(0).checkpointEvery(1)
+                .keepLast(2).schedule(new Schedule.Cosine(2, 0)).baseLr(0.02).stuckLossSteps(0).build();
     }
 
     /** Runs (or resumes) the scenario with checkpoints in {@code dir}; returns the replicas' final tensors. */

@@ -17,8 +17,8 @@ class TrainerTest {
 
     @Test
     void plateauDropsTheRateAfterEpochsWithoutImprovementAndTheIterationLimitStopsMidEpoch() throws IOException {
-        Recipe recipe = Recipes.paperA().withBatch(8, 0).withLimits(10, 17).withLr(0.01).withStuckLossSteps(0)
-                .withSchedule(new Schedule.Plateau(1, 0.0, 0.1, 2));
+        Recipe recipe = Recipes.paperA().toBuilder().batchSize(8).microBatch(0).maxEpochs(10).maxIterations(17).baseLr(0.01)
+                .stuckLossSteps(0).schedule(new Schedule.Plateau(1, 0.0, 0.1, 2)).build();
         double[] errors = {0.5, 0.4, 0.4, 0.45, 0.3, 0.3};
         int[] calls = {0};
         Validation scripted = net -> {

@@ -323,44 +323,51 @@ public final class TrainCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--recipe': " + e.getMessage());
         }
+        Recipe.Builder b = r.toBuilder();
         if (initFrom != null && r.init() != Recipe.Init.WARM_START_A && r.init() != Recipe.Init.FROM_CHECKPOINT) {
-            r = r.withInit(Recipe.Init.FROM_CHECKPOINT, initFrom);
+            b.init(Recipe.Init.FROM_CHECKPOINT).initFrom(initFrom);
         }
-        if (epochs != null || iterations != null) {
-            r = r.withLimits(epochs != null ? epochs : r.maxEpochs(), iterations != null ? iterations : r.maxIterations());
+        if (epochs != null) {
+            b.maxEpochs(epochs);
         }
-        if (batch != null || microBatch != null) {
-            r = r.withBatch(batch != null ? batch : r.batchSize(), microBatch != null ? microBatch : r.microBatch());
+        if (iterations != null) {
+            b.maxIterations(iterations);
+        }
+        if (batch != null) {
+            b.batchSize(batch);
+        }
+        if (microBatch != null) {
+            b.microBatch(microBatch);
         }
         if (lr != null) {
-            r = r.withLr(lr);
+            b.baseLr(lr);
         }
         if (schedule != null) {
             try {
-                r = r.withSchedule(Schedule.parse(schedule));
+                b.schedule(Schedule.parse(schedule));
             } catch (IllegalArgumentException e) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--schedule': " + e.getMessage());
             }
         }
         if (weightDecay != null) {
-            r = r.withOptimizer(r.momentum(), weightDecay);
+            b.weightDecay(weightDecay);
         }
         if (scale != null) {
             String[] p = scale.split(":");
             try {
                 int lo = Integer.parseInt(p[0]);
-                r = r.withScales(lo, p.length > 1 ? Integer.parseInt(p[1]) : lo);
+                b.scales(lo, p.length > 1 ? Integer.parseInt(p[1]) : lo);
             } catch (NumberFormatException e) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--scale': '" + scale
                         + "'; expected S or SMIN:SMAX, e.g. 256 or 256:512");
             }
         }
         if (checkpointEvery != null) {
-            r = r.withCheckpoints(checkpointEvery, r.keepLast());
+            b.checkpointEvery(checkpointEvery);
         }
         if (onNan != null) {
-            r = r.withNonFinite(onNan);
+            b.onNonFinite(onNan);
         }
-        return r.withSeeds(seed, seed);
+        return b.initSeed(seed).dataSeed(seed).build();
     }
 }
