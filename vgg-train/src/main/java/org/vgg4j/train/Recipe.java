@@ -8,8 +8,9 @@ import org.vgg4j.data.DataPipeline;
 
 /**
  * How a network is trained — the solver half of Caffe's net/solver split, immutable. The architecture is a
- * {@code VggSpec}; the data and where checkpoints go are given to the {@link Trainer} separately. Named presets
- * (the paper's recipes) are in {@link Recipes}.
+ * {@code VggSpec}; the data and where checkpoints go are given separately ({@link TrainingRun} puts the parts of a
+ * run together). Built with {@link #builder()} or {@link #toBuilder()}; named presets (the paper's recipes) are in
+ * {@link Recipes}.
  *
  * @param name            preset name, recorded in checkpoints and metrics
  * @param batchSize       effective (global) batch: one optimiser step per batch (256 in the paper)

@@ -5,31 +5,22 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
-import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.CollectiveProvider;
 import org.vgg4j.core.parallel.GradPrecision;
-import org.vgg4j.core.tensor.DType;
-import org.vgg4j.data.DataPipeline;
-import org.vgg4j.train.Checkpointer;
 import org.vgg4j.train.CurvePlot;
-import org.vgg4j.train.Evaluator;
-import org.vgg4j.train.Initialization;
 import org.vgg4j.train.MetricsLog;
 import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
-import org.vgg4j.train.Replicas;
 import org.vgg4j.train.Schedule;
 import org.vgg4j.train.Trainer;
 import org.vgg4j.train.TrainingListener;
+import org.vgg4j.train.TrainingRun;
 import org.vgg4j.train.dist.LaunchEnv;
 import org.vgg4j.train.dist.TcpAllReduce;
 import org.vgg4j.train.dist.TcpProcessGroup;
@@ -245,8 +236,7 @@ public final class TrainCommand implements Callable<Integer> {
         if (!src.small() && r.scaleMin() < vgg.inputSize()) {
             throw new IllegalArgumentException("training scale " + r.scaleMin() + " is smaller than the crop " + vgg.inputSize());
         }
-        Checkpointer checkpoints = new Checkpointer(out.resolve("checkpoints"), r.keepLast());
-        if (leader && !resume && !checkpoints.list().isEmpty()) { // only rank 0 reads and writes --out
+        if (leader && !resume && TrainingRun.holdsCheckpoints(out)) { // only rank 0 reads and writes --out
             throw new IllegalArgumentException("--out " + out + " already holds checkpoints: pass --resume to continue"
                     + " that run, or choose another --out");
         }
@@ -258,41 +248,29 @@ public final class TrainCommand implements Callable<Integer> {
                 r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
                 src.val().size(), backendName, devices, group == null ? "" : String.format(Locale.ROOT,
                         " per process x %d processes (%s, rank 0 at %s)", world, launch.source(), group.master()));
-        // Every rank builds the same global permutation; rank k takes positions k, k+W, ... of it, so batch b of the
-        // W ranks together is batch b of one process (docs/distributed.md), and each rank decodes only its slice.
-        DataPipeline.Config trainCfg = DataPipeline.Config.training(r.batchSize() / world, threads, r.dataSeed())
-                .sharded(launch.rank(), world);
         GradPrecision precision = GradPrecision.parse(gradPrecision);
         if (group != null && precision != GradPrecision.FP32) {
             throw new IllegalArgumentException("--grad-precision " + precision + " applies to the devices of one process"
                     + " (the ring all-reduce); the multi-process collectives send fp32");
         }
-        AllReduce allReduce = group == null ? Replicas.allReduceFor(backendName, devices, precision)
-                : collective(backendName, group);
-        int firstReplica = launch.rank() * devices; // this process's replicas in the world's numbering (dropout seeds)
-        // several devices per process: each process on a machine takes its own block of them (one device per process
-        // is chosen through -Dvgg4j.cuda.device = local rank instead, see above)
-        int firstDevice = group != null && devices > 1 ? launch.localRank() * devices : 0;
-        DataPipeline.Config valCfg = DataPipeline.Config.training(Math.min(r.batchSize(), 256), threads, 0).withShuffle(false);
-        try (DataPipeline train = new DataPipeline(src.train(), src.trainTransform(), trainCfg);
-             DataPipeline val = new DataPipeline(src.val(), src.valTransform(), valCfg);
-             Replicas replicas = Replicas.create(backendName, devices, firstDevice,
-                     (b, rank) -> Vgg.build(b, DType.FLOAT32, vgg.withSeed(vgg.seed() + 1000L * (firstReplica + rank))),
-                     new Sgd.Settings(r.momentum(), r.weightDecay()), allReduce)) {
-            List<TrainingListener> listeners = new ArrayList<>();
-            if (leader) {
-                MetricsLog metrics = new MetricsLog(out);
-                listeners.add(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
-                listeners.add(metrics);
-                listeners.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
-            }
-            Trainer trainer = new Trainer(replicas, train, Evaluator.onBatches(val, valFlips), r, checkpoints,
-                    Initialization.forRecipe(r, vgg), listeners);
-            Trainer.Result res = trainer.run();
-            lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
-                    out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), checkpoints.directory());
-            return new Result(res, out, vgg);
+        TrainingRun.Builder run = TrainingRun.builder().model(vgg).recipe(r).backend(backendName).devices(devices)
+                .train(src.train(), src.trainTransform()).validation(src.val(), src.valTransform()).validationFlips(valFlips)
+                .threads(threads).out(out).resume(resume);
+        if (group == null) {
+            run.gradPrecision(precision);
+        } else {
+            // several devices per process: each process on a machine takes its own block of them (one device per
+            // process is chosen through -Dvgg4j.cuda.device = local rank instead, see above)
+            run.allReduce(collective(backendName, group)).firstDevice(devices > 1 ? launch.localRank() * devices : 0);
         }
+        if (leader) {
+            run.listener(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
+        }
+        TrainingRun built = run.build();
+        Trainer.Result res = built.run();
+        lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
+                out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), built.checkpointDirectory());
+        return new Result(res, out, vgg);
     }
 
     private static TrainingListener epochLinesOnly(PrintStream lines, int maxEpochs) {
