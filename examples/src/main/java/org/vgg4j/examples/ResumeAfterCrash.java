@@ -13,23 +13,18 @@ import java.util.concurrent.TimeUnit;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
-import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.tensor.DType;
-import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.IdxDataset;
 import org.vgg4j.data.IdxImages;
 import org.vgg4j.data.SmallImageTransform;
-import org.vgg4j.train.Checkpointer;
-import org.vgg4j.train.Evaluator;
 import org.vgg4j.train.HostAllReduce;
-import org.vgg4j.train.Initialization;
 import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
 import org.vgg4j.train.Replicas;
 import org.vgg4j.train.Schedule;
-import org.vgg4j.train.Trainer;
 import org.vgg4j.train.TrainingListener;
+import org.vgg4j.train.TrainingRun;
 
 /**
  * Shows that a run killed with SIGKILL resumes exactly: trains a narrow VGG-A_bn (with dropout) on part of the
@@ -51,7 +46,10 @@ public final class ResumeAfterCrash {
                 .keepLast(2).schedule(new Schedule.Cosine(4, 0)).baseLr(0.05).build();
     }
 
-    /** Trains (or resumes) in {@code dir}; returns the final parameters then momentum, as float bits. */
+    /**
+     * Trains (or resumes, from the newest intact checkpoint) in {@code dir}; returns the final parameters then
+     * momentum, as float bits.
+     */
     static float[] train(Path dir, String backend, List<TrainingListener> listeners) throws IOException {
         IdxImages all = FashionMnist.bundledSample(FashionMnist.Split.TRAIN);
         int n = 320;
@@ -60,14 +58,14 @@ public final class ResumeAfterCrash {
         IdxImages test = FashionMnist.bundledSample(FashionMnist.Split.TEST);
         SmallImageTransform t = SmallImageTransform.grey(32, 2, true, 0.286, 0.353);
         Recipe r = recipe();
-        try (DataPipeline train = new DataPipeline(new IdxDataset(part, FashionMnist.CLASS_NAMES), t,
-                DataPipeline.Config.training(r.batchSize(), 1, r.dataSeed()));
-             DataPipeline val = new DataPipeline(new IdxDataset(test, FashionMnist.CLASS_NAMES), t.testView(),
-                     DataPipeline.Config.training(200, 1, 0).withShuffle(false));
-             Replicas replicas = Replicas.create(backend, 1, (b, rank) -> Vgg.build(b, DType.FLOAT32, SPEC),
-                     new Sgd.Settings(r.momentum(), r.weightDecay()), new HostAllReduce())) {
-            new Trainer(replicas, train, Evaluator.onBatches(val), r, new Checkpointer(dir, r.keepLast()),
-                    Initialization.forRecipe(r, SPEC), listeners).run();
+        // the replicas are made here, not by the run, so that their final tensors can be read after it
+        try (Replicas replicas = Replicas.create(backend, 1, (b, rank) -> Vgg.build(b, DType.FLOAT32, SPEC), r.sgdSettings(),
+                new HostAllReduce())) {
+            TrainingRun.Builder run = TrainingRun.builder().model(SPEC).recipe(r).replicas(replicas)
+                    .train(new IdxDataset(part, FashionMnist.CLASS_NAMES), t)
+                    .validation(new IdxDataset(test, FashionMnist.CLASS_NAMES), t.testView()).out(dir).resume(true);
+            listeners.forEach(run::listener);
+            run.build().run();
             int p = Math.toIntExact(replicas.primary().params().values().size());
             float[] out = new float[2 * p];
             replicas.primary().backend().copyOut(replicas.primary().params().values(), out, 0);
@@ -96,7 +94,7 @@ public final class ResumeAfterCrash {
             child.destroyForcibly();
             child.waitFor(30, TimeUnit.SECONDS);
         }
-        try (var files = Files.list(crashed)) {
+        try (var files = Files.list(crashed.resolve(TrainingRun.CHECKPOINTS))) {
             System.out.println("   left on disk: " + files.map(p -> p.getFileName().toString()).sorted().toList());
         }
         System.out.println("3. resumed here from the newest intact checkpoint");

@@ -4,36 +4,30 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
+import java.util.Arrays;
 import java.util.Locale;
 
-import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.model.WarmStart;
-import org.vgg4j.core.optim.Sgd;
-import org.vgg4j.core.tensor.DType;
-import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.IdxDataset;
+import org.vgg4j.data.IdxImages;
 import org.vgg4j.data.SmallImageTransform;
 import org.vgg4j.train.Checkpointer;
 import org.vgg4j.train.EpochMetrics;
-import org.vgg4j.train.Evaluator;
-import org.vgg4j.train.HostAllReduce;
-import org.vgg4j.train.Initialization;
 import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
-import org.vgg4j.train.Replicas;
 import org.vgg4j.train.Schedule;
-import org.vgg4j.train.Trainer;
 import org.vgg4j.train.TrainingListener;
+import org.vgg4j.train.TrainingRun;
 
 /**
  * The paper's §3.1 warm start through the library API (no command line): train the shallow configuration A from
  * N(0, 10^-2) (recipe paper-a, here without BatchNorm, as the paper), then build the deep configuration D and
  * start it from A's first four convolutional and three fully-connected layers (recipe paper-warm, WarmStart), the
  * other layers fresh, and train it. Small scale: narrow networks on the bundled Fashion-MNIST sample at 32x32.
+ * Each stage is one {@link TrainingRun}; its checkpoints, metrics and curves go to {@code A/} and {@code D/}.
  *
  * <p>Run: {@code mvn -q -DskipTests package exec:java -Dexec.mainClass=org.vgg4j.examples.WarmStartFromA}
  * (args: [BACKEND [EPOCHS [TRAIN_IMAGES]]], default cpu when present, 3 epochs, 5000 images).
@@ -46,36 +40,34 @@ public final class WarmStartFromA {
         return new VggSpec(c, false, 10, 32, width, width >= 0.25 ? 128 : 16, 0.5, 1);
     }
 
-    /** Trains {@code spec} with {@code recipe} into {@code dir}; returns the last epoch's metrics. */
+    /**
+     * Trains {@code spec} with {@code recipe} into {@code dir} (checkpoints, metrics, curves, as {@code vgg train
+     * --out}); returns the last epoch's metrics.
+     */
     static EpochMetrics train(VggSpec spec, Recipe recipe, Path dir, String backend, int images, PrintStream out)
             throws IOException {
-        var sample = FashionMnist.bundledSample(FashionMnist.Split.TRAIN);
+        IdxImages sample = FashionMnist.bundledSample(FashionMnist.Split.TRAIN);
         int n = Math.min(images, sample.count());
-        var train = new IdxDataset(new org.vgg4j.data.IdxImages(n, sample.rows(), sample.cols(),
-                java.util.Arrays.copyOf(sample.pixels(), n * sample.rows() * sample.cols()),
-                java.util.Arrays.copyOf(sample.labels(), n)), FashionMnist.CLASS_NAMES);
-        var test = new IdxDataset(FashionMnist.bundledSample(FashionMnist.Split.TEST), FashionMnist.CLASS_NAMES);
+        IdxDataset train = new IdxDataset(new IdxImages(n, sample.rows(), sample.cols(),
+                Arrays.copyOf(sample.pixels(), n * sample.rows() * sample.cols()), Arrays.copyOf(sample.labels(), n)),
+                FashionMnist.CLASS_NAMES);
+        IdxDataset test = new IdxDataset(FashionMnist.bundledSample(FashionMnist.Split.TEST), FashionMnist.CLASS_NAMES);
         SmallImageTransform t = SmallImageTransform.grey(32, 2, true, 0.286, 0.353);
         EpochMetrics[] last = new EpochMetrics[1];
-        try (DataPipeline tp = new DataPipeline(train, t, DataPipeline.Config.training(recipe.batchSize(), 1, recipe.dataSeed()));
-             DataPipeline vp = new DataPipeline(test, t.testView(), DataPipeline.Config.training(250, 1, 0).withShuffle(false));
-             Replicas r = Replicas.create(backend, 1, (b, rank) -> Vgg.build(b, DType.FLOAT32, spec),
-                     new Sgd.Settings(recipe.momentum(), recipe.weightDecay()), new HostAllReduce())) {
-            new Trainer(r, tp, Evaluator.onBatches(vp), recipe, new Checkpointer(dir, 1), Initialization.forRecipe(recipe, spec),
-                    List.of(new TrainingListener() {
-                        @Override
-                        public void onEpoch(EpochMetrics m) {
-                            last[0] = m;
-                            out.printf(Locale.ROOT, "  %s epoch %d: train loss %.4f, validation top-1 error %.2f %%%n",
-                                    spec.name(), m.epoch(), m.trainLoss(), 100 * m.valTop1Error());
-                        }
+        TrainingRun.builder().model(spec).recipe(recipe).backend(backend).train(train, t).validation(test, t.testView())
+                .out(dir).listener(new TrainingListener() {
+                    @Override
+                    public void onEpoch(EpochMetrics m) {
+                        last[0] = m;
+                        out.printf(Locale.ROOT, "  %s epoch %d: train loss %.4f, validation top-1 error %.2f %%%n",
+                                spec.name(), m.epoch(), m.trainLoss(), 100 * m.valTop1Error());
+                    }
 
-                        @Override
-                        public void onWarning(String message) {
-                            out.println("  warning: " + message);
-                        }
-                    })).run();
-        }
+                    @Override
+                    public void onWarning(String message) {
+                        out.println("  warning: " + message);
+                    }
+                }).build().run();
         return last[0];
     }
 
@@ -87,7 +79,7 @@ public final class WarmStartFromA {
                 .schedule(new Schedule.Cosine(0, 0)).stuckLossSteps(50).build();
         out.println("1. configuration A from N(0, 1e-2)");
         EpochMetrics ma = train(spec(VggConfig.A, width), a, work.resolve("A"), backend, images, out);
-        Path trainedA = work.resolve("A").resolve(Checkpointer.BEST);
+        Path trainedA = work.resolve("A").resolve(TrainingRun.CHECKPOINTS).resolve(Checkpointer.BEST);
         out.println("2. configuration D warm-started from A's " + WarmStart.PAPER_LAYERS + ", the rest Glorot");
         Recipe d = Recipes.paperWarmStart(trainedA).toBuilder().batchSize(64).microBatch(0).maxEpochs(epochs).maxIterations(0)
                 .schedule(new Schedule.Cosine(0, 0)).stuckLossSteps(50).build();

@@ -64,7 +64,8 @@ class ExamplesTest {
         EpochMetrics[] m = WarmStartFromA.run(dir, "reference", 1, 128, 0.0625, new PrintStream(buf, true, StandardCharsets.UTF_8));
         String text = buf.toString(StandardCharsets.UTF_8);
         assertTrue(Double.isFinite(m[0].trainLoss()) && Double.isFinite(m[1].trainLoss()), text);
-        assertTrue(Files.exists(dir.resolve("A").resolve("best.safetensors")));
+        assertTrue(Files.exists(dir.resolve("A").resolve("checkpoints").resolve("best.safetensors")));
+        assertEquals(2, Files.readAllLines(dir.resolve("D").resolve("metrics.csv")).size()); // header + epoch 1
         assertTrue(text.contains("Dx0.0625 epoch 1"), text);
     }
 
