@@ -1,6 +1,7 @@
 package org.vgg4j.examples;
 
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -9,6 +10,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
@@ -74,6 +77,12 @@ public final class ResumeAfterCrash {
         }
     }
 
+    /** This JVM's class path and module path (when it runs the modules), as one class path for the child JVM. */
+    private static String classAndModulePath() {
+        return Stream.of(System.getProperty("java.class.path"), System.getProperty("jdk.module.path"))
+                .filter(p -> p != null && !p.isEmpty()).collect(Collectors.joining(File.pathSeparator));
+    }
+
     /** The whole demonstration; returns whether the resumed run equals the uninterrupted one bit for bit. */
     static boolean run(Path work, String backend, int killAt) throws Exception {
         System.out.println("1. uninterrupted run");
@@ -81,7 +90,7 @@ public final class ResumeAfterCrash {
         Path crashed = work.resolve("crashed");
         System.out.println("2. the same run in a child JVM, killed with SIGKILL after step " + killAt);
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process child = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), ResumeAfterCrash.class.getName(),
+        Process child = new ProcessBuilder(java, "-cp", classAndModulePath(), ResumeAfterCrash.class.getName(),
                 "--child", crashed.toString(), backend).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
             for (String line; (line = r.readLine()) != null; ) {

@@ -15,6 +15,7 @@ import java.util.StringJoiner;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendTensors;
 import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -108,7 +109,7 @@ public final class CudaBackend implements Backend {
         if (shape.rank() > 0) {
             liveBytesByLeadingDim.merge(shape.dim(0), bytes, Long::sum);
         }
-        Tensor t = new Tensor(this, DType.FLOAT32, shape, buf, 0);
+        Tensor t = BackendTensors.wrap(this, DType.FLOAT32, shape, buf, 0);
         if (shape.size() > 0) {
             fill(t, 0.0);
         }

@@ -7,7 +7,7 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.vgg4j.core.backend.Backend;
-import org.vgg4j.core.backend.reference.ReferenceBackend;
+import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.testing.Approx;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -32,7 +32,7 @@ final class Parity implements AutoCloseable {
 
     static final String DRIVER_PROPERTY = "vgg4j.cuda.test.driver";
 
-    final ReferenceBackend ref = new ReferenceBackend();
+    final Backend ref = Backends.create("reference");
     final CudaBackend dev;
 
     Parity(MathMode math) {

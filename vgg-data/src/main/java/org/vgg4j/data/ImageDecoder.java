@@ -29,7 +29,7 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  * Turns the bytes of an image file into an {@link RgbImage}, or rejects them with a {@link BadImageException}:
  * never a silently wrong image. Thread-safe (readers are cached per thread).
  *
- * <p>What it guards against (each a silent trap of a plain {@code ImageIO.read}, see shared/FACTS.md):
+ * <p>What it guards against (each a silent trap of a plain {@code ImageIO.read}):
  * <ul>
  * <li>the format is sniffed from the bytes, not the name (ImageNet has PNG content under a .JPEG name);</li>
  * <li>dimensions are read from the header before any pixel is decoded, so a decompression bomb is refused

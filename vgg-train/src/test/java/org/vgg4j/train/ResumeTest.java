@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -12,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.BeforeAll;
@@ -35,8 +37,10 @@ class ResumeTest {
     /** Starts the child, waits until a line starting with {@code trigger} appears, then kills it with SIGKILL. */
     private static String runAndKill(Path dir, String mode, String trigger) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
-                Scenario.class.getName(), dir.toString(), mode);
+        // the child runs on the class path alone: this JVM's class path and its module path (the modules under test)
+        String cp = Stream.of(System.getProperty("java.class.path"), System.getProperty("jdk.module.path"))
+                .filter(p -> p != null && !p.isEmpty()).collect(Collectors.joining(File.pathSeparator));
+        ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-cp", cp, Scenario.class.getName(), dir.toString(), mode);
         pb.redirectError(ProcessBuilder.Redirect.DISCARD);
         Process child = pb.start();
         String seen = null;

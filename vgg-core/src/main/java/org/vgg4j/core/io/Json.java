@@ -10,13 +10,13 @@ import java.util.Map;
  * become {@link LinkedHashMap} (file order kept; a duplicate key is an error, since a safetensors header with two
  * entries of one name is ambiguous), arrays {@link List}, numbers {@link Long} when integral and in range else
  * {@link Double}, plus {@link String}, {@link Boolean} and {@link #NULL}. Nesting is limited to
- * {@link #MAX_DEPTH}. It is not a general JSON library: no streaming, no object mapping.
+ * {@link #MAX_DEPTH}. It is not a general JSON library (no streaming, no object mapping) and not part of the API.
  */
-public final class Json {
+final class Json {
     /** Deeper nesting is rejected (a safetensors header needs 3 levels). */
-    public static final int MAX_DEPTH = 64;
+    static final int MAX_DEPTH = 64;
     /** JSON's null (a Java null would be ambiguous with "absent" in maps). */
-    public static final Object NULL = new Object() {
+    static final Object NULL = new Object() {
         @Override
         public String toString() {
             return "null";
@@ -31,7 +31,7 @@ public final class Json {
     }
 
     /** Parses one JSON value filling the whole text (surrounding whitespace allowed). */
-    public static Object parse(String text) {
+    static Object parse(String text) {
         Json p = new Json(text);
         p.skipWs();
         Object v = p.value(0);
@@ -250,7 +250,7 @@ public final class Json {
     }
 
     /** Appends {@code v} as a JSON string literal. */
-    public static void quote(StringBuilder b, String v) {
+    static void quote(StringBuilder b, String v) {
         b.append('"');
         for (int i = 0; i < v.length(); i++) {
             char c = v.charAt(i);

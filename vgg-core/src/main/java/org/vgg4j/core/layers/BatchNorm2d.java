@@ -13,34 +13,26 @@ import org.vgg4j.core.tensor.Tensor;
  * (momentum 0.1, unbiased variance, as PyTorch); evaluation mode uses the running statistics.
  * x, y (N,C,H,W); gamma ("weight"), beta ("bias"), running_mean, running_var (C).
  */
-public final class BatchNorm2d implements Layer {
+public final class BatchNorm2d extends WeightedLayer {
     public static final double MOMENTUM = 0.1;
     public static final double EPS = 1e-5;
 
-    private final Backend backend;
     private final int channels;
-    private Tensor gamma;
-    private Tensor beta;
-    private Tensor gammaGrad;
-    private Tensor betaGrad;
+    // weight = gamma, bias = beta (C)
     private Tensor runningMean;
     private Tensor runningVar;
-    private final Slot output;
     private final Slot saveMean;    // (C)
     private final Slot saveInvStd;  // (C)
-    private final Slot inputGrad;
     private Tensor savedInput;
 
     public BatchNorm2d(Backend backend, int channels) {
+        super(backend);
         if (channels < 1) {
             throw new IllegalArgumentException("batchnorm channels " + channels + " must be >= 1");
         }
-        this.backend = backend;
         this.channels = channels;
-        this.output = new Slot(backend);
-        this.saveMean = new Slot(backend);
-        this.saveInvStd = new Slot(backend);
-        this.inputGrad = new Slot(backend);
+        this.saveMean = slot();
+        this.saveInvStd = slot();
     }
 
     @Override
@@ -68,12 +60,9 @@ public final class BatchNorm2d implements Layer {
 
     @Override
     public void bind(Map<String, Tensor> values, Map<String, Tensor> grads) {
-        gamma = values.get("weight");
-        beta = values.get("bias");
+        super.bind(values, grads);
         runningMean = values.get("running_mean");
         runningVar = values.get("running_var");
-        gammaGrad = grads.get("weight");
-        betaGrad = grads.get("bias");
     }
 
     @Override
@@ -89,11 +78,11 @@ public final class BatchNorm2d implements Layer {
                 throw new IllegalArgumentException("batchnorm in training needs more than one value per channel, got input " + x.shape());
             }
             Shape c = Shape.of(channels);
-            backend.batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar,
+            backend.batchNormForwardTraining(x, weight, bias, y, runningMean, runningVar,
                     saveMean.get(x.dtype(), c), saveInvStd.get(x.dtype(), c), MOMENTUM, EPS);
             savedInput = x;
         } else {
-            backend.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, EPS);
+            backend.batchNormForwardInference(x, weight, bias, y, runningMean, runningVar, EPS);
             savedInput = null;
         }
         return y;
@@ -106,22 +95,14 @@ public final class BatchNorm2d implements Layer {
         }
         Shape c = Shape.of(channels);
         Tensor dx = inputGrad.gradient(dy, savedInput.shape());
-        backend.batchNormBackward(savedInput, dy, gamma, saveMean.get(dy.dtype(), c), saveInvStd.get(dy.dtype(), c),
-                dx, gammaGrad, betaGrad);
+        backend.batchNormBackward(savedInput, dy, weight, saveMean.get(dy.dtype(), c), saveInvStd.get(dy.dtype(), c),
+                dx, weightGrad, biasGrad);
         return dx;
     }
 
     @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
     public void release() {
-        output.release();
-        saveMean.release();
-        saveInvStd.release();
-        inputGrad.release();
+        super.release();
         savedInput = null;
     }
 }

@@ -1,7 +1,6 @@
 package org.vgg4j.core.layers;
 
 import java.util.List;
-import java.util.Map;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.tensor.Shape;
@@ -11,33 +10,24 @@ import org.vgg4j.core.tensor.Tensor;
  * 2-D convolution, stride 1: the paper's conv3 (3x3, pad 1) and conv1 (1x1, pad 0), and k x k 'valid' (pad 0)
  * for dense evaluation. Legend: N batch, C in, K out, H/W in, P/Q out, R = S = kernel.
  */
-public final class Conv2d implements Layer {
-    private final Backend backend;
+public final class Conv2d extends WeightedLayer {
     private final int inChannels;
     private final int outChannels;
     private final int kernel;
     private final int pad;
-    private Tensor weight;      // (K,C,R,S)
-    private Tensor bias;        // (K)
-    private Tensor weightGrad;  // (K,C,R,S)
-    private Tensor biasGrad;    // (K)
+    // weight (K,C,R,S), bias (K), output (N,K,P,Q), inputGrad (N,C,H,W)
     private Tensor savedInput;  // (N,C,H,W): what backward needs
-    private final Slot output;  // (N,K,P,Q)
-    private final Slot inputGrad; // (N,C,H,W)
-    private boolean needsInputGradient = true;
 
     public Conv2d(Backend backend, int inChannels, int outChannels, int kernel, int pad) {
+        super(backend);
         if (inChannels < 1 || outChannels < 1 || kernel < 1 || pad < 0) {
             throw new IllegalArgumentException("conv " + inChannels + "->" + outChannels + " kernel " + kernel
                     + " pad " + pad + ": channels and kernel must be >= 1, pad >= 0");
         }
-        this.backend = backend;
         this.inChannels = inChannels;
         this.outChannels = outChannels;
         this.kernel = kernel;
         this.pad = pad;
-        this.output = new Slot(backend);
-        this.inputGrad = new Slot(backend);
     }
 
     public int inChannels() {
@@ -79,17 +69,7 @@ public final class Conv2d implements Layer {
     public List<ParamSpec> params() {
         int fanIn = inChannels * kernel * kernel;
         int fanOut = outChannels * kernel * kernel;
-        return List.of(
-                new ParamSpec("weight", Shape.of(outChannels, inChannels, kernel, kernel), ParamSpec.Role.WEIGHT, fanIn, fanOut),
-                new ParamSpec("bias", Shape.of(outChannels), ParamSpec.Role.NO_DECAY, fanIn, fanOut));
-    }
-
-    @Override
-    public void bind(Map<String, Tensor> values, Map<String, Tensor> grads) {
-        weight = values.get("weight");
-        bias = values.get("bias");
-        weightGrad = grads.get("weight");
-        biasGrad = grads.get("bias");
+        return weightAndBias(Shape.of(outChannels, inChannels, kernel, kernel), fanIn, fanOut);
     }
 
     @Override
@@ -109,7 +89,7 @@ public final class Conv2d implements Layer {
     @Override
     public Tensor backward(Tensor dy) {
         backend.conv2dBackwardFilter(savedInput, dy, weightGrad, biasGrad, pad);
-        if (!needsInputGradient) {
+        if (!needsInputGradient()) {
             return null;
         }
         Tensor dx = inputGrad.gradient(dy, savedInput.shape());
@@ -118,19 +98,8 @@ public final class Conv2d implements Layer {
     }
 
     @Override
-    public void setNeedsInputGradient(boolean needed) {
-        needsInputGradient = needed;
-    }
-
-    @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
     public void release() {
-        output.release();
-        inputGrad.release();
+        super.release();
         savedInput = null;
     }
 }

@@ -9,26 +9,21 @@ import org.vgg4j.core.tensor.Tensor;
  * probability 1-p and scaled by 1/(1-p); in evaluation it is the identity. The mask comes from a counter-based
  * source seeded by (layer seed, call count), so runs are repeatable and every backend draws the same mask.
  */
-public final class Dropout implements Layer {
-    private final Backend backend;
+public final class Dropout extends BufferedLayer {
     private final double p;
     private final long seed;
     private long calls;
-    private final Slot output;
     private final Slot mask;     // (N,F): 0 or 1/(1-p)
-    private final Slot inputGrad;
     private boolean lastWasTraining;
 
     public Dropout(Backend backend, double p, long seed) {
+        super(backend);
         if (!(p >= 0 && p < 1)) {
             throw new IllegalArgumentException("dropout probability " + p + " must be in [0, 1)");
         }
-        this.backend = backend;
         this.p = p;
         this.seed = seed;
-        this.output = new Slot(backend);
-        this.mask = new Slot(backend);
-        this.inputGrad = new Slot(backend);
+        this.mask = slot();
     }
 
     /** Forward calls in training so far; part of the state a resumed run must restore. */
@@ -71,17 +66,5 @@ public final class Dropout implements Layer {
         Tensor dx = inputGrad.gradient(dy, dy.shape());
         backend.multiply(dy, mask.get(dy.dtype(), dy.shape()), dx);
         return dx;
-    }
-
-    @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
-    public void release() {
-        output.release();
-        mask.release();
-        inputGrad.release();
     }
 }

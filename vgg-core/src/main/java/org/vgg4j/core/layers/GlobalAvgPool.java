@@ -8,18 +8,13 @@ import org.vgg4j.core.tensor.Tensor;
  * Spatial average of a class score map (paper §3.2, dense evaluation): (N,K,H,W) to (N,K). Computed as a GEMM
  * of the (N*K, H*W) map with a column of 1/(H*W), so every backend needs nothing new.
  */
-public final class GlobalAvgPool implements Layer {
-    private final Backend backend;
-    private final Slot output;
+public final class GlobalAvgPool extends BufferedLayer {
     private final Slot weights;   // (H*W, 1) filled with 1/(H*W)
-    private final Slot inputGrad;
     private Shape inputShape;
 
     public GlobalAvgPool(Backend backend) {
-        this.backend = backend;
-        this.output = new Slot(backend);
-        this.weights = new Slot(backend);
-        this.inputGrad = new Slot(backend);
+        super(backend);
+        this.weights = slot();
     }
 
     @Override
@@ -60,17 +55,5 @@ public final class GlobalAvgPool implements Layer {
         Tensor col = weights.get(dy.dtype(), Shape.of(hw, 1));
         backend.gemm(false, true, 1.0, dy.reshape(rows, 1), col, 0.0, dx.reshape(rows, hw)); // dx = dy * (1/HW)
         return dx;
-    }
-
-    @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
-    public void release() {
-        output.release();
-        weights.release();
-        inputGrad.release();
     }
 }

@@ -12,6 +12,8 @@ import org.vgg4j.core.tensor.Tensor;
  * {@link #beside} its dy and gets the buffer dy is not in (ReLU and Flatten pass dy through in place, so "the
  * other one" is decided by storage, not by alternation). This is what keeps VGG-16's step inside PyTorch's
  * memory: per-layer dx buffers would cost the sum of all activation sizes, these cost twice the largest.
+ *
+ * <p>A network creates and releases one; only this package's layers draw from it.
  */
 public final class GradientArena {
     private final Backend backend;
@@ -22,7 +24,7 @@ public final class GradientArena {
     }
 
     /** A tensor of {@code shape} for dL/dx that does not overlap {@code dy}; valid until the next call but one. */
-    public Tensor beside(Tensor dy, Shape shape) {
+    Tensor beside(Tensor dy, Shape shape) {
         int use = buffers[0] != null && buffers[0].storage() == dy.storage() ? 1 : 0;
         Tensor buffer = buffers[use];
         DType dtype = dy.dtype();

@@ -1,35 +1,25 @@
 package org.vgg4j.core.layers;
 
 import java.util.List;
-import java.util.Map;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 
 /** Fully connected layer y = x W^T + b. x (N,in), W (out,in) as torchvision, b (out), y (N,out). */
-public final class Linear implements Layer {
-    private final Backend backend;
+public final class Linear extends WeightedLayer {
     private final int inFeatures;
     private final int outFeatures;
-    private Tensor weight;      // (out,in)
-    private Tensor bias;        // (out)
-    private Tensor weightGrad;  // (out,in)
-    private Tensor biasGrad;    // (out)
+    // weight (out,in), bias (out), output (N,out), inputGrad (N,in)
     private Tensor savedInput;  // (N,in)
-    private final Slot output;
-    private final Slot inputGrad;
-    private boolean needsInputGradient = true;
 
     public Linear(Backend backend, int inFeatures, int outFeatures) {
+        super(backend);
         if (inFeatures < 1 || outFeatures < 1) {
             throw new IllegalArgumentException("linear " + inFeatures + "->" + outFeatures + ": sizes must be >= 1");
         }
-        this.backend = backend;
         this.inFeatures = inFeatures;
         this.outFeatures = outFeatures;
-        this.output = new Slot(backend);
-        this.inputGrad = new Slot(backend);
     }
 
     public int inFeatures() {
@@ -55,17 +45,7 @@ public final class Linear implements Layer {
 
     @Override
     public List<ParamSpec> params() {
-        return List.of(
-                new ParamSpec("weight", Shape.of(outFeatures, inFeatures), ParamSpec.Role.WEIGHT, inFeatures, outFeatures),
-                new ParamSpec("bias", Shape.of(outFeatures), ParamSpec.Role.NO_DECAY, inFeatures, outFeatures));
-    }
-
-    @Override
-    public void bind(Map<String, Tensor> values, Map<String, Tensor> grads) {
-        weight = values.get("weight");
-        bias = values.get("bias");
-        weightGrad = grads.get("weight");
-        biasGrad = grads.get("bias");
+        return weightAndBias(Shape.of(outFeatures, inFeatures), inFeatures, outFeatures);
     }
 
     @Override
@@ -86,7 +66,7 @@ public final class Linear implements Layer {
     public Tensor backward(Tensor dy) {
         backend.gemm(true, false, 1.0, dy, savedInput, 1.0, weightGrad); // dW (out,in) += dy^T x
         backend.biasBackward(dy, biasGrad);
-        if (!needsInputGradient) {
+        if (!needsInputGradient()) {
             return null;
         }
         Tensor dx = inputGrad.gradient(dy, savedInput.shape());
@@ -95,19 +75,8 @@ public final class Linear implements Layer {
     }
 
     @Override
-    public void setNeedsInputGradient(boolean needed) {
-        needsInputGradient = needed;
-    }
-
-    @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
     public void release() {
-        output.release();
-        inputGrad.release();
+        super.release();
         savedInput = null;
     }
 }

@@ -9,20 +9,17 @@ import org.vgg4j.core.tensor.Tensor;
  * AlexNet's settings by default: size 5, alpha 1e-4, beta 0.75, k 2. Same formula as PyTorch's
  * {@code LocalResponseNorm} (alpha divided by size).
  */
-public final class LocalResponseNorm implements Layer {
+public final class LocalResponseNorm extends BufferedLayer {
     public static final int SIZE = 5;
     public static final double ALPHA = 1e-4;
     public static final double BETA = 0.75;
     public static final double K = 2.0;
 
-    private final Backend backend;
     private final int size;
     private final double alpha;
     private final double beta;
     private final double k;
-    private final Slot output;
     private final Slot scale;     // (N,C,H,W): k + alpha/size * window sum of squares
-    private final Slot inputGrad;
     private Tensor savedInput;
 
     public LocalResponseNorm(Backend backend) {
@@ -30,17 +27,15 @@ public final class LocalResponseNorm implements Layer {
     }
 
     public LocalResponseNorm(Backend backend, int size, double alpha, double beta, double k) {
+        super(backend);
         if (size < 1) {
             throw new IllegalArgumentException("LRN size " + size + " must be >= 1");
         }
-        this.backend = backend;
         this.size = size;
         this.alpha = alpha;
         this.beta = beta;
         this.k = k;
-        this.output = new Slot(backend);
-        this.scale = new Slot(backend);
-        this.inputGrad = new Slot(backend);
+        this.scale = slot();
     }
 
     @Override
@@ -73,15 +68,8 @@ public final class LocalResponseNorm implements Layer {
     }
 
     @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
     public void release() {
-        output.release();
-        scale.release();
-        inputGrad.release();
+        super.release();
         savedInput = null;
     }
 }

@@ -6,17 +6,12 @@ import org.vgg4j.core.tensor.Tensor;
 
 /** Max-pooling over 2x2 windows with stride 2 (the paper's maxpool). Input (N,C,H,W), output
  * (N,C,floor(H/2),floor(W/2)) as in PyTorch: an odd last row or column is dropped. */
-public final class MaxPool2d implements Layer {
-    private final Backend backend;
-    private final Slot output;
-    private final Slot inputGrad;
+public final class MaxPool2d extends BufferedLayer {
     private Tensor savedInput;
     private Tensor savedOutput;
 
     public MaxPool2d(Backend backend) {
-        this.backend = backend;
-        this.output = new Slot(backend);
-        this.inputGrad = new Slot(backend);
+        super(backend);
     }
 
     @Override
@@ -49,14 +44,8 @@ public final class MaxPool2d implements Layer {
     }
 
     @Override
-    public void shareGradientBuffers(GradientArena arena) {
-        inputGrad.shareWith(arena);
-    }
-
-    @Override
     public void release() {
-        output.release();
-        inputGrad.release();
+        super.release();
         savedInput = null;
         savedOutput = null;
     }

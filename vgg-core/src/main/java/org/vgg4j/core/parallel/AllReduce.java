@@ -9,9 +9,8 @@ import org.vgg4j.core.tensor.Tensor;
  * contiguous grads) and gets back the element-wise MEAN over replicas, bitwise identical in every replica, so the
  * replicas' identical SGD steps keep their parameters identical. vgg-train's {@code HostAllReduce} is the CPU implementation
  * (through host memory, in vgg-train); the CUDA module implements it for GPUs. It lives in vgg-core, not in the
- * trainer, so that vgg-cuda can implement it while depending on vgg-core only (DESIGN.md: dependencies point one
- * way). Several processes: see {@link #group()} (vgg-train's {@code TcpAllReduce}, vgg-cuda's
- * {@code NcclAllReduce}). Not here: deciding what to reduce or when (vgg-train's {@code Replicas} do that).
+ * trainer, so that vgg-cuda can implement it while depending on vgg-core only (dependencies point one way).
+ * Several processes: see {@link #group()} (vgg-train's {@code TcpAllReduce}, vgg-cuda's {@code NcclAllReduce}). Not here: deciding what to reduce or when (vgg-train's {@code Replicas} do that).
  *
  * <p>Overlap with backward: {@link #begin} starts an all-reduce whose inputs become final piece by piece, as the
  * replicas' backward passes finish layer after layer ({@link InFlight#ready}); an implementation may reduce those

@@ -6,7 +6,7 @@ import java.util.ServiceLoader;
 /**
  * A {@link ServiceLoader} entry offering an {@link AllReduce} made for the replicas of some backends: vgg-cuda's
  * ring all-reduce between CUDA devices, say. This is how vgg-train finds a device all-reduce without depending on
- * the module that implements it (DESIGN.md: dependencies point one way). Not here: choosing between processes
+ * the module that implements it (dependencies point one way). Not here: choosing between processes
  * and devices (the trainer's command line does that).
  */
 public interface AllReduceProvider {

@@ -4,7 +4,7 @@ import java.util.ServiceLoader;
 
 /**
  * A device-specific {@link AllReduce} for multi-process runs, found through {@link ServiceLoader} so that the
- * trainer (vgg-train) can use NCCL from vgg-cuda without depending on it (DESIGN.md: dependencies point one way).
+ * trainer (vgg-train) can use NCCL from vgg-cuda without depending on it (dependencies point one way).
  * vgg-cuda registers one for the {@code cuda} backend. Is not: a fallback chain — {@link #forBackend} either finds
  * the provider of the backend named, or says there is none; it never substitutes a slower collective.
  */

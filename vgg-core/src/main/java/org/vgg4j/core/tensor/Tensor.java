@@ -17,8 +17,8 @@ public final class Tensor {
     private final Object storage;
     private final long offset;
 
-    /** For backends only: wraps a backend's storage object. Users get tensors from {@link Backend#allocate}. */
-    public Tensor(Backend backend, DType dtype, Shape shape, Object storage, long offset) {
+    /** Wraps a backend's storage object; backends reach it through {@code BackendTensors.wrap}. */
+    Tensor(Backend backend, DType dtype, Shape shape, Object storage, long offset) {
         this.backend = backend;
         this.dtype = dtype;
         this.shape = shape;

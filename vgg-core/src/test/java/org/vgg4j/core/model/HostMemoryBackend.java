@@ -3,6 +3,7 @@ package org.vgg4j.core.model;
 import java.util.Arrays;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendTensors;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -27,7 +28,7 @@ public final class HostMemoryBackend implements Backend {
     @Override
     public Tensor allocate(DType dtype, Shape shape) {
         int n = Math.toIntExact(shape.size());
-        return new Tensor(this, dtype, shape, dtype == DType.FLOAT32 ? new float[n] : new double[n], 0);
+        return BackendTensors.wrap(this, dtype, shape, dtype == DType.FLOAT32 ? new float[n] : new double[n], 0);
     }
 
     @Override

@@ -53,7 +53,7 @@ class VggCliTest {
 
     @Test
     void infoCountsThePapersParameters() {
-        // torchvision's vgg16 / vgg19 at 1000 classes (FACTS.md): 138,357,544 and 143,667,240
+        // torchvision's vgg16 / vgg19 at 1000 classes: 138,357,544 and 143,667,240
         Run r = vgg("info", "--config", "D");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("parameters: 138,357,544"), r.out());

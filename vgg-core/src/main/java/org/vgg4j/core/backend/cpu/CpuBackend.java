@@ -12,6 +12,7 @@ import java.nio.FloatBuffer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendTensors;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -337,7 +338,7 @@ public final class CpuBackend implements Backend {
         if (!supports(dtype)) {
             throw new IllegalArgumentException("backend 'cpu' does not compute in " + dtype);
         }
-        return new Tensor(this, dtype, shape, new CpuStorage(dtype, shape.size()), 0);
+        return BackendTensors.wrap(this, dtype, shape, new CpuStorage(dtype, shape.size()), 0);
     }
 
     /** Frees the whole allocation when given its base (or a full-size reshape of it); views are a no-op. */

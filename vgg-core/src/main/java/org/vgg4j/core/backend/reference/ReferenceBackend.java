@@ -12,6 +12,7 @@ import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendTensors;
 import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
@@ -65,7 +66,7 @@ public final class ReferenceBackend implements Backend {
                     + (Integer.MAX_VALUE - 8) + " in one Java array");
         }
         Object storage = dtype == DType.FLOAT32 ? new float[(int) n] : new double[(int) n];
-        return new Tensor(this, dtype, shape, storage, 0);
+        return BackendTensors.wrap(this, dtype, shape, storage, 0);
     }
 
     /** Nothing to do: the garbage collector reclaims the array once no tensor refers to it. */

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.BackendTensors;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.layers.SoftmaxCrossEntropy;
@@ -528,7 +529,7 @@ final class ReferenceBackendTest {
         Tensor a = be.allocate(DType.FLOAT64, Shape.of(2));
         Tensor b = be.allocate(DType.FLOAT32, Shape.of(2));
         assertThrows(IllegalArgumentException.class, () -> be.axpy(1, a, b));
-        Tensor foreign = new Tensor(be, DType.FLOAT64, Shape.of(2), new float[2], 0); // wrong storage type
+        Tensor foreign = BackendTensors.wrap(be, DType.FLOAT64, Shape.of(2), new float[2], 0); // wrong storage type
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.fill(foreign, 0));
         assertTrue(e.getMessage().contains("not a reference-backend"), e.getMessage());
         assertFalse(be.supports(null));
