@@ -42,6 +42,13 @@ final class CpuStorage {
         }
     }
 
+    /** The storage of a cpu-backend tensor, checked not to be freed (the caller has checked the tensor is its own). */
+    static CpuStorage of(org.vgg4j.core.tensor.Tensor t) {
+        CpuStorage s = (CpuStorage) t.storage();
+        s.check();
+        return s;
+    }
+
     /** The float32 address of element {@code offset}, for OpenBLAS. */
     FloatPointer floatAt(long offset) {
         check();

@@ -46,7 +46,7 @@ import org.slf4j.LoggerFactory;
  * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
  * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
- * AVX-512 for most VGG layers, {@link #BWD_WEIGHTS}), its 60-140 MiB scratchpad being the shared one.
+ * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its 60-140 MiB scratchpad being the shared one.
  *
  * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
  * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
@@ -65,20 +65,10 @@ final class DnnlConv implements AutoCloseable {
 
     private static Boolean available;
 
-    /**
-     * Backward-weights algorithm, {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct|winograd} (default auto): auto lets
-     * oneDNN choose, which on AVX-512 is its Winograd F(4x4, 3x3) for every W1 and W3 layer but small test shapes
-     * (as ND4J's oneDNN did). Measured on W1 (docs/benchmarks.md): auto 1.94 s per step against direct 2.31 s, peak RSS 2295
-     * against 2162 MiB (its scratchpad, up to 144 MiB at 512ch@28, is the shared one); W3 97-99 against 80-84
-     * img/s. Winograd rounds differently from a direct sum (relative ~1e-6-1e-5 in float32), so it is not exact
-     * on small integers; direct is.
-     */
-    static final String BWD_WEIGHTS = System.getProperty("vgg4j.cpu.dnnlBwdWeights", "auto");
-
     private final dnnl.algorithm bwdWeightsAlg;
 
     /**
-     * @param bwdWeights see {@link #BWD_WEIGHTS}: "auto", "direct", or "winograd" (forced: tests use it on shapes
+     * @param bwdWeights see {@link CpuBackend.Options#dnnlBwdWeights()}: "auto", "direct", or "winograd" (forced: tests use it on shapes
      *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
      */
     DnnlConv(String bwdWeights) {

@@ -38,7 +38,7 @@ final class GlibcMalloc {
             return;
         }
         done = true;
-        if (!Boolean.parseBoolean(System.getProperty("vgg4j.cpu.mallocTuning", "true"))
+        if (!CpuBackend.Options.mallocTuning()
                 || System.getenv("MALLOC_MMAP_THRESHOLD_") != null) {
             return;
         }
