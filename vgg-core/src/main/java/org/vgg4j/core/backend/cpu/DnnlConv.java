@@ -40,13 +40,14 @@ import org.slf4j.LoggerFactory;
  * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
  *
  * <p>Why (docs/benchmarks.md, "Decision 3: oneDNN called directly"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
- * primitive, malloc fresh reorder buffers and a 60-140 MiB scratchpad on EVERY call. Here, per layer shape, the
+ * primitive, malloc fresh reorder buffers and a large scratchpad on EVERY call. Here, per layer shape, the
  * primitives are created ONCE and reused; every primitive runs with {@code scratchpad_mode user} on ONE shared
  * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
  * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
  * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
- * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its 60-140 MiB scratchpad being the shared one.
+ * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
+ * shared one.
  *
  * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
  * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
@@ -89,8 +90,8 @@ final class DnnlConv implements AutoCloseable {
     /**
      * Row-major float32 C (m,n) = alpha op(A) op(B) + beta C through oneDNN's sgemm, which runs on the same OpenMP
      * threads as the convolutions. Why not OpenBLAS next to them: OpenBLAS's own worker threads spin for a while
-     * after each call and, on 2 cores, took a core from the next convolution (W3 step 0.611 s all in oneDNN against
-     * 0.578 s with OPENBLAS_THREAD_TIMEOUT=4; docs/benchmarks.md). Call only where {@link #available()}.
+     * after each call and take a core from the next convolution (docs/benchmarks.md, "One thread pool"). Call only
+     * where {@link #available()}.
      */
     static void sgemm(boolean transA, boolean transB, long m, long n, long k, float alpha,
                       org.bytedeco.javacpp.FloatPointer a, long lda, org.bytedeco.javacpp.FloatPointer b, long ldb,
