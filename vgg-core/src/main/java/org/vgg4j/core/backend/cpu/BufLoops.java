@@ -1,5 +1,7 @@
 package org.vgg4j.core.backend.cpu;
 
+import org.vgg4j.core.backend.Buf;
+
 /**
  * Loops of the {@code cpu} backend written once against {@link Buf} (float32 and float64, computed in double and
  * rounded once per stored element), for the ops that {@link F32Loops} has no float32 fast path for. Indices are

@@ -11,6 +11,7 @@ import java.nio.FloatBuffer;
 import java.util.Locale;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -247,7 +248,7 @@ public final class CpuBackend implements Backend {
         Buf b = buf(t);
         int n = n(t);
         if (b instanceof Buf.F32 f) {
-            f.b.duplicate().position(off(t)).put(host, hostOffset, n);
+            f.b().duplicate().position(off(t)).put(host, hostOffset, n);
         } else {
             for (int i = 0, o = off(t); i < n; i++) {
                 b.set(o + i, host[hostOffset + i]);
@@ -260,7 +261,7 @@ public final class CpuBackend implements Backend {
         Buf b = buf(t);
         int n = n(t);
         if (b instanceof Buf.F64 f) {
-            f.b.duplicate().position(off(t)).put(host, hostOffset, n);
+            f.b().duplicate().position(off(t)).put(host, hostOffset, n);
         } else {
             for (int i = 0, o = off(t); i < n; i++) {
                 b.set(o + i, host[hostOffset + i]);
@@ -273,7 +274,7 @@ public final class CpuBackend implements Backend {
         Buf b = buf(t);
         int n = n(t);
         if (b instanceof Buf.F32 f) {
-            f.b.duplicate().position(off(t)).get(host, hostOffset, n);
+            f.b().duplicate().position(off(t)).get(host, hostOffset, n);
         } else {
             for (int i = 0, o = off(t); i < n; i++) {
                 host[hostOffset + i] = (float) b.get(o + i);
@@ -286,7 +287,7 @@ public final class CpuBackend implements Backend {
         Buf b = buf(t);
         int n = n(t);
         if (b instanceof Buf.F64 f) {
-            f.b.duplicate().position(off(t)).get(host, hostOffset, n);
+            f.b().duplicate().position(off(t)).get(host, hostOffset, n);
         } else {
             for (int i = 0, o = off(t); i < n; i++) {
                 host[hostOffset + i] = b.get(o + i);
@@ -316,13 +317,13 @@ public final class CpuBackend implements Backend {
         int dOff = off(dst);
         int n = n(src);
         if (s instanceof Buf.F32 fs && d instanceof Buf.F32 fd) {
-            FloatBuffer from = fs.b.duplicate();
+            FloatBuffer from = fs.b().duplicate();
             from.position(so).limit(so + n);
-            fd.b.duplicate().position(dOff).put(from);
+            fd.b().duplicate().position(dOff).put(from);
         } else if (s instanceof Buf.F64 fs && d instanceof Buf.F64 fd) {
-            DoubleBuffer from = fs.b.duplicate();
+            DoubleBuffer from = fs.b().duplicate();
             from.position(so).limit(so + n);
-            fd.b.duplicate().position(dOff).put(from);
+            fd.b().duplicate().position(dOff).put(from);
         } else {
             for (int i = 0; i < n; i++) {
                 d.set(dOff + i, s.get(so + i));
@@ -370,7 +371,7 @@ public final class CpuBackend implements Backend {
         int xo = off(x);
         int yo = off(y);
         if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
-            F32Loops.maxPool(fx.b, xo, fy.b, yo, x.dim(0) * x.dim(1), h, w);
+            F32Loops.maxPool(fx.b(), xo, fy.b(), yo, x.dim(0) * x.dim(1), h, w);
             return;
         }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
@@ -405,7 +406,7 @@ public final class CpuBackend implements Backend {
         int go = off(dy);
         int dOff = off(dx);
         if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.maxPoolBackward(fx.b, xo, fy.b, yo, fg.b, go, fd.b, dOff, x.dim(0) * x.dim(1), h, w);
+            F32Loops.maxPoolBackward(fx.b(), xo, fy.b(), yo, fg.b(), go, fd.b(), dOff, x.dim(0) * x.dim(1), h, w);
             return;
         }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
@@ -445,7 +446,7 @@ public final class CpuBackend implements Backend {
         int xo = off(x);
         int yo = off(y);
         if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
-            F32Loops.relu(fx.b, xo, fy.b, yo, n(x));
+            F32Loops.relu(fx.b(), xo, fy.b(), yo, n(x));
             return;
         }
         Parallel.forRange(n(x), 1 << 15, (from, to) -> {
@@ -464,7 +465,7 @@ public final class CpuBackend implements Backend {
         int go = off(dy);
         int dOff = off(dx);
         if (yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.reluBackward(fy.b, yo, fg.b, go, fd.b, dOff, n(y));
+            F32Loops.reluBackward(fy.b(), yo, fg.b(), go, fd.b(), dOff, n(y));
             return;
         }
         Parallel.forRange(n(y), 1 << 15, (from, to) -> {
@@ -854,7 +855,7 @@ public final class CpuBackend implements Backend {
         int vo = off(velocity);
         int decayed = (int) Math.min(decayedCount, param.size());
         if (pb instanceof Buf.F32 fp && gb instanceof Buf.F32 fg && vb instanceof Buf.F32 fv) {
-            F32Loops.sgd(fp.b, po, fg.b, go, fv.b, vo, n(param), (float) lr, (float) momentum, (float) weightDecay, decayed);
+            F32Loops.sgd(fp.b(), po, fg.b(), go, fv.b(), vo, n(param), (float) lr, (float) momentum, (float) weightDecay, decayed);
             return;
         }
         Parallel.forRange(n(param), 1 << 15, (from, to) -> {

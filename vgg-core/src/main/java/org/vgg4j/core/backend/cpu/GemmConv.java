@@ -6,6 +6,7 @@ import static org.bytedeco.openblas.global.openblas.CblasTrans;
 import static org.bytedeco.openblas.global.openblas.cblas_dgemm;
 import static org.bytedeco.openblas.global.openblas.cblas_sgemm;
 
+import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Tensor;
 
