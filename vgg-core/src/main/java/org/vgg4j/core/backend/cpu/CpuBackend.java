@@ -12,7 +12,6 @@ import java.util.Locale;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Buf;
-import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -99,7 +98,8 @@ public final class CpuBackend implements Backend {
                 case "dnnl" -> ConvEngine.Routing.DNNL;
                 case "nd4j" -> ConvEngine.Routing.ND4J;
                 case "gemm" -> ConvEngine.Routing.GEMM;
-                default -> throw new IllegalArgumentException(CONV + "=" + conv + ": expected auto, dnnl, nd4j or gemm");
+                default -> throw new IllegalArgumentException(CONV + "=" + conv
+                        + ": expected auto, dnnl, nd4j or gemm");
             };
             return new Options(routing, longProperty(SLICE_ELEMENTS, d.sliceElements), d.colElements,
                     longProperty(UNFUSED_MAX_PIXELS, d.unfusedMaxPixels),
@@ -199,13 +199,18 @@ public final class CpuBackend implements Backend {
         return st(t).buf;
     }
 
-    /** Checks that every non-null tensor is this instance's and not freed, and that all share one dtype. */
-    private void own(Tensor... ts) {
+    /** Checks that every non-null tensor is this instance's and not freed. */
+    private void mine(Tensor... ts) {
         for (Tensor t : ts) {
             if (t != null) {
                 st(t);
             }
         }
+    }
+
+    /** {@link #mine} and one dtype for all (the convolutions). */
+    private void own(Tensor... ts) {
+        mine(ts);
         sameDtype(ts);
     }
 
@@ -224,6 +229,7 @@ public final class CpuBackend implements Backend {
             }
         }
     }
+
     // ------------------------------------------------------------------------------------------ memory
 
     @Override
@@ -362,214 +368,51 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void maxPool2x2Forward(Tensor x, Tensor y) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        int h = x.dim(2);
-        int w = x.dim(3);
-        int p = y.dim(2);
-        int q = y.dim(3);
-        int xo = off(x);
-        int yo = off(y);
-        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
-            F32Loops.maxPool(fx.b(), xo, fy.b(), yo, x.dim(0) * x.dim(1), h, w);
-            return;
-        }
-        Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
-            for (int plane = from; plane < to; plane++) {
-                int xp = xo + plane * h * w;
-                int yp = yo + plane * p * q;
-                for (int i = 0; i < p; i++) {
-                    int r0 = xp + 2 * i * w;
-                    int r1 = r0 + w;
-                    for (int j = 0; j < q; j++) {
-                        double m = Math.max(Math.max(xb.get(r0 + 2 * j), xb.get(r0 + 2 * j + 1)),
-                                Math.max(xb.get(r1 + 2 * j), xb.get(r1 + 2 * j + 1)));
-                        yb.set(yp + i * q + j, m);
-                    }
-                }
-            }
-        });
+        mine(x, y);
+        BufLoops.maxPool2x2Forward(x, y);
     }
 
     @Override
     public void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf gb = buf(dy);
-        Buf db = buf(dx);
-        int h = x.dim(2);
-        int w = x.dim(3);
-        int p = y.dim(2);
-        int q = y.dim(3);
-        int xo = off(x);
-        int yo = off(y);
-        int go = off(dy);
-        int dOff = off(dx);
-        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.maxPoolBackward(fx.b(), xo, fy.b(), yo, fg.b(), go, fd.b(), dOff, x.dim(0) * x.dim(1), h, w);
-            return;
-        }
-        Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
-            for (int plane = from; plane < to; plane++) {
-                int xp = xo + plane * h * w;
-                int dp = dOff + plane * h * w;
-                for (int i = 0; i < h * w; i++) {
-                    db.set(dp + i, 0.0);
-                }
-                int yp = yo + plane * p * q;
-                int gp = go + plane * p * q;
-                for (int i = 0; i < p; i++) {
-                    for (int j = 0; j < q; j++) {
-                        double m = yb.get(yp + i * q + j);
-                        int at = 2 * i * w + 2 * j;
-                        // the FIRST element (row-major in the window) equal to the max takes the gradient
-                        if (xb.get(xp + at) != m) {
-                            at += 1;
-                            if (xb.get(xp + at) != m) {
-                                at += w - 1;
-                                if (xb.get(xp + at) != m) {
-                                    at += 1;
-                                }
-                            }
-                        }
-                        db.set(dp + at, gb.get(gp + i * q + j));
-                    }
-                }
-            }
-        });
+        mine(x, y, dy, dx);
+        BufLoops.maxPool2x2Backward(x, y, dy, dx);
     }
 
     @Override
     public void reluForward(Tensor x, Tensor y) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        int xo = off(x);
-        int yo = off(y);
-        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
-            F32Loops.relu(fx.b(), xo, fy.b(), yo, n(x));
-            return;
-        }
-        Parallel.forRange(n(x), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                yb.set(yo + i, Math.max(xb.get(xo + i), 0.0)); // NaN stays visible, -0 becomes +0 (reference)
-            }
-        });
+        mine(x, y);
+        BufLoops.reluForward(x, y);
     }
 
     @Override
     public void reluBackward(Tensor y, Tensor dy, Tensor dx) {
-        Buf yb = buf(y);
-        Buf gb = buf(dy);
-        Buf db = buf(dx);
-        int yo = off(y);
-        int go = off(dy);
-        int dOff = off(dx);
-        if (yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.reluBackward(fy.b(), yo, fg.b(), go, fd.b(), dOff, n(y));
-            return;
-        }
-        Parallel.forRange(n(y), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                db.set(dOff + i, yb.get(yo + i) > 0 ? gb.get(go + i) : 0.0);
-            }
-        });
+        mine(y, dy, dx);
+        BufLoops.reluBackward(y, dy, dx);
     }
 
     @Override
     public void lrnForward(Tensor x, Tensor y, Tensor scale, int size, double alpha, double beta, double k) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf sb = buf(scale);
-        int xo = off(x);
-        int yo = off(y);
-        int so = off(scale);
-        int c = x.dim(1);
-        int hw = n(x) / (x.dim(0) * c);
-        int lo = size / 2;
-        int hi = (size - 1) / 2;
-        Parallel.forRange(x.dim(0) * hw, 256, (from, to) -> {
-            for (int pix = from; pix < to; pix++) {
-                int base = (pix / hw) * c * hw + pix % hw; // element (n, 0, h, w)
-                for (int ch = 0; ch < c; ch++) {
-                    double sum = 0;
-                    for (int cc = Math.max(0, ch - lo); cc <= Math.min(c - 1, ch + hi); cc++) {
-                        double v = xb.get(xo + base + cc * hw);
-                        sum += v * v;
-                    }
-                    double s = k + alpha / size * sum;
-                    sb.set(so + base + ch * hw, s);
-                    yb.set(yo + base + ch * hw, xb.get(xo + base + ch * hw) * Math.pow(s, -beta));
-                }
-            }
-        });
+        mine(x, y, scale);
+        NormLoops.lrnForward(x, y, scale, size, alpha, beta, k);
     }
 
     @Override
     public void lrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, double alpha,
                             double beta, double k) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf sb = buf(scale);
-        Buf gb = buf(dy);
-        Buf db = buf(dx);
-        int xo = off(x);
-        int yo = off(y);
-        int so = off(scale);
-        int go = off(dy);
-        int dOff = off(dx);
-        int c = x.dim(1);
-        int hw = n(x) / (x.dim(0) * c);
-        int lo = size / 2;
-        int hi = (size - 1) / 2;
-        double factor = 2 * alpha * beta / size;
-        Parallel.forRange(x.dim(0) * hw, 256, (from, to) -> {
-            for (int pix = from; pix < to; pix++) {
-                int base = (pix / hw) * c * hw + pix % hw;
-                for (int ch = 0; ch < c; ch++) {
-                    // channel ch lies in the window of every c' in [ch - hi, ch + lo]
-                    double sum = 0;
-                    for (int cc = Math.max(0, ch - hi); cc <= Math.min(c - 1, ch + lo); cc++) {
-                        int e = base + cc * hw;
-                        sum += gb.get(go + e) * yb.get(yo + e) / sb.get(so + e);
-                    }
-                    int e = base + ch * hw;
-                    double v = gb.get(go + e) * Math.pow(sb.get(so + e), -beta) - factor * xb.get(xo + e) * sum;
-                    db.set(dOff + e, v);
-                }
-            }
-        });
+        mine(x, y, scale, dy, dx);
+        NormLoops.lrnBackward(x, y, scale, dy, dx, size, alpha, beta, k);
     }
 
     @Override
     public void dropoutForward(Tensor x, Tensor y, Tensor mask, double p, long seed) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf mb = buf(mask);
-        int xo = off(x);
-        int yo = off(y);
-        int mo = off(mask);
-        double keepScale = 1.0 / (1.0 - p);
-        Parallel.forRange(n(x), 1 << 14, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                mb.set(mo + i, DropoutRng.keep(seed, i, p) ? keepScale : 0.0);
-                yb.set(yo + i, xb.get(xo + i) * mb.get(mo + i));
-            }
-        });
+        mine(x, y, mask);
+        BufLoops.dropoutForward(x, y, mask, p, seed);
     }
 
     @Override
     public void multiply(Tensor a, Tensor b, Tensor y) {
-        Buf ab = buf(a);
-        Buf bb = buf(b);
-        Buf yb = buf(y);
-        int ao = off(a);
-        int bo = off(b);
-        int yo = off(y);
-        Parallel.forRange(n(a), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                yb.set(yo + i, ab.get(ao + i) * bb.get(bo + i));
-            }
-        });
+        mine(a, b, y);
+        BufLoops.multiply(a, b, y);
     }
 
     // ------------------------------------------------------------------------------------------ batch norm
@@ -578,130 +421,23 @@ public final class CpuBackend implements Backend {
     public void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                          Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
                                          double eps) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf gb = buf(gamma);
-        Buf bb = buf(beta);
-        Buf rm = buf(runningMean);
-        Buf rv = buf(runningVar);
-        Buf sm = buf(saveMean);
-        Buf si = buf(saveInvStd);
-        int xo = off(x);
-        int yo = off(y);
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int hw = n(x) / (nb * c);
-        long m = (long) nb * hw;
-        Parallel.forRange(c, 1, (from, to) -> {
-            for (int ch = from; ch < to; ch++) {
-                double sum = 0;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        sum += xb.get(xo + base + j);
-                    }
-                }
-                double mean = sum / m;
-                double sq = 0;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        double d = xb.get(xo + base + j) - mean;
-                        sq += d * d;
-                    }
-                }
-                double var = sq / m;
-                double inv = 1.0 / Math.sqrt(var + eps);
-                double g = gb.get(off(gamma) + ch);
-                double bt = bb.get(off(beta) + ch);
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        yb.set(yo + base + j, g * (xb.get(xo + base + j) - mean) * inv + bt);
-                    }
-                }
-                double unbiased = m > 1 ? sq / (m - 1) : var;
-                rm.set(off(runningMean) + ch, (1 - momentum) * rm.get(off(runningMean) + ch) + momentum * mean);
-                rv.set(off(runningVar) + ch, (1 - momentum) * rv.get(off(runningVar) + ch) + momentum * unbiased);
-                sm.set(off(saveMean) + ch, mean);
-                si.set(off(saveInvStd) + ch, inv);
-            }
-        });
+        mine(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
+        NormLoops.batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum,
+                eps);
     }
 
     @Override
     public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                           Tensor runningVar, double eps) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf gb = buf(gamma);
-        Buf bb = buf(beta);
-        Buf rm = buf(runningMean);
-        Buf rv = buf(runningVar);
-        int xo = off(x);
-        int yo = off(y);
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int hw = n(x) / (nb * c);
-        Parallel.forRange(nb * c, 1, (from, to) -> {
-            for (int plane = from; plane < to; plane++) {
-                int ch = plane % c;
-                double mean = rm.get(off(runningMean) + ch);
-                double inv = 1.0 / Math.sqrt(rv.get(off(runningVar) + ch) + eps);
-                double g = gb.get(off(gamma) + ch);
-                double bt = bb.get(off(beta) + ch);
-                int base = plane * hw;
-                for (int j = 0; j < hw; j++) {
-                    yb.set(yo + base + j, g * (xb.get(xo + base + j) - mean) * inv + bt);
-                }
-            }
-        });
+        mine(x, gamma, beta, y, runningMean, runningVar);
+        NormLoops.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps);
     }
 
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
                                   Tensor dgamma, Tensor dbeta) {
-        Buf xb = buf(x);
-        Buf gyb = buf(dy);
-        Buf gb = buf(gamma);
-        Buf sm = buf(saveMean);
-        Buf si = buf(saveInvStd);
-        Buf dxb = buf(dx);
-        Buf dgb = buf(dgamma);
-        Buf dbb = buf(dbeta);
-        int xo = off(x);
-        int go = off(dy);
-        int dOff = off(dx);
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int hw = n(x) / (nb * c);
-        long m = (long) nb * hw;
-        Parallel.forRange(c, 1, (from, to) -> {
-            for (int ch = from; ch < to; ch++) {
-                double mean = sm.get(off(saveMean) + ch);
-                double inv = si.get(off(saveInvStd) + ch);
-                double sumDy = 0;
-                double sumDyXhat = 0;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        double g = gyb.get(go + base + j);
-                        sumDy += g;
-                        sumDyXhat += g * (xb.get(xo + base + j) - mean) * inv;
-                    }
-                }
-                double k = gb.get(off(gamma) + ch) * inv / m;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        double xhat = (xb.get(xo + base + j) - mean) * inv;
-                        dxb.set(dOff + base + j, k * (m * gyb.get(go + base + j) - sumDy - xhat * sumDyXhat));
-                    }
-                }
-                dgb.set(off(dgamma) + ch, dgb.get(off(dgamma) + ch) + sumDyXhat);
-                dbb.set(off(dbeta) + ch, dbb.get(off(dbeta) + ch) + sumDy);
-            }
-        });
+        mine(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        NormLoops.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
     }
 
     // ------------------------------------------------------------------------------------------ dense algebra
@@ -743,21 +479,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void addBias(Tensor y, Tensor bias) {
-        Buf yb = buf(y);
-        Buf bb = buf(bias);
-        int yo = off(y);
-        int bo = off(bias);
-        int k = y.dim(1);
-        int inner = n(y) / (y.dim(0) * k);
-        Parallel.forRange(y.dim(0) * k, Math.max(1, 8192 / inner), (from, to) -> {
-            for (int row = from; row < to; row++) {
-                double v = bb.get(bo + row % k);
-                int base = yo + row * inner;
-                for (int j = 0; j < inner; j++) {
-                    yb.set(base + j, yb.get(base + j) + v);
-                }
-            }
-        });
+        mine(y, bias);
+        BufLoops.addBias(y, bias);
     }
 
     @Override
@@ -769,118 +492,41 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void axpy(double alpha, Tensor x, Tensor y) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        int xo = off(x);
-        int yo = off(y);
-        Parallel.forRange(n(x), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                yb.set(yo + i, alpha * xb.get(xo + i) + yb.get(yo + i));
-            }
-        });
+        mine(x, y);
+        BufLoops.axpy(alpha, x, y);
     }
 
     @Override
     public void scale(Tensor x, double alpha) {
-        Buf xb = buf(x);
-        int xo = off(x);
-        Parallel.forRange(n(x), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                xb.set(xo + i, alpha * xb.get(xo + i));
-            }
-        });
+        mine(x);
+        BufLoops.scale(x, alpha);
     }
 
     // ------------------------------------------------------------------------------------------ loss and optimiser
 
     @Override
     public void softmax(Tensor logits, Tensor probs) {
-        Buf lb = buf(logits);
-        Buf pb = buf(probs);
-        int lo = off(logits);
-        int po = off(probs);
-        int rows = logits.dim(0);
-        int f = logits.dim(1);
-        for (int r = 0; r < rows; r++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < f; j++) {
-                max = Math.max(max, lb.get(lo + r * f + j));
-            }
-            double sum = 0;
-            for (int j = 0; j < f; j++) {
-                sum += Math.exp(lb.get(lo + r * f + j) - max);
-            }
-            for (int j = 0; j < f; j++) {
-                pb.set(po + r * f + j, Math.exp(lb.get(lo + r * f + j) - max) / sum);
-            }
-        }
+        mine(logits, probs);
+        BufLoops.softmax(logits, probs);
     }
 
     @Override
     public double softmaxCrossEntropy(Tensor logits, int[] labels, Tensor dlogits) {
-        Buf lb = buf(logits);
-        Buf gb = buf(dlogits);
-        int lo = off(logits);
-        int go = off(dlogits);
-        int rows = logits.dim(0);
-        int f = logits.dim(1);
-        double loss = 0;
-        for (int r = 0; r < rows; r++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < f; j++) {
-                max = Math.max(max, lb.get(lo + r * f + j));
-            }
-            double sum = 0;
-            for (int j = 0; j < f; j++) {
-                sum += Math.exp(lb.get(lo + r * f + j) - max);
-            }
-            double logSum = Math.log(sum);
-            loss += logSum - (lb.get(lo + r * f + labels[r]) - max);
-            for (int j = 0; j < f; j++) {
-                double prob = Math.exp(lb.get(lo + r * f + j) - max) / sum;
-                gb.set(go + r * f + j, (prob - (j == labels[r] ? 1.0 : 0.0)) / rows);
-            }
-        }
-        return loss / rows;
+        mine(logits, dlogits);
+        return BufLoops.softmaxCrossEntropy(logits, labels, dlogits);
     }
 
     @Override
     public void sgdStep(Tensor param, Tensor grad, Tensor velocity, double lr, double momentum, double weightDecay,
                         long decayedCount) {
-        Buf pb = buf(param);
-        Buf gb = buf(grad);
-        Buf vb = buf(velocity);
-        int po = off(param);
-        int go = off(grad);
-        int vo = off(velocity);
-        int decayed = (int) Math.min(decayedCount, param.size());
-        if (pb instanceof Buf.F32 fp && gb instanceof Buf.F32 fg && vb instanceof Buf.F32 fv) {
-            F32Loops.sgd(fp.b(), po, fg.b(), go, fv.b(), vo, n(param), (float) lr, (float) momentum, (float) weightDecay, decayed);
-            return;
-        }
-        Parallel.forRange(n(param), 1 << 15, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                double d = gb.get(go + i) + (i < decayed ? weightDecay * pb.get(po + i) : 0.0);
-                double v = momentum * vb.get(vo + i) + lr * d;
-                vb.set(vo + i, v);
-                pb.set(po + i, pb.get(po + i) - vb.get(vo + i));
-                gb.set(go + i, 0.0);
-            }
-        });
+        mine(param, grad, velocity);
+        BufLoops.sgdStep(param, grad, velocity, lr, momentum, weightDecay, decayedCount);
     }
 
     @Override
     public double sumOfSquares(Tensor x) {
-        Buf xb = buf(x);
-        int xo = off(x);
-        return Parallel.sum(n(x), (from, to) -> {
-            double s = 0;
-            for (int i = from; i < to; i++) {
-                double v = xb.get(xo + i);
-                s += v * v;
-            }
-            return s;
-        });
+        mine(x);
+        return BufLoops.sumOfSquares(x);
     }
 
     /** Frees the convolution engine's scratch and oneDNN primitives now; they are re-created if used again. */
