@@ -16,11 +16,13 @@ import org.vgg4j.core.tensor.Tensor;
  * one). What it is not: a check of its arguments ({@link CpuBackend} checks that the tensors are its own and share
  * a dtype before it calls in) or thread-safe (one instance per backend instance).
  *
- * <p>Where ND4J's ops still run (docs/benchmarks.md, "Decision 2" and "Decision 3"): only where {@link DnnlConv}
- * does not take the call and ND4J's natives are the -onednn ones, i.e. float64 convolutions (oneDNN has no float64
- * convolution) and float32 where oneDNN's own natives do not load; there ND4J's oneDNN ops beat {@link GemmConv} on
- * every VGG layer but those with few inputs or tiny images. Where the direct engine is present it beats ND4J's
- * ops on every float32 layer, so AUTO never sends float32 to ND4J.
+ * <p>Where ND4J's ops still run: only where {@link DnnlConv} does not take the call and ND4J's natives are the
+ * -onednn ones. (1) float32 where oneDNN's own natives do not load: there ND4J's oneDNN ops beat {@link GemmConv}
+ * on every VGG layer but those with few inputs or tiny images (docs/benchmarks.md, "Decision 2"); where the direct
+ * engine loads it beats ND4J's ops on every float32 layer ("Decision 3"), so AUTO then never sends float32 to
+ * ND4J. (2) float64 (oneDNN has no float64 convolution), which keeps the engine it had before the direct one; no
+ * float64 figure exists, and changing it would change float64 results. The forced ND4J routing is (1) on demand,
+ * for comparisons and for the tests of that fallback.
  */
 final class ConvEngine implements AutoCloseable {
 

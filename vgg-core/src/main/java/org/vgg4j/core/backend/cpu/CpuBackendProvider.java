@@ -6,7 +6,8 @@ import org.vgg4j.core.backend.BackendProvider;
 /**
  * {@link java.util.ServiceLoader} entry of the {@code cpu} backend (ND4J + OpenBLAS, oneDNN convolutions where
  * the oneDNN natives are present). It picks the native variant before ND4J loads ({@link NativeVariant}) and
- * reports why the natives cannot load instead of falling back silently to another backend.
+ * reports why the natives cannot load instead of falling back silently to another backend. The backend's settings
+ * come from {@link CpuBackend.Options#fromSystemProperties()}.
  */
 public final class CpuBackendProvider implements BackendProvider {
     private static String reason;
