@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training-step benchmark of the cpu backend against PyTorch, SIDE BY SIDE in one run (NOT a test).
 #
-# Builds vgg-core (compile only; never installs), measures sgemm 2048^3 through the backend (oneDNN's where present, else OpenBLAS; the floor's
+# Builds vgg-core with its test classes, where the benchmarks live (test-compile only; never installs), measures sgemm 2048^3 through the backend (oneDNN's where present, else OpenBLAS; the floor's
 # denominator), then for REPEATS rounds runs, for each workload, our TrainStepBench and then the PyTorch peer
 # (scripts/bench_peer_torch.py), one process each, alternating, never concurrently. Prints a table of medians over
 # the rounds: img/s, ratio, floor, peak RSS. Raw lines go to $OUT/raw.txt.
@@ -36,9 +36,9 @@ PEER_ENV=${PEER_ENV-}
 mkdir -p "$OUT"
 : > "$OUT/raw.txt"
 
-mvn -o -q -pl vgg-core compile
+mvn -o -q -pl vgg-core -am test-compile
 mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
-CP="vgg-core/target/classes:$(cat "$OUT/cp.txt")"
+CP="vgg-core/target/test-classes:vgg-core/target/classes:$(cat "$OUT/cp.txt")"
 
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"

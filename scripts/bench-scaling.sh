@@ -50,9 +50,11 @@ parse_ips() { sed -n 's/.* s\/step, \([0-9.]*\) img\/s.*/\1/p' | tail -1; }
 
 mkdir -p "$OUT"
 if [ $model = 1 ]; then
-    mvn -o -q -pl vgg-core compile >/dev/null || fail "vgg-core does not build"
+    # the model lives in vgg-core's test sources (it ships in no jar)
+    mvn -o -q -pl vgg-core -am test-compile >/dev/null || fail "vgg-core does not build"
     mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/core-cp.txt" >/dev/null
-    exec java -cp "vgg-core/target/classes:$(cat "$OUT/core-cp.txt")" org.vgg4j.core.bench.ScalingModel
+    exec java -cp "vgg-core/target/test-classes:vgg-core/target/classes:$(cat "$OUT/core-cp.txt")" \
+        org.vgg4j.core.bench.ScalingModel
 fi
 
 if [ $dry = 1 ]; then

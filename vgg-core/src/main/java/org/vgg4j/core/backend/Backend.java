@@ -73,6 +73,20 @@ public interface Backend extends AutoCloseable {
     /** dw += corr(x, dy); db += sum of dy over N,P,Q (db may be null). x (N,C,H,W), dy (N,K,P,Q), dw (K,C,R,S). */
     void conv2dBackwardFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad);
 
+    /**
+     * Both gradients of one convolution from one dy, the layer's whole backward: dw += corr(x, dy) and db += sum of
+     * dy over N,P,Q (db may be null), then, when dx is not null, dx = conv_transpose(dy, w) (overwritten; null: no
+     * input gradient is needed). x (N,C,H,W), w (K,C,R,S), dy (N,K,P,Q), dx (N,C,H,W), dw (K,C,R,S), db (K).
+     * The default runs {@link #conv2dBackwardFilter} then {@link #conv2dBackwardData}; a backend may compute both in
+     * one fused call instead (same values up to rounding, the reference backend being the definition).
+     */
+    default void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad) {
+        conv2dBackwardFilter(x, dy, dw, db, pad);
+        if (dx != null) {
+            conv2dBackwardData(dy, w, dx, pad);
+        }
+    }
+
     // ---------------------------------------------------------------- pooling, activations, normalisation
 
     /** Max-pool 2x2 stride 2: x (N,C,H,W), y (N,C,H/2,W/2) rounded down (an odd last row/column is ignored). */

@@ -88,12 +88,8 @@ public final class Conv2d extends WeightedLayer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        backend.conv2dBackwardFilter(savedInput, dy, weightGrad, biasGrad, pad);
-        if (!needsInputGradient()) {
-            return null;
-        }
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
-        backend.conv2dBackwardData(dy, weight, dx, pad);
+        Tensor dx = needsInputGradient() ? inputGrad.gradient(dy, savedInput.shape()) : null;
+        backend.conv2dBackward(savedInput, weight, dy, dx, weightGrad, biasGrad, pad);
         return dx;
     }
 

@@ -6,7 +6,8 @@ import org.vgg4j.core.backend.BackendProvider;
 /**
  * {@link java.util.ServiceLoader} entry of the {@code cpu} backend (ND4J + OpenBLAS, oneDNN convolutions where
  * the oneDNN natives are present). It picks the native variant before ND4J loads ({@link NativeVariant}) and
- * reports why the natives cannot load instead of falling back silently to another backend.
+ * reports why the natives cannot load instead of falling back silently to another backend. The backend's settings
+ * come from {@link CpuBackend.Options#fromSystemProperties()}.
  */
 public final class CpuBackendProvider implements BackendProvider {
     private static String reason;
@@ -29,31 +30,15 @@ public final class CpuBackendProvider implements BackendProvider {
         if (why != null) {
             throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
         }
-        boolean nd4jOnednn = variant != null && variant.contains("onednn");
-        CpuBackend.ConvRouting routing = routing();
-        // forced nd4j keeps ND4J's ops even on the plain natives (their im2col), as before
-        return new CpuBackend(CpuBackend.SLICE_ELEMENTS, routing, nd4jOnednn || routing == CpuBackend.ConvRouting.ND4J,
-                GemmConv.COL_ELEMENTS,
-                CpuBackend.UNFUSED_MAX_PIXELS);
+        return new CpuBackend(CpuBackend.Options.fromSystemProperties());
     }
 
-    /**
-     * -Dvgg4j.cpu.conv=auto|dnnl|nd4j|gemm (default auto): which engine each convolution takes, the table in
-     * {@link CpuBackend.ConvRouting}. auto: oneDNN called directly (org.bytedeco:dnnl) for float32 where its natives
-     * load, except 2x2 output images; ND4J's ops (-onednn natives) or im2col + OpenBLAS otherwise — the fastest
-     * measured in each case (docs/benchmarks.md). dnnl, nd4j and gemm force one engine (nd4j keeps GemmConv for
-     * VGG's first layer and images of 8x8 and below, as before).
-     */
-    static CpuBackend.ConvRouting routing() {
-        String mode = System.getProperty("vgg4j.cpu.conv", "auto");
-        return switch (mode) {
-            case "auto" -> CpuBackend.ConvRouting.AUTO;
-            case "dnnl" -> CpuBackend.ConvRouting.DNNL;
-            case "nd4j" -> CpuBackend.ConvRouting.ND4J;
-            case "gemm" -> CpuBackend.ConvRouting.GEMM;
-            default -> throw new IllegalArgumentException("vgg4j.cpu.conv=" + mode
-                    + ": expected auto, dnnl, nd4j or gemm");
-        };
+    /** Whether ND4J's loaded natives are the -onednn variant (its convolution ops then run in oneDNN). */
+    static boolean nd4jOpsAreOneDnn() {
+        probe();
+        synchronized (CpuBackendProvider.class) {
+            return variant != null && variant.contains("onednn");
+        }
     }
 
     /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */

@@ -6,6 +6,7 @@ import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.tensor.DType;
 
 /**
@@ -35,11 +36,18 @@ final class CpuStorage {
         Pointer p = base.data().addressPointer();
         if (dtype == DType.FLOAT32) {
             this.address = new FloatPointer(p);
-            this.buf = new Buf.F32(base.data().asNioFloat());
+            this.buf = new Buf.F32(base.data().asNioFloat(), 0);
         } else {
             this.address = new DoublePointer(p);
-            this.buf = new Buf.F64(base.data().asNioDouble());
+            this.buf = new Buf.F64(base.data().asNioDouble(), 0);
         }
+    }
+
+    /** The storage of a cpu-backend tensor, checked not to be freed (the caller has checked the tensor is its own). */
+    static CpuStorage of(org.vgg4j.core.tensor.Tensor t) {
+        CpuStorage s = (CpuStorage) t.storage();
+        s.check();
+        return s;
     }
 
     /** The float32 address of element {@code offset}, for OpenBLAS. */

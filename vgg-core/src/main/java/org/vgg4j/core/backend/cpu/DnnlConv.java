@@ -40,13 +40,14 @@ import org.slf4j.LoggerFactory;
  * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
  *
  * <p>Why (docs/benchmarks.md, "Decision 3: oneDNN called directly"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
- * primitive, malloc fresh reorder buffers and a 60-140 MiB scratchpad on EVERY call. Here, per layer shape, the
+ * primitive, malloc fresh reorder buffers and a large scratchpad on EVERY call. Here, per layer shape, the
  * primitives are created ONCE and reused; every primitive runs with {@code scratchpad_mode user} on ONE shared
  * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
  * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
  * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
- * AVX-512 for most VGG layers, {@link #BWD_WEIGHTS}), its 60-140 MiB scratchpad being the shared one.
+ * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
+ * shared one.
  *
  * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
  * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
@@ -65,20 +66,10 @@ final class DnnlConv implements AutoCloseable {
 
     private static Boolean available;
 
-    /**
-     * Backward-weights algorithm, {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct|winograd} (default auto): auto lets
-     * oneDNN choose, which on AVX-512 is its Winograd F(4x4, 3x3) for every W1 and W3 layer but small test shapes
-     * (as ND4J's oneDNN did). Measured on W1 (docs/benchmarks.md): auto 1.94 s per step against direct 2.31 s, peak RSS 2295
-     * against 2162 MiB (its scratchpad, up to 144 MiB at 512ch@28, is the shared one); W3 97-99 against 80-84
-     * img/s. Winograd rounds differently from a direct sum (relative ~1e-6-1e-5 in float32), so it is not exact
-     * on small integers; direct is.
-     */
-    static final String BWD_WEIGHTS = System.getProperty("vgg4j.cpu.dnnlBwdWeights", "auto");
-
     private final dnnl.algorithm bwdWeightsAlg;
 
     /**
-     * @param bwdWeights see {@link #BWD_WEIGHTS}: "auto", "direct", or "winograd" (forced: tests use it on shapes
+     * @param bwdWeights see {@link CpuBackend.Options#dnnlBwdWeights()}: "auto", "direct", or "winograd" (forced: tests use it on shapes
      *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
      */
     DnnlConv(String bwdWeights) {
@@ -99,8 +90,8 @@ final class DnnlConv implements AutoCloseable {
     /**
      * Row-major float32 C (m,n) = alpha op(A) op(B) + beta C through oneDNN's sgemm, which runs on the same OpenMP
      * threads as the convolutions. Why not OpenBLAS next to them: OpenBLAS's own worker threads spin for a while
-     * after each call and, on 2 cores, took a core from the next convolution (W3 step 0.611 s all in oneDNN against
-     * 0.578 s with OPENBLAS_THREAD_TIMEOUT=4; docs/benchmarks.md). Call only where {@link #available()}.
+     * after each call and take a core from the next convolution (docs/benchmarks.md, "One thread pool"). Call only
+     * where {@link #available()}.
      */
     static void sgemm(boolean transA, boolean transB, long m, long n, long k, float alpha,
                       org.bytedeco.javacpp.FloatPointer a, long lda, org.bytedeco.javacpp.FloatPointer b, long ldb,

@@ -6,7 +6,7 @@ import java.nio.FloatBuffer;
  * Float32 fast paths of the {@code cpu} backend's hottest memory-bound loops (momentum SGD over every parameter,
  * ReLU over every activation). Each thread moves blocks of {@link #BLOCK} elements between the direct buffer and
  * small Java arrays with bulk copies and does the arithmetic on the arrays, which the JIT vectorises; per-element
- * buffer access does not vectorise. The arithmetic is float32, element by element, as in {@link CpuBackend}'s
+ * buffer access does not vectorise. The arithmetic is float32, element by element, as in {@link BufLoops}'
  * generic loops (which compute in double: those agree with these to rounding, and tests compare to the reference
  * to rounding), and the same whatever the thread count.
  */

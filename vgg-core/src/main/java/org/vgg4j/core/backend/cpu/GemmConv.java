@@ -6,6 +6,7 @@ import static org.bytedeco.openblas.global.openblas.CblasTrans;
 import static org.bytedeco.openblas.global.openblas.cblas_dgemm;
 import static org.bytedeco.openblas.global.openblas.cblas_sgemm;
 
+import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Tensor;
 
@@ -21,9 +22,9 @@ import org.vgg4j.core.tensor.Tensor;
  * G = 1 for large images (then y and dy are used in place, no gather or scatter); for small ones (VGG at 32x32
  * ends at 2x2) G grows until col reaches {@link #COL_ELEMENTS}, so the GEMMs stay large.
  *
- * <p>What it is: the convolution of the plain native variant (ND4J's own is 2-10x slower there), and with oneDNN
+ * <p>What it is: the convolution of the plain native variant (ND4J's own im2col is slower there), and with oneDNN
  * the one for layers where oneDNN's NCHW kernels crawl (few input channels, tiny images). What it is not: the
- * default for the other layers, where oneDNN measured faster (docs/benchmarks.md). The caller passes scratch.
+ * default for the other layers, where oneDNN measured faster (docs/benchmarks.md, "Decision 2"). The caller passes scratch.
  */
 final class GemmConv {
     /** Elements of one col buffer (16 MB in float32): bounds the group size G. */

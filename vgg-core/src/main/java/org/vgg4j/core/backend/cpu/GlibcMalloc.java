@@ -12,9 +12,10 @@ import org.slf4j.LoggerFactory;
  * <p>Why: inside every convolution call oneDNN mallocs and frees reorder buffers of a few to tens of MB. glibc
  * serves blocks above its mmap threshold with mmap and unmaps them on free, but it RAISES that threshold each
  * time such a block is freed (up to 32 MB), after which the buffers come from per-thread heaps that keep freed
- * memory resident. Measured on a VGG-16 training step (batch 4): +150-250 MB of peak resident set. Fixing the
- * threshold at 1 MiB (mallopt M_MMAP_THRESHOLD, which also stops the adjustment) removes that; a speed cost
- * (page faults on fresh mappings) was below this shared machine's noise (docs/benchmarks.md). It is what the MALLOC_MMAP_THRESHOLD_ environment variable does.
+ * memory resident, which raises the peak resident set of a VGG-16 step. Fixing the threshold at 1 MiB (mallopt
+ * M_MMAP_THRESHOLD, which also stops the adjustment) removes that at no measurable speed cost
+ * (docs/benchmarks.md, "Memory (W1 peak resident set)"). It is what the MALLOC_MMAP_THRESHOLD_ environment
+ * variable does.
  *
  * <p>What it is not: a memory manager. It acts once, process-wide, on Linux only; {@code -Dvgg4j.cpu.mallocTuning=false}
  * or an explicit MALLOC_MMAP_THRESHOLD_ leaves malloc as it is. Failure (musl, no JNA) is logged and ignored.
@@ -38,7 +39,7 @@ final class GlibcMalloc {
             return;
         }
         done = true;
-        if (!Boolean.parseBoolean(System.getProperty("vgg4j.cpu.mallocTuning", "true"))
+        if (!CpuBackend.Options.mallocTuning()
                 || System.getenv("MALLOC_MMAP_THRESHOLD_") != null) {
             return;
         }

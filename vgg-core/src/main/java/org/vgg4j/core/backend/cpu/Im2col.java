@@ -1,5 +1,7 @@
 package org.vgg4j.core.backend.cpu;
 
+import org.vgg4j.core.backend.Buf;
+
 /**
  * Lowers one image to columns for a GEMM-based convolution (stride 1, square padding).
  * Legend: C in-channels, H/W input, P/Q output, R/S kernel.

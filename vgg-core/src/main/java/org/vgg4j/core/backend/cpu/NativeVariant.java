@@ -12,12 +12,12 @@ import org.slf4j.LoggerFactory;
  * Chooses which ND4J native variant JavaCPP loads, before anything touches ND4J.
  *
  * <p>ND4J 1.0.0-M2.1 ships a plain {@code linux-x86_64} build and a {@code linux-x86_64-onednn-avx2} build
- * whose convolutions run in oneDNN, 3-20x faster here (docs/benchmarks.md). Maven puts exactly one of them on
- * the class path (the parent pom's {@code javacpp.platform.extension}), but at run time JavaCPP only loads the
- * variant named by the system property {@code org.bytedeco.javacpp.platform.extension}. This class sets that
- * property to {@code -onednn-avx2} when (1) the user did not set it, (2) that variant's natives are on the class
- * path and (3) the CPU has AVX2 (the build would crash on an older CPU). Otherwise it leaves the property alone
- * and the plain build loads. What it is not: a loader; JavaCPP loads, on the first ND4J call.
+ * whose convolutions run in oneDNN, faster on every VGG layer (docs/benchmarks.md, "Decision 1"). Maven puts
+ * exactly one of them on the class path (the parent pom's {@code javacpp.platform.extension}), but at run time
+ * JavaCPP only loads the variant named by the system property {@code org.bytedeco.javacpp.platform.extension}.
+ * This class sets that property to {@code -onednn-avx2} when (1) the user did not set it, (2) that variant's
+ * natives are on the class path and (3) the CPU has AVX2 (the build would crash on an older CPU). Otherwise it
+ * leaves the property alone and the plain build loads. What it is not: a loader; JavaCPP loads, on the first ND4J call.
  */
 final class NativeVariant {
     static final String PROPERTY = "org.bytedeco.javacpp.platform.extension";
@@ -48,8 +48,8 @@ final class NativeVariant {
 
     /**
      * JavaCPP refuses native allocations once the process's resident size passes maxPhysicalBytes, by default
-     * 4x the Java heap: with the small heap this backend wants (its data lives off heap: ~2.2 GB for a VGG-16
-     * step next to -Xmx256m) that limit is wrong, so unless the user set it, it is lifted (0 = none).
+     * 4x the Java heap: with the small heap this backend wants (its data lives off heap, far more than a small
+     * -Xmx) that limit is wrong, so unless the user set it, it is lifted (0 = none).
      */
     static synchronized void liftPhysicalBytesLimit() {
         if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null

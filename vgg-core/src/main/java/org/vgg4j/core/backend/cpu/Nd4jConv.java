@@ -44,7 +44,7 @@ final class Nd4jConv {
 
     /**
      * One fused backward: dx (N,C,H,W), dw (K,C,R,S) and db (K) (when not null) all OVERWRITTEN from x, w, dy.
-     * oneDNN does both products in one call faster than separate ones (docs/benchmarks.md).
+     * oneDNN does both products in one call faster than separate ones (docs/benchmarks.md, "Fused backward").
      */
     static void backward(INDArray x, INDArray w, INDArray dy, INDArray dx, INDArray dw, INDArray db, int pad) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("conv2d_bp");

@@ -26,8 +26,7 @@ final class Parallel {
     /** Reduction chunk: fixed so that partial sums and their order do not depend on the thread count. */
     static final int CHUNK = 1 << 14;
 
-    static final int THREADS = threads(System.getProperty("vgg4j.cpu.threads"), System.getenv("OMP_NUM_THREADS"),
-            Runtime.getRuntime().availableProcessors());
+    static final int THREADS = CpuBackend.Options.threads();
 
     private static final ExecutorService POOL = THREADS == 1 ? null : Executors.newFixedThreadPool(THREADS - 1, r -> {
         Thread t = new Thread(r, "vgg4j-cpu-worker");

@@ -13,6 +13,7 @@ import java.util.stream.IntStream;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.BackendTensors;
+import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.DType;
@@ -944,7 +945,8 @@ public final class ReferenceBackend implements Backend {
             throw new IllegalArgumentException(op + ": " + role + " " + t.shape() + " at offset " + t.offset()
                     + " runs past its storage of " + length + " elements");
         }
-        return Buf.of(t);
+        int offset = Math.toIntExact(t.offset());
+        return t.storage() instanceof float[] a ? new Buf.F32(a, offset) : new Buf.F64((double[]) t.storage(), offset);
     }
 
     private static Buf channelBuf(String op, String role, Tensor t, int c, String ctx, DType dtype) {

@@ -54,18 +54,17 @@ final class CpuBackendParityTest {
         assertNull(CpuBackendProvider.probe(), "ND4J natives must load on the build machine");
         ref = Backends.create("reference");
         cpu = Backends.create("cpu");
-        cpuSliced = new CpuBackend(1, true);
-        cpuGemm = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false);
-        cpuGemm1 = new CpuBackend(CpuBackend.SLICE_ELEMENTS, false, 1);
-        cpuSplit = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true, GemmConv.COL_ELEMENTS, 196);
+        CpuBackend.Options d = CpuBackend.Options.defaults();
+        cpuSliced = new CpuBackend(d.withRouting(ConvEngine.Routing.ND4J).withSliceElements(1));
+        cpuGemm = new CpuBackend(d.withRouting(ConvEngine.Routing.GEMM));
+        cpuGemm1 = new CpuBackend(d.withRouting(ConvEngine.Routing.GEMM).withColElements(1));
+        cpuSplit = new CpuBackend(d.withRouting(ConvEngine.Routing.ND4J).withUnfusedMaxPixels(196));
         assertTrue(DnnlConv.available(), "oneDNN's natives (org.bytedeco:dnnl) must load on the build machine");
-        cpuNd4j = new CpuBackend(CpuBackend.SLICE_ELEMENTS, true);
-        cpuDnnl = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
-        cpuDnnlSliced = new CpuBackend(1, CpuBackend.ConvRouting.DNNL, true, GemmConv.COL_ELEMENTS, 0);
-        cpuDnnlDirect = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
-                GemmConv.COL_ELEMENTS, 0, "direct");
-        cpuDnnlWinograd = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
-                GemmConv.COL_ELEMENTS, 0, "winograd");
+        cpuNd4j = new CpuBackend(d.withRouting(ConvEngine.Routing.ND4J));
+        cpuDnnl = new CpuBackend(d.withRouting(ConvEngine.Routing.DNNL));
+        cpuDnnlSliced = new CpuBackend(d.withRouting(ConvEngine.Routing.DNNL).withSliceElements(1));
+        cpuDnnlDirect = new CpuBackend(d.withRouting(ConvEngine.Routing.DNNL).withDnnlBwdWeights("direct"));
+        cpuDnnlWinograd = new CpuBackend(d.withRouting(ConvEngine.Routing.DNNL).withDnnlBwdWeights("winograd"));
         ENGINES.put("cpu (production: auto)", cpu);
         ENGINES.put("nd4j", cpuNd4j);
         ENGINES.put("nd4j sliced", cpuSliced);
@@ -227,11 +226,9 @@ final class CpuBackendParityTest {
 
         ref.conv2dForward(x.r, wt.r, b == null ? null : b.r, y.r, pad);
         c.conv2dForward(x.c, wt.c, b == null ? null : b.c, y.c, pad);
-        // the order of Conv2d.backward: filter, then data (the cpu backend fuses the two)
-        ref.conv2dBackwardFilter(x.r, dy.r, dw.r, db == null ? null : db.r, pad);
-        ref.conv2dBackwardData(dy.r, wt.r, dx.r, pad);
-        c.conv2dBackwardFilter(x.c, dy.c, dw.c, db == null ? null : db.c, pad);
-        c.conv2dBackwardData(dy.c, wt.c, dx.c, pad);
+        // Conv2d.backward's call: both gradients at once (the cpu backend fuses them; the reference runs the two)
+        ref.conv2dBackward(x.r, wt.r, dy.r, dx.r, dw.r, db == null ? null : db.r, pad);
+        c.conv2dBackward(x.c, wt.c, dy.c, dx.c, dw.c, db == null ? null : db.c, pad);
         String what = dt + " conv N" + n + " C" + ch + " " + h + "x" + w + " K" + k + " R" + r + " pad" + pad;
         if (exact) {
             assertExact(y.ref(), y.cpu(), what + " forward");
@@ -253,7 +250,7 @@ final class CpuBackendParityTest {
         ref.conv2dBackwardFilter(x.r, dy.r, dw.r, db == null ? null : db.r, pad);
         c.conv2dBackwardFilter(x.c, dy.c, dw.c, db == null ? null : db.c, pad);
         ref.fill(dx.r, 0.5);
-        c.fill(dx.c, 0.5); // flushes the recorded filter gradient on its own
+        c.fill(dx.c, 0.5);
         ref.conv2dBackwardData(dy.r, wt.r, dx.r, pad);
         c.conv2dBackwardData(dy.c, wt.c, dx.c, pad);
         if (exact) {
@@ -263,6 +260,22 @@ final class CpuBackendParityTest {
             close(dw, dt, what + " filter-only gradient");
             close(dx, dt, what + " data-only gradient");
         }
+
+        // the layer's call without an input gradient (VGG's first layer): the filter gradient only, dx untouched
+        double[] dxBefore = dx.cpu();
+        ref.conv2dBackward(x.r, wt.r, dy.r, null, dw.r, db == null ? null : db.r, pad);
+        c.conv2dBackward(x.c, wt.c, dy.c, null, dw.c, db == null ? null : db.c, pad);
+        if (exact) {
+            assertExact(dw.ref(), dw.cpu(), what + " backward without input gradient");
+        } else {
+            close(dw, dt, what + " backward without input gradient");
+        }
+        if (db != null && exact) {
+            assertExact(db.ref(), db.cpu(), what + " bias gradient without input gradient");
+        } else if (db != null) {
+            close(db, dt, what + " bias gradient without input gradient");
+        }
+        assertExact(dxBefore, dx.cpu(), what + " dx untouched without input gradient");
     }
 
     @ParameterizedTest(name = "{0} {1} N{2} C{3} {4}x{5} K{6} R{7} pad{8}")
@@ -299,8 +312,7 @@ final class CpuBackendParityTest {
     /** close() frees DnnlConv's native buffers and primitives at once; the backend then works again (re-created). */
     @Test
     void dnnlCloseFreesNativeMemoryAndTheEngineRecovers() {
-        CpuBackend b = new CpuBackend(CpuBackend.SLICE_ELEMENTS, CpuBackend.ConvRouting.DNNL, true,
-                GemmConv.COL_ELEMENTS, 0);
+        CpuBackend b = new CpuBackend(CpuBackend.Options.defaults().withRouting(ConvEngine.Routing.DNNL));
         try {
             convAll(b, DType.FLOAT32, 2, 8, 9, 9, 6, 3, 1, true, true);
             assertTrue(b.dnnlWorkBytes() > 0, "blocked layouts need work buffers");

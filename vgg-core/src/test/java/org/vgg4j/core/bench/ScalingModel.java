@@ -21,7 +21,7 @@ import org.vgg4j.core.tensor.Shape;
  * {@code RingAllReduce} does it. docs/benchmarks.md ("Multi-GPU scaling (model)") prints its table:
  *
  * <pre>
- *   java -cp vgg-core/target/classes:$(cat cp.txt) org.vgg4j.core.bench.ScalingModel   (or scripts/bench-scaling.sh --model)
+ *   java -cp vgg-core/target/test-classes:vgg-core/target/classes:$(cat cp.txt) org.vgg4j.core.bench.ScalingModel   (or scripts/bench-scaling.sh --model)
  * </pre>
  *
  * <p>The model. One GPU computes a step of b images in T_c = 3 * 2 * MACs/image * b / R (forward, and a backward of
