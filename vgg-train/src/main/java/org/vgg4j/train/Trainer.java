@@ -16,9 +16,9 @@ import org.vgg4j.data.DataPipeline;
  * or initialise, then epochs of steps (learning rate from the schedule, forward/backward with accumulation and
  * all-reduce, finiteness check, SGD step, checkpoint), then validation, the plateau rule and the epoch checkpoint.
  *
- * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and the data pipeline's keyed
- * randomness, all of which a checkpoint holds, so a run resumed after kill -9 continues bit for bit (on a
- * deterministic backend).
+ * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and randomness keyed by it (the
+ * data pipeline's by epoch and batch, the Dropout masks by step), all of which a checkpoint holds, so a run resumed
+ * after kill -9 continues bit for bit (on a deterministic backend).
  *
  * <p>Several processes (the replicas' all-reduce spans a process group; {@code vgg train} under torchrun, Slurm,
  * ...): every rank runs this same loop on its shard of each global batch; rank 0 alone restores, validates and
@@ -87,7 +87,6 @@ public final class Trainer {
         //    (Several processes: rank 0 decides and RankSync hands its state to the others.)
         Optional<TrainState> restored = checkpointer == null || !ranks.leader() ? Optional.empty()
                 : checkpointer.restore(replicas);
-        long[][] startCalls = ranks.dropoutCalls(replicas);
         TrainState s = null;
         if (restored.isPresent()) {
             s = restored.get();
@@ -95,7 +94,7 @@ public final class Trainer {
             init.apply(replicas.primary());
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
-            s = TrainState.initial(startCalls);
+            s = TrainState.initial();
         }
         s = ranks.fromLeader(replicas, s);
         long totalSteps = totalSteps();
@@ -128,7 +127,7 @@ public final class Trainer {
                     long t0 = System.nanoTime();
                     Batch batch = epoch.next();
                     lr = recipe.schedule().lr(recipe.baseLr(), s.step(), totalSteps, s.plateau()) * s.lrScale();
-                    double loss = replicas.forwardBackward(batch, recipe.microBatch());
+                    double loss = replicas.forwardBackward(batch, recipe.microBatch(), s.step());
                     String bad = Guardrails.nonFinite(s.step(), loss, replicas.primary());
                     if (bad != null) {
                         if (recipe.onNonFinite() == Recipe.NonFinitePolicy.STOP || checkpointer == null
@@ -142,7 +141,7 @@ public final class Trainer {
                     replicas.step(lr);
                     int n = replicas.examplesLastStep(); // the global batch (every process's slice)
                     s = new TrainState(s.epoch(), epoch.position(), s.step() + 1, s.plateau(), s.lrScale(),
-                            s.epochLossSum() + loss * n, s.epochExamples() + n, s.bestError(), s.rollbacks(), null);
+                            s.epochLossSum() + loss * n, s.epochExamples() + n, s.bestError(), s.rollbacks());
                     long dt = System.nanoTime() - t0;
                     trainNanos += dt;
                     examplesThisRun += n;
@@ -156,9 +155,8 @@ public final class Trainer {
                     }
                     if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
                             && s.position() < batches) { // the epoch-end save below covers the last batch
-                        long[][] calls = ranks.dropoutCalls(replicas);
                         if (ranks.leader()) {
-                            checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), false);
+                            checkpointer.save(replicas, s, recipe.name(), false);
                         }
                     }
                 }
@@ -189,14 +187,10 @@ public final class Trainer {
             double bestError = best ? v.top1Error() : s.bestError();
             s = midEpoch
                     ? new TrainState(s.epoch(), s.position(), s.step(), plateau, s.lrScale(), s.epochLossSum(),
-                            s.epochExamples(), bestError, s.rollbacks(), null)
-                    : new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0, bestError, s.rollbacks(),
-                            null);
-            if (checkpointer != null) {
-                long[][] calls = ranks.dropoutCalls(replicas);
-                if (ranks.leader()) {
-                    checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), best);
-                }
+                            s.epochExamples(), bestError, s.rollbacks())
+                    : new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0, bestError, s.rollbacks());
+            if (checkpointer != null && ranks.leader()) {
+                checkpointer.save(replicas, s, recipe.name(), best);
             }
             history.add(m);
             for (TrainingListener l : listeners) {
@@ -204,7 +198,7 @@ public final class Trainer {
             }
         }
         LOG.info("training stopped: {}", stop);
-        return new Result(s.withDropoutCalls(ranks.dropoutCalls(replicas)), history, stop);
+        return new Result(s, history, stop);
     }
 
     /** Reloads the newest checkpoint and divides the learning rate by 10. */
@@ -222,6 +216,6 @@ public final class Trainer {
             l.onWarning(message);
         }
         return new TrainState(r.epoch(), r.position(), r.step(), r.plateau(), scale, r.epochLossSum(), r.epochExamples(),
-                r.bestError(), now.rollbacks() + 1, null);
+                r.bestError(), now.rollbacks() + 1);
     }
 }
