@@ -150,7 +150,7 @@ public final class Checkpointer {
     }
 
     /**
-     * Loads the newest intact checkpoint into every replica (parameters, state, momentum, dropout counters) and
+     * Loads the newest intact checkpoint into every replica (parameters, BatchNorm state, momentum) and
      * returns its state; a damaged file is skipped with a warning naming it and why. Empty when none is intact.
      */
     public Optional<TrainState> restore(Replicas replicas) throws IOException {
@@ -189,7 +189,6 @@ public final class Checkpointer {
             Checkpoint.readTensor(r, m, velocity);
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
-            replicas.setDropoutCalls(s.dropoutCalls());
             return s;
         }
     }
@@ -261,39 +260,24 @@ public final class Checkpointer {
             m.put("epoch.examples", Long.toString(s.epochExamples()));
             m.put("best.error", bits(s.bestError()));
             m.put("rollbacks", Integer.toString(s.rollbacks()));
-            StringBuilder d = new StringBuilder();
-            for (int r = 0; r < s.dropoutCalls().length; r++) {
-                if (r > 0) {
-                    d.append('|');
-                }
-                for (int i = 0; i < s.dropoutCalls()[r].length; i++) {
-                    d.append(i > 0 ? "," : "").append(s.dropoutCalls()[r][i]);
-                }
-            }
-            m.put("dropout.calls", d.toString());
             return m;
         }
 
+        /**
+         * The state in {@code m}. Checkpoints written before the Dropout masks were keyed by the step also carry
+         * {@code dropout.calls} (the layers' forward counters): not needed any more, it is ignored.
+         */
         static TrainState decode(Map<String, String> m, Path path) throws IOException {
             try {
                 if (!"vgg4j-train-1".equals(m.get("format"))) {
                     throw new IOException(path + ": metadata format '" + m.get("format") + "'; expected vgg4j-train-1");
-                }
-                String[] reps = m.get("dropout.calls").split("\\|", -1);
-                long[][] calls = new long[reps.length][];
-                for (int r = 0; r < reps.length; r++) {
-                    String[] v = reps[r].isEmpty() ? new String[0] : reps[r].split(",");
-                    calls[r] = new long[v.length];
-                    for (int i = 0; i < v.length; i++) {
-                        calls[r][i] = Long.parseLong(v[i]);
-                    }
                 }
                 return new TrainState(Integer.parseInt(m.get("epoch")), Integer.parseInt(m.get("position")),
                         Long.parseLong(m.get("step")),
                         new Schedule.Plateau.State(Integer.parseInt(m.get("plateau.drops")), unbits(m.get("plateau.best")),
                                 Integer.parseInt(m.get("plateau.since"))),
                         unbits(m.get("lr.scale")), unbits(m.get("epoch.loss_sum")), Long.parseLong(m.get("epoch.examples")),
-                        unbits(m.get("best.error")), Integer.parseInt(m.get("rollbacks")), calls);
+                        unbits(m.get("best.error")), Integer.parseInt(m.get("rollbacks")));
             } catch (NullPointerException | NumberFormatException e) {
                 throw new IOException(path + ": trainer metadata incomplete or malformed (" + e + ")", e);
             }

@@ -20,9 +20,8 @@ import org.vgg4j.core.tensor.Tensor;
  * What the {@link Trainer} needs to keep the processes of a multi-process run in step, over the replicas'
  * {@link ProcessGroup}: rank 0 is the only one that reads and writes checkpoints and validates; after it restores
  * or initialises (and after a rollback), its parameters, momentum, BatchNorm state and {@link TrainState} are
- * broadcast to every rank; Dropout counters, which differ per replica, are gathered from every rank into the
- * checkpoint (process-major rows) and handed back out on resume. Every method is collective: all ranks call it at
- * the same point of the loop. In one process every method is a no-op or a local call.
+ * broadcast to every rank. Every method is collective: all ranks call it at the same point of the loop. In one
+ * process every method is a no-op or a local call.
  *
  * <p>Not here: the per-step gradient all-reduce and loss sums ({@link Replicas}), the transport (vgg-train's
  * {@code dist.TcpProcessGroup}).
@@ -42,40 +41,6 @@ final class RankSync {
 
     boolean single() {
         return group.size() == 1;
-    }
-
-    /** Every replica's Dropout counters in the world: this process's rows in one process, all rows (rank order) otherwise. */
-    long[][] dropoutCalls(Replicas replicas) {
-        long[][] mine = replicas.dropoutCalls();
-        if (single()) {
-            return mine;
-        }
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (DataOutputStream d = new DataOutputStream(bytes)) {
-            d.writeInt(mine.length);
-            for (long[] row : mine) {
-                d.writeInt(row.length);
-                for (long v : row) {
-                    d.writeLong(v);
-                }
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException(e); // in memory
-        }
-        byte[][] all = group.allGather(bytes.toByteArray());
-        java.util.List<long[]> rows = new java.util.ArrayList<>();
-        for (byte[] blob : all) {
-            ByteBuffer b = ByteBuffer.wrap(blob);
-            int n = b.getInt();
-            for (int r = 0; r < n; r++) {
-                long[] row = new long[b.getInt()];
-                for (int i = 0; i < row.length; i++) {
-                    row[i] = b.getLong();
-                }
-                rows.add(row);
-            }
-        }
-        return rows.toArray(new long[0][]);
     }
 
     /** Rank 0's flag on every rank. */
@@ -102,7 +67,7 @@ final class RankSync {
     /**
      * Makes every rank hold rank 0's training state: parameters, momentum and BatchNorm state of its replica 0 go
      * to every process's replica 0, then to the local replicas; the {@link TrainState} (rank 0 passes it, the others
-     * null) comes back on every rank, and each process takes its rows of the Dropout counters.
+     * null) comes back on every rank.
      */
     TrainState fromLeader(Replicas replicas, TrainState state) throws IOException {
         if (single()) {
@@ -118,7 +83,6 @@ final class RankSync {
         }
         replicas.broadcastFromPrimary();
         replicas.zeroGrads();
-        replicas.setDropoutCalls(s.dropoutCalls());
         return s;
     }
 

@@ -17,7 +17,6 @@ import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
-import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.model.NamedLayer;
@@ -40,7 +39,9 @@ import org.vgg4j.data.Batch;
  * over a replica's micro-batches and averaged over the N replicas that is exactly the gradient of the batch mean
  * (up to float rounding). BatchNorm is the exception (its statistics are per micro-batch, as in PyTorch's DDP
  * without SyncBN); its running statistics are averaged across replicas after each step so replicas stay identical.
- * Dropout layers should get a different seed per replica (see {@link Factory}), or all shards share one mask.
+ * Dropout: each forward tells the replica's Dropout layers the step and where its examples lie in the global batch
+ * ({@link Network#setTrainingPosition}), so an example's mask is the same whatever the split over replicas,
+ * processes and micro-batches, provided every replica's Dropout layers have the same seed (see {@link Factory}).
  *
  * <p>Devices and overlap: {@link #create} puts replica r on device r of a device backend (cuda, cuda-emulated).
  * During the LAST micro-batch's backward each replica tells the all-reduce ({@link AllReduce#begin}) which gradient
@@ -57,7 +58,11 @@ import org.vgg4j.data.Batch;
  */
 public final class Replicas implements AutoCloseable {
 
-    /** Builds replica {@code rank}'s network on {@code backend} (e.g. with the spec's dropout seed + rank). */
+    /**
+     * Builds replica {@code rank}'s network on {@code backend}. With the same dropout seed for every replica the
+     * masks do not depend on the split (a seed per replica still gives independent masks, but others for another
+     * split).
+     */
     @FunctionalInterface
     public interface Factory {
         Network build(Backend backend, int rank);
@@ -227,15 +232,28 @@ public final class Replicas implements AutoCloseable {
     }
 
     /**
-     * Forward and backward of the whole batch: replica r takes examples [start_r, start_r + n_r) (shares differ
-     * by at most one), in micro-batches of at most {@code microBatch} (0: the whole share); then the gradients
-     * are averaged. Returns the mean loss over the batch.
+     * As {@link #forwardBackward(Batch, int, long)} at step 0: every call draws step 0's Dropout masks, which suits
+     * a single pass (benchmarks, tests); a training loop passes its step.
      */
     public double forwardBackward(Batch batch, int microBatch) {
+        return forwardBackward(batch, microBatch, 0);
+    }
+
+    /**
+     * Forward and backward of the whole batch for optimiser step {@code step} (it keys the Dropout masks): replica
+     * r takes examples [start_r, start_r + n_r) (shares differ by at most one), in micro-batches of at most
+     * {@code microBatch} (0: the whole share); then the gradients are averaged. Returns the mean loss over the
+     * batch. Several processes: this process's example j is example j * W + rank of the global batch, as the data
+     * pipeline shards it (rank k of W takes positions k, k+W, ...).
+     */
+    public double forwardBackward(Batch batch, int microBatch, long step) {
         Shape example = primary().inputShape(); // (C,H,W)
         if (batch.channels() != example.dim(0) || batch.height() != example.dim(1) || batch.width() != example.dim(2)) {
             throw new IllegalArgumentException("batch examples " + batch.channels() + "x" + batch.height() + "x"
                     + batch.width() + " do not fit network " + primary().name() + "'s input " + example);
+        }
+        if (step < 0) {
+            throw new IllegalArgumentException("step " + step + " must be >= 0");
         }
         int n = replicas.size();
         ProcessGroup group = allReduce.group();
@@ -250,6 +268,7 @@ public final class Replicas implements AutoCloseable {
         // cut at the biases: stored after all weights, they are final only when the first layer is done
         AllReduce.InFlight flight = allReduce.begin(grads, new long[] {primary().params().decayedCount()});
         List<Runnable> work = new ArrayList<>();
+        Position position = new Position(step, group.rank(), group.size());
         int start = 0;
         int local = batch.size();
         for (int r = 0; r < n; r++) {
@@ -262,7 +281,8 @@ public final class Replicas implements AutoCloseable {
                     flight.ready(rank, range[0], range[1]);
                 }
             };
-            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, world, layerDone));
+            work.add(() -> lossSums[rank] = replicaPass(rep, batch, from, share, microBatch, total, world, position,
+                    layerDone));
             start += share;
         }
         try {
@@ -283,9 +303,16 @@ public final class Replicas implements AutoCloseable {
         return sum / total;
     }
 
+    /** Where this process's examples lie in a step's global batch: local example j is global j * stride + first. */
+    private record Position(long step, long first, long stride) {
+        void tell(Network net, int localExample) {
+            net.setTrainingPosition(step, localExample * stride + first, stride);
+        }
+    }
+
     /** {@code layerDone} is told, in the last micro-batch only, when each layer's parameter gradients are final. */
     private static double replicaPass(Replica rep, Batch batch, int from, int count, int microBatch, int total,
-                                      int world, IntConsumer layerDone) {
+                                      int world, Position position, IntConsumer layerDone) {
         int m = microBatch <= 0 ? Math.max(count, 1) : microBatch;
         int example = batch.exampleSize();
         double lossSum = 0;
@@ -294,6 +321,7 @@ public final class Replicas implements AutoCloseable {
             Tensor x = rep.input(size);
             rep.backend.copyIn(batch.hostImages(), (from + off) * example, x);
             int[] labels = Arrays.copyOfRange(batch.labels(), from + off, from + off + size);
+            position.tell(rep.net, from + off);
             double l = rep.loss.forwardBackward(rep.net.forward(x, true), labels);
             double weight = (double) size * world / total; // makes the averaged sum the gradient of the batch mean
             if (weight != 1.0) {
@@ -341,54 +369,6 @@ public final class Replicas implements AutoCloseable {
                 copyAcross(p.net.params().state(), q.net.params().state());
             }
         }
-    }
-
-    /** Each replica's Dropout layers' call counters, replica-major: part of the resumable state. */
-    public long[][] dropoutCalls() {
-        long[][] out = new long[replicas.size()][];
-        for (int r = 0; r < replicas.size(); r++) {
-            List<Dropout> d = dropouts(replicas.get(r).net);
-            out[r] = new long[d.size()];
-            for (int i = 0; i < d.size(); i++) {
-                out[r][i] = d.get(i).calls();
-            }
-        }
-        return out;
-    }
-
-    /**
-     * Sets the Dropout call counters from this process's rows, or from the whole world's (processes x replicas
-     * rows, process-major, as a multi-process checkpoint holds them: this process takes its own).
-     */
-    public void setDropoutCalls(long[][] calls) {
-        ProcessGroup group = allReduce.group();
-        if (group.size() > 1 && calls.length == replicas.size() * group.size()) {
-            calls = Arrays.copyOfRange(calls, group.rank() * replicas.size(), (group.rank() + 1) * replicas.size());
-        }
-        if (calls.length != replicas.size()) {
-            throw new IllegalArgumentException("dropout counters for " + calls.length + " replicas; this run has "
-                    + replicas.size() + " x " + group.size() + " process(es) (resume with the same --devices and WORLD_SIZE)");
-        }
-        for (int r = 0; r < replicas.size(); r++) {
-            List<Dropout> d = dropouts(replicas.get(r).net);
-            if (calls[r].length != d.size()) {
-                throw new IllegalArgumentException("dropout counters for " + calls[r].length + " layers; replica " + r
-                        + " has " + d.size());
-            }
-            for (int i = 0; i < d.size(); i++) {
-                d.get(i).setCalls(calls[r][i]);
-            }
-        }
-    }
-
-    private static List<Dropout> dropouts(Network net) {
-        List<Dropout> out = new ArrayList<>();
-        for (NamedLayer nl : net.layers()) {
-            if (nl.layer() instanceof Dropout d) {
-                out.add(d);
-            }
-        }
-        return out;
     }
 
     /** dst = src for tensors of equal size on possibly different backends, through host memory. */

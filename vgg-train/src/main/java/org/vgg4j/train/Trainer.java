@@ -12,19 +12,20 @@ import org.vgg4j.data.DataPipeline;
 
 /**
  * The training loop: a {@link Recipe} applied to {@link Replicas} fed by a {@link DataPipeline}, with validation
- * after each epoch, checkpoints, guardrails and listeners. {@link #run()} reads top to bottom in one method: restore
- * or initialise, then epochs of steps (learning rate from the schedule, forward/backward with accumulation and
- * all-reduce, finiteness check, SGD step, checkpoint), then validation, the plateau rule and the epoch checkpoint.
+ * after each epoch, checkpoints, guardrails and listeners. {@link #run()} reads in one screen: {@code start} (restore
+ * or initialise), then epochs of steps ({@code runEpoch}: learning rate from the schedule, forward/backward with
+ * accumulation and all-reduce, finiteness check, SGD step, checkpoint; {@code rollback} on a non-finite value),
+ * then {@code endOfEpoch} (validation, the plateau rule, the epoch checkpoint, the metrics).
  *
- * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and the data pipeline's keyed
- * randomness, all of which a checkpoint holds, so a run resumed after kill -9 continues bit for bit (on a
- * deterministic backend).
+ * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and randomness keyed by it (the
+ * data pipeline's by epoch and batch, the Dropout masks by step), all of which a checkpoint holds, so a run resumed
+ * after kill -9 continues bit for bit (on a deterministic backend).
  *
  * <p>Several processes (the replicas' all-reduce spans a process group; {@code vgg train} under torchrun, Slurm,
  * ...): every rank runs this same loop on its shard of each global batch; rank 0 alone restores, validates and
  * writes checkpoints, and {@link RankSync} hands its state to the others at the start, after a rollback and after
- * each validation, so every decision (schedule, guardrails, plateau) is taken identically everywhere. Not here: the network's architecture, evaluation protocols (see {@link Evaluator}),
- * progress display (listeners).
+ * each validation, so every decision (schedule, guardrails, plateau) is taken identically everywhere. Not here: the
+ * network's architecture, evaluation protocols (see {@link Evaluator}), progress display (listeners).
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
@@ -83,145 +84,166 @@ public final class Trainer {
      *                               rollbacks are used up); the message names the step and the layer
      */
     public Result run() throws IOException {
-        // 1. Where to start: the newest intact checkpoint, or a fresh initialisation.
-        //    (Several processes: rank 0 decides and RankSync hands its state to the others.)
+        TrainState s = start();
+        Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(replicas.primary().outputShape(1).dim(1),
+                recipe.stuckLossSteps());
+        for (TrainingListener l : listeners) {
+            l.onStart(new TrainingListener.Start(replicas.primary().name(), replicas.primary().params().trainedCount(),
+                    replicas.size() * replicas.group().size(), train.batchesPerEpoch(), totalSteps(), s.step()));
+        }
+        List<EpochMetrics> history = new ArrayList<>();
+        String stop;
+        while ((stop = stopReason(s)) == null) {
+            EpochPass pass = runEpoch(s, stuck);
+            s = pass.rolledBack() ? pass.state() : endOfEpoch(pass, history);
+        }
+        LOG.info("training stopped: {}", stop);
+        return new Result(s, history, stop);
+    }
+
+    /**
+     * Where to start: the newest intact checkpoint, or a fresh initialisation. Several processes: rank 0 decides
+     * and {@link RankSync} hands its state to the others.
+     */
+    private TrainState start() throws IOException {
         Optional<TrainState> restored = checkpointer == null || !ranks.leader() ? Optional.empty()
                 : checkpointer.restore(replicas);
-        long[][] startCalls = ranks.dropoutCalls(replicas);
-        TrainState s = null;
-        if (restored.isPresent()) {
-            s = restored.get();
-        } else if (ranks.leader()) {
+        TrainState s = restored.orElse(null);
+        if (s == null && ranks.leader()) {
             init.apply(replicas.primary());
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
-            s = TrainState.initial(startCalls);
+            s = TrainState.INITIAL;
         }
-        s = ranks.fromLeader(replicas, s);
-        long totalSteps = totalSteps();
-        int batches = train.batchesPerEpoch();
-        int classes = replicas.primary().outputShape(1).dim(1);
-        Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(classes, recipe.stuckLossSteps());
-        for (TrainingListener l : listeners) {
-            l.onStart(new TrainingListener.Start(replicas.primary().name(), replicas.primary().params().trainedCount(),
-                    replicas.size() * replicas.group().size(), batches, totalSteps, s.step()));
-        }
-        List<EpochMetrics> history = new ArrayList<>();
-        String stop = null;
-        double lr = 0;
-        while (stop == null) {
-            if (s.epoch() >= recipe.maxEpochs()) {
-                stop = "reached " + recipe.maxEpochs() + " epochs";
-                break;
-            }
-            if (s.step() >= totalSteps) {
-                stop = "reached " + totalSteps + " iterations";
-                break;
-            }
-            // 2. One epoch of steps, from the saved position.
-            long epochStart = System.nanoTime();
-            long trainNanos = 0;
-            long examplesThisRun = 0;
-            boolean rolledBack = false;
-            try (DataPipeline.Epoch epoch = train.epoch(s.epoch(), s.position())) {
-                while (epoch.hasNext() && s.step() < totalSteps) {
-                    long t0 = System.nanoTime();
-                    Batch batch = epoch.next();
-                    lr = recipe.schedule().lr(recipe.baseLr(), s.step(), totalSteps, s.plateau()) * s.lrScale();
-                    double loss = replicas.forwardBackward(batch, recipe.microBatch());
-                    String bad = Guardrails.nonFinite(s.step(), loss, replicas.primary());
-                    if (bad != null) {
-                        if (recipe.onNonFinite() == Recipe.NonFinitePolicy.STOP || checkpointer == null
-                                || s.rollbacks() >= MAX_ROLLBACKS) {
-                            throw new IllegalStateException("training diverged at " + bad);
-                        }
-                        s = rollback(s, bad);
-                        rolledBack = true;
-                        break;
-                    }
-                    replicas.step(lr);
-                    int n = replicas.examplesLastStep(); // the global batch (every process's slice)
-                    s = new TrainState(s.epoch(), epoch.position(), s.step() + 1, s.plateau(), s.lrScale(),
-                            s.epochLossSum() + loss * n, s.epochExamples() + n, s.bestError(), s.rollbacks(), null);
-                    long dt = System.nanoTime() - t0;
-                    trainNanos += dt;
-                    examplesThisRun += n;
-                    String warning = stuck.observe(s.step(), loss);
-                    for (TrainingListener l : listeners) {
-                        if (warning != null) {
-                            l.onWarning(warning);
-                        }
-                        l.onStep(new TrainingListener.Step(s.epoch(), s.position(), batches, s.step(), totalSteps, loss,
-                                s.epochLossSum() / s.epochExamples(), lr, n, dt / 1e9));
-                    }
-                    if (checkpointer != null && recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
-                            && s.position() < batches) { // the epoch-end save below covers the last batch
-                        long[][] calls = ranks.dropoutCalls(replicas);
-                        if (ranks.leader()) {
-                            checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), false);
-                        }
-                    }
-                }
-            }
-            if (rolledBack) {
-                continue;
-            }
-            // 3. Epoch end: validation, the plateau rule, the epoch's checkpoint. When the iteration limit stopped
-            //    the run inside the epoch, the validation is reported but the epoch is not over: the plateau rule
-            //    waits for a whole epoch and the checkpoint keeps the position, so that a resumed run with a
-            //    higher limit trains the rest of this epoch instead of skipping it.
-            boolean midEpoch = s.position() < batches;
-            Evaluator.Result v = validation == null ? null
-                    : ranks.fromLeader(ranks.leader() ? validation.evaluate(replicas.primary()) : null);
-            Schedule.Plateau.State plateau = v == null || midEpoch ? s.plateau()
-                    : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
-            boolean best = v != null && v.top1Error() < s.bestError();
-            if (plateau.drops() > s.plateau().drops()) {
-                LOG.info("validation top-1 error stopped improving: learning rate divided ({} of {} drops)",
-                        plateau.drops(), recipe.schedule() instanceof Schedule.Plateau p ? p.maxDrops() : 0);
-            }
-            // the rate of the epoch's last step (recomputed: a resumed run may not have taken a step this epoch)
-            lr = recipe.schedule().lr(recipe.baseLr(), Math.max(0, s.step() - 1), totalSteps, s.plateau()) * s.lrScale();
-            EpochMetrics m = new EpochMetrics(s.epoch() + 1, s.step(),
-                    s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
-                    v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
-                    (System.nanoTime() - epochStart) / 1e9, trainNanos == 0 ? 0 : examplesThisRun / (trainNanos / 1e9));
-            double bestError = best ? v.top1Error() : s.bestError();
-            s = midEpoch
-                    ? new TrainState(s.epoch(), s.position(), s.step(), plateau, s.lrScale(), s.epochLossSum(),
-                            s.epochExamples(), bestError, s.rollbacks(), null)
-                    : new TrainState(s.epoch() + 1, 0, s.step(), plateau, s.lrScale(), 0, 0, bestError, s.rollbacks(),
-                            null);
-            if (checkpointer != null) {
-                long[][] calls = ranks.dropoutCalls(replicas);
-                if (ranks.leader()) {
-                    checkpointer.save(replicas, s.withDropoutCalls(calls), recipe.name(), best);
-                }
-            }
-            history.add(m);
-            for (TrainingListener l : listeners) {
-                l.onEpoch(m);
-            }
-        }
-        LOG.info("training stopped: {}", stop);
-        return new Result(s.withDropoutCalls(ranks.dropoutCalls(replicas)), history, stop);
+        return ranks.fromLeader(replicas, s);
     }
 
-    /** Reloads the newest checkpoint and divides the learning rate by 10. */
+    /** Null while the run goes on, else why it stops. */
+    private String stopReason(TrainState s) {
+        if (s.epoch() >= recipe.maxEpochs()) {
+            return "reached " + recipe.maxEpochs() + " epochs";
+        }
+        long totalSteps = totalSteps();
+        return s.step() >= totalSteps ? "reached " + totalSteps + " iterations" : null;
+    }
+
+    /** What one epoch's steps left: the state, whether a rollback cut them short, and their timing. */
+    private record EpochPass(TrainState state, boolean rolledBack, long startNanos, long trainNanos, long examples) {
+    }
+
+    /**
+     * The epoch's steps from the saved position: learning rate from the schedule, forward/backward with
+     * accumulation and all-reduce, finiteness check (a rollback ends the pass), SGD step, listeners, checkpoint.
+     */
+    private EpochPass runEpoch(TrainState s, Guardrails.StuckLoss stuck) throws IOException {
+        long epochStart = System.nanoTime();
+        long trainNanos = 0;
+        long examples = 0;
+        try (DataPipeline.Epoch epoch = train.epoch(s.epoch(), s.position())) {
+            while (epoch.hasNext() && s.step() < totalSteps()) {
+                long t0 = System.nanoTime();
+                Batch batch = epoch.next();
+                double lr = lr(s, s.step());
+                double loss = replicas.forwardBackward(batch, recipe.microBatch(), s.step());
+                String bad = Guardrails.nonFinite(s.step(), loss, replicas.primary());
+                if (bad != null) {
+                    return new EpochPass(rollback(s, bad), true, epochStart, trainNanos, examples);
+                }
+                replicas.step(lr);
+                int n = replicas.examplesLastStep(); // the global batch (every process's slice)
+                s = s.afterStep(epoch.position(), loss, n);
+                long dt = System.nanoTime() - t0;
+                trainNanos += dt;
+                examples += n;
+                reportStep(s, loss, lr, n, dt, stuck);
+                if (recipe.checkpointEvery() > 0 && s.step() % recipe.checkpointEvery() == 0
+                        && s.position() < train.batchesPerEpoch()) { // the epoch-end save covers the last batch
+                    save(s, false);
+                }
+            }
+        }
+        return new EpochPass(s, false, epochStart, trainNanos, examples);
+    }
+
+    /** After each step: the stuck-loss guardrail, then each listener its warning (if any) and the step. */
+    private void reportStep(TrainState s, double loss, double lr, int n, long nanos, Guardrails.StuckLoss stuck) {
+        String warning = stuck.observe(s.step(), loss);
+        for (TrainingListener l : listeners) {
+            if (warning != null) {
+                l.onWarning(warning);
+            }
+            l.onStep(new TrainingListener.Step(s.epoch(), s.position(), train.batchesPerEpoch(), s.step(), totalSteps(),
+                    loss, s.epochLossSum() / s.epochExamples(), lr, n, nanos / 1e9));
+        }
+    }
+
+    /**
+     * Epoch end: validation, the plateau rule, the epoch's checkpoint, the metrics to the history and the listeners.
+     * When the iteration limit stopped the run inside the epoch, the validation is reported but the epoch is not
+     * over: the plateau rule waits for a whole epoch and the checkpoint keeps the position, so that a resumed run
+     * with a higher limit trains the rest of this epoch instead of skipping it.
+     */
+    private TrainState endOfEpoch(EpochPass pass, List<EpochMetrics> history) throws IOException {
+        TrainState s = pass.state();
+        boolean midEpoch = s.position() < train.batchesPerEpoch();
+        Evaluator.Result v = validation == null ? null
+                : ranks.fromLeader(ranks.leader() ? validation.evaluate(replicas.primary()) : null);
+        Schedule.Plateau.State plateau = v == null || midEpoch ? s.plateau()
+                : recipe.schedule().afterValidation(s.plateau(), v.top1Error());
+        boolean best = v != null && v.top1Error() < s.bestError();
+        if (plateau.drops() > s.plateau().drops()) {
+            LOG.info("validation top-1 error stopped improving: learning rate divided ({} of {} drops)",
+                    plateau.drops(), recipe.schedule() instanceof Schedule.Plateau p ? p.maxDrops() : 0);
+        }
+        // the rate of the epoch's last step (recomputed: a resumed run may not have taken a step this epoch)
+        double lr = lr(s, Math.max(0, s.step() - 1));
+        EpochMetrics m = new EpochMetrics(s.epoch() + 1, s.step(),
+                s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
+                v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
+                (System.nanoTime() - pass.startNanos()) / 1e9,
+                pass.trainNanos() == 0 ? 0 : pass.examples() / (pass.trainNanos() / 1e9));
+        double bestError = best ? v.top1Error() : s.bestError();
+        TrainState next = midEpoch ? s.keepPosition(plateau, bestError) : s.nextEpoch(plateau, bestError);
+        save(next, best);
+        history.add(m);
+        for (TrainingListener l : listeners) {
+            l.onEpoch(m);
+        }
+        return next;
+    }
+
+    /** The learning rate of {@code step} in state {@code s}: the schedule's times the rollbacks' scale. */
+    private double lr(TrainState s, long step) {
+        return recipe.schedule().lr(recipe.baseLr(), step, totalSteps(), s.plateau()) * s.lrScale();
+    }
+
+    /** Rank 0 writes the checkpoint (when there is a checkpointer); the other ranks have nothing to do. */
+    private void save(TrainState s, boolean best) throws IOException {
+        if (checkpointer != null && ranks.leader()) {
+            checkpointer.save(replicas, s, recipe.name(), best);
+        }
+    }
+
+    /**
+     * After a non-finite value: stops when the recipe says STOP, there are no checkpoints or the rollbacks are
+     * used up; otherwise reloads the newest checkpoint and divides the learning rate by 10.
+     */
     private TrainState rollback(TrainState now, String why) throws IOException {
+        if (recipe.onNonFinite() == Recipe.NonFinitePolicy.STOP || checkpointer == null
+                || now.rollbacks() >= MAX_ROLLBACKS) {
+            throw new IllegalStateException("training diverged at " + why);
+        }
         Optional<TrainState> back = ranks.leader() ? checkpointer.restore(replicas) : Optional.empty();
         if (!ranks.fromLeader(back.isPresent())) {
             throw new IllegalStateException("training diverged at " + why + ", and there is no checkpoint to roll back to");
         }
-        TrainState r = ranks.fromLeader(replicas, back.orElse(null));
-        double scale = Math.min(r.lrScale(), now.lrScale()) / 10;
-        String message = "rolled back to step " + r.step() + " with the learning rate divided by 10 (scale " + scale
-                + ") after a non-finite value at " + why;
+        TrainState r = ranks.fromLeader(replicas, back.orElse(null)).rolledBack(now);
+        String message = "rolled back to step " + r.step() + " with the learning rate divided by 10 (scale "
+                + r.lrScale() + ") after a non-finite value at " + why;
         LOG.warn(message);
         for (TrainingListener l : listeners) {
             l.onWarning(message);
         }
-        return new TrainState(r.epoch(), r.position(), r.step(), r.plateau(), scale, r.epochLossSum(), r.epochExamples(),
-                r.bestError(), now.rollbacks() + 1, null);
+        return r;
     }
 }

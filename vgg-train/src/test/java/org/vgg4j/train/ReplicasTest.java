@@ -43,12 +43,22 @@ class ReplicasTest {
 
     /** Trains {@code replicas} x {@code micro} on the batches; returns replica 0's parameters and the losses. */
     private static double[][] train(int replicas, int micro, List<Batch> data, VggSpec spec) {
-        try (Replicas r = Tiny.replicas(replicas, spec, DType.FLOAT64, 0.9, 5e-4)) {
+        return train(Tiny.replicas(replicas, spec, DType.FLOAT64, 0.9, 5e-4), micro, data);
+    }
+
+    /** As above with every replica's Dropout layers on the spec's own seed. */
+    private static double[][] trainOneSeed(int replicas, int micro, List<Batch> data, VggSpec spec) {
+        return train(Replicas.create("reference", replicas, (b, k) -> Vgg.build(b, DType.FLOAT64, spec),
+                new Sgd.Settings(0.9, 5e-4), new HostAllReduce()), micro, data);
+    }
+
+    private static double[][] train(Replicas replicas, int micro, List<Batch> data) {
+        try (Replicas r = replicas) {
             Initializers.initialize(r.primary(), Initializers.Scheme.GLOROT_UNIFORM, 11);
             r.broadcastFromPrimary();
             double[] losses = new double[data.size()];
             for (int i = 0; i < data.size(); i++) {
-                losses[i] = r.forwardBackward(data.get(i), micro);
+                losses[i] = r.forwardBackward(data.get(i), micro, i);
                 r.step(0.05);
             }
             double[] p0 = Tiny.values(r.primary());
@@ -94,6 +104,27 @@ class ReplicasTest {
         assertClose(one[0], two[0], 1e-9);
         assertClose(one[0], three[0], 1e-9);
         assertClose(one[1], three[1], 1e-12);
+    }
+
+    /**
+     * Dropout masks are keyed by (step, position in the global batch): with one seed for every replica, replicas and
+     * micro-batches draw the masks one replica draws for the whole batch, so the runs agree as without dropout.
+     */
+    @Test
+    void dropoutMasksDoNotDependOnTheSplitOverReplicasAndMicroBatches() {
+        VggSpec spec = Tiny.spec(false, 0.5);
+        List<Batch> data = batches(10, 3);
+        double[][] one = trainOneSeed(1, 0, data, spec);
+        double[][] micro = trainOneSeed(1, 3, data, spec);
+        double[][] two = trainOneSeed(2, 0, data, spec);
+        double[][] three = trainOneSeed(3, 2, data, spec);
+        for (double[][] run : List.of(micro, two, three)) {
+            assertClose(one[0], run[0], 1e-9);
+            assertClose(one[1], run[1], 1e-12);
+        }
+        // and the masks mattered: another dropout seed trains to other parameters
+        double[][] other = trainOneSeed(1, 0, data, spec.withSeed(spec.seed() + 1));
+        assertTrue(Math.abs(other[1][1] - one[1][1]) > 1e-6, "losses " + other[1][1] + " and " + one[1][1]);
     }
 
     @Test

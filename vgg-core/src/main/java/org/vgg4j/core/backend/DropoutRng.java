@@ -24,6 +24,15 @@ public final class DropoutRng {
         return (mix64(seed + (index + 1) * GOLDEN) >>> 40) * 0x1.0p-24f;
     }
 
+    /**
+     * The seed whose draw i is draw {@code first + i} of {@code seed}: uniform(atIndex(seed, first), i) equals
+     * uniform(seed, first + i) exactly (64-bit arithmetic wraps on both sides), so an op that numbers its elements
+     * from 0 can draw any slice of a longer mask.
+     */
+    public static long atIndex(long seed, long first) {
+        return seed + first * GOLDEN;
+    }
+
     public static boolean keep(long seed, long index, double p) {
         return uniform(seed, index) >= p;
     }

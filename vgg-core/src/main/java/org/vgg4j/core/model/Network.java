@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.function.IntConsumer;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.GradientArena;
 import org.vgg4j.core.layers.Layer;
 import org.vgg4j.core.layers.ParamSpec;
@@ -123,6 +124,19 @@ public final class Network implements AutoCloseable {
             h = nl.layer().forward(h, training);
         }
         return h;
+    }
+
+    /**
+     * Where the next training forwards' examples lie, for the masks of the {@link Dropout} layers: example i of the
+     * forward's batch is at position {@code firstExample + i * exampleStride} of training step {@code step}'s global
+     * batch. See {@link Dropout} for why the masks are keyed so.
+     */
+    public void setTrainingPosition(long step, long firstExample, long exampleStride) {
+        for (NamedLayer nl : layers) {
+            if (nl.layer() instanceof Dropout d) {
+                d.setMaskKey(step, firstExample, exampleStride);
+            }
+        }
     }
 
     /** Backpropagates dL/dlogits of the last training forward; parameter gradients accumulate. */
