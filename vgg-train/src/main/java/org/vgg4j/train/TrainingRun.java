@@ -30,7 +30,8 @@ import org.vgg4j.data.SampleTransform;
  *
  * <p>Several processes: the all-reduce's {@link ProcessGroup} says which rank this process is; each rank takes its
  * share of every global batch ({@link Recipe#pipelineConfig}), and only rank 0 writes into the output folder.
- * Replica r of rank k builds its network with dropout seed {@code spec.seed() + 1000 (k * devices + r)}.
+ * Every replica of every rank builds its network with the spec's dropout seed: a mask is keyed by the step and the
+ * example's position in the global batch ({@code Dropout}), so the masks do not depend on how the batch is split.
  */
 public final class TrainingRun {
     /** The output folder's subfolder of checkpoints. */
@@ -129,7 +130,7 @@ public final class TrainingRun {
                 Files.createDirectories(out);
             }
             if (replicas == null) {
-                replicas = createReplicas(reduce, group);
+                replicas = createReplicas(reduce);
             }
         } catch (IOException | RuntimeException | Error e) {
             if (reduce != null) {
@@ -152,11 +153,9 @@ public final class TrainingRun {
         }
     }
 
-    /** This process's replicas on the backend's devices, replica r of rank k seeded as the class comment says. */
-    private Replicas createReplicas(AllReduce reduce, ProcessGroup group) {
-        int firstReplica = group.rank() * devices; // this process's replicas in the world's numbering
-        return Replicas.create(backend, devices, firstDevice,
-                (b, rank) -> Vgg.build(b, DType.FLOAT32, model.withSeed(model.seed() + 1000L * (firstReplica + rank))),
+    /** This process's replicas on the backend's devices, all with the spec's dropout seed (see the class comment). */
+    private Replicas createReplicas(AllReduce reduce) {
+        return Replicas.create(backend, devices, firstDevice, (b, rank) -> Vgg.build(b, DType.FLOAT32, model),
                 recipe.sgdSettings(), reduce);
     }
 

@@ -114,10 +114,10 @@ class ResumeTest {
      */
     @Test
     void aCheckpointWithTheOldDropoutCountersStillResumesBitwise(@TempDir Path dir) throws Exception {
-        Recipe constant = Scenario.recipe().withSchedule(new Schedule.Constant());
+        Recipe constant = Scenario.recipe().toBuilder().schedule(new Schedule.Constant()).build();
         Scenario.Outcome whole = Scenario.run(dir.resolve("whole"), constant, List.of(), (p, t) -> { });
         Path split = dir.resolve("split");
-        assertEquals(7, Scenario.run(split, constant.withLimits(3, 7), List.of(), (p, t) -> { }).result().state().step());
+        assertEquals(7, Scenario.run(split, constant.toBuilder().maxEpochs(3).maxIterations(7).build(), List.of(), (p, t) -> { }).result().state().step());
         List<Path> saved = new Checkpointer(split, 2).list();
         assertTrue(!saved.isEmpty());
         for (Path p : saved) {
