@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
@@ -19,6 +20,7 @@ import org.vgg4j.core.tensor.Tensor;
  * The runtime around the kernels: provider discovery and their unavailable reasons, the caching allocator, the
  * out-of-memory message (batch size and one that would fit), several emulated devices, freeing views.
  */
+@Tag(Parity.EMULATOR_TAG)
 class RuntimeTest {
 
     @Test
