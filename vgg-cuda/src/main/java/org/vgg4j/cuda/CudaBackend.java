@@ -87,6 +87,11 @@ public final class CudaBackend implements Backend {
         return allocator.inUseBytes();
     }
 
+    /** The most bytes {@link #deviceBytesInUse} has been since this backend was made. */
+    public long peakDeviceBytes() {
+        return allocator.peakBytes();
+    }
+
     @Override
     public boolean supports(DType dtype) {
         return dtype == DType.FLOAT32;
