@@ -5,16 +5,20 @@ import static org.junit.platform.engine.discovery.DiscoverySelectors.selectPacka
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.junit.platform.engine.DiscoverySelector;
 import org.junit.platform.engine.Filter;
 import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.engine.support.descriptor.ClassSource;
 import org.junit.platform.launcher.Launcher;
 import org.junit.platform.launcher.LauncherDiscoveryRequest;
 import org.junit.platform.launcher.TagFilter;
 import org.junit.platform.launcher.TestExecutionListener;
 import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.TestPlan;
 import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
 import org.junit.platform.launcher.core.LauncherFactory;
 
@@ -22,9 +26,9 @@ import org.junit.platform.launcher.core.LauncherFactory;
  * Runs vgg-cuda's JUnit tests without Maven (the GPU bundle has no Maven): one line per test, then
  * {@code N passed, N failed, N skipped}; exit status 0 only when something passed and nothing failed.
  * <pre>
- *   java -cp BUNDLE_CP org.vgg4j.cuda.check.SuiteRunner [--class C]... [--include-tag T]... [--exclude-tag T]...
+ *   java -cp BUNDLE_CP org.vgg4j.cuda.check.SuiteRunner [--class C]... [--include-tag T]... [--exclude-tag T]... [--list]
  * </pre>
- * Without {@code --class} it selects the package org.vgg4j.cuda. scripts/gpu-check.sh runs each class in a JVM of
+ * Without {@code --class} it selects the package org.vgg4j.cuda; {@code --list} prints the selected classes instead. scripts/gpu-check.sh runs each class in a JVM of
  * its own, so a fault that loses the GPU context cannot fail another class.
  */
 public final class SuiteRunner {
@@ -35,11 +39,13 @@ public final class SuiteRunner {
         List<DiscoverySelector> selectors = new ArrayList<>();
         List<String> include = new ArrayList<>();
         List<String> exclude = new ArrayList<>();
+        boolean list = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--class" -> selectors.add(selectClass(args[++i]));
                 case "--include-tag" -> include.add(args[++i]);
                 case "--exclude-tag" -> exclude.add(args[++i]);
+                case "--list" -> list = true;
                 default -> throw new IllegalArgumentException("unknown argument '" + args[i] + "'; see the javadoc");
             }
         }
@@ -55,10 +61,22 @@ public final class SuiteRunner {
         }
         LauncherDiscoveryRequest request = LauncherDiscoveryRequestBuilder.request().selectors(selectors)
                 .filters(filters.toArray(new Filter<?>[0])).build();
+        Launcher launcher = LauncherFactory.create();
+        if (list) { // the selected test classes, one per line (gpu-check.sh runs each in a JVM of its own)
+            TestPlan plan = launcher.discover(request);
+            Set<String> classes = new TreeSet<>();
+            for (TestIdentifier root : plan.getRoots()) {
+                for (TestIdentifier c : plan.getChildren(root)) {
+                    c.getSource().filter(ClassSource.class::isInstance)
+                            .ifPresent(src -> classes.add(((ClassSource) src).getClassName()));
+                }
+            }
+            classes.forEach(System.out::println);
+            return;
+        }
         AtomicInteger passed = new AtomicInteger();
         AtomicInteger failed = new AtomicInteger();
         AtomicInteger skipped = new AtomicInteger();
-        Launcher launcher = LauncherFactory.create();
         launcher.execute(request, new TestExecutionListener() {
             @Override
             public void executionSkipped(TestIdentifier id, String reason) {
