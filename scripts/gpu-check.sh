@@ -305,10 +305,16 @@ if [ $emulated = 1 ]; then
     echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && finish "not run: emulated" "no figures; our tool ran at toy size" || finish FAILED "our tool failed on the emulated device"
 else
-    jrun "$(limit 200)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 64 --max-batch "$max_batch"; rc=$?
+    # batch 64 for both first, so the comparison lands even if the budget ends while probing larger batches
+    jrun "$(limit 100)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 64 --max-batch 64; rc=$?
     prc=1
-    [ $have_torch = 1 ] && { run_t "$(limit 150)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 64 \
-        --max-batch "$max_batch"; prc=$?; }
+    [ $have_torch = 1 ] && { run_t "$(limit 80)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 64 \
+        --max-batch 64; prc=$?; }
+    echo "-- the largest batch that fits: doubling from 128 up to $max_batch (3 timed steps each)" >> "$stage_file"
+    jrun "$(limit 120)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 128 --max-batch "$max_batch" --probe \
+        || echo "(our probe ended early: the table shows what fitted before)" >> "$stage_file"
+    [ $have_torch = 1 ] && { run_t "$(limit 100)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 128 \
+        --max-batch "$max_batch" --probe || echo "(the peer's probe ended early)" >> "$stage_file"; }
     echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in f-steps.md" || finish FAILED "ours exited $rc, the peer $prc"
 fi

@@ -6,9 +6,9 @@ same card as our kernels, printed in the line format of org.vgg4j.cuda.check.Gpu
         VGG-16's 13 convs: torch.nn.functional.conv2d forward and aten.convolution_backward for backward-data and
         backward-filter, each in NCHW and channels_last (cudnn.benchmark on); fc6-fc8 as torch.matmul. One line each:
         LAYER impl=torch math=fp32 layer=conv1_1 pass=fwd fmt=nchw ms=... tflops=...
-    torch_vgg16_bench.py steps [--batch 64] [--max-batch 512] [--steps 5] [--warmup 2] [--precisions ...]
+    torch_vgg16_bench.py steps [--batch 64] [--max-batch 512] [--steps 5] [--warmup 2] [--precisions ...] [--probe]
         torchvision vgg16 training steps (SGD momentum 0.9, weight decay 5e-4), default and channels_last, at --batch
-        and then doubling batches until one does not fit:
+        and then doubling batches until one does not fit (those, and every batch with --probe, 3 steps after 1):
         STEP impl=torch math=tf32 fmt=channels_last batch=64 img_per_s=... step_ms=... peak_MiB=...
 
 fp32: TF32 off in cuDNN and cuBLAS; tf32: TF32 on; bf16: bfloat16 tensors (layers) or bf16 autocast (steps).
@@ -118,7 +118,7 @@ def steps(a):
         for fmt in FORMATS:
             b = a.batch
             while b <= max(a.batch, a.max_batch):
-                probing = b > a.batch
+                probing = a.probe or b > a.batch
                 try:
                     step_run(p, fmt, b, min(a.steps, 3) if probing else a.steps, 1 if probing else a.warmup)
                 except torch.cuda.OutOfMemoryError:
@@ -138,6 +138,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--precisions", default="fp32,tf32,bf16")
+    ap.add_argument("--probe", action="store_true", help="time 3 steps after 1 at every batch (finding the largest)")
     a = ap.parse_args()
     print(f"# torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}",
           flush=True)

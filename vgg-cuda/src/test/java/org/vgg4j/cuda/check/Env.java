@@ -3,6 +3,7 @@ package org.vgg4j.cuda.check;
 import java.util.List;
 
 import org.vgg4j.cuda.CudaBackend;
+import org.vgg4j.cuda.CudaBackendProvider;
 import org.vgg4j.cuda.JCudaDriver;
 import org.vgg4j.cuda.MathMode;
 
@@ -27,6 +28,11 @@ public final class Env {
                 + "), " + Runtime.getRuntime().availableProcessors() + " cores, max heap "
                 + (Runtime.getRuntime().maxMemory() >> 20) + " MiB");
         if (!emulated) {
+            String why = new CudaBackendProvider().unavailableReason();
+            if (why != null) {
+                System.out.println("the cuda backend cannot run here: " + why);
+                System.exit(1);
+            }
             System.out.println("JCuda native library loaded; driver supports CUDA " + JCudaDriver.driverVersion()
                     + "; devices: " + JCudaDriver.deviceCount());
         }

@@ -29,9 +29,10 @@ import org.vgg4j.cuda.MathMode;
  *       VGG-16's 13 convs (forward, backward-data, backward-filter) and fc6-fc8 (the same three GEMMs), one line each:
  *       LAYER impl=ours math=fp32 layer=conv1_1 pass=fwd ms=... tflops=...
  *   GpuBenchmark steps [--batch 64] [--max-batch 512] [--size 224] [--width 1.0] [--maths ...] [--steps 5]
- *                      [--warmup 2] [--emulated]
+ *                      [--warmup 2] [--probe] [--emulated]
  *       VGG-16 training steps (forward, loss, backward, momentum SGD) at --batch, then at doubling batches up to
- *       --max-batch until one does not fit; one line per run that fitted:
+ *       --max-batch until one does not fit (those, and every batch with --probe, time 3 steps after 1); one line
+ *       per run that fitted, and one saying which batch did not:
  *       STEP impl=ours math=fp32 batch=64 img_per_s=... step_ms=... peak_MiB=...
  * </pre>
  * Times are wall-clock around a device synchronize: the median of --reps runs after one warm-up (layers), the mean
@@ -74,9 +75,10 @@ public final class GpuBenchmark {
             int maxBatch = Devices.intArg(args, "--max-batch", 512);
             int steps = Devices.intArg(args, "--steps", 5);
             int warmup = Devices.intArg(args, "--warmup", 2);
+            boolean probe = Arrays.asList(args).contains("--probe");
             for (MathMode math : maths) {
                 for (int b = batch; b <= Math.max(batch, maxBatch); b = b == batch ? Math.max(2 * batch, b + 1) : 2 * b) {
-                    if (!step(emulated, math, b, size, width, steps, warmup, b > batch)) {
+                    if (!step(emulated, math, b, size, width, steps, warmup, probe || b > batch)) {
                         System.out.printf(Locale.ROOT, "STEP impl=ours math=%s batch=%d does_not_fit%n", math, b);
                         break;
                     }
