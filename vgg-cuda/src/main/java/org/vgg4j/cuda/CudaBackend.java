@@ -569,6 +569,11 @@ public final class CudaBackend implements Backend {
         return workspaceBytes;
     }
 
+    /** The split-K workspace's device address (meaningful while {@link #splitKWorkspaceBytes} &gt; 0). */
+    long splitKWorkspacePointer() {
+        return workspace;
+    }
+
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
     record SplitK(int splits, int chunk) {
     }

@@ -94,6 +94,33 @@ class RuntimeTest {
     }
 
     @Test
+    void theSplitKWorkspaceStaysWithTheBackendUntilItsLaunchesRan() {
+        Parity.assumeEmulator();
+        try (CudaBackend b = new CudaBackend("cuda-emulated", EmulatedDriver.open(0), MathMode.FP32)) {
+            // 3 x 3000 . 3000 x 5: one tile, 3000 deep -> split-K on the emulator's 4 nominal multiprocessors
+            CudaBackend.SplitK sk = b.splitK(1, 3000, 15);
+            assertTrue(sk.splits() > 1, "the shape must take the split-K path: " + sk);
+            Tensor a = b.allocate(DType.FLOAT32, Shape.of(3, 3000));
+            Tensor bb = b.allocate(DType.FLOAT32, Shape.of(3000, 5));
+            Tensor c = b.allocate(DType.FLOAT32, Shape.of(3, 5));
+            assertEquals(0, b.splitKWorkspaceBytes());
+            b.gemm(false, false, 1.0, a, bb, 0.0, c);
+            long ws = b.splitKWorkspacePointer();
+            assertEquals(4L * sk.splits() * 15, b.splitKWorkspaceBytes(), "held after the launches were queued");
+            // an allocation right after the split-K GEMM (as for another stream) never receives the workspace block
+            Tensor t = b.allocate(DType.FLOAT32, Shape.of(sk.splits() * 15));
+            assertTrue(((DeviceBuffer) t.storage()).devPtr != ws, "the workspace went back to the allocator");
+            b.gemm(false, false, 1.0, a, bb, 0.0, c);
+            assertEquals(ws, b.splitKWorkspacePointer(), "the next split-K launch reuses it");
+            // a deeper split needs more: the workspace grows (the old one is released after the stream drained)
+            Tensor a2 = b.allocate(DType.FLOAT32, Shape.of(60, 3000));
+            Tensor c2 = b.allocate(DType.FLOAT32, Shape.of(60, 5));
+            b.gemm(false, false, 1.0, a2, bb, 0.0, c2);
+            assertTrue(b.splitKWorkspaceBytes() > 4L * sk.splits() * 15, "grown: " + b.splitKWorkspaceBytes());
+        }
+    }
+
+    @Test
     void outOfMemoryNamesTheBatchSizeAndOneThatFits() {
         Parity.assumeEmulator();
         // 7 MiB device; per image 64x32x32 floats = 256 KiB per activation, 4 MiB per activation of batch 16
