@@ -1,94 +1,333 @@
 #!/usr/bin/env bash
-# gpu-check.sh -- on a machine with an NVIDIA GPU: builds the kernels for the card (if nvcc is here), runs vgg-cuda's
-# test suite on the real device, then benchmarks
-# VGG-16 training (224x224, batch 64; FP32, TF32, BF16) against torchvision's vgg16 with cuDNN on the same card,
-# printing img/s, the ratio, and each kernel's TFLOP/s beside the card's GEMM rate measured with PyTorch (cuBLAS).
+# gpu-check.sh -- vgg-cuda on a real GPU in ONE command (issue 12): every kernel against the CPU reference backend,
+# compute-sanitizer, parity with PyTorch, per-layer and per-step timings against cuDNN/cuBLAS, and two replicas
+# through the ring all-reduce. Run from the repository root:
 #
-#   scripts/gpu-check.sh [BUNDLE_DIR]      BUNDLE_DIR defaults to the bundle this script sits in
+#   scripts/gpu-check.sh --bundle BUNDLE --out OUT_DIR [--emulated] [--budget SECONDS] [--max-batch N]
 #
-# The bundle comes from scripts/make-gpu-bundle.sh (a jlinked JRE, our jars, JCuda): no JDK, Maven or network is
-# needed here. PyTorch + torchvision with CUDA are needed only for the peer numbers (skipped, with a note, if absent).
-# Results go to BUNDLE_DIR/results/<timestamp>/ (junit reports, raw benchmark lines, summary.md).
-# Exit status: 0 suite passed, 1 suite failed, 2 cannot run here (the message says why).
+#   BUNDLE    the folder or .tar.gz that scripts/make-gpu-bundle.sh made (vgg-cuda/target/gpu-bundle[.tar.gz]): a
+#             jlinked Java runtime, our jars with the PTX and cubins, the check programs; no JDK, Maven or network is
+#             needed here. PyTorch + torchvision with CUDA (stages d, e, f) and compute-sanitizer (c) where present.
+#   OUT_DIR   where the results go, as exactly these 8 flat files, each written as its stage runs and closed with a
+#             "RESULT: ..." line, so a later failure or timeout loses nothing earlier:
+#               a-env.txt  b-suite.txt  c-sanitizer.txt  d-parity.txt  e-layers.md  f-steps.md  g-replicas.txt
+#               summary.md (one row per stage, rewritten as each finishes)
+#   --emulated   the same script against the emulated device (CI runs it so: scripts/ci-gpu-check-emulated.sh).
+#                Stages that need a GPU or PyTorch on one say "not run: emulated"; a, b, c (without the sanitizer)
+#                and g run; e and f run our side at toy size to prove the tools, and report no figures.
+#   --budget S   seconds for the whole run (default 450: a device command may last 10 minutes); each stage's
+#                timeout is its own cap or what is left of the budget, whichever is less.
+#   --max-batch N  the largest batch stage f tries (default 512; it doubles from 64 until a batch does not fit).
+#
+# Stages (run in the order a b c g d e f: the cheap checks first, the long timings last):
+#   a  environment: nvidia-smi, driver, which cubin/PTX each module loaded, JCuda's native load, tool versions;
+#      the bundle's sm_XX cubins are used as they are; nvcc rebuilds kernels only when the card's cubin is missing
+#   b  the vgg-cuda suite on the device, each test class in a JVM of its own (a fault that loses the GPU context
+#      fails one class, not the rest): on a GPU the classes not tagged "emulator" (every kernel against the CPU
+#      reference backend), with --emulated all of them
+#   c  org.vgg4j.cuda.check.KernelSweep (every kernel once, small odd shapes) under compute-sanitizer memcheck and
+#      racecheck
+#   d  VGG-16 logits and one step's gradients from torchvision-format weights vs PyTorch on the same card (fp32:
+#      max error <= 1e-4 of each tensor's largest element, same top-5)
+#   e  per layer, batch 64: VGG-16's 13 convs (fwd, bwd-data, bwd-filter) and fc6-fc8, ours in fp32/tf32/bf16 vs
+#      PyTorch's best of NCHW and channels_last, as a table of times and ratios
+#   f  the VGG-16 training step, img/s at batch 64 and at the largest batch that fits, with peak device memory:
+#      ours vs torchvision (fp32, TF32, bf16 autocast; default and channels_last: the peer's best)
+#   g  two replicas on the one GPU through RingAllReduce: same batch bit for bit equal to one replica; halves
+#      equal to each other bit for bit and to the whole batch to float32 rounding
+# Exit status: 0 every stage that ran passed, 1 a stage failed or timed out, 2 cannot run (the message says why).
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bundle=$(cd "${1:-$here/..}" && pwd)
-fail() { echo "gpu-check: cannot run: $*" >&2; exit 2; }
-[ $# -le 1 ] || { echo "usage: $0 [BUNDLE_DIR]" >&2; exit 2; }
 
-command -v nvidia-smi >/dev/null 2>&1 || fail "nvidia-smi not found: no NVIDIA driver on this machine (needs an NVIDIA GPU and driver >= 580)"
-gpus=$(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader 2>/dev/null) || fail "nvidia-smi failed: no usable NVIDIA GPU"
-[ -n "$gpus" ] || fail "nvidia-smi lists no GPU"
-echo "GPU(s): $gpus"
-drv=$(echo "$gpus" | head -1 | cut -d, -f2 | tr -d ' ')
-cc=$(echo "$gpus" | head -1 | cut -d, -f3 | tr -d ' .')
+usage() { echo "usage: $0 --bundle BUNDLE_DIR|BUNDLE.tar.gz --out OUT_DIR [--emulated] [--budget S] [--max-batch N]" >&2; exit 2; }
+bundle="" out="" emulated=0 budget=450 max_batch=512
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bundle) bundle=${2:-}; shift 2 ;;
+        --out) out=${2:-}; shift 2 ;;
+        --emulated) emulated=1; shift ;;
+        --budget) budget=${2:-}; shift 2 ;;
+        --max-batch) max_batch=${2:-}; shift 2 ;;
+        *) usage ;;
+    esac
+done
+[ -n "$bundle" ] && [ -n "$out" ] || usage
+cannot() { echo "gpu-check: cannot run: $*" >&2; [ -d "${out:-}" ] && echo "cannot run: $*" >> "$out/summary.md"; exit 2; }
+mkdir -p "$out" || cannot "cannot create $out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+start=$(date +%s)
 
+# ------------------------------------------------------------------ the bundle
+if [ -f "$bundle" ]; then
+    tar xzf "$bundle" -C "$work" || cannot "cannot unpack $bundle"
+    bundle=$(ls -d "$work"/*/ | head -1)
+fi
+[ -d "$bundle" ] || cannot "no bundle at $bundle (make it with scripts/make-gpu-bundle.sh on a build machine)"
+bundle=$(cd "$bundle" && pwd)
 java=$bundle/runtime/bin/java
-[ -x "$java" ] || fail "bundle incomplete: $java missing (make the bundle with scripts/make-gpu-bundle.sh on a build machine)"
-for j in vgg-core vgg-cuda jcuda slf4j-api junit-platform-console-standalone; do
-    ls "$bundle"/lib/$j-*.jar >/dev/null 2>&1 || fail "bundle incomplete: lib/$j-*.jar missing"
+[ -x "$java" ] || cannot "bundle incomplete: $java missing"
+for j in vgg-core vgg-cuda jcuda slf4j-api junit-platform-launcher javacpp; do
+    ls "$bundle"/lib/$j-*.jar >/dev/null 2>&1 || cannot "bundle incomplete: lib/$j-*.jar missing"
 done
-out=$bundle/results/$(date +%Y%m%d-%H%M%S)
-mkdir -p "$out"
+cp=$(ls "$bundle"/lib/*.jar | tr '\n' ':')
+emu_lib=$bundle/lib/native/libvggcudaemu-test.so
+mode=$([ $emulated = 1 ] && echo emulated || echo gpu)
 
-# Build: where this machine has nvcc, compile cubins for exactly this card (sm_$cc) with the local toolkit; they
-# come first on the class path, so JCudaDriver loads them instead of the bundle's nvcc-13 cubins/PTX -- which also
-# lifts the r580 driver requirement when the local toolkit is older.
-local_kernels=""
-if command -v nvcc >/dev/null 2>&1 && [ -d "$bundle/cuda-src" ]; then
-    kdir="$out/kernels-local/org/vgg4j/cuda/kernels"
-    mkdir -p "$kdir"
-    echo "== 0. building kernels for sm_$cc with $(nvcc --version | tail -1)"
-    ok=1
-    for f in "$bundle"/cuda-src/*.cu; do
-        nvcc -std=c++17 -O3 -gencode "arch=compute_$cc,code=sm_$cc" -cubin -I"$bundle/cuda-src" "$f" \
-            -o "$kdir/$(basename "$f" .cu).sm_$cc.cubin" || ok=0
-    done
-    if [ $ok = 1 ]; then local_kernels="$out/kernels-local"; else echo "local kernel build failed: using the bundle's"; fi
-fi
-if [ -z "$local_kernels" ]; then
-    [ "${drv%%.*}" -ge 580 ] 2>/dev/null || fail "driver $drv is older than r580: the bundle's kernels were built by nvcc 13 and need a CUDA 13 driver (or put an nvcc on the PATH to build them here)"
-fi
-cp=${local_kernels:+$local_kernels:}$(ls "$bundle"/lib/*.jar | tr '\n' ':')
-
-echo "== 1. vgg-cuda suite on the GPU (parity with the reference backend)"
-# the negative tests still run on the emulated device (skipped with a reason where this machine's libc cannot load it)
-emu="$bundle/lib/native/libvggcudaemu-test.so"
-"$java" -Xmx8g -Dvgg4j.cuda.test.driver=jcuda -Dvgg4j.cuda.emulator.library="$emu" -cp "$cp" \
-    org.junit.platform.console.ConsoleLauncher execute --class-path "$cp" --select-package org.vgg4j.cuda \
-    --details=tree --reports-dir="$out/junit" 2>&1 | tee "$out/suite.txt"
-suite=${PIPESTATUS[0]}
-
-echo "== 2. VGG-16 training, batch 64, 224x224: ours"
-: > "$out/bench.txt"
-for m in fp32 tf32 bf16; do
-    extra=""
-    [ "$m" != bf16 ] && extra="--kernels"
-    "$java" -Xmx8g -cp "$cp" org.vgg4j.cuda.tools.GpuBenchmark --math "$m" --batch 64 --size 224 --steps 10 $extra \
-        2>&1 | tee -a "$out/bench.txt"
-done
-
-echo "== 3. the peer: torchvision vgg16 + cuDNN"
-if python3 -c "import torch, torchvision, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-    python3 "$bundle/scripts/torch_vgg16_bench.py" --batch 64 --steps 10 2>&1 | tee "$out/torch.txt"
-else
-    echo "PyTorch with CUDA not importable: peer skipped" | tee "$out/torch.txt"
-fi
-
+# ------------------------------------------------------------------ bookkeeping
+summary=$out/summary.md
 {
-    echo "# gpu-check $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo; echo "GPU: $gpus"; echo
-    echo "| precision | VGG4J img/s | torchvision+cuDNN img/s | ratio |"
+    echo "# gpu-check $(date -u +%Y-%m-%dT%H:%MZ) ($mode)"
+    echo
+    echo "bundle: $(head -1 "$bundle/README.txt" 2>/dev/null)"
+    echo
+    echo "| stage | result | detail | file |"
     echo "|---|---|---|---|"
-    for m in FP32 TF32 BF16; do
-        ours=$(grep "^RESULT vgg16_train math=$m " "$out/bench.txt" | sed 's/.*img_per_s=\([0-9.]*\).*/\1/')
-        peer=$(grep "^RESULT torch_vgg16_train precision=$(echo $m | tr A-Z a-z) " "$out/torch.txt" | sed 's/.*img_per_s=\([0-9.]*\).*/\1/')
-        ratio=$(awk -v a="${ours:-0}" -v b="${peer:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }')
-        echo "| $m | ${ours:--} | ${peer:--} | $ratio |"
+} > "$summary"
+elapsed() { echo $(( $(date +%s) - start )); }
+# limit CAP: the stage's cap, or what is left of the budget (less 5 s to close the files), whichever is less
+limit() { local left=$(( budget - $(elapsed) - 5 )); [ "$left" -lt "$1" ] && echo "$left" || echo "$1"; }
+begin() { # begin LETTER FILE TITLE
+    stage=$1 stage_file=$out/$2
+    { echo "# stage $1: $3"; echo "($mode run, started $(date -u +%H:%M:%SZ), $(elapsed) s into it)"; } > "$stage_file"
+    echo "== stage $1: $3"
+}
+finish() { # finish STATUS [DETAIL]: the stage file's last line and the summary's row
+    echo "RESULT: $1${2:+ ($2)}" >> "$stage_file"
+    echo "| $stage | $1 | ${2:-} | $(basename "$stage_file") |" >> "$summary"
+    echo "   stage $stage: $1${2:+ ($2)}"
+    [ "$1" = passed ] || [ "${1#not run}" != "$1" ] || failures=$((failures + 1))
+}
+failures=0
+# run_t SECONDS CMD...: runs CMD with a timeout, its output appended to the stage file; returns its status
+run_t() {
+    local t=$1; shift
+    if [ "$t" -le 5 ]; then echo "not started: the run's budget of $budget s is spent" >> "$stage_file"; return 124; fi
+    timeout -k 10 "$t" "$@" >> "$stage_file" 2>&1
+    local rc=$?
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "TIMED OUT after $t s: $*" >> "$stage_file"; fi
+    return $rc
+}
+jopts=(-Xss4m -XX:+UseParallelGC "-Dvgg4j.cuda.emulator.library=$emu_lib")
+if [ $emulated = 1 ]; then jopts+=(-Xmx2g); emu_flag=(--emulated); else jopts+=(-Xmx24g); emu_flag=(); fi
+jrun() { local t=$1; shift; run_t "$t" "$java" "${jopts[@]}" -cp "$cp" "$@"; }
+have_torch=0
+have_sanitizer=0
+
+# ------------------------------------------------------------------ a. environment
+begin a a-env.txt "environment"
+stage_ok=1
+if [ $emulated = 1 ]; then
+    { echo "emulated device: no GPU needed"; uname -srm; echo "cores: $(nproc)"; } >> "$stage_file"
+else
+    if ! command -v nvidia-smi >/dev/null 2>&1; then
+        echo "nvidia-smi not found: no NVIDIA driver on this machine (use --emulated to check the script here)" >> "$stage_file"
+        finish FAILED "no NVIDIA driver"; cannot "nvidia-smi not found (no NVIDIA driver); --emulated runs without one"
+    fi
+    run_t 30 nvidia-smi
+    gpu=$(nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>/dev/null | head -1)
+    echo "GPU: $gpu" >> "$stage_file"
+    cc=$(echo "$gpu" | cut -d, -f3 | tr -d ' .')
+    drv=$(echo "$gpu" | cut -d, -f2 | tr -d ' ')
+    if grep -q "sm_$cc.cubin" "$bundle/kernels.txt" 2>/dev/null; then
+        echo "kernels: the bundle's sm_$cc cubins (no rebuild)" >> "$stage_file"
+    elif grep -q '\.ptx$' "$bundle/kernels.txt" 2>/dev/null && ! command -v nvcc >/dev/null 2>&1; then
+        echo "kernels: no sm_$cc cubin in the bundle and no nvcc here: the driver JIT-compiles the PTX" >> "$stage_file"
+    elif command -v nvcc >/dev/null 2>&1; then
+        kdir=$work/kernels-local/org/vgg4j/cuda/kernels
+        mkdir -p "$kdir"
+        echo "kernels: no sm_$cc cubin in the bundle: building them with $(nvcc --version | tail -1)" >> "$stage_file"
+        ok=1
+        for f in "$bundle"/cuda-src/*.cu; do
+            run_t 120 nvcc -std=c++17 -O3 -fmad=false -gencode "arch=compute_$cc,code=sm_$cc" -cubin \
+                -I"$bundle/cuda-src" "$f" -o "$kdir/$(basename "$f" .cu).sm_$cc.cubin" || ok=0
+        done
+        [ $ok = 1 ] && cp="$work/kernels-local:$cp" || { echo "kernel build failed" >> "$stage_file"; stage_ok=0; }
+    else
+        echo "the bundle holds no GPU kernels (made without nvcc) and there is no nvcc here" >> "$stage_file"
+        finish FAILED "no GPU kernels"; cannot "the bundle holds no GPU kernels: make it where nvcc exists"
+    fi
+    [ "${drv%%.*}" -ge 580 ] 2>/dev/null || echo "WARNING: driver $drv is older than r580; kernels built by nvcc 13 need it" >> "$stage_file"
+    if python3 -c "import torch, torchvision, sys; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuDNN', torch.backends.cudnn.version(), 'CUDA', torch.cuda.is_available()); sys.exit(0 if torch.cuda.is_available() else 1)" >> "$stage_file" 2>&1; then
+        have_torch=1
+    else
+        echo "PyTorch with CUDA not importable: stages d, e, f have no peer" >> "$stage_file"
+    fi
+    if command -v compute-sanitizer >/dev/null 2>&1; then
+        have_sanitizer=1; compute-sanitizer --version 2>&1 | tail -1 >> "$stage_file"
+    else
+        echo "compute-sanitizer not found" >> "$stage_file"
+    fi
+fi
+jrun "$(limit 60)" org.vgg4j.cuda.check.Env "${emu_flag[@]}" || stage_ok=0
+[ $stage_ok = 1 ] && finish passed || finish FAILED "see a-env.txt"
+
+# ------------------------------------------------------------------ b. the suite
+begin b b-suite.txt "the vgg-cuda suite on the $mode device, one JVM per test class"
+if [ $emulated = 1 ]; then
+    select=(); props=()
+else
+    select=(--exclude-tag emulator); props=(-Dvgg4j.cuda.test.driver=jcuda)
+fi
+classes=$("$java" "${jopts[@]}" -cp "$cp" org.vgg4j.cuda.check.SuiteRunner "${select[@]}" --list 2>>"$stage_file")
+passed=0 failed=0 skipped=0 bad_classes=""
+for c in $classes; do
+    echo "-- $c" >> "$stage_file"
+    before=$(wc -l < "$stage_file")
+    jrun "$(limit 150)" "${props[@]}" org.vgg4j.cuda.check.SuiteRunner --class "$c" || bad_classes="$bad_classes ${c##*.}"
+    counts=$(tail -n +"$before" "$stage_file" | grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -1)
+    set -- $counts
+    passed=$((passed + ${1:-0})); failed=$((failed + ${3:-0})); skipped=$((skipped + ${5:-0}))
+done
+detail="$passed passed, $failed failed, $skipped skipped in $(echo $classes | wc -w) classes"
+if [ -z "$classes" ]; then finish FAILED "no test classes found"
+elif [ -z "$bad_classes" ]; then finish passed "$detail"
+else finish FAILED "$detail; failing:$bad_classes"; fi
+
+# ------------------------------------------------------------------ c. every kernel once, under compute-sanitizer
+begin c c-sanitizer.txt "every kernel once on small odd shapes, under compute-sanitizer memcheck and racecheck"
+if [ $emulated = 1 ]; then
+    echo "compute-sanitizer: not run: emulated (the sweep itself runs on the emulated device)" >> "$stage_file"
+    jrun "$(limit 120)" org.vgg4j.cuda.check.KernelSweep --emulated \
+        && finish passed "every kernel launched on the emulated device; compute-sanitizer not run: emulated" \
+        || finish FAILED "the sweep failed"
+elif [ $have_sanitizer = 0 ]; then
+    jrun "$(limit 120)" org.vgg4j.cuda.check.KernelSweep
+    finish FAILED "compute-sanitizer not found; the sweep alone exited $?"
+else
+    ok=1
+    for tool in memcheck racecheck; do
+        echo "-- compute-sanitizer --tool $tool" >> "$stage_file"
+        run_t "$(limit 150)" compute-sanitizer --tool "$tool" --error-exitcode 3 --target-processes all \
+            "$java" "${jopts[@]}" -cp "$cp" org.vgg4j.cuda.check.KernelSweep || ok=0
     done
-    echo; echo "Card GEMM rate (PyTorch/cuBLAS):"; grep "^GEMM" "$out/torch.txt" | sed 's/^/    /'
-    echo; echo "Our kernels:"; grep "^KERNEL" "$out/bench.txt" | sed 's/^/    /'
-    echo; echo "Suite exit status: $suite"
-} > "$out/summary.md"
-cat "$out/summary.md"
-[ "$suite" -eq 0 ] && exit 0 || exit 1
+    [ $ok = 1 ] && finish passed "memcheck and racecheck: no errors" || finish FAILED "see c-sanitizer.txt"
+fi
+
+# ------------------------------------------------------------------ g. two replicas through the ring
+begin g g-replicas.txt "two replicas through RingAllReduce (streams, events, pinned staging)"
+jrun "$(limit 120)" org.vgg4j.cuda.check.TwoReplicas "${emu_flag[@]}" \
+    && finish passed "$(grep -c 'bit for bit equal' "$stage_file") bitwise checks held" || finish FAILED "see g-replicas.txt"
+
+# ------------------------------------------------------------------ d. parity with PyTorch
+begin d d-parity.txt "VGG-16 logits and gradients vs PyTorch on the same card (fp32)"
+if [ $emulated = 1 ]; then
+    finish "not run: emulated" "needs PyTorch on a GPU"
+elif [ $have_torch = 0 ]; then
+    finish FAILED "PyTorch with CUDA not importable"
+else
+    if run_t "$(limit 120)" python3 "$bundle/scripts/torch_parity.py" --out "$work/parity.safetensors" --batch 4; then
+        jrun "$(limit 150)" org.vgg4j.cuda.check.TorchParity --in "$work/parity.safetensors" --tol 1e-4 \
+            && finish passed "$(grep -c '^ok ' "$stage_file") tensors within 1e-4; $(grep 'top-5' "$stage_file")" \
+            || finish FAILED "see d-parity.txt"
+    else
+        finish FAILED "torch_parity.py failed"
+    fi
+    rm -f "$work/parity.safetensors"
+fi
+
+# ------------------------------------------------------------------ tables for e and f
+layer_table() { # LAYER lines of the stage file -> markdown: ours vs the peer's best format, per math/layer/pass
+    awk '
+    /^LAYER / {
+        split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        k = f["math"] SUBSEP f["layer"] SUBSEP f["pass"]
+        if (!(k in seen)) { order[++n] = k; seen[k] = 1 }
+        if (f["impl"] == "ours") { om[k] = f["ms"]; ot[k] = f["tflops"] }
+        else if (!(k in pm) || f["ms"] + 0 < pm[k] + 0) { pm[k] = f["ms"]; pt[k] = f["tflops"]; pf[k] = f["fmt"] }
+    }
+    END {
+        print "| math | layer | pass | ours ms | ours TFLOP/s | peer ms | peer TFLOP/s | peer format | ours / peer time |"
+        print "|---|---|---|---|---|---|---|---|---|"
+        for (i = 1; i <= n; i++) {
+            k = order[i]; split(k, p, SUBSEP)
+            r = "-"
+            if ((k in om) && (k in pm) && pm[k] > 0) { r = sprintf("%.2f", om[k] / pm[k]); so[p[1]] += om[k]; sp[p[1]] += pm[k] }
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], (k in om) ? om[k] : "-",
+                (k in om) ? ot[k] : "-", (k in pm) ? pm[k] : "-", (k in pm) ? pt[k] : "-", (k in pm) ? pf[k] : "-", r
+        }
+        for (m in so) printf "\nAll layers, %s: ours %.2f ms, peer %.2f ms, ratio %.2f\n", m, so[m], sp[m], so[m] / sp[m]
+    }' "$1"
+}
+step_table() { # STEP lines -> markdown: every run, then ours vs the peer's best format at the first and largest batch
+    awk '
+    /^STEP / && !/does_not_fit/ {
+        split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        fmt = (f["impl"] == "ours") ? "nchw" : f["fmt"]
+        rows[++n] = sprintf("| %s | %s | %s | %s | %s | %s |", f["impl"], f["math"], fmt, f["batch"], f["img_per_s"], f["peak_MiB"])
+        m = f["math"]; b = f["batch"] + 0
+        if (f["impl"] == "ours") {
+            if (!(m in ofirst)) { ofirst[m] = b; oimg[m] = f["img_per_s"] }
+            if (b > olarge[m]) { olarge[m] = b; olimg[m] = f["img_per_s"] }
+        } else {
+            key = m SUBSEP b
+            if (f["img_per_s"] + 0 > pbest[key] + 0) { pbest[key] = f["img_per_s"]; pfmt[key] = fmt }
+            if (b > plarge[m]) plarge[m] = b
+        }
+    }
+    END {
+        print "| impl | math | format | batch | img/s | peak MiB |"; print "|---|---|---|---|---|---|"
+        for (i = 1; i <= n; i++) print rows[i]
+        print ""; print "| math | batch | ours img/s | peer best img/s (format) | ours / peer | largest batch that fit: ours, peer |"
+        print "|---|---|---|---|---|---|"
+        for (m in ofirst) {
+            key = m SUBSEP ofirst[m]
+            r = (key in pbest) && pbest[key] > 0 ? sprintf("%.2f", oimg[m] / pbest[key]) : "-"
+            printf "| %s | %d | %s | %s (%s) | %s | %d (%s img/s), %s |\n", m, ofirst[m], oimg[m],
+                (key in pbest) ? pbest[key] : "-", (key in pfmt) ? pfmt[key] : "-", r, olarge[m], olimg[m],
+                (m in plarge) ? plarge[m] : "-"
+        }
+    }' "$1"
+}
+
+# ------------------------------------------------------------------ e. per-layer timing
+begin e e-layers.md "per layer, batch 64: VGG-16's convs and fc6-fc8, ours vs cuDNN/cuBLAS"
+echo '```' >> "$stage_file"
+if [ $emulated = 1 ]; then
+    jrun "$(limit 90)" org.vgg4j.cuda.check.GpuBenchmark layers --emulated --batch 2 --size 32 --width 0.0625 \
+        --reps 1 --maths fp32; rc=$?
+    echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
+    [ $rc = 0 ] && finish "not run: emulated" "no figures; our tool ran at toy size" || finish FAILED "our tool failed on the emulated device"
+else
+    jrun "$(limit 150)" org.vgg4j.cuda.check.GpuBenchmark layers --batch 64; rc=$?
+    prc=1
+    [ $have_torch = 1 ] && { run_t "$(limit 120)" python3 "$bundle/scripts/torch_vgg16_bench.py" layers --batch 64; prc=$?; }
+    echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
+    [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in e-layers.md" || finish FAILED "ours exited $rc, the peer $prc"
+fi
+
+# ------------------------------------------------------------------ f. the training step
+begin f f-steps.md "VGG-16 training step: img/s at batch 64 and the largest batch that fits, peak memory"
+echo '```' >> "$stage_file"
+if [ $emulated = 1 ]; then
+    jrun "$(limit 90)" org.vgg4j.cuda.check.GpuBenchmark steps --emulated --batch 2 --max-batch 2 --size 32 \
+        --width 0.0625 --steps 1 --warmup 1 --maths fp32; rc=$?
+    echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
+    [ $rc = 0 ] && finish "not run: emulated" "no figures; our tool ran at toy size" || finish FAILED "our tool failed on the emulated device"
+else
+    # batch 64 for both first, so the comparison lands even if the budget ends while probing larger batches
+    jrun "$(limit 100)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 64 --max-batch 64; rc=$?
+    prc=1
+    [ $have_torch = 1 ] && { run_t "$(limit 80)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 64 \
+        --max-batch 64; prc=$?; }
+    echo "-- the largest batch that fits: doubling from 128 up to $max_batch (3 timed steps each)" >> "$stage_file"
+    jrun "$(limit 120)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 128 --max-batch "$max_batch" --probe \
+        || echo "(our probe ended early: the table shows what fitted before)" >> "$stage_file"
+    [ $have_torch = 1 ] && { run_t "$(limit 100)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 128 \
+        --max-batch "$max_batch" --probe || echo "(the peer's probe ended early)" >> "$stage_file"; }
+    echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
+    [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in f-steps.md" || finish FAILED "ours exited $rc, the peer $prc"
+fi
+
+{ echo; echo "$failures stage(s) failed; $(elapsed) s of the $budget s budget used."; } >> "$summary"
+cat "$summary"
+if [ $emulated = 1 ]; then
+    cat <<'TXT'
+
+On a GPU session (the device tool's `run`: a bash command at the repository root, at most 8 carried ignored paths,
+files written under $OUT come back) -- first `scripts/make-gpu-bundle.sh` here, then ONE call:
+  run(command='bash scripts/gpu-check.sh --bundle vgg-cuda/target/gpu-bundle.tar.gz --out "$OUT"',
+      carry=["vgg-cuda/target/gpu-bundle.tar.gz"], timeout_s=540)
+TXT
+fi
+[ $failures -eq 0 ] && exit 0 || exit 1

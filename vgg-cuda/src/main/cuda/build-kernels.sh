@@ -18,6 +18,11 @@ mode=$1; src=$2; out=$3; jhome=$4
 CXX=${CXX:-g++}
 NVCC=${NVCC:-nvcc}
 ARCHS=${VGG_CUDA_ARCHS:-"80 86 89 90"}
+# -fmad=false: nvcc would otherwise contract a*b+c into one FMA wherever it likes, while the emulator is compiled with
+# -ffp-contract=off; the kernels write fmaf() explicitly where they want a fused product (the GEMM core), so both
+# devices round every other expression the same way (docs/cuda.md, "Rounding"). -prec-div/-prec-sqrt are nvcc's
+# defaults (IEEE division and square root), spelled out because the emulator relies on them too.
+NVCC_FLAGS=(-std=c++17 -O3 -fmad=false -prec-div=true -prec-sqrt=true)
 
 newer_than_all() {  # newer_than_all OUT INPUT... : true when OUT exists and is newer than every INPUT
     local o=$1; shift
@@ -70,16 +75,17 @@ build_gpu() {  # build_gpu CUDA_DIR CLASSES_DIR
     local f name a manifest="$dst/MANIFEST.tmp"
     : > "$manifest"
     echo "# built by build-kernels.sh with $("$NVCC" --version | tail -1)" >> "$manifest"
+    echo "# nvcc flags: ${NVCC_FLAGS[*]}" >> "$manifest"
     for f in "$cudadir"/*.cu; do
         name=$(basename "$f" .cu)
-        local deps=("$f" "$cudadir"/*.cuh)
+        local deps=("$f" "$cudadir"/*.cuh "${BASH_SOURCE[0]}")
         if ! newer_than_all "$dst/$name.ptx" "${deps[@]}"; then
-            "$NVCC" -std=c++17 -O3 -arch=compute_80 -ptx -I"$cudadir" "$f" -o "$dst/$name.ptx"
+            "$NVCC" "${NVCC_FLAGS[@]}" -arch=compute_80 -ptx -I"$cudadir" "$f" -o "$dst/$name.ptx"
         fi
         echo "$name.ptx" >> "$manifest"
         for a in $ARCHS; do
             if ! newer_than_all "$dst/$name.sm_$a.cubin" "${deps[@]}"; then
-                "$NVCC" -std=c++17 -O3 -gencode "arch=compute_$a,code=sm_$a" -cubin -I"$cudadir" "$f" -o "$dst/$name.sm_$a.cubin"
+                "$NVCC" "${NVCC_FLAGS[@]}" -gencode "arch=compute_$a,code=sm_$a" -cubin -I"$cudadir" "$f" -o "$dst/$name.sm_$a.cubin"
             fi
             echo "$name.sm_$a.cubin" >> "$manifest"
         done

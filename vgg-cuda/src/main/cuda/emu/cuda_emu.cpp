@@ -229,8 +229,8 @@ void syncthreads() {
     context_switch(f.ctx, w.scheduler);
 }
 
-Registration::Registration(const char* name, Invoker invoker, bool barrierFree) {
-    registry()[name] = Kernel{invoker, barrierFree};
+Registration::Registration(const char* name, Invoker invoker, bool barrierFree, const char* signature) {
+    registry()[name] = Kernel{invoker, barrierFree, signature};
 }
 
 const Kernel* find_kernel(const char* name) {

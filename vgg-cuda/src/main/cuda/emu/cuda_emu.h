@@ -67,11 +67,13 @@ typedef void (*Invoker)(void** args);
 struct Registration {
     // barrierFree: the kernel never calls __syncthreads(), so its threads may run as plain calls (no fibers). The
     // launcher checks the promise: a barrier-free kernel that reaches __syncthreads() fails its launch.
-    Registration(const char* name, Invoker invoker, bool barrierFree);
+    // signature: one letter per parameter, as signature_of below writes it.
+    Registration(const char* name, Invoker invoker, bool barrierFree, const char* signature);
 };
 struct Kernel {
     Invoker invoker;
     bool barrierFree;
+    const char* signature;
 };
 const Kernel* find_kernel(const char* name);
 
@@ -86,6 +88,29 @@ inline void call_unpacked(void (*f)(A...), void** args, std::index_sequence<I...
 template <typename... A>
 inline void call_packed(void (*f)(A...), void** args) {
     call_unpacked(f, args, std::index_sequence_for<A...>{});
+}
+
+// The width class of one kernel parameter as the GPU's ABI sees it (the PTX .param type): 'q' an 8-byte integer or a
+// pointer (.u64), 'i' a 4-byte integer (.u32/.s32), 'f' float (.f32), 'd' double (.f64); '?' anything else.
+// org.vgg4j.cuda.KernelArgs checks every launch against this string (a 4-byte int where the kernel takes a
+// long long reads garbage on a GPU, while 8-byte slots would hide it here).
+template <typename T>
+constexpr char param_code() {
+    using U = std::remove_cv_t<std::remove_reference_t<T>>;
+    if constexpr (std::is_pointer_v<U>) return 'q';
+    else if constexpr (std::is_same_v<U, float>) return 'f';
+    else if constexpr (std::is_same_v<U, double>) return 'd';
+    else if constexpr (std::is_integral_v<U> && sizeof(U) == 8) return 'q';
+    else if constexpr (std::is_integral_v<U> && sizeof(U) == 4) return 'i';
+    else return '?';
+}
+template <typename... A>
+struct Signature {
+    static constexpr char value[sizeof...(A) + 1] = {param_code<A>()..., '\0'};
+};
+template <typename... A>
+constexpr const char* signature_of(void (*)(A...)) {
+    return Signature<A...>::value;
 }
 
 }  // namespace emu
@@ -107,10 +132,12 @@ inline void call_packed(void (*f)(A...), void** args) {
 
 // Registers an extern "C" __global__ kernel under its own name (a no-op under nvcc, see kernel_common.cuh).
 #define EMU_KERNEL(name) \
-    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, false);
+    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, false, \
+                                              ::emu::signature_of(&name));
 // Same for a kernel without any __syncthreads(): runs its threads as plain calls, much faster on the emulator.
 #define EMU_KERNEL_NOSYNC(name) \
-    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, true);
+    static ::emu::Registration emu_reg_##name(#name, [](void** a) { ::emu::call_packed(&name, a); }, true, \
+                                              ::emu::signature_of(&name));
 
 // Math: nvcc maps these to hardware instructions; here libm gives the correctly rounded (or as accurate) value.
 // The kernels use fmaf explicitly where the GPU would fuse, so both devices round the same way.

@@ -109,6 +109,11 @@ JNIEXPORT jlong JNICALL Java_org_vgg4j_cuda_EmulatorNative_kernel(JNIEnv* env, j
     return (jlong)(uintptr_t)k;
 }
 
+// The kernel's parameter widths, one letter each (emu::param_code): what every launch's arguments must match.
+JNIEXPORT jstring JNICALL Java_org_vgg4j_cuda_EmulatorNative_signature(JNIEnv* env, jclass, jlong kernel) {
+    return env->NewStringUTF(reinterpret_cast<const emu::Kernel*>(kernel)->signature);
+}
+
 // slots: one 8-byte slot per kernel argument, its value in the low bytes (little-endian), as cuLaunchKernel's
 // kernelParams would point at. Returns null or the launch's error.
 JNIEXPORT jstring JNICALL Java_org_vgg4j_cuda_EmulatorNative_launch(JNIEnv* env, jclass, jlong kernel, jint gx, jint gy,

@@ -51,6 +51,9 @@ public final class CudaBackend implements Backend {
     private final DeviceAllocator allocator;
     /** live bytes of tensors by their leading dimension, for the out-of-memory advice (batch-sized tensors) */
     private final Map<Integer, Long> liveBytesByLeadingDim = new HashMap<>();
+    /** the split-K workspace (see splitKWorkspace) and its size; 0 bytes before the first split-K launch */
+    private long workspace;
+    private long workspaceBytes;
 
     /** A backend on {@code driver}, which it owns (closing the backend closes the driver). */
     public CudaBackend(String name, Driver driver, MathMode math) {
@@ -85,6 +88,11 @@ public final class CudaBackend implements Backend {
         return allocator.inUseBytes();
     }
 
+    /** The most bytes {@link #deviceBytesInUse} has been since this backend was made. */
+    public long peakDeviceBytes() {
+        return allocator.peakBytes();
+    }
+
     @Override
     public boolean supports(DType dtype) {
         return dtype == DType.FLOAT32;
@@ -103,7 +111,18 @@ public final class CudaBackend implements Backend {
         try {
             p = allocator.allocate(bytes);
         } catch (CudaOutOfMemoryException oom) {
-            throw outOfMemory(shape, bytes, oom);
+            if (workspaceBytes == 0) {
+                throw outOfMemory(shape, bytes, oom);
+            }
+            // the split-K workspace is the one block the allocator cannot drop by itself: wait for its users, retry
+            driver.synchronize();
+            allocator.release(workspace);
+            workspaceBytes = 0;
+            try {
+                p = allocator.allocate(bytes);
+            } catch (CudaOutOfMemoryException again) {
+                throw outOfMemory(shape, bytes, again);
+            }
         }
         DeviceBuffer buf = new DeviceBuffer(this, p, bytes);
         if (shape.rank() > 0) {
@@ -280,15 +299,11 @@ public final class CudaBackend implements Backend {
             launch(op, "conv", "conv_bwd_filter_" + math.suffix, gx, gy, 1, a.ptr(0).i32(0), x, dy, dw);
         } else {
             // each z-slice sums a chunk of N*P*Q into workspace[z]; splitk_accumulate adds them to dw in order
-            long ws = allocator.allocate(4L * sk.splits * mn);
-            try {
-                launch(op, "conv", "conv_bwd_filter_" + math.suffix, gx, gy, sk.splits, a.ptr(ws).i32(sk.chunk),
-                        x, dy, dw);
-                elementwise(op, "elementwise", "splitk_accumulate", mn, KernelArgs.of().ptr(ws).i32(sk.splits)
-                        .i64(mn).ptr(dwp), x, dy, dw);
-            } finally {
-                allocator.release(ws); // later work on the same stream is ordered after these launches
-            }
+            long ws = splitKWorkspace(4L * sk.splits * mn);
+            launch(op, "conv", "conv_bwd_filter_" + math.suffix, gx, gy, sk.splits, a.ptr(ws).i32(sk.chunk),
+                    x, dy, dw);
+            elementwise(op, "elementwise", "splitk_accumulate", mn, KernelArgs.of().ptr(ws).i32(sk.splits)
+                    .i64(mn).ptr(dwp), x, dy, dw);
         }
         if (db != null) {
             shape(op, "db", db, g.ctx, g.k);
@@ -522,15 +537,42 @@ public final class CudaBackend implements Backend {
             launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), 1, args.ptr(0).i32(0), a, b, c);
             return;
         }
-        long ws = allocator.allocate(4L * sk.splits * mn);
-        try {
-            launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), sk.splits, args.ptr(ws).i32(sk.chunk),
-                    a, b, c);
-            elementwise(op, "elementwise", "splitk_gemm_epilogue", mn, KernelArgs.of().ptr(ws).i32(sk.splits).i64(mn)
-                    .ptr(cp).f32((float) alpha).f32((float) beta), a, b, c);
-        } finally {
-            allocator.release(ws);
+        long ws = splitKWorkspace(4L * sk.splits * mn);
+        launch(op, "gemm", "gemm_" + math.suffix, blocks(nd), blocks(m), sk.splits, args.ptr(ws).i32(sk.chunk),
+                a, b, c);
+        elementwise(op, "elementwise", "splitk_gemm_epilogue", mn, KernelArgs.of().ptr(ws).i32(sk.splits).i64(mn)
+                .ptr(cp).f32((float) alpha).f32((float) beta), a, b, c);
+    }
+
+    /**
+     * The split-K workspace, at least {@code bytes}: one buffer the backend keeps (at most MAX_SPLIT_WORKSPACE),
+     * used only by kernels on the compute stream, so consecutive split-K launches are ordered by the stream itself.
+     * It is never handed back to the allocator while launches that use it may still be queued: growing it waits for
+     * the compute stream before the old buffer is released, and {@link #close} releases it last. (Releasing it to the
+     * allocator right after queuing the launches, as before, let an allocation for another stream -- a collective's
+     * -- reuse the block while the split-K kernels still ran.)
+     */
+    private long splitKWorkspace(long bytes) {
+        if (bytes > workspaceBytes) {
+            if (workspaceBytes > 0) {
+                driver.synchronize();
+                allocator.release(workspace);
+                workspaceBytes = 0;
+            }
+            workspace = allocator.allocate(bytes);
+            workspaceBytes = bytes;
         }
+        return workspace;
+    }
+
+    /** Bytes held by the split-K workspace (0 before the first split-K launch). */
+    long splitKWorkspaceBytes() {
+        return workspaceBytes;
+    }
+
+    /** The split-K workspace's device address (meaningful while {@link #splitKWorkspaceBytes} &gt; 0). */
+    long splitKWorkspacePointer() {
+        return workspace;
     }
 
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
@@ -711,8 +753,16 @@ public final class CudaBackend implements Backend {
     /** Gives cached device memory back and closes the driver. */
     @Override
     public void close() {
-        allocator.releaseCached();
-        driver.close();
+        try {
+            if (workspaceBytes > 0) {
+                driver.synchronize();
+                allocator.release(workspace);
+                workspaceBytes = 0;
+            }
+            allocator.releaseCached();
+        } finally {
+            driver.close(); // also after a failed release: a lost GPU context is reset there
+        }
     }
 
     // ================================================================ launching

@@ -130,7 +130,11 @@ public interface Driver extends AutoCloseable {
     @Override
     void close();
 
-    /** A loaded kernel: its module, name and the driver's own handle. */
-    record Function(String module, String name, Object handle) {
+    /**
+     * A loaded kernel: its module, name, the driver's own handle and its parameter widths ({@link KernelArgs#signature}
+     * letters, from the PTX's .param list on a GPU, from the compiled types on the emulator); every launch's arguments
+     * are checked against them ({@link KernelArgs#check}).
+     */
+    record Function(String module, String name, Object handle, String signature) {
     }
 }

@@ -183,13 +183,14 @@ public final class EmulatedDriver implements Driver {
                 throw new CudaException("kernel '" + n + "' (module " + module + ") is not in the emulated device's"
                         + " library");
             }
-            return new Function(module, n, handle);
+            return new Function(module, n, handle, EmulatorNative.signature(handle));
         });
     }
 
     @Override
     public void launch(long stream, Function f, int gx, int gy, int gz, int blockThreads, KernelArgs args) {
         checkStream(stream, "launch of " + f.name());
+        args.check(f);
         String err = EmulatorNative.launch((Long) f.handle(), gx, gy, gz, blockThreads, 1, 1, args.slots());
         if (err == null) {
             err = EmulatorNative.checkRedZones();

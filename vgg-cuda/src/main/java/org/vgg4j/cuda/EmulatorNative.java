@@ -73,6 +73,9 @@ final class EmulatorNative {
     /** Handle of the kernel registered under {@code name}, or 0. */
     static native long kernel(String name);
 
+    /** The kernel's parameter widths, one letter each ({@link KernelArgs#signature}). */
+    static native String signature(long kernel);
+
     /** Runs the grid; null on success, else the emulator's error. */
     static native String launch(long kernel, int gx, int gy, int gz, int bx, int by, int bz, long[] slots);
 }

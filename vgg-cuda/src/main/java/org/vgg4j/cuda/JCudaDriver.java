@@ -8,6 +8,7 @@ import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxReset;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
@@ -101,37 +102,43 @@ public final class JCudaDriver implements Driver {
     private long nextHandle = 1;
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, Function> functions = new HashMap<>();
+    /** module -> kernel -> parameter widths (from the module's PTX) */
+    private final Map<String, Map<String, String>> signatures = new HashMap<>();
+    /** module -> the resource it was loaded from */
+    private final Map<String, String> loadedImages = new HashMap<>();
     /** device address -> allocation, to turn raw addresses back into JCuda pointers */
     private final TreeMap<Long, CUdeviceptr> allocations = new TreeMap<>();
+    /** the first sticky error, after which the context is unusable (see checkHere) */
+    private volatile String poisonedBy;
     /** peer device -> whether this context may read its memory directly (asked once; access enabled if so) */
     private final Map<Integer, Boolean> peers = new HashMap<>();
 
     private JCudaDriver(int device) {
         this.device = device;
-        check(cuDeviceGet(cuDevice, device), "cuDeviceGet(" + device + ")");
+        checkHere(cuDeviceGet(cuDevice, device), "cuDeviceGet(" + device + ")");
         byte[] nm = new byte[256];
-        check(cuDeviceGetName(nm, nm.length, cuDevice), "cuDeviceGetName");
+        checkHere(cuDeviceGetName(nm, nm.length, cuDevice), "cuDeviceGetName");
         int len = 0;
         while (len < nm.length && nm[len] != 0) {
             len++;
         }
         this.name = new String(nm, 0, len, StandardCharsets.US_ASCII);
         int[] v = new int[1];
-        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, cuDevice),
+        checkHere(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, cuDevice),
                 "cuDeviceGetAttribute(major)");
         int major = v[0];
-        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, cuDevice),
+        checkHere(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, cuDevice),
                 "cuDeviceGetAttribute(minor)");
         this.capability = major * 10 + v[0];
-        check(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cuDevice),
+        checkHere(cuDeviceGetAttribute(v, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cuDevice),
                 "cuDeviceGetAttribute(multiprocessors)");
         this.multiprocessors = v[0];
         long[] mem = new long[1];
-        check(cuDeviceTotalMem(mem, cuDevice), "cuDeviceTotalMem");
+        checkHere(cuDeviceTotalMem(mem, cuDevice), "cuDeviceTotalMem");
         this.totalMemory = mem[0];
-        check(cuDevicePrimaryCtxRetain(context, cuDevice), "cuDevicePrimaryCtxRetain");
-        check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
-        check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        checkHere(cuDevicePrimaryCtxRetain(context, cuDevice), "cuDevicePrimaryCtxRetain");
+        checkHere(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        checkHere(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
         streams.put(COMPUTE_STREAM, new Stream(stream));
         LOG.info("opened {}", describe());
     }
@@ -184,7 +191,11 @@ public final class JCudaDriver implements Driver {
     }
 
     private void current() {
-        check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        String why = poisonedBy;
+        if (why != null) {
+            throw new CudaException("the CUDA context of " + describe() + " was lost earlier (" + why + ")");
+        }
+        checkHere(cuCtxSetCurrent(context), "cuCtxSetCurrent");
     }
 
     @Override
@@ -196,7 +207,7 @@ public final class JCudaDriver implements Driver {
             throw new CudaOutOfMemoryException("cuMemAlloc(" + bytes + " bytes) on " + describe()
                     + ": CUDA_ERROR_OUT_OF_MEMORY", bytes);
         }
-        check(r, "cuMemAlloc(" + bytes + " bytes)");
+        checkHere(r, "cuMemAlloc(" + bytes + " bytes)");
         long addr = address(p);
         allocations.put(addr, p);
         return addr;
@@ -208,8 +219,11 @@ public final class JCudaDriver implements Driver {
         if (p == null) {
             throw new CudaException("cuMemFree of 0x" + Long.toHexString(devPtr) + ", not a live allocation");
         }
+        if (poisonedBy != null) {
+            return; // the context is lost: its memory goes with the reset in close()
+        }
         current();
-        check(cuMemFree(p), "cuMemFree");
+        checkHere(cuMemFree(p), "cuMemFree");
     }
 
     /** A JCuda pointer to raw device address {@code addr}, inside one of our allocations. */
@@ -237,12 +251,12 @@ public final class JCudaDriver implements Driver {
         Pointer takeStage(int i) {
             if (!staged) {
                 for (Pointer p : stage) {
-                    check(cuMemAllocHost(p, STAGE_BYTES), "cuMemAllocHost(" + STAGE_BYTES + " bytes, pinned staging)");
+                    checkHere(cuMemAllocHost(p, STAGE_BYTES), "cuMemAllocHost(" + STAGE_BYTES + " bytes, pinned staging)");
                 }
                 staged = true;
             }
             if (stageBusy[i]) {
-                check(cuStreamSynchronize(cu), "cuStreamSynchronize (staging)");
+                checkHere(cuStreamSynchronize(cu), "cuStreamSynchronize (staging)");
                 stageBusy[0] = stageBusy[1] = false;
             }
             stageBusy[i] = true;
@@ -306,7 +320,7 @@ public final class JCudaDriver implements Driver {
                 st.nextStage ^= 1;
                 Pointer s = st.takeStage(i);
                 fill.fill(s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()), done, m);
-                check(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
+                checkHere(cuMemcpyHtoDAsync(pointerAt(devPtr + 4L * done), s, 4L * m, st.cu),
                         "cuMemcpyHtoDAsync(" + 4L * m + " bytes)");
             }
         }
@@ -321,9 +335,9 @@ public final class JCudaDriver implements Driver {
             for (int done = 0; done < n; done += chunk) {
                 int m = Math.min(chunk, n - done);
                 Pointer s = st.takeStage(0);
-                check(cuMemcpyDtoHAsync(s, pointerAt(devPtr + 4L * done), 4L * m, st.cu),
+                checkHere(cuMemcpyDtoHAsync(s, pointerAt(devPtr + 4L * done), 4L * m, st.cu),
                         "cuMemcpyDtoHAsync(" + 4L * m + " bytes)");
-                check(cuStreamSynchronize(st.cu), "cuStreamSynchronize (copyOut)");
+                checkHere(cuStreamSynchronize(st.cu), "cuStreamSynchronize (copyOut)");
                 st.stageBusy[0] = st.stageBusy[1] = false;
                 s.getByteBuffer(0, 4L * m).order(ByteOrder.nativeOrder()).asFloatBuffer().get(host, offset + done, m);
             }
@@ -333,7 +347,7 @@ public final class JCudaDriver implements Driver {
     @Override
     public synchronized void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
         current();
-        check(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
+        checkHere(cuMemcpyDtoDAsync(at(dstPtr), at(srcPtr), bytes, stream), "cuMemcpyDtoDAsync(" + bytes + " bytes)");
     }
 
     /** cuDeviceCanAccessPeer, then cuCtxEnablePeerAccess, once per peer device; the answer is remembered. */
@@ -347,12 +361,12 @@ public final class JCudaDriver implements Driver {
             return known;
         }
         int[] can = {0};
-        check(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
+        checkHere(cuDeviceCanAccessPeer(can, cuDevice, p.cuDevice), "cuDeviceCanAccessPeer(" + device + ", " + p.device + ")");
         if (can[0] != 0) {
             current();
             int r = cuCtxEnablePeerAccess(p.context, 0);
             if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
-                check(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
+                checkHere(r, "cuCtxEnablePeerAccess(device " + device + " -> " + p.device + ")");
             }
         }
         peers.put(p.device, can[0] != 0);
@@ -372,7 +386,7 @@ public final class JCudaDriver implements Driver {
                         + " without peer access (call enablePeerAccess first)");
             }
             current();
-            check(cuMemcpyPeerAsync(at(dstPtr), context, src, p.context, bytes, cu),
+            checkHere(cuMemcpyPeerAsync(at(dstPtr), context, src, p.context, bytes, cu),
                     "cuMemcpyPeerAsync(" + bytes + " bytes, device " + p.device + " -> " + device + ")");
         }
     }
@@ -390,10 +404,26 @@ public final class JCudaDriver implements Driver {
         current();
         CUmodule m = modules.computeIfAbsent(module, this::loadModule);
         CUfunction fn = new CUfunction();
-        check(cuModuleGetFunction(fn, m, kernel), "cuModuleGetFunction(" + module + ", " + kernel + ")");
-        f = new Function(module, kernel, fn);
+        checkHere(cuModuleGetFunction(fn, m, kernel), "cuModuleGetFunction(" + module + ", " + kernel + ")");
+        f = new Function(module, kernel, fn, signatures.computeIfAbsent(module, JCudaDriver::ptxSignatures).get(kernel));
         functions.put(kernel, f);
         return f;
+    }
+
+    /** The module's kernel signatures from its PTX (shipped beside the cubins); empty (launches unchecked) without. */
+    private static Map<String, String> ptxSignatures(String module) {
+        byte[] ptx = resource(module + ".ptx");
+        if (ptx == null) {
+            LOG.warn("no {}{}.ptx: launches of its kernels are not checked against their parameter lists", KERNELS,
+                    module);
+            return Map.of();
+        }
+        return PtxSignatures.parse(new String(ptx, StandardCharsets.US_ASCII));
+    }
+
+    /** The kernel image each loaded module came from ("conv" -> "conv.sm_90.cubin"), for the GPU check's report. */
+    public synchronized Map<String, String> loadedImages() {
+        return new TreeMap<>(loadedImages);
     }
 
     /** The cubin of the newest architecture <= this device's within its major version, else the PTX. */
@@ -423,6 +453,7 @@ public final class JCudaDriver implements Driver {
             throw new CudaException("cuModuleLoadData(" + chosen + ") on " + describe() + ": " + CUresult.stringFor(r) + hint);
         }
         LOG.debug("loaded module {} from {}", module, chosen);
+        loadedImages.put(module, chosen);
         return m;
     }
 
@@ -438,6 +469,7 @@ public final class JCudaDriver implements Driver {
     public synchronized void launch(long streamHandle, Function f, int gx, int gy, int gz, int blockThreads,
                                     KernelArgs args) {
         CUstream cu = stream(streamHandle, "launch of " + f.name()).cu;
+        args.check(f);
         current();
         Pointer[] params = new Pointer[args.count()];
         for (int i = 0; i < params.length; i++) {
@@ -449,7 +481,7 @@ public final class JCudaDriver implements Driver {
                 case DOUBLE -> Pointer.to(new double[] {Double.longBitsToDouble(v)});
             };
         }
-        check(cuLaunchKernel((CUfunction) f.handle(), gx, gy, gz, blockThreads, 1, 1, 0, cu,
+        checkHere(cuLaunchKernel((CUfunction) f.handle(), gx, gy, gz, blockThreads, 1, 1, 0, cu,
                 Pointer.to(params), null), "cuLaunchKernel(" + f.name() + ", grid " + gx + "x" + gy + "x" + gz + ")");
     }
 
@@ -459,7 +491,7 @@ public final class JCudaDriver implements Driver {
         Stream st = stream(streamHandle, "synchronizeStream");
         synchronized (st) {
             current();
-            check(cuStreamSynchronize(st.cu), "cuStreamSynchronize");
+            checkHere(cuStreamSynchronize(st.cu), "cuStreamSynchronize");
             st.stageBusy[0] = st.stageBusy[1] = false;
         }
     }
@@ -468,7 +500,7 @@ public final class JCudaDriver implements Driver {
     public synchronized long newStream() {
         current();
         CUstream cu = new CUstream();
-        check(cuStreamCreate(cu, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        checkHere(cuStreamCreate(cu, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
         long h = nextHandle++;
         streams.put(h, new Stream(cu));
         return h;
@@ -487,9 +519,9 @@ public final class JCudaDriver implements Driver {
         }
         synchronized (st) {
             current();
-            check(cuStreamSynchronize(st.cu), "cuStreamSynchronize (freeStream)");
+            checkHere(cuStreamSynchronize(st.cu), "cuStreamSynchronize (freeStream)");
             st.freeStages();
-            check(cuStreamDestroy(st.cu), "cuStreamDestroy");
+            checkHere(cuStreamDestroy(st.cu), "cuStreamDestroy");
         }
     }
 
@@ -499,8 +531,8 @@ public final class JCudaDriver implements Driver {
         synchronized (this) {
             current();
             CUevent e = new CUevent();
-            check(cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
-            check(cuEventRecord(e, cu), "cuEventRecord");
+            checkHere(cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+            checkHere(cuEventRecord(e, cu), "cuEventRecord");
             long h = nextHandle++;
             events.put(h, e);
             return h;
@@ -512,7 +544,7 @@ public final class JCudaDriver implements Driver {
         CUstream cu = stream(streamHandle, "waitEvent").cu;
         CUevent e = event(event, "waitEvent");
         current();
-        check(cuStreamWaitEvent(cu, e, 0), "cuStreamWaitEvent");
+        checkHere(cuStreamWaitEvent(cu, e, 0), "cuStreamWaitEvent");
     }
 
     /** Safe with waits still pending: cuEventDestroy defers the release until the event completed. */
@@ -526,11 +558,21 @@ public final class JCudaDriver implements Driver {
             throw new CudaException("freeEvent(" + event + ") on " + describe() + ": not a live event of this device");
         }
         current();
-        check(cuEventDestroy(e), "cuEventDestroy");
+        checkHere(cuEventDestroy(e), "cuEventDestroy");
     }
 
     @Override
     public synchronized void close() {
+        if (poisonedBy != null) {
+            // nothing in a lost context can be freed or synchronized: reset it (its memory, streams and events go)
+            events.clear();
+            allocations.clear();
+            streams.clear();
+            cuDevicePrimaryCtxRelease(cuDevice);
+            cuDevicePrimaryCtxReset(cuDevice);
+            LOG.warn("reset the primary context of {} after: {}", describe(), poisonedBy);
+            return;
+        }
         current();
         for (Stream st : streams.values()) {
             cuStreamSynchronize(st.cu);
@@ -555,6 +597,43 @@ public final class JCudaDriver implements Driver {
         if (result != CUresult.CUDA_SUCCESS) {
             throw new CudaException(what + " failed: " + CUresult.stringFor(result));
         }
+    }
+
+    /**
+     * Errors after which the context is unusable: every later call in it fails with the same code (a kernel's
+     * {@code KERNEL_REQUIRE} traps, an illegal address, a device-side assert).
+     */
+    private static boolean sticky(int result) {
+        return result == CUresult.CUDA_ERROR_ILLEGAL_ADDRESS || result == CUresult.CUDA_ERROR_LAUNCH_FAILED
+                || result == CUresult.CUDA_ERROR_ILLEGAL_INSTRUCTION || result == CUresult.CUDA_ERROR_ASSERT
+                || result == CUresult.CUDA_ERROR_MISALIGNED_ADDRESS || result == CUresult.CUDA_ERROR_INVALID_ADDRESS_SPACE
+                || result == CUresult.CUDA_ERROR_INVALID_PC || result == CUresult.CUDA_ERROR_HARDWARE_STACK_ERROR
+                || result == CUresult.CUDA_ERROR_LAUNCH_TIMEOUT;
+    }
+
+    /**
+     * As {@link #check}, and a sticky error poisons this driver: the first one is reported as it happened (with a
+     * note that the context is lost), every later call fails at once naming that first fault instead of reporting the
+     * same code again, and {@link #close} resets the device's primary context, so the next driver opened (the next
+     * test) starts in a fresh one. One fault thus fails one test, not every test after it.
+     */
+    private void checkHere(int result, String what) {
+        if (result == CUresult.CUDA_SUCCESS) {
+            return;
+        }
+        String msg = what + " failed: " + CUresult.stringFor(result);
+        if (sticky(result)) {
+            if (poisonedBy == null) {
+                poisonedBy = msg;
+            }
+            msg += " (the CUDA context of " + describe() + " is lost; it is reset when this driver closes)";
+        }
+        throw new CudaException(msg);
+    }
+
+    /** Null, or the first sticky error that made this driver's context unusable. */
+    public String poisonedBy() {
+        return poisonedBy;
     }
 
     /** This driver's device ordinal (what the CUDA runtime's cudaSetDevice takes). */

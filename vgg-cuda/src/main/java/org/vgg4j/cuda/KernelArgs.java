@@ -7,8 +7,9 @@ import java.util.Arrays;
  * cuLaunchKernel's kernelParams (a pointer per argument to its value).
  *
  * <p>Is: what both drivers understand: JCuda wraps each slot in a typed Pointer, the emulator passes the slots
- * themselves (the value sits in the low bytes of its slot, little-endian). Is not: checked against the kernel's
- * signature; the backend is the only caller and mirrors each kernel's parameter list.
+ * themselves (the value sits in the low bytes of its slot, little-endian). Both drivers {@link #check} every launch
+ * against the kernel's parameter widths: JCuda passes 4 bytes for an int, so an int where the kernel takes a
+ * {@code long long} would read garbage on a GPU while the emulator's 8-byte slots hide it.
  */
 public final class KernelArgs {
     /** Type of a slot: a device pointer, a 32-bit int, a float, a double or a 64-bit integer. */
@@ -62,6 +63,57 @@ public final class KernelArgs {
 
     public Kind kind(int i) {
         return kinds[i];
+    }
+
+    /**
+     * One letter per argument, by the width the kernel sees: 'q' an 8-byte integer or a device pointer (PTX .u64),
+     * 'i' a 4-byte int (.u32/.s32), 'f' a float (.f32), 'd' a double (.f64).
+     */
+    public String signature() {
+        StringBuilder b = new StringBuilder(count);
+        for (int i = 0; i < count; i++) {
+            b.append(code(kinds[i]));
+        }
+        return b.toString();
+    }
+
+    static char code(Kind k) {
+        return switch (k) {
+            case PTR, LONG -> 'q';
+            case INT -> 'i';
+            case FLOAT -> 'f';
+            case DOUBLE -> 'd';
+        };
+    }
+
+    /** Throws {@link CudaException} naming the first argument whose width or type differs from {@code f}'s. */
+    void check(Driver.Function f) {
+        String want = f.signature();
+        String have = signature();
+        if (want == null || want.equals(have)) {
+            return;
+        }
+        if (want.length() != have.length()) {
+            throw new CudaException("launch of " + f.name() + " with " + have.length() + " arguments (" + have
+                    + "); the kernel takes " + want.length() + " (" + want + ")");
+        }
+        for (int i = 0; i < have.length(); i++) {
+            if (want.charAt(i) != have.charAt(i)) {
+                throw new CudaException("launch of " + f.name() + ": argument " + i + " is " + describe(have.charAt(i))
+                        + " but the kernel takes " + describe(want.charAt(i)) + " (signature " + want + ", given "
+                        + have + ")");
+            }
+        }
+    }
+
+    private static String describe(char code) {
+        return switch (code) {
+            case 'q' -> "an 8-byte integer or pointer";
+            case 'i' -> "a 4-byte int";
+            case 'f' -> "a float";
+            case 'd' -> "a double";
+            default -> "a parameter of unsupported type '" + code + "'";
+        };
     }
 
     /** The raw slots, as the emulator takes them. */

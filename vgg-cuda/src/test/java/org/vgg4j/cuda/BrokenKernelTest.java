@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -20,6 +21,7 @@ import org.vgg4j.core.testing.Approx;
  * LOWER-numbered thread; a barrier reached by only part of a block and a write one element past a buffer must fail
  * their launch.
  */
+@Tag(Parity.EMULATOR_TAG)
 class BrokenKernelTest {
     // c (M,Nd) = a (M,Kd) * b (Kd,Nd): Kd = 37 is not a multiple of the tile depth 16, so the last stage is partial
     static final int M = 70;

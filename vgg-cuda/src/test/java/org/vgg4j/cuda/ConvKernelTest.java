@@ -9,6 +9,7 @@ import java.util.function.DoubleUnaryOperator;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -23,6 +24,7 @@ import org.vgg4j.core.tensor.Tensor;
  * small integers in every math mode; the TF32
  * and BF16 twins equal FP32 arithmetic on operands rounded the way the tensor cores round them.
  */
+@Tag(Parity.DEVICE_TAG)
 class ConvKernelTest {
     /** N, C, H, W, K, R, S, pad */
     record Case(int n, int c, int h, int w, int k, int r, int s, int pad) {

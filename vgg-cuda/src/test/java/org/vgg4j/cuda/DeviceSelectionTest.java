@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 
 /** Per-rank device selection through the ServiceLoader path: {@code Backends.create("cuda-emulated", r)}. */
+@Tag(Parity.EMULATOR_TAG)
 class DeviceSelectionTest {
 
     @Test

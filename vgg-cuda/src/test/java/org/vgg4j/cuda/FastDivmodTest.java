@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.SplittableRandom;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -13,6 +14,7 @@ import org.junit.jupiter.api.Test;
  * geometry products and large divisors up to 2^31 - 1, with numerators 0..4999, multiples of each divisor and their
  * neighbours, random values and 2^31 - 1.
  */
+@Tag(Parity.EMULATOR_TAG)
 class FastDivmodTest {
     @BeforeAll
     static void emulator() {

@@ -6,6 +6,7 @@ import static org.vgg4j.cuda.Parity.t;
 
 import java.util.stream.Stream;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -19,6 +20,7 @@ import org.vgg4j.core.tensor.Tensor;
  * alpha/beta with beta = 0 ignoring
  * a NaN-filled c, and exact results on small integers in every math mode.
  */
+@Tag(Parity.DEVICE_TAG)
 class GemmKernelTest {
     @BeforeAll
     static void emulator() {

@@ -7,6 +7,7 @@ import static org.vgg4j.cuda.Parity.floats;
 import static org.vgg4j.cuda.Parity.ints;
 import static org.vgg4j.cuda.Parity.t;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -24,6 +25,7 @@ import org.vgg4j.core.testing.TestTensors;
  * dropout masks bit-identical to DropoutRng, the SGD step, integer reductions), close otherwise (LRN, softmax,
  * cross-entropy, batch norm).
  */
+@Tag(Parity.DEVICE_TAG)
 class OpsKernelTest {
     private Parity p;
 

@@ -20,9 +20,9 @@ import org.vgg4j.core.testing.TestTensors;
  * its own from the arithmetic involved).
  *
  * <p>The device side is the emulated device by default; with {@code -D}{@value #DRIVER_PROPERTY}{@code =jcuda} it is
- * a real GPU (scripts/gpu-check.sh runs the same suite that way). When the chosen device cannot run here (emulator
- * not built: no g++ at build time or not Linux; no GPU) the tests using it are SKIPPED with that reason, never
- * passed silently.
+ * a real GPU (scripts/gpu-check.sh runs the same suite that way, the classes tagged {@value #DEVICE_TAG}). When the
+ * chosen device cannot run here (emulator not built: no g++ at build time or not Linux) the tests using it are
+ * SKIPPED with that reason outside CI and FAIL in CI; a GPU asked for and missing always fails.
  */
 final class Parity implements AutoCloseable {
     /** An op under test: builds its inputs on {@code b} (same host values for both), runs, returns its outputs. */
@@ -31,6 +31,10 @@ final class Parity implements AutoCloseable {
     }
 
     static final String DRIVER_PROPERTY = "vgg4j.cuda.test.driver";
+    /** Tag of the test classes that run on whichever device {@link #onGpu} selects: the suite a GPU runs. */
+    static final String DEVICE_TAG = "device";
+    /** Tag of the test classes that need the emulated device itself (several devices, broken kernels, ...). */
+    static final String EMULATOR_TAG = "emulator";
 
     final Backend ref = Backends.create("reference");
     final CudaBackend dev;
@@ -63,10 +67,23 @@ final class Parity implements AutoCloseable {
         }
     }
 
-    /** Skips the calling test, with the reason, when the emulated device is not available. */
+    /**
+     * Skips the calling test, with the reason, when the emulated device is not available -- outside CI. In CI
+     * (environment CI=true, as .ci/run runs) a missing emulator FAILS the test: .ci/run installs g++, so a missing
+     * emulator there is a broken build, not a machine without a compiler, and the parity tests must not pass
+     * silently as skips.
+     */
     static void assumeEmulator() {
         String why = EmulatedDriver.unavailableReason();
+        if (why != null && inCi()) {
+            Assertions.fail("emulated CUDA device not available in CI (CI=true): " + why);
+        }
         Assumptions.assumeTrue(why == null, () -> "emulated CUDA device not available: " + why);
+    }
+
+    /** Whether this runs in CI: the environment variable CI is "true" (.ci/run's environment). */
+    static boolean inCi() {
+        return "true".equalsIgnoreCase(System.getenv("CI"));
     }
 
     /** Presents {@code n} emulated devices from now on; returns the previous setting for {@link #restoreEmulatedDevices}. */

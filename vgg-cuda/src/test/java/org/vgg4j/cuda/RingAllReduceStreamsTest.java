@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.SplittableRandom;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -39,6 +40,7 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>Legend: N devices, T elements per buffer, L elements per bucket.
  */
+@Tag(Parity.EMULATOR_TAG)
 class RingAllReduceStreamsTest {
     private static final long L = 10;
     private static final int T = 123;

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -29,6 +30,7 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>Legend: N devices, T elements per buffer, L elements per bucket.
  */
+@Tag(Parity.EMULATOR_TAG)
 class RingAllReduceTest {
     private static final long L = 10; // small buckets: several per buffer, chunks of 2-5 elements
     private static String savedDevices;

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
@@ -19,6 +20,7 @@ import org.vgg4j.core.tensor.Tensor;
  * The runtime around the kernels: provider discovery and their unavailable reasons, the caching allocator, the
  * out-of-memory message (batch size and one that would fit), several emulated devices, freeing views.
  */
+@Tag(Parity.EMULATOR_TAG)
 class RuntimeTest {
 
     @Test
@@ -88,6 +90,33 @@ class RuntimeTest {
             CudaBackend.SplitK sk = b.splitK(2, 900, 64);
             assertEquals(new CudaBackend.SplitK(3, 304), sk, "chunks are multiples of 16, the last one ragged");
             assertTrue((long) sk.splits() * sk.chunk() >= 900 && (long) (sk.splits() - 1) * sk.chunk() < 900);
+        }
+    }
+
+    @Test
+    void theSplitKWorkspaceStaysWithTheBackendUntilItsLaunchesRan() {
+        Parity.assumeEmulator();
+        try (CudaBackend b = new CudaBackend("cuda-emulated", EmulatedDriver.open(0), MathMode.FP32)) {
+            // 3 x 3000 . 3000 x 5: one tile, 3000 deep -> split-K on the emulator's 4 nominal multiprocessors
+            CudaBackend.SplitK sk = b.splitK(1, 3000, 15);
+            assertTrue(sk.splits() > 1, "the shape must take the split-K path: " + sk);
+            Tensor a = b.allocate(DType.FLOAT32, Shape.of(3, 3000));
+            Tensor bb = b.allocate(DType.FLOAT32, Shape.of(3000, 5));
+            Tensor c = b.allocate(DType.FLOAT32, Shape.of(3, 5));
+            assertEquals(0, b.splitKWorkspaceBytes());
+            b.gemm(false, false, 1.0, a, bb, 0.0, c);
+            long ws = b.splitKWorkspacePointer();
+            assertEquals(4L * sk.splits() * 15, b.splitKWorkspaceBytes(), "held after the launches were queued");
+            // an allocation right after the split-K GEMM (as for another stream) never receives the workspace block
+            Tensor t = b.allocate(DType.FLOAT32, Shape.of(sk.splits() * 15));
+            assertTrue(((DeviceBuffer) t.storage()).devPtr != ws, "the workspace went back to the allocator");
+            b.gemm(false, false, 1.0, a, bb, 0.0, c);
+            assertEquals(ws, b.splitKWorkspacePointer(), "the next split-K launch reuses it");
+            // a deeper split needs more: the workspace grows (the old one is released after the stream drained)
+            Tensor a2 = b.allocate(DType.FLOAT32, Shape.of(60, 3000));
+            Tensor c2 = b.allocate(DType.FLOAT32, Shape.of(60, 5));
+            b.gemm(false, false, 1.0, a2, bb, 0.0, c2);
+            assertTrue(b.splitKWorkspaceBytes() > 4L * sk.splits() * 15, "grown: " + b.splitKWorkspaceBytes());
         }
     }
 

@@ -3,6 +3,7 @@ package org.vgg4j.cuda;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.vgg4j.core.testing.TestTensors.toArray;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.backend.Backend;
@@ -25,6 +26,7 @@ import org.vgg4j.core.testing.TestTensors;
  * gradients and the updated parameters must agree to float32 rounding. Two steps, so the second runs on parameters
  * the first one updated (momentum included) and dropout draws new masks.
  */
+@Tag(Parity.DEVICE_TAG)
 class VggTrainingStepTest {
     @BeforeAll
     static void emulator() {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,6 +17,7 @@ import org.junit.jupiter.api.Test;
  * the nearest pattern, ties to the even one, overflow to infinity -- checked on random floats of every magnitude
  * and on constructed midpoints.
  */
+@Tag(Parity.EMULATOR_TAG)
 class WireFormatTest {
     private static EmulatedDriver d;
 

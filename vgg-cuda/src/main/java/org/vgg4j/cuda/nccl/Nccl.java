@@ -52,7 +52,9 @@ public final class Nccl {
             Class.forName("org.bytedeco.javacpp.Loader", false, cl);
             Class.forName("org.bytedeco.cuda.global.nccl", false, cl);
         } catch (ClassNotFoundException e) {
-            return PREFIX + "JavaCPP's CUDA presets (org.bytedeco:cuda) are not on the class path";
+            // vgg-cuda depends on these classes; only a hand-made class path (a bundle) can lack them
+            return PREFIX + "JavaCPP's classes (org.bytedeco:javacpp and org.bytedeco:cuda) are not on the class path;"
+                    + " they come with vgg-cuda's dependencies, and -Pnccl adds their natives";
         }
         try {
             Loader.load(org.bytedeco.cuda.global.nccl.class);
@@ -75,7 +77,7 @@ public final class Nccl {
             all.append(t.getMessage()).append('\n');
         }
         String m = all.toString();
-        String platform = Loader.getPlatform();
+        String platform = platform();
         // JavaCPP reports "no jnicudart in java.library.path" on top and the real cause below it: look for the
         // libraries the JNI wrapper links against first.
         if (m.contains("libcuda.so")) {
@@ -94,6 +96,15 @@ public final class Nccl {
         }
         String first = m.lines().filter(l -> !l.isBlank() && !l.equals("null")).findFirst().orElse(e.toString()).trim();
         return "JavaCPP could not load NCCL's natives on " + platform + ": " + first;
+    }
+
+    /** JavaCPP's platform name, or the JVM's own when JavaCPP's classes are missing too. */
+    private static String platform() {
+        try {
+            return Loader.getPlatform();
+        } catch (LinkageError e) {
+            return System.getProperty("os.name") + "-" + System.getProperty("os.arch");
+        }
     }
 
     /** A JavaCPP pointer at a raw address (device memory, a stream handle); owns nothing. */
