@@ -73,8 +73,21 @@ else
 fi
 
 echo "== jlinking a Java runtime"
-modules=$(jdeps --ignore-missing-deps --print-module-deps --multi-release 17 "$out"/lib/*.jar 2>/dev/null || true)
-modules=${modules:-java.base}
+# The bundle runs on the class path. jdeps cannot resolve our own modular jars here (org.vgg4j.core requires ND4J's
+# openblas/dnnl presets, which the bundle leaves out), so it reads the other jars, and our modules' JDK requirements
+# come from their descriptors. No silent default: a failing jdeps stops the build.
+ours=("$out"/lib/vgg-core-*[0-9T].jar "$out"/lib/vgg-cuda-*[0-9T].jar)
+others=()
+for j in "$out"/lib/*.jar; do
+    case " ${ours[*]} " in *" $j "*) ;; *) others+=("$j") ;; esac
+done
+modules=$(jdeps --ignore-missing-deps --print-module-deps --multi-release 17 "${others[@]}") \
+    || die "jdeps could not list the JDK modules the bundle's jars need"
+for j in "${ours[@]}"; do
+    own=$(jar --describe-module --file "$j" | awk '$1 == "requires" && $2 ~ /^(java|jdk)\./ {print $2}' | paste -sd, -)
+    modules="$modules${own:+,$own}"
+done
+echo "   JDK modules: $modules"
 jlink --add-modules "$modules,jdk.unsupported,java.management,jdk.zipfs" --strip-debug --no-man-pages \
       --no-header-files --compress=2 --output "$out/runtime"
 

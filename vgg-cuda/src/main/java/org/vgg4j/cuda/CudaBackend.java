@@ -20,6 +20,8 @@ import org.vgg4j.core.backend.OpChecks;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.cuda.api.CudaException;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
  * The Backend SPI on our own CUDA kernels (src/main/cuda/*.cu), on whatever {@link Driver} it is given: a GPU through

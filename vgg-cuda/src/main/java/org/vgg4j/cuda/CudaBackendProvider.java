@@ -2,6 +2,7 @@ package org.vgg4j.cuda;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.BackendProvider;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * Backend "cuda": {@link CudaBackend} on a real GPU through JCuda (device {@code -Dvgg4j.cuda.device}, default 0,

@@ -3,6 +3,8 @@ package org.vgg4j.cuda;
 import java.util.ArrayDeque;
 import java.util.Map;
 import java.util.TreeMap;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * A caching device allocator: freed blocks are kept in size-keyed free lists and handed out again, so a training

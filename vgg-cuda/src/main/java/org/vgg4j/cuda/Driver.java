@@ -1,5 +1,8 @@
 package org.vgg4j.cuda;
 
+import org.vgg4j.cuda.api.CudaException;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
+
 /**
  * The device below {@link CudaBackend}: one CUDA device (real through JCuda, or emulated on the CPU), its memory, its
  * kernels and its stream.

@@ -5,6 +5,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import org.vgg4j.cuda.api.CudaException;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
  * A {@link Driver} for the emulated CUDA device: our .cu kernels compiled by g++ against emu/cuda_emu.h, run on

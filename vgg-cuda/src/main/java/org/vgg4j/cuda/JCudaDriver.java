@@ -58,6 +58,8 @@ import jcuda.driver.CUstream_flags;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.vgg4j.cuda.api.CudaException;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
  * A {@link Driver} for a real NVIDIA GPU through JCuda's driver API (org.jcuda:jcuda 12.6.0).

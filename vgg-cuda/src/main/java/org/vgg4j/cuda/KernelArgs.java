@@ -1,6 +1,7 @@
 package org.vgg4j.cuda;
 
 import java.util.Arrays;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * The arguments of one kernel launch, in order, each in one 8-byte slot with its type: the layout of

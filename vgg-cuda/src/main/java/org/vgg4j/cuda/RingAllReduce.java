@@ -17,6 +17,7 @@ import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * The bucketed ring all-reduce between CUDA devices (real or emulated) of synchronous data-parallel SGD: N replicas,

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.testing.Approx;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * Negative tests: the emulated device must CATCH real kernel bugs, not hide them. The kernels come from

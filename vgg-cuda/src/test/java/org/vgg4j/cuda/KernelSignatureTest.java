@@ -16,6 +16,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * Kernel argument widths: JCuda passes 4 bytes for an int and 8 for a long or pointer, the emulator 8-byte slots, so

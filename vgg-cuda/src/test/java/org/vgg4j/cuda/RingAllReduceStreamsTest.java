@@ -21,6 +21,7 @@ import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * The stream/event contract of {@link RingAllReduce}, checked on a log of every driver call (a recording

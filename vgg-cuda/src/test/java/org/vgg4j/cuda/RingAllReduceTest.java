@@ -20,6 +20,7 @@ import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.cuda.api.CudaException;
 
 /**
  * {@link RingAllReduce} on 2 and 4 emulated devices, peer-to-peer and staged through host memory: the mean against

@@ -15,6 +15,7 @@ import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
  * The runtime around the kernels: provider discovery and their unavailable reasons, the caching allocator, the

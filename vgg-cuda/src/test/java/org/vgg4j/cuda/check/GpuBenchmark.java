@@ -18,8 +18,8 @@ import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 import org.vgg4j.cuda.CudaBackend;
-import org.vgg4j.cuda.CudaOutOfMemoryException;
 import org.vgg4j.cuda.MathMode;
+import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
  * Stages e and f of scripts/gpu-check.sh: our side of the per-layer and per-step tables (the peer's is

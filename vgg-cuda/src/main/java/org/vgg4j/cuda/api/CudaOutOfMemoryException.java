@@ -1,7 +1,7 @@
-package org.vgg4j.cuda;
+package org.vgg4j.cuda.api;
 
 /**
- * Device memory exhausted. Thrown by a {@link Driver} with the bytes asked for, and rethrown by {@link CudaBackend}
+ * Device memory exhausted. Thrown by the driver layer with the bytes asked for, and rethrown by the {@code cuda} backend
  * with the tensor, the batch size and a batch size that would fit.
  */
 public final class CudaOutOfMemoryException extends CudaException {

@@ -1,4 +1,4 @@
-package org.vgg4j.cuda;
+package org.vgg4j.cuda.api;
 
 /** A failed CUDA call or kernel launch; the message names the op, the shapes and the driver's error. */
 public class CudaException extends RuntimeException {
