@@ -64,13 +64,12 @@ class RingAllReduceStreamsTest {
     }
 
     /** Appends every call to a shared log before delegating to the emulated device. */
-    static final class RecordingDriver implements Driver {
-        final EmulatedDriver inner;
+    static final class RecordingDriver extends ForwardingDriver {
         final int device;
         final List<Op> log;
 
         RecordingDriver(EmulatedDriver inner, int device, List<Op> log) {
-            this.inner = inner;
+            super(inner);
             this.device = device;
             this.log = log;
         }
@@ -93,30 +92,10 @@ class RingAllReduceStreamsTest {
             inner.copyIn(COMPUTE_STREAM, host, from, buf + 4L * from, to - from);
         }
 
-        @Override
-        public String describe() {
-            return inner.describe();
-        }
 
-        @Override
-        public int multiprocessorCount() {
-            return inner.multiprocessorCount();
-        }
 
-        @Override
-        public long totalMemory() {
-            return inner.totalMemory();
-        }
 
-        @Override
-        public long malloc(long bytes) {
-            return inner.malloc(bytes);
-        }
 
-        @Override
-        public void free(long devPtr) {
-            inner.free(devPtr);
-        }
 
         @Override
         public void copyIn(long stream, float[] host, int offset, long devPtr, int n) {
@@ -153,10 +132,6 @@ class RingAllReduceStreamsTest {
             inner.copyFromPeer(stream, dstPtr, ((RecordingDriver) peer).inner, srcPtr, bytes);
         }
 
-        @Override
-        public Function function(String module, String name) {
-            return inner.function(module, name);
-        }
 
         @Override
         public void launch(long stream, Function f, int gx, int gy, int gz, int blockThreads, KernelArgs args) {
@@ -176,15 +151,7 @@ class RingAllReduceStreamsTest {
             inner.synchronizeStream(stream);
         }
 
-        @Override
-        public long newStream() {
-            return inner.newStream();
-        }
 
-        @Override
-        public void freeStream(long stream) {
-            inner.freeStream(stream);
-        }
 
         @Override
         public long recordEvent(long stream) {
@@ -199,15 +166,7 @@ class RingAllReduceStreamsTest {
             inner.waitEvent(stream, event);
         }
 
-        @Override
-        public void freeEvent(long event) {
-            inner.freeEvent(event);
-        }
 
-        @Override
-        public void close() {
-            inner.close();
-        }
     }
 
     @Test

@@ -18,7 +18,7 @@ import java.util.Arrays;
  * pass over the needed columns (contiguous, vectorisable) gives one row, and a horizontal pass, already mirrored
  * and normalised, writes it into the destination's three planes. Vertical first means the scalar horizontal taps
  * run on h rows, not on every source row the window covers. Horizontal taps are padded to one count k (zero
- * weights) and small k unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds (measured).
+ * weights) and small k unrolled: with 2-4 taps, loop overhead costs more than the multiply-adds.
  * Planes, not interleaved RGB, because then the YCbCr conversion is unit-stride float arithmetic that the JIT
  * vectorises ({@link YCbCr#toRgbPlanes}); every output value is computed by the same float operations in the same
  * order as with the interleaved layout (ResamplerEquivalenceTest checks bit identity against it).
@@ -30,7 +30,7 @@ import java.util.Arrays;
  */
 public final class Resampler {
     // Separate arrays, not one with offsets: C2 (JDK 17) vectorises the conversion and vertical loops only when they
-    // store at index i of an array of their own (measured: a store at base + i runs scalar, ~3x slower).
+    // store at index i of an array of their own; a store at base + i runs scalar (docs/benchmarks.md, "Data pipeline").
     private float[][] ring = new float[0][];            // (ky*C)(S') the last ky source rows, slot*3+c, zero tails
     private float[][] acc = {new float[0], new float[0], new float[0]}; // (C)(S') one filtered row, zero tails
     private float[] ys = new float[0];   // (S) YCbCr conversion scratch: Y

@@ -3,66 +3,16 @@ package org.vgg4j.cuda.check;
 import java.util.Set;
 
 import org.vgg4j.cuda.Driver;
+import org.vgg4j.cuda.ForwardingDriver;
 import org.vgg4j.cuda.KernelArgs;
 
 /** A {@link Driver} that passes everything to another and adds the name of each kernel it launches to a set. */
-final class CountingDriver implements Driver {
-    private final Driver inner;
+final class CountingDriver extends ForwardingDriver {
     private final Set<String> launched;
 
     CountingDriver(Driver inner, Set<String> launched) {
-        this.inner = inner;
+        super(inner);
         this.launched = launched;
-    }
-
-    @Override
-    public String describe() {
-        return inner.describe();
-    }
-
-    @Override
-    public int multiprocessorCount() {
-        return inner.multiprocessorCount();
-    }
-
-    @Override
-    public long totalMemory() {
-        return inner.totalMemory();
-    }
-
-    @Override
-    public long malloc(long bytes) {
-        return inner.malloc(bytes);
-    }
-
-    @Override
-    public void free(long devPtr) {
-        inner.free(devPtr);
-    }
-
-    @Override
-    public void copyIn(long stream, float[] host, int offset, long devPtr, int n) {
-        inner.copyIn(stream, host, offset, devPtr, n);
-    }
-
-    @Override
-    public void copyIn(int[] host, int offset, long devPtr, int n) {
-        inner.copyIn(host, offset, devPtr, n);
-    }
-
-    @Override
-    public void copyOut(long stream, long devPtr, float[] host, int offset, int n) {
-        inner.copyOut(stream, devPtr, host, offset, n);
-    }
-
-    @Override
-    public void copyDeviceToDevice(long dstPtr, long srcPtr, long bytes) {
-        inner.copyDeviceToDevice(dstPtr, srcPtr, bytes);
-    }
-
-    @Override
-    public Function function(String module, String name) {
-        return inner.function(module, name);
     }
 
     @Override
@@ -71,40 +21,5 @@ final class CountingDriver implements Driver {
         synchronized (launched) {
             launched.add(f.name());
         }
-    }
-
-    @Override
-    public void synchronizeStream(long stream) {
-        inner.synchronizeStream(stream);
-    }
-
-    @Override
-    public long newStream() {
-        return inner.newStream();
-    }
-
-    @Override
-    public void freeStream(long stream) {
-        inner.freeStream(stream);
-    }
-
-    @Override
-    public long recordEvent(long stream) {
-        return inner.recordEvent(stream);
-    }
-
-    @Override
-    public void waitEvent(long stream, long event) {
-        inner.waitEvent(stream, event);
-    }
-
-    @Override
-    public void freeEvent(long event) {
-        inner.freeEvent(event);
-    }
-
-    @Override
-    public void close() {
-        inner.close();
     }
 }
