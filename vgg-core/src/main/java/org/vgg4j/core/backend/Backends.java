@@ -37,6 +37,30 @@ public final class Backends {
         return p.create(device);
     }
 
+    /**
+     * A new {@code cpu} backend (ND4J + OpenBLAS, oneDNN where present); fails with the reason when its natives do
+     * not load here. The caller owns it: close it after every network built on it.
+     */
+    public static Backend cpu() {
+        return create("cpu");
+    }
+
+    /**
+     * A new {@code cuda} backend on GPU {@code device} (0-based); needs the org.vgg4j:vgg-cuda dependency and a CUDA
+     * driver, else fails saying which is missing. The caller owns it: close it after every network built on it.
+     */
+    public static Backend cuda(int device) {
+        return create("cuda", device);
+    }
+
+    /**
+     * A new {@code reference} backend: plain Java, always available, slow; the definition the other backends are
+     * tested against. The caller owns it: close it after every network built on it.
+     */
+    public static Backend reference() {
+        return create("reference");
+    }
+
     /** Devices backend {@code name} can open; 0 for a backend not bound to devices (the CPU ones). */
     public static int deviceCount(String name) {
         return provider(name).deviceCount();

@@ -29,6 +29,7 @@ public final class Network implements AutoCloseable {
     private final List<NamedLayer> layers;
     private final ParamStore params;
     private final GradientArena gradients; // the two dL/dx buffers all layers share
+    private boolean closesBackend;         // set for Vgg's one-line models, whose backend is this network's alone
 
     /**
      * @param name       e.g. "D" or "vgg16"
@@ -161,6 +162,80 @@ public final class Network implements AutoCloseable {
         }
     }
 
+    /**
+     * The activations of the layers called {@code names} (torchvision module paths: "features.3", "features.8",
+     * "features.15", "features.22" are relu1_2, relu2_2, relu3_3, relu4_3 in VGG-16; "classifier.4" is fc7 after
+     * its ReLU) for the batch x (N,C,H,W), from one evaluation-mode forward (dropout off, BatchNorm on its running
+     * statistics) that stops at the deepest requested layer.
+     *
+     * <p>Each activation is copied out right after its layer ran (ReLUs overwrite their input in place, and the
+     * next forward overwrites every layer's output), into a new tensor on this network's backend that the returned
+     * {@link Features} owns: the values stay valid across later forwards until it is closed. There is no backward
+     * through them. Repeated names count once.
+     *
+     * @throws IllegalArgumentException naming an unknown layer and listing the valid names
+     */
+    public Features featuresAt(Tensor x, String... names) {
+        if (x.dtype() != dtype || x.backend() != backend) {
+            throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
+        }
+        if (names.length == 0) {
+            throw new IllegalArgumentException("name at least one layer; valid names: " + layerNames());
+        }
+        Map<String, Integer> index = new HashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            index.put(layers.get(i).name(), i);
+        }
+        Map<Integer, String> wanted = new HashMap<>();
+        int deepest = -1;
+        for (String n : names) {
+            Integer i = index.get(n);
+            if (i == null) {
+                throw new IllegalArgumentException("network " + name + " has no layer '" + n + "'; valid names: "
+                        + layerNames());
+            }
+            wanted.put(i, n);
+            deepest = Math.max(deepest, i);
+        }
+        Map<String, Tensor> copies = new HashMap<>();
+        try {
+            Tensor h = x;
+            for (int i = 0; i <= deepest; i++) {
+                h = layers.get(i).layer().forward(h, false);
+                String n = wanted.get(i);
+                if (n != null) {
+                    Tensor copy = backend.allocate(dtype, h.shape());
+                    copies.put(n, copy);
+                    backend.copy(h, copy);
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            copies.values().forEach(backend::free);
+            throw e;
+        }
+        List<String> order = new ArrayList<>();
+        for (String n : names) {
+            if (!order.contains(n)) {
+                order.add(n);
+            }
+        }
+        return new Features(backend, order, copies);
+    }
+
+    private List<String> layerNames() {
+        List<String> n = new ArrayList<>();
+        for (NamedLayer nl : layers) {
+            n.add(nl.name());
+        }
+        return n;
+    }
+
+    /** Makes {@link #close()} close this network's backend too: for a backend created for this network alone. */
+    Network closingBackend() {
+        closesBackend = true;
+        return this;
+    }
+
     /** Releases activation buffers (parameters stay). */
     public void releaseActivations() {
         for (NamedLayer nl : layers) {
@@ -169,9 +244,17 @@ public final class Network implements AutoCloseable {
         gradients.release();
     }
 
+    /**
+     * Frees the parameters and activation buffers. A network built by {@code Vgg.of} or a one-line model
+     * ({@code Vgg.vgg16()}) also closes the backend it created; one built on a caller's backend leaves it open.
+     */
     @Override
     public void close() {
         releaseActivations();
         params.free();
+        if (closesBackend) {
+            closesBackend = false; // a second close() must not close the backend again
+            backend.close();
+        }
     }
 }
