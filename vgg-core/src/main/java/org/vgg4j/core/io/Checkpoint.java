@@ -131,6 +131,15 @@ public final class Checkpoint {
         }
     }
 
+    /**
+     * Loads the weights of a safetensors file or of a PyTorch {@code torch.save} state dict (torchvision's
+     * {@code .pth}, zip or legacy; chosen by content, see {@link StateDicts}) into {@code net}: names and shapes
+     * strictly, any floating dtype converted to the network's.
+     */
+    public static Loaded loadWeights(Network net, Path path) throws IOException {
+        return StateDicts.load(net, path, new Options(true, k -> false));
+    }
+
     /** Loads an open, header-validated file into {@code net}, checking names, shapes and dtypes first. */
     public static Loaded load(Network net, Safetensors.Reader file, Options options) throws IOException {
         Map<String, long[]> expected = expectedKeys(net);
