@@ -4,7 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 
 import org.vgg4j.core.io.Checkpoint;
-import org.vgg4j.core.io.Safetensors;
+import org.vgg4j.core.io.StateDicts;
 import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
@@ -41,10 +41,11 @@ public interface Initialization {
         };
     }
 
-    /** Loads the network tensors of {@code file} (any float dtype), ignoring a trainer checkpoint's momentum. */
+    /**
+     * Loads the network tensors of {@code file} (any float dtype), ignoring a trainer checkpoint's momentum: a
+     * safetensors file or a torchvision {@code .pth} state dict, told apart by content ({@link StateDicts}).
+     */
     static void loadWeights(Network net, Path file) throws IOException {
-        try (Safetensors.Reader r = Safetensors.open(file)) {
-            Checkpoint.load(net, r, new Checkpoint.Options(true, k -> k.startsWith("optimizer.")));
-        }
+        StateDicts.load(net, file, new Checkpoint.Options(true, k -> k.startsWith("optimizer.")));
     }
 }
