@@ -1,6 +1,7 @@
 package org.vgg4j.data;
 
 import java.io.IOException;
+import java.io.PrintStream;
 import java.nio.file.FileVisitOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -25,49 +27,163 @@ import java.util.stream.Stream;
  *   bench DIR [--shards] [--s 256 | --smin 256 --smax 512] [--seconds 10] [--repeat 3] [--decode-only]
  *                                              single-thread decode + augment images/s (docs/benchmarks.md)
  * </pre>
- * Run with {@code java -cp <vgg-data classes + dependencies> org.vgg4j.data.DataTool ...}.
+ * Run with {@code java -cp <vgg-data classes + dependencies> org.vgg4j.data.DataTool ...}. A mistake (an unknown
+ * command or option, a missing argument, a value out of range, a directory that is not there) is one line on
+ * stderr naming the value and what was expected, exit code 2; a failure while working is one line, exit code 1;
+ * {@code --verbose} adds the stack trace.
  */
 public final class DataTool {
+    /** Largest file {@code scan} reads; larger ones are reported, not read (a Java array holds under 2 GiB). */
+    static final long MAX_SCAN_FILE_BYTES = 1L << 30;
+
+    private static final String USAGE = "usage: DataTool scan|pack|stats|bench ... [--verbose] (see the class javadoc)";
+    /** The options each command takes; those in FLAGS take no value. */
+    private static final Map<String, List<String>> OPTIONS = Map.of(
+            "scan", List.of("threads"),
+            "pack", List.of("format", "max-side", "quality", "per-shard", "threads", "prefix"),
+            "stats", List.of("max-images", "seed", "threads"),
+            "bench", List.of("shards", "s", "smin", "smax", "seconds", "repeat", "decode-only"));
+    private static final List<String> FLAGS = List.of("shards", "decode-only", "verbose");
+    private static final Map<String, Integer> ARGUMENTS = Map.of("scan", 1, "pack", 2, "stats", 1, "bench", 1);
+
     private DataTool() {
     }
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        int code = run(args, System.out, System.err);
+        if (code != 0) {
+            System.exit(code);
+        }
+    }
+
+    /** Runs one command; returns the exit code (0 ok, 1 failure, 2 bad usage). */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        boolean verbose = List.of(args).contains("--verbose");
+        try {
+            run(args, out);
+            return 0;
+        } catch (IllegalArgumentException e) {
+            err.println("error: " + e.getMessage());
+            if (verbose) {
+                e.printStackTrace(err);
+            }
+            return 2;
+        } catch (Exception | Error e) {
+            Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+            err.println("error: " + describe(t) + (verbose ? "" : " (--verbose for the stack trace)"));
+            if (verbose) {
+                t.printStackTrace(err);
+            }
+            return 1;
+        }
+    }
+
+    private static void run(String[] args, PrintStream out) throws Exception {
         if (args.length == 0) {
-            usage();
-            return;
+            throw new IllegalArgumentException("no command; " + USAGE);
+        }
+        String cmd = args[0];
+        if (!OPTIONS.containsKey(cmd)) {
+            throw new IllegalArgumentException("unknown command '" + cmd + "'; expected scan, pack, stats or bench");
         }
         Map<String, String> opt = new HashMap<>();
         List<String> pos = new ArrayList<>();
         for (int i = 1; i < args.length; i++) {
-            if (args[i].startsWith("--")) {
-                boolean flag = i + 1 >= args.length || args[i + 1].startsWith("--");
-                opt.put(args[i].substring(2), flag ? "true" : args[++i]);
-            } else {
+            if (!args[i].startsWith("--")) {
                 pos.add(args[i]);
+                continue;
+            }
+            String name = args[i].substring(2);
+            if (!FLAGS.contains(name) && !OPTIONS.get(cmd).contains(name)) {
+                throw new IllegalArgumentException("unknown option " + args[i] + " for " + cmd + "; expected "
+                        + (OPTIONS.get(cmd).stream().map(o -> "--" + o).toList()) + " or --verbose");
+            }
+            if (FLAGS.contains(name)) {
+                opt.put(name, "true");
+            } else if (i + 1 >= args.length || args[i + 1].startsWith("--")) {
+                throw new IllegalArgumentException(args[i] + " needs a value");
+            } else {
+                opt.put(name, args[++i]);
             }
         }
-        int threads = Integer.parseInt(opt.getOrDefault("threads", Integer.toString(Runtime.getRuntime().availableProcessors())));
-        switch (args[0]) {
-            case "scan" -> scan(Path.of(need(pos, 0, "DIR")), threads);
-            case "pack" -> pack(Path.of(need(pos, 0, "DATASET_DIR")), Path.of(need(pos, 1, "OUT_DIR")), opt, threads);
-            case "stats" -> stats(Path.of(need(pos, 0, "DATASET_DIR")), opt, threads);
-            case "bench" -> bench(Path.of(need(pos, 0, "DIR")), opt);
-            default -> usage();
+        int want = ARGUMENTS.get(cmd);
+        if (pos.size() > want) {
+            throw new IllegalArgumentException("unexpected argument '" + pos.get(want) + "' for " + cmd + "; " + USAGE);
+        }
+        int threads = intOption(opt, "threads", Runtime.getRuntime().availableProcessors(), 1);
+        switch (cmd) {
+            case "scan" -> scan(directory(pos, 0, "DIR"), threads, out);
+            case "pack" -> pack(directory(pos, 0, "DATASET_DIR"), Path.of(need(pos, 1, "OUT_DIR")), opt, threads, out);
+            case "stats" -> stats(directory(pos, 0, "DATASET_DIR"), opt, threads, out);
+            default -> bench(directory(pos, 0, "DIR"), opt, out);
         }
     }
 
     private static String need(List<String> pos, int i, String what) {
         if (pos.size() <= i) {
-            throw new IllegalArgumentException("missing argument " + what);
+            throw new IllegalArgumentException("missing argument " + what + "; " + USAGE);
         }
         return pos.get(i);
     }
 
-    private static void usage() {
-        System.out.println("usage: DataTool scan|pack|stats|bench ... (see the class javadoc)");
+    private static Path directory(List<String> pos, int i, String what) {
+        Path p = Path.of(need(pos, i, what));
+        if (!Files.isDirectory(p)) {
+            throw new IllegalArgumentException(what + " '" + p + "': " + (Files.exists(p) ? "not a directory" : "no such directory"));
+        }
+        return p;
     }
 
-    static void scan(Path dir, int threads) throws Exception {
+    /** Option {@code name} as an integer >= {@code min}, or {@code dflt} when absent. */
+    static int intOption(Map<String, String> opt, String name, int dflt, int min) {
+        String v = opt.get(name);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= min) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("--" + name + " '" + v + "': expected an integer >= " + min);
+    }
+
+    private static double doubleOption(Map<String, String> opt, String name, double dflt, double min, double max) {
+        String v = opt.get(name);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            double d = Double.parseDouble(v);
+            if (d >= min && d <= max) {
+                return d;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("--" + name + " '" + v + "': expected a number in [" + min + ", " + max + "]");
+    }
+
+    /** A failure in words: the message, or the exception's name when it has none; I/O errors name their file. */
+    static String describe(Throwable t) {
+        if (t instanceof java.nio.file.FileSystemException f) {
+            String why = f.getReason() != null ? f.getReason()
+                    : t instanceof java.nio.file.NoSuchFileException ? "no such file or directory"
+                    : t instanceof java.nio.file.AccessDeniedException ? "permission denied" : t.getClass().getSimpleName();
+            return f.getFile() + ": " + why;
+        }
+        if (t instanceof java.io.UncheckedIOException u && u.getCause() != null) {
+            return describe(u.getCause());
+        }
+        String m = t.getMessage();
+        return t instanceof IOException || t instanceof IllegalStateException ? (m != null ? m : t.getClass().getSimpleName())
+                : t.getClass().getSimpleName() + (m != null ? ": " + m : "");
+    }
+
+    static void scan(Path dir, int threads, PrintStream out) throws Exception {
         List<Path> files;
         try (Stream<Path> s = Files.walk(dir)) {
             files = s.filter(Files::isRegularFile).filter(ImageFolders::isImageName).sorted().toList();
@@ -77,54 +193,75 @@ public final class DataTool {
         try {
             List<Future<String>> results = new ArrayList<>();
             for (Path f : files) {
-                results.add(pool.submit(() -> {
-                    try {
-                        decoder.decode(Files.readAllBytes(f), f.toString());
-                        return null;
-                    } catch (BadImageException e) {
-                        return e.reason();
-                    } catch (IOException e) {
-                        return "unreadable: " + e;
-                    }
-                }));
+                results.add(pool.submit(() -> scanOne(decoder, f)));
             }
             int bad = 0;
             for (int i = 0; i < files.size(); i++) {
                 String reason = results.get(i).get();
                 if (reason != null) {
                     bad++;
-                    System.out.println("BAD\t" + files.get(i) + "\t" + reason);
+                    out.println("BAD\t" + files.get(i) + "\t" + reason);
                 }
             }
-            System.out.println("scanned " + files.size() + " image files under " + dir + ": " + bad + " bad");
+            out.println("scanned " + files.size() + " image files under " + dir + ": " + bad + " bad");
         } finally {
             pool.shutdownNow();
         }
     }
 
-    static void pack(Path in, Path out, Map<String, String> opt, int threads) throws IOException {
+    /** Why one file cannot be used, or null; never throws, so one file cannot end the report of the others. */
+    private static String scanOne(ImageDecoder decoder, Path f) {
+        try {
+            long size = Files.size(f);
+            if (size > MAX_SCAN_FILE_BYTES) { // checked before reading: never allocate what the file claims
+                return String.format(Locale.ROOT, "too large: %,d bytes; an image file is read only up to %,d bytes",
+                        size, MAX_SCAN_FILE_BYTES);
+            }
+            decoder.decode(Files.readAllBytes(f), f.toString());
+            return null;
+        } catch (BadImageException e) {
+            return e.reason();
+        } catch (IOException e) {
+            return "unreadable: " + describe(e);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            return "failed: " + describe(e);
+        }
+    }
+
+    static void pack(Path in, Path out, Map<String, String> opt, int threads, PrintStream console) throws IOException {
+        String format = opt.getOrDefault("format", "jpg");
+        if (!format.equals("jpg") && !format.equals("ppm")) {
+            throw new IllegalArgumentException("--format '" + format + "': expected jpg or ppm");
+        }
+        int maxSide = intOption(opt, "max-side", 512, 1);
+        float quality = (float) doubleOption(opt, "quality", 0.9, 0, 1);
+        int perShard = intOption(opt, "per-shard", 1000, 1);
         FileImageDataset ds = ImageFolders.imageFolder(in, new ImageDecoder());
-        ShardPacker packer = new ShardPacker(Integer.parseInt(opt.getOrDefault("max-side", "512")),
-                ShardPacker.Format.valueOf(opt.getOrDefault("format", "jpg").toUpperCase(Locale.ROOT)),
-                Float.parseFloat(opt.getOrDefault("quality", "0.9")),
-                Integer.parseInt(opt.getOrDefault("per-shard", "1000")), threads);
+        ShardPacker packer = new ShardPacker(maxSide, ShardPacker.Format.valueOf(format.toUpperCase(Locale.ROOT)),
+                quality, perShard, threads);
         long t0 = System.nanoTime();
         ShardPacker.Report r = packer.pack(ds, out, opt.getOrDefault("prefix", "train"));
         for (BadImageException e : r.bad()) {
-            System.out.println("BAD\t" + e.source() + "\t" + e.reason());
+            console.println("BAD\t" + e.source() + "\t" + e.reason());
         }
-        System.out.printf(Locale.ROOT, "packed %d of %d samples into %d shards in %s (%d bad skipped) in %.1f s%n",
+        console.printf(Locale.ROOT, "packed %d of %d samples into %d shards in %s (%d bad skipped) in %.1f s%n",
                 r.written(), ds.size(), r.shards(), out, r.bad().size(), (System.nanoTime() - t0) / 1e9);
     }
 
-    static void stats(Path in, Map<String, String> opt, int threads) throws Exception {
+    static void stats(Path in, Map<String, String> opt, int threads, PrintStream out) throws Exception {
+        int max = intOption(opt, "max-images", 10000, 1);
+        long seed;
+        try {
+            seed = Long.parseLong(opt.getOrDefault("seed", "0"));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--seed '" + opt.get("seed") + "': expected an integer");
+        }
         FileImageDataset ds = ImageFolders.imageFolder(in, new ImageDecoder());
-        int max = Integer.parseInt(opt.getOrDefault("max-images", "10000"));
         int[] order = new int[ds.size()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
         }
-        SplittableRandom rng = new SplittableRandom(Long.parseLong(opt.getOrDefault("seed", "0")));
+        SplittableRandom rng = new SplittableRandom(seed);
         for (int i = order.length - 1; i > 0; i--) {
             int j = rng.nextInt(i + 1);
             int t = order[i];
@@ -158,30 +295,30 @@ public final class DataTool {
         }
         double[] m = total.mean();
         ColourPca p = total.pca();
-        System.out.printf(Locale.ROOT, "images %d, pixels %d%n", n, total.pixels());
-        System.out.printf(Locale.ROOT, "mean RGB (0..255): Normalization.meanRgb(%.3f, %.3f, %.3f)%n",
+        out.printf(Locale.ROOT, "images %d, pixels %d%n", n, total.pixels());
+        out.printf(Locale.ROOT, "mean RGB (0..255): Normalization.meanRgb(%.3f, %.3f, %.3f)%n",
                 255 * m[0], 255 * m[1], 255 * m[2]);
         double[] v = p.eigenvectors();
-        System.out.printf(Locale.ROOT, "PCA ([0,1] scale): new ColourPca(new double[] {%.4f, %.4f, %.4f},%n"
+        out.printf(Locale.ROOT, "PCA ([0,1] scale): new ColourPca(new double[] {%.4f, %.4f, %.4f},%n"
                 + "    new double[] {%.4f, %.4f, %.4f, %.4f, %.4f, %.4f, %.4f, %.4f, %.4f})%n",
                 p.eigenvalues()[0], p.eigenvalues()[1], p.eigenvalues()[2], v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
     }
 
     /** Single-threaded images/s: load (read + decode) + TrainTransform into a reused buffer, over all files. */
-    static void bench(Path dir, Map<String, String> opt) throws Exception {
+    static void bench(Path dir, Map<String, String> opt, PrintStream console) throws Exception {
+        int s = intOption(opt, "s", 256, 224);
+        int sMin = intOption(opt, "smin", s, 224);
+        int sMax = intOption(opt, "smax", sMin, sMin);
+        double seconds = doubleOption(opt, "seconds", 10, 0.001, 1e6);
+        int repeat = intOption(opt, "repeat", 3, 1);
         ImageDecoder decoder = new ImageDecoder();
         ImageDataset ds = opt.containsKey("shards") ? ShardDataset.open(dir, decoder) : flatOrFolders(dir, decoder);
-        int s = Integer.parseInt(opt.getOrDefault("s", "256"));
-        int sMin = Integer.parseInt(opt.getOrDefault("smin", Integer.toString(s)));
-        int sMax = Integer.parseInt(opt.getOrDefault("smax", Integer.toString(sMin)));
         // Same work as the torchvision peer: Resize(S) + RandomCrop(224) + flip + normalise (no PCA shift).
         TrainTransform t = new TrainTransform(sMin, sMax, 224, true, 0, ColourPca.IMAGENET, Normalization.TORCHVISION);
-        double seconds = Double.parseDouble(opt.getOrDefault("seconds", "10"));
-        int repeat = Integer.parseInt(opt.getOrDefault("repeat", "3"));
         boolean decodeOnly = opt.containsKey("decode-only");
         Resampler r = new Resampler();
         float[] out = new float[t.outputSize()];
-        System.out.println("jpeg: " + JpegLibrary.describe());
+        console.println("jpeg: " + JpegLibrary.describe());
         // Process CPU time (all threads: JIT and GC included) as well as wall time: on a shared machine the
         // images per CPU-second is the per-core rate, and it is far less disturbed by other processes.
         com.sun.management.OperatingSystemMXBean os =
@@ -211,7 +348,7 @@ public final class DataTool {
             double el = (System.nanoTime() - t0) / 1e9;
             double cpu = (os.getProcessCpuTime() - cpu0) / 1e9;
             if (rep >= 0) {
-                System.out.printf(Locale.ROOT, "java %s S=[%d,%d] run %d: %.1f img/cpu-s, %.1f img/s wall (%d images,"
+                console.printf(Locale.ROOT, "java %s S=[%d,%d] run %d: %.1f img/cpu-s, %.1f img/s wall (%d images,"
                         + " %d bad, %.1f s, %.1f cpu-s)%n", decodeOnly ? "decode-only" : "decode+augment", sMin, sMax, rep,
                         done / cpu, done / el, done, bad, el, cpu);
             }

@@ -15,16 +15,85 @@ import org.junit.jupiter.api.io.TempDir;
 
 class DataToolTest {
 
-    private static String run(String... args) throws Exception {
-        PrintStream old = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+    /** Exit code, stdout, stderr. */
+    private record Run(int code, String out, String err) {
+    }
+
+    private static Run tool(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = DataTool.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Stdout of a run that must succeed. */
+    private static String run(String... args) {
+        Run r = tool(args);
+        assertEquals(0, r.code(), r.err());
+        return r.out();
+    }
+
+    /** A run that must be refused: exit code 2 and one line on stderr, which is returned. */
+    private static String refused(String... args) {
+        Run r = tool(args);
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        return r.err();
+    }
+
+    @Test
+    void everyMisuseIsOneLineNamingTheValueWithExitCode2(@TempDir Path root) throws Exception {
+        Path file = Files.writeString(root.resolve("f.txt"), "x");
+        assertTrue(refused().contains("no command; usage: DataTool scan|pack|stats|bench"));
+        assertTrue(refused("scna", root.toString()).contains("unknown command 'scna'; expected scan, pack, stats or bench"));
+        assertTrue(refused("scan").contains("missing argument DIR"));
+        assertTrue(refused("scan", root.resolve("nope").toString()).contains("DIR '" + root.resolve("nope") + "': no such directory"));
+        assertTrue(refused("scan", file.toString()).contains("DIR '" + file + "': not a directory"));
+        assertTrue(refused("scan", root.toString(), "--threads", "0").contains("--threads '0': expected an integer >= 1"));
+        assertTrue(refused("scan", root.toString(), "--threads", "many").contains("--threads 'many': expected an integer >= 1"));
+        assertTrue(refused("scan", root.toString(), "--threads").contains("--threads needs a value"));
+        assertTrue(refused("scan", root.toString(), "--thread", "2").contains("unknown option --thread for scan; expected [--threads]"));
+        assertTrue(refused("scan", root.toString(), "extra").contains("unexpected argument 'extra' for scan"));
+        assertTrue(refused("pack", root.toString()).contains("missing argument OUT_DIR"));
+        assertTrue(refused("pack", root.toString(), root.resolve("o").toString(), "--format", "gif")
+                .contains("--format 'gif': expected jpg or ppm"));
+        assertTrue(refused("pack", root.toString(), root.resolve("o").toString(), "--quality", "9")
+                .contains("--quality '9': expected a number in [0.0, 1.0]"));
+        assertTrue(refused("stats", root.toString(), "--max-images", "-1").contains("--max-images '-1': expected an integer >= 1"));
+        assertTrue(refused("bench", root.toString(), "--s", "100").contains("--s '100': expected an integer >= 224"));
+
+        Run verbose = tool("scan", root.resolve("nope").toString(), "--verbose"); // the trace only when asked for
+        assertEquals(2, verbose.code());
+        assertTrue(verbose.err().contains("\tat ") && verbose.err().contains("DataTool.directory"), verbose.err());
+    }
+
+    @Test
+    void aFailureWhileWorkingIsOneLineWithExitCode1() throws Exception {
+        Path empty = Files.createTempDirectory("datatool-empty"); // no class folders: the library refuses it
         try {
-            DataTool.main(args);
+            Run r = tool("stats", empty.toString());
+            assertTrue(r.code() != 0 && r.err().lines().count() == 1 && r.err().contains(empty.toString()), r.err());
+            assertTrue(!r.err().contains("\tat "), r.err());
         } finally {
-            System.setOut(old);
+            Files.delete(empty);
         }
-        return buf.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void scanReportsAFileOver2GiBAndEveryOtherFile(@TempDir Path root) throws Exception {
+        ShardTest.folder(root); // 6 files, 2 bad (truncated 2.jpg, empty 4.jpg)
+        Path huge = root.resolve("src").resolve("apple").resolve("3huge.jpg");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+            f.setLength(3L << 30); // sparse: 3 GiB that take no disk
+        }
+        String scan = run("scan", root.resolve("src").toString(), "--threads", "1");
+        List<String> bad = scan.lines().filter(l -> l.startsWith("BAD\t")).toList();
+        assertEquals(3, bad.size(), scan);
+        assertTrue(bad.stream().anyMatch(l -> l.contains("3huge.jpg") && l.contains("too large: 3,221,225,472 bytes")), scan);
+        assertTrue(bad.stream().anyMatch(l -> l.contains("2.jpg") && l.contains("corrupt")), scan);
+        assertTrue(bad.stream().anyMatch(l -> l.contains("4.jpg") && l.contains("zero-byte")), scan);
+        assertTrue(scan.contains("scanned 7 image files"), scan);
     }
 
     @Test

@@ -10,7 +10,9 @@ import java.util.Map;
  * become {@link LinkedHashMap} (file order kept; a duplicate key is an error, since a safetensors header with two
  * entries of one name is ambiguous), arrays {@link List}, numbers {@link Long} when integral and in range else
  * {@link Double}, plus {@link String}, {@link Boolean} and {@link #NULL}. Nesting is limited to
- * {@link #MAX_DEPTH}. It is not a general JSON library (no streaming, no object mapping) and not part of the API.
+ * {@link #MAX_DEPTH}; the number of values and the length of any one string are capped by the caller, and the cap
+ * is checked as the text is read, so a hostile header fails before it has cost more memory than the cap allows.
+ * It is not a general JSON library (no streaming, no object mapping) and not part of the API.
  */
 final class Json {
     /** Deeper nesting is rejected (a safetensors header needs 3 levels). */
@@ -24,15 +26,28 @@ final class Json {
     };
 
     private final String s;
+    private final long maxValues;
+    private final int maxStringChars;
+    private long values;
     private int pos;
 
-    private Json(String s) {
+    private Json(String s, long maxValues, int maxStringChars) {
         this.s = s;
+        this.maxValues = maxValues;
+        this.maxStringChars = maxStringChars;
     }
 
-    /** Parses one JSON value filling the whole text (surrounding whitespace allowed). */
+    /** Parses one JSON value filling the whole text (surrounding whitespace allowed), without caps. */
     static Object parse(String text) {
-        Json p = new Json(text);
+        return parse(text, Long.MAX_VALUE, Integer.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #parse(String)}, but at most {@code maxValues} values (every object, array, key, string, number and
+     * literal counts one) and no string longer than {@code maxStringChars} characters once unescaped.
+     */
+    static Object parse(String text, long maxValues, int maxStringChars) {
+        Json p = new Json(text, maxValues, maxStringChars);
         p.skipWs();
         Object v = p.value(0);
         p.skipWs();
@@ -64,6 +79,7 @@ final class Json {
         if (pos >= s.length()) {
             throw error("unexpected end of text");
         }
+        count();
         char c = s.charAt(pos);
         switch (c) {
             case '{':
@@ -89,6 +105,12 @@ final class Json {
         }
     }
 
+    private void count() {
+        if (++values > maxValues) {
+            throw error("more than " + maxValues + " values");
+        }
+    }
+
     private void literal(String word) {
         if (!s.startsWith(word, pos)) {
             throw error("expected " + word);
@@ -109,6 +131,7 @@ final class Json {
             if (pos >= s.length() || s.charAt(pos) != '"') {
                 throw error("expected a string key");
             }
+            count();
             String key = string();
             skipWs();
             expect(':');
@@ -158,9 +181,14 @@ final class Json {
     private String string() {
         pos++; // opening quote
         StringBuilder b = new StringBuilder();
+        int start = pos - 1;
         while (true) {
             if (pos >= s.length()) {
                 throw error("unterminated string");
+            }
+            if (b.length() >= maxStringChars && s.charAt(pos) != '"') {
+                pos = start;
+                throw error("a string longer than " + maxStringChars + " characters");
             }
             char c = s.charAt(pos++);
             if (c == '"') {

@@ -8,11 +8,16 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -32,14 +37,26 @@ import java.util.Map;
  * <p>Reading is defensive: a file may be truncated, corrupt or hostile, so every header field is checked (header
  * length bounded and inside the file, valid UTF-8 JSON, known dtypes, non-negative shapes, begin &lt;= end, offsets
  * inside the data area, byte size = elements x dtype size, no two tensors overlapping) and each violation is an
- * {@link IOException} naming the file, the tensor and the value. Data is read on demand with positional reads,
- * never all at once. Writing is atomic: a temporary file in the same directory, fsync, rename.
+ * {@link IOException} naming the file, the tensor and the value. What a header may cost is bounded before it is
+ * paid: the declared header length is checked against {@link #MAX_HEADER_BYTES} and the file's size before its
+ * bytes are allocated, the JSON is parsed with at most {@link #MAX_HEADER_VALUES} values and no string (tensor name
+ * or metadata value) longer than {@link #MAX_STRING_CHARS} characters, both checked as it is read. So a header
+ * costs at most a few times its length plus a bounded number of small objects, and a hostile one (a million empty
+ * tensors, a 99 MB metadata string) fails with one line instead of exhausting the heap. Data is read on demand
+ * with positional reads, never all at once, and every tensor's extent is checked against the file. Writing is atomic: a temporary file in the same directory, fsync, rename.
  *
  * <p>This class knows nothing of networks ({@link Checkpoint} maps them to names). No Java serialisation is used.
  */
 public final class Safetensors {
     /** Largest header accepted: 100 MB (a VGG's header is a few KB). */
     public static final long MAX_HEADER_BYTES = 100L * 1000 * 1000;
+    /**
+     * Most JSON values a header may hold (every key, object, array, string and number counts one; a tensor entry
+     * is about 11): about 95,000 tensors, far above any network's few hundred.
+     */
+    public static final long MAX_HEADER_VALUES = 1L << 20;
+    /** Longest string in a header (a tensor name, a metadata key or value), in characters: 1 Mi. */
+    public static final int MAX_STRING_CHARS = 1 << 20;
     public static final String METADATA_KEY = "__metadata__";
 
     /** Element types of the format that this library reads (F16/BF16 are read-only conversions). */
@@ -213,18 +230,33 @@ public final class Safetensors {
         }
     }
 
+    /** What reading a header may cost; {@link #DEFAULT} are the public constants (tests use small ones). */
+    record Limits(long headerBytes, long values, int stringChars) {
+        static final Limits DEFAULT = new Limits(MAX_HEADER_BYTES, MAX_HEADER_VALUES, MAX_STRING_CHARS);
+    }
+
     /** Opens {@code path} and validates its whole header (not the data values). */
     public static Reader open(Path path) throws IOException {
+        return open(path, Limits.DEFAULT);
+    }
+
+    static Reader open(Path path, Limits limits) throws IOException {
+        if (Files.isDirectory(path)) {
+            throw new IOException(path + " is a directory; expected a safetensors file");
+        }
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(path.toString(), null, "no such file; expected a safetensors file");
+        }
         FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
         try {
-            return validate(path, ch);
+            return validate(path, ch, limits);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
         }
     }
 
-    private static Reader validate(Path path, FileChannel ch) throws IOException {
+    private static Reader validate(Path path, FileChannel ch, Limits limits) throws IOException {
         long size = ch.size();
         if (size < 8) {
             throw new IOException(path + ": file is " + size + " bytes; a safetensors file starts with an 8-byte header length");
@@ -236,9 +268,9 @@ public final class Safetensors {
             }
         }
         long n = len.getLong(0);
-        if (n < 2 || n > MAX_HEADER_BYTES) {
+        if (n < 2 || n > limits.headerBytes()) {
             throw new IOException(path + ": header length " + Long.toUnsignedString(n) + " is outside [2, "
-                    + MAX_HEADER_BYTES + "] bytes");
+                    + limits.headerBytes() + "] bytes");
         }
         if (8 + n > size) {
             throw new IOException(path + ": header length " + n + " runs past the end of the " + size
@@ -251,16 +283,12 @@ public final class Safetensors {
             }
         }
         hb.flip();
-        String text;
-        try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(hb).toString();
-        } catch (CharacterCodingException e) {
-            throw new IOException(path + ": header is not valid UTF-8", e);
-        }
+        checkUtf8(path, hb);
+        String text = new String(hb.array(), 0, (int) n, StandardCharsets.UTF_8); // n bytes (2n if not ASCII)
+        hb = null; // the bytes are not needed while parsing
         Object root;
         try {
-            root = Json.parse(text);
+            root = Json.parse(text, limits.values(), limits.stringChars());
         } catch (IllegalArgumentException e) {
             throw new IOException(path + ": header is not valid JSON: " + e.getMessage(), e);
         }
@@ -302,6 +330,27 @@ public final class Safetensors {
             prev = t;
         }
         return new Reader(path, ch, 8 + n, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+    }
+
+    /** Strict UTF-8 check through a small window (decoding it whole would cost twice the header in chars). */
+    private static void checkUtf8(Path path, ByteBuffer bytes) throws IOException {
+        CharsetDecoder d = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = bytes.duplicate();
+        CharBuffer window = CharBuffer.allocate(8192);
+        while (true) {
+            CoderResult r = d.decode(in, window, true);
+            if (r.isError()) {
+                throw new IOException(path + ": header is not valid UTF-8 (at byte " + (8 + in.position()) + ")");
+            }
+            window.clear();
+            if (r.isUnderflow()) {
+                break;
+            }
+        }
+        if (d.flush(window).isError()) {
+            throw new IOException(path + ": header is not valid UTF-8 (at its end)");
+        }
     }
 
     private static TensorInfo tensorInfo(Path path, String name, Object v, long dataSize) throws IOException {
@@ -445,6 +494,26 @@ public final class Safetensors {
      * leaves either the old file or the new one, never half of one.
      */
     public static void write(Path path, List<Entry> entries, Map<String, String> metadata) throws IOException {
+        try {
+            writeAtomically(path, entries, metadata);
+        } catch (IOException e) { // a full disk says only "No space left on device": name the file
+            throw new IOException("cannot write " + path + ": " + reason(e), e);
+        }
+    }
+
+    /** Why an I/O operation failed, in words (a file system exception's message is often just a path). */
+    private static String reason(IOException e) {
+        if (e instanceof FileSystemException f) {
+            String why = f.getReason() != null ? f.getReason()
+                    : e instanceof AccessDeniedException ? "permission denied"
+                    : e instanceof NoSuchFileException ? "no such file or directory"
+                    : e.getClass().getSimpleName();
+            return f.getFile() != null && !f.getFile().isEmpty() ? why + " (" + f.getFile() + ")" : why;
+        }
+        return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+    }
+
+    private static void writeAtomically(Path path, List<Entry> entries, Map<String, String> metadata) throws IOException {
         StringBuilder h = new StringBuilder("{");
         boolean first = true;
         if (metadata != null && !metadata.isEmpty()) {

@@ -146,6 +146,62 @@ class SafetensorsTest {
         assertTrue(msg.contains("tensor 'b' bytes [4, 12) overlap tensor 'a' bytes [0, 8)"), msg);
     }
 
+    /** A header of {@code n} empty tensors: {"t0":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},...}. */
+    private static String emptyTensors(int n) {
+        StringBuilder h = new StringBuilder("{");
+        for (int i = 0; i < n; i++) {
+            h.append(i > 0 ? "," : "").append("\"t").append(i).append("\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
+        }
+        return h.append('}').toString();
+    }
+
+    @Test
+    void headerEntryCountAndStringLengthAreCappedAsTheyAreRead() throws IOException {
+        // Small caps, same code path: 12 values hold the top object and one tensor entry (name, object, 3 keys,
+        // dtype, shape [0] and offsets [0,0]: 11); "data_offsets" is the longest string, 12 characters.
+        Safetensors.Limits small = new Safetensors.Limits(Safetensors.MAX_HEADER_BYTES, 12, 12);
+        Safetensors.open(craft(emptyTensors(1), 0), small).close();
+        Path p = craft(emptyTensors(1000), 0);
+        String msg = assertThrows(IOException.class, () -> Safetensors.open(p, small).close()).getMessage();
+        assertTrue(msg.startsWith(p + ": header is not valid JSON: ") && msg.endsWith("more than 12 values"), msg);
+        Path q = craft("{\"__metadata__\":{\"k\":\"1234567890123\"}}", 0);
+        msg = assertThrows(IOException.class, () -> Safetensors.open(q, small).close()).getMessage();
+        assertTrue(msg.endsWith("a string longer than 12 characters") && !msg.contains("\n"), msg);
+    }
+
+    @Test
+    void theDefaultCapsRefuseAMillionEmptyTensorsAndAHugeMetadataString() throws IOException {
+        // about 96,000 entries (11 values each): past MAX_HEADER_VALUES; a 99 MB header of 1.6M stops at the same point
+        int n = (int) (Safetensors.MAX_HEADER_VALUES / 11) + 1000;
+        String msg = openFails(craft(emptyTensors(n), 0));
+        assertTrue(msg.endsWith("more than " + Safetensors.MAX_HEADER_VALUES + " values"), msg);
+        msg = openFails(craft("{\"__metadata__\":{\"k\":\"" + "x".repeat(Safetensors.MAX_STRING_CHARS + 1) + "\"}}", 0));
+        assertTrue(msg.endsWith("a string longer than " + Safetensors.MAX_STRING_CHARS + " characters"), msg);
+        assertTrue(msg.length() < 300, msg.length() + " characters"); // the string itself is not echoed
+    }
+
+    @Test
+    void aMissingFileOrADirectoryIsNamed() throws IOException {
+        Path missing = dir.resolve("nope.safetensors");
+        String msg = openFails(missing);
+        assertTrue(msg.contains(missing.toString()) && msg.contains("no such file; expected a safetensors file"), msg);
+        msg = openFails(dir);
+        assertEquals(dir + " is a directory; expected a safetensors file", msg);
+    }
+
+    @Test
+    void aFailedWriteNamesTheFileAndLeavesNoTemporaryFile() throws IOException {
+        Path p = dir.resolve("full.safetensors");
+        Safetensors.Entry diskFull = new Safetensors.Entry("w", Safetensors.Dtype.F32, new long[] {1}, out -> {
+            throw new IOException("No space left on device"); // what a full disk says, without a file name
+        });
+        String msg = assertThrows(IOException.class, () -> Safetensors.write(p, List.of(diskFull), null)).getMessage();
+        assertEquals("cannot write " + p + ": No space left on device", msg);
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(), files.toList());
+        }
+    }
+
     @Test
     void jsonParserBasics() {
         assertEquals(Map.of("a", List.of(1L, -2.5, true, "x\n\u00e9")), Json.parse(" {\"a\":[1,-2.5e0,true,\"x\\n\\u00e9\"]} "));

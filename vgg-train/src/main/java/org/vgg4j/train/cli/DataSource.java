@@ -35,6 +35,9 @@ public record DataSource(String name, ImageDataset train, ImageDataset val, Samp
 
     public static final String ACCEPTED = "fashion-mnist-sample, fashion-mnist, a directory of IDX files, or a directory"
             + " with train/ and val/ class folders";
+    /** The four files of an IDX directory (each may be gzipped). */
+    static final java.util.List<String> IDX_FILES = java.util.List.of("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
 
     /**
      * @param limit     use only the first N training images (0: all)
@@ -51,7 +54,17 @@ public record DataSource(String name, ImageDataset train, ImageDataset val, Samp
             throw new IllegalArgumentException("--data '" + data + "': no such directory; expected " + ACCEPTED
                     + (data.equals("fashion-mnist") ? " (install Debian's dataset-fashion-mnist)" : ""));
         }
-        if (Files.isDirectory(dir.resolve("train")) && Files.isDirectory(dir.resolve("val"))) {
+        boolean hasTrain = Files.isDirectory(dir.resolve("train"));
+        boolean hasVal = Files.isDirectory(dir.resolve("val"));
+        if (hasTrain != hasVal) {
+            throw new IllegalArgumentException("--data '" + data + "' has " + (hasTrain ? "train/ but no val/" : "val/ but no train/")
+                    + "; expected both class-folder directories (or the four IDX files)");
+        }
+        if (!hasTrain && IDX_FILES.stream().noneMatch(f -> Files.isRegularFile(dir.resolve(f)) || Files.isRegularFile(dir.resolve(f + ".gz")))) {
+            throw new IllegalArgumentException("--data '" + data + "' holds neither train/ and val/ class folders nor any of the"
+                    + " IDX files " + IDX_FILES + " (or .gz); expected " + ACCEPTED);
+        }
+        if (hasTrain) {
             ImageDecoder decoder = new ImageDecoder();
             FileImageDataset train = ImageFolders.imageFolder(dir.resolve("train"), decoder);
             FileImageDataset val = ImageFolders.imageFolder(dir.resolve("val"), decoder);

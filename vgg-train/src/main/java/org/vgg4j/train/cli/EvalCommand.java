@@ -70,6 +70,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException, BadImageException {
+        checkpoints.forEach(p -> CliErrors.requireFile("--checkpoint", p, "a safetensors checkpoint"));
         DataSource src = DataSource.resolve(data, 0, 0, model.inputSize != null ? model.inputSize : 224, 256, 256);
         VggSpec vgg = model.spec(src.small(), src.classes(), 0);
         var out = spec.commandLine().getOut();

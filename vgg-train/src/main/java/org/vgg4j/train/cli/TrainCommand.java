@@ -51,7 +51,7 @@ public final class TrainCommand implements Callable<Integer> {
             description = "compute backend: reference, cpu, cuda (default: cpu when present)")
     String backend;
 
-    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend")
+    @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend (at most one per CPU core)")
     int devices = 1;
 
     @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16 (half the bytes; cuda backends with --devices > 1)")
@@ -81,7 +81,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--batch", paramLabel = "N", description = "effective batch (default: the recipe's)")
     Integer batch;
 
-    @Option(names = "--micro-batch", paramLabel = "N", description = "largest forward/backward per replica; gradients accumulate (default: whole share)")
+    @Option(names = "--micro-batch", paramLabel = "N", description = "largest forward/backward per replica, >= 1; gradients accumulate (default: whole share)")
     Integer microBatch;
 
     @Option(names = "--lr", paramLabel = "X", description = "base learning rate (default: the recipe's)")
@@ -102,13 +102,13 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--pad", paramLabel = "PX", description = "random shift of small images in pixels (default 2)")
     int pad = 2;
 
-    @Option(names = "--limit", paramLabel = "N", description = "use only the first N training images")
-    int limit;
+    @Option(names = "--limit", paramLabel = "N", description = "use only the first N training images, N >= 1 (default: all)")
+    Integer limit;
 
-    @Option(names = "--threads", paramLabel = "N", description = "data loading threads (default 1)")
+    @Option(names = "--threads", paramLabel = "N", description = "data loading threads, >= 1 (default 1)")
     int threads = 1;
 
-    @Option(names = "--checkpoint-every", paramLabel = "STEPS", description = "steps between checkpoints besides epoch ends (default: the recipe's)")
+    @Option(names = "--checkpoint-every", paramLabel = "STEPS", description = "steps between checkpoints besides epoch ends; 0: at epoch ends only (default: the recipe's)")
     Integer checkpointEvery;
 
     @Option(names = "--on-nan", paramLabel = "POLICY", description = "STOP or ROLLBACK (to the last checkpoint with lr/10); default STOP")
@@ -163,9 +163,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     /** Trains as the options say; progress goes to {@code progress} (or nowhere), epoch lines to {@code lines}. */
     public Result train(PrintStream progress, PrintStream lines) throws IOException {
-        if (devices < 1) {
-            throw new IllegalArgumentException("--devices " + devices + ": must be >= 1");
-        }
+        checkOptions();
         if (distTimeout < 1) {
             throw new IllegalArgumentException("--dist-timeout " + distTimeout + ": must be >= 1 second");
         }
@@ -200,6 +198,57 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * Refuses values that cannot mean anything, in the options' words, before any data is read. Several CPU-backend
+     * replicas share this machine's cores: more replicas than cores would only take turns on them, so that is refused.
+     */
+    private void checkOptions() {
+        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        int cores = Runtime.getRuntime().availableProcessors();
+        atLeast("--devices", devices, 1, "replicas");
+        if (!backendName.startsWith("cuda") && devices > cores) {
+            throw new IllegalArgumentException("--devices " + devices + ": the " + backendName + " backend runs every replica"
+                    + " on this machine's " + cores + " CPU core" + (cores == 1 ? "" : "s") + "; expected at most " + cores);
+        }
+        atLeast("--dist-timeout", distTimeout, 1, "seconds");
+        if (microBatch != null) {
+            atLeast("--micro-batch", microBatch, 1, "images per forward/backward (omit it to run each replica's whole share at once)");
+        }
+        if (limit != null) {
+            atLeast("--limit", limit, 1, "training images (omit it to use them all)");
+        }
+        atLeast("--threads", threads, 1, "data loading threads");
+        atLeast("--pad", pad, 0, "pixels of random shift");
+        if (checkpointEvery != null) {
+            atLeast("--checkpoint-every", checkpointEvery, 0, "steps (0: at epoch ends only)");
+        }
+        if (epochs != null) {
+            atLeast("--epochs", epochs, 1, "epochs");
+        }
+        if (batch != null) {
+            atLeast("--batch", batch, 1, "images");
+        }
+        if (iterations != null && iterations < 0) {
+            throw new IllegalArgumentException("--iterations " + iterations + ": expected 0 (no limit) or more steps");
+        }
+        if (initFrom != null) {
+            CliErrors.requireFile("--init-from", initFrom, "a safetensors checkpoint");
+        }
+        if (Files.exists(out) && !Files.isDirectory(out)) {
+            throw new IllegalArgumentException("--out " + out + ": not a directory; expected a directory (new or a run's)"
+                    + " for checkpoints, metrics and curves");
+        }
+        if (Files.isDirectory(out) && !Files.isWritable(out)) {
+            throw new IllegalArgumentException("--out " + out + ": not writable; expected a directory this user can write");
+        }
+    }
+
+    private static void atLeast(String option, long value, long min, String what) {
+        if (value < min) {
+            throw new IllegalArgumentException(option + " " + value + ": expected " + min + " or more " + what);
+        }
+    }
+
     private static PrintStream silent() {
         return new PrintStream(java.io.OutputStream.nullOutputStream(), false, StandardCharsets.UTF_8);
     }
@@ -230,7 +279,7 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--batch " + r.batchSize() + " (the global batch) cannot be split evenly"
                     + " over WORLD_SIZE=" + world + " processes; use a multiple of " + world);
         }
-        DataSource src = DataSource.resolve(data, limit, pad, model.inputSize != null ? model.inputSize : 224,
+        DataSource src = DataSource.resolve(data, limit != null ? limit : 0, pad, model.inputSize != null ? model.inputSize : 224,
                 r.scaleMin(), r.scaleMax());
         VggSpec vgg = model.spec(src.small(), src.classes(), seed);
         if (!src.small() && r.scaleMin() < vgg.inputSize()) {
@@ -241,7 +290,11 @@ public final class TrainCommand implements Callable<Integer> {
                     + " that run, or choose another --out");
         }
         if (leader) {
-            Files.createDirectories(out);
+            try {
+                Files.createDirectories(out);
+            } catch (IOException e) { // a read-only or special place: the user's value, said in their words
+                throw new IllegalArgumentException("--out " + out + ": cannot create the directory: " + CliErrors.describe(e), e);
+            }
         }
         String backendName = backend != null ? backend : ModelOptions.defaultBackend();
         lines.printf(Locale.ROOT, "recipe %s: batch %d, lr %s, %s, %d epochs; data %s (%,d train / %,d validation images); backend %s x %d%s%n",

@@ -9,7 +9,9 @@ import picocli.CommandLine.Command;
  * The {@code vgg} command line: {@code vgg train | eval | info | bench}. Run it with
  * the examples module from the root
  * ({@code mvn -q -DskipTests package exec:java -Dexec.mainClass=org.vgg4j.train.cli.VggCli -Dexec.args="info --config D"}).
- * Bad options are reported by picocli naming the option and the accepted values, with exit code 2.
+ * Every error is one line on stderr: a bad option or value names the option, the value and what was expected, exit
+ * code 2; a failure while running (a file that cannot be read or written, say) names what failed, exit code 1.
+ * {@code --verbose} adds the stack trace.
  */
 @Command(name = "vgg", mixinStandardHelpOptions = true, version = "VGG4J 0.1.0",
         description = "Train, evaluate and describe the VGG networks of Simonyan & Zisserman (ICLR 2015).",
@@ -18,6 +20,10 @@ import picocli.CommandLine.Command;
 public final class VggCli implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+
+    @CommandLine.Option(names = "--verbose", scope = CommandLine.ScopeType.INHERIT,
+            description = "print the stack trace of an error (errors are one line without it)")
+    boolean verbose;
 
     @Override
     public void run() {
@@ -31,14 +37,25 @@ public final class VggCli implements Runnable {
         cl.setOverwrittenOptionsAllowed(true); // the last of a repeated option wins (examples prepend defaults)
         cl.setOut(out);
         cl.setErr(err);
-        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException) { // a bad value found after parsing: a usage error
-                cmd.getErr().println("error: " + e.getMessage());
-                return 2;
+        boolean verbose = java.util.Arrays.asList(args).contains("--verbose"); // known even when parsing fails
+        cl.setParameterExceptionHandler((e, a) -> {
+            CommandLine cmd = e.getCommandLine();
+            String hint = e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
+                    ? " (did you mean " + String.join(" or ", u.getSuggestions()) + "?)"
+                    : " (" + cmd.getCommandSpec().qualifiedName() + " --help lists the options)";
+            cmd.getErr().println("error: " + e.getMessage() + hint);
+            if (verbose) {
+                e.printStackTrace(cmd.getErr());
             }
-            cmd.getErr().println("error: " + e);
-            e.printStackTrace(cmd.getErr());
-            return 1;
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            boolean usage = e instanceof IllegalArgumentException; // a bad value found after parsing
+            cmd.getErr().println("error: " + CliErrors.describe(e) + (usage || verbose ? "" : " (--verbose for the stack trace)"));
+            if (verbose) {
+                e.printStackTrace(cmd.getErr());
+            }
+            return usage ? 2 : 1;
         });
         return cl.execute(args);
     }

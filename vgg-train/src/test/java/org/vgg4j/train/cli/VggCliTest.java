@@ -96,6 +96,74 @@ class VggCliTest {
                 r.out() + " vs " + lastError);
     }
 
+    /** A run that must be refused as a usage error: exit code 2, one line on stderr (no stack trace), returned. */
+    private static String refused(String... args) {
+        Run r = vgg(args);
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        return r.err();
+    }
+
+    private static void says(String err, String expected) {
+        assertTrue(err.contains(expected), "expected '" + expected + "' in: " + err);
+    }
+
+    @Test
+    void userMistakesAreOneLineNamingTheOptionTheValueAndWhatWasExpected(@TempDir Path dir) throws Exception {
+        String[] t = {"train", "--backend", "reference", "--no-progress", "--out", dir.resolve("run").toString()};
+        says(refused(concat(t, "--micro-batch", "0")), "--micro-batch 0: expected 1 or more images per forward/backward");
+        says(refused(concat(t, "--limit", "0")), "--limit 0: expected 1 or more training images (omit it to use them all)");
+        says(refused(concat(t, "--threads", "0")), "--threads 0: expected 1 or more data loading threads");
+        says(refused(concat(t, "--pad", "-1")), "--pad -1: expected 0 or more pixels of random shift");
+        says(refused(concat(t, "--checkpoint-every", "-1")), "--checkpoint-every -1: expected 0 or more steps (0: at epoch ends only)");
+        says(refused(concat(t, "--epochs", "0")), "--epochs 0: expected 1 or more epochs");
+        int cores = Runtime.getRuntime().availableProcessors();
+        says(refused(concat(t, "--devices", Integer.toString(cores + 1))), "--devices " + (cores + 1)
+                + ": the reference backend runs every replica on this machine's " + cores + " CPU core");
+        says(refused(concat(t, "--epoch", "3")), "Unknown options: '--epoch', '3' (did you mean --epochs?)");
+
+        Path file = Files.writeString(dir.resolve("file.txt"), "x");
+        says(refused("train", "--backend", "reference", "--out", "/dev/null"), "--out /dev/null: not a directory; expected a directory");
+        says(refused("train", "--backend", "reference", "--out", file.toString()), "--out " + file + ": not a directory");
+        says(refused("train", "--backend", "reference", "--no-progress", "--epochs", "1", "--limit", "16", "--out",
+                file.resolve("sub").toString()), "--out " + file.resolve("sub") + ": cannot create the directory: ");
+        says(refused(concat(t, "--init-from", dir.resolve("a.safetensors").toString())),
+                "--init-from " + dir.resolve("a.safetensors") + ": no such file; expected a safetensors checkpoint");
+
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        String err = refused(concat(t, "--data", empty.toString()));
+        says(err, "--data '" + empty + "' holds neither train/ and val/ class folders nor any of the IDX files");
+        Files.createDirectories(empty.resolve("train"));
+        says(refused(concat(t, "--data", empty.toString())), "--data '" + empty + "' has train/ but no val/");
+
+        says(refused("eval", "--backend", "reference", "--checkpoint", dir.resolve("none.safetensors").toString()),
+                "--checkpoint " + dir.resolve("none.safetensors") + ": no such file; expected a safetensors checkpoint");
+        says(refused("eval", "--backend", "reference", "--checkpoint", dir.toString()),
+                "--checkpoint " + dir + ": is a directory; expected a safetensors checkpoint");
+    }
+
+    @Test
+    void checkpointEveryZeroMeansEpochEndsAndTheHelpSaysSo() {
+        Run r = vgg("train", "--help");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().replaceAll("\\s+", " ").contains("--checkpoint-every=STEPS steps between checkpoints besides epoch ends; 0: at"
+                + " epoch ends only"), r.out());
+    }
+
+    @Test
+    void aFailureIsOneLineNamingTheFileAndTheTraceComesOnlyWithVerbose(@TempDir Path dir) throws Exception {
+        Path bad = Files.write(dir.resolve("bad.safetensors"), new byte[] {1, 2, 3});
+        String[] eval = {"eval", "--backend", "reference", "--width", "0.0625", "--hidden", "16", "--checkpoint", bad.toString()};
+        Run r = vgg(eval);
+        assertEquals(1, r.code(), r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        says(r.err(), bad + ": file is 3 bytes; a safetensors file starts with an 8-byte header length");
+        says(r.err(), "(--verbose for the stack trace)");
+        r = vgg(concat(eval, "--verbose"));
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().lines().count() > 3 && r.err().contains("\tat "), r.err());
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);
