@@ -270,12 +270,16 @@ public final class Evaluator {
             return null;
         }
         try {
-            return posterior(ensemble, dense, image, p, r, "image " + data.source(i));
+            for (int q : p.scales()) {
+                Resampler.shorterSideTo(image.width(), image.height(), q);
+            }
         } catch (IllegalArgumentException e) {
-            // a decodable image the test transforms cannot handle (e.g. a 1x100000 strip): skipped the same way
+            // a decodable image the test scales cannot rescale (e.g. a 1x100000 strip): skipped the same way. Only
+            // this check is caught: any other refusal (a scale below the crop) is the protocol's, for every image.
             bad.report(new BadImageException(data.source(i), "cannot transform: " + e.getMessage(), e));
             return null;
         }
+        return posterior(ensemble, dense, image, p, r, "image " + data.source(i));
     }
 
     /** The averaged class posterior (F) of one image: mean over networks of the mean over scales of the views. */

@@ -403,6 +403,17 @@ class EvaluatorTest {
             assertEquals(List.of("image 1", "image 3"), List.copyOf(log.snapshot().keySet()));
             assertTrue(r.toString().endsWith("(2 images evaluated; 2 unreadable images skipped)"), r.toString());
         }
+        // an image no test scale can rescale is skipped like an unreadable one; a protocol that fits no image is not
+        List<RgbImage> strip = List.of(imgs.get(0), new RgbImage(1, 500_000, new byte[3 * 500_000]));
+        BadImageLog log = new BadImageLog();
+        Evaluator.Result r = Evaluator.evaluate(List.of(a), withBadImages(strip), p(Evaluator.View.CENTRE, false, 1, 36), log);
+        assertEquals(1, r.count());
+        assertEquals(1, r.skipped());
+        assertTrue(log.snapshot().get("image 1").startsWith("cannot transform: image 1x500000 rescaled to shorter side 36"),
+                log.snapshot().toString());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Evaluator.evaluate(List.of(a), withBadImages(strip), p(Evaluator.View.CENTRE, false, 1, 24)));
+        assertTrue(e.getMessage().contains("test scale Q 24 is smaller than the crop 32"), e.getMessage());
     }
 
     @Test
