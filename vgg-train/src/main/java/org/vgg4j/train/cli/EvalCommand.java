@@ -100,6 +100,12 @@ final class EvalCommand implements Callable<Integer> {
                     r = Evaluator.evaluate(nets, src.val(), p, bad);
                     how = p.toString();
                 }
+                if (r.count() == 0) { // no error rate at all, not "NaN %" with exit 0
+                    spec.commandLine().getErr().printf(Locale.ROOT, "error: none of the %d images of %s could be read;"
+                            + " expected at least one readable image%n", r.skipped(), data);
+                    bad.snapshot().forEach((file, why) -> spec.commandLine().getErr().printf(Locale.ROOT, "  %s: %s%n", file, why));
+                    return 1;
+                }
                 out.printf(Locale.ROOT, "%s, %d network%s, %s: %s%n", vgg.name(), nets.size(), nets.size() == 1 ? "" : "s",
                         how, r);
                 if (r.skipped() > 0) {

@@ -110,6 +110,19 @@ class EvalCommandTest {
     }
 
     @Test
+    void aFolderWithNoReadableImageIsAnErrorNotNaNPercent(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        for (String good : new String[] {"val/c0/a.png", "val/c0/b.png", "val/c1/a.png", "val/c1/b.png"}) {
+            Files.write(data.resolve(good), new byte[0]);
+        }
+        Run r = vgg(eval(data, checkpoint(root.resolve("a.safetensors"), null), "--protocol", "CENTRE"));
+        assertEquals(1, r.code(), r.out());
+        assertTrue(!r.out().contains("top-1 error"), r.out());
+        assertTrue(r.err().contains("error: none of the 6 images of " + data + " could be read"), r.err());
+        assertTrue(r.err().contains(data.resolve("val/c1/b.png") + ": zero-byte file"), r.err());
+    }
+
+    @Test
     void nonFiniteWeightsAreAnErrorNamingTheLayer(@TempDir Path root) throws Exception {
         Path data = folder(root);
         Path ck = checkpoint(root.resolve("nan.safetensors"), "features.3.weight");
