@@ -55,13 +55,42 @@ public final class FileImageDataset implements ImageDataset {
         return files.get(i);
     }
 
-    /** The raw bytes of sample {@code i} (for the shard packer, which may copy them unchanged). */
+    /**
+     * The raw bytes of sample {@code i} (for the shard packer, which may copy them unchanged).
+     *
+     * @throws BadImageException when it cannot be read, or is not a regular file: a dangling symbolic link, a
+     *                           directory, or a FIFO, device or socket (never opened: reading a FIFO would block)
+     */
     public byte[] readBytes(int i) throws BadImageException {
+        Path f = files.get(i);
+        if (!Files.isRegularFile(f)) {
+            throw new BadImageException(source(i), notAFile(f));
+        }
         try {
-            return Files.readAllBytes(files.get(i));
+            return Files.readAllBytes(f);
         } catch (IOException | OutOfMemoryError e) {
             throw new BadImageException(source(i), "unreadable: " + e, e);
         }
+    }
+
+    /** Why {@code f}, which is not a regular file (following links), cannot be an image, in words. */
+    static String notAFile(Path f) {
+        if (Files.isSymbolicLink(f) && !Files.exists(f)) {
+            String target;
+            try {
+                target = Files.readSymbolicLink(f).toString();
+            } catch (IOException | UnsupportedOperationException e) {
+                target = "?";
+            }
+            return "dangling symbolic link (to " + target + ", which does not exist)";
+        }
+        if (Files.isDirectory(f)) {
+            return "a directory, not an image file";
+        }
+        if (!Files.exists(f)) {
+            return "no longer exists";
+        }
+        return "not a regular file (a FIFO, device or socket): not read";
     }
 
     @Override

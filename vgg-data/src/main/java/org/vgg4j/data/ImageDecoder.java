@@ -166,7 +166,7 @@ public final class ImageDecoder {
         } catch (IOException | RuntimeException e) {
             // Readers throw IIOException for corrupt data and, on some malformed files, runtime exceptions too.
             readers.get().values().remove(reader); // a reader that failed may hold broken state; disposed below
-            throw new BadImageException(source, "corrupt " + format.name().toLowerCase(Locale.ROOT) + ": " + e, e);
+            throw new BadImageException(source, readFailure(formatName(bytes), cutShort(bytes), e), e);
         } finally {
             reader.removeIIOReadWarningListener(listener);
             reader.setInput(null);
@@ -174,6 +174,68 @@ public final class ImageDecoder {
                 reader.dispose(); // uncached: a rare format, or a reader that failed
             }
         }
+    }
+
+    /**
+     * Why a reader failed, in words. The JDK's readers wrap what went wrong ("I/O error reading image!" around an
+     * EOFException or an LZW error for a cut GIF): a file without its format's end marker ({@code cutShort}) or an
+     * end of data anywhere in the chain makes it "truncated or corrupt", and the detail is the chain's messages,
+     * not exception class names.
+     */
+    static String readFailure(String format, boolean cutShort, Throwable e) {
+        StringBuilder detail = new StringBuilder();
+        boolean ended = cutShort;
+        for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+            String m = t.getMessage();
+            ended |= t instanceof java.io.EOFException || (m != null && isFatal(m));
+            String part = m != null && !m.isBlank() ? m.strip() : t instanceof java.io.EOFException ? "end of file"
+                    : t.getClass().getSimpleName();
+            if (detail.indexOf(part) < 0) {
+                detail.append(detail.length() == 0 ? "" : ": ").append(part);
+            }
+        }
+        return ended ? "truncated or corrupt " + format + ": the file ends before the image does (" + detail + ")"
+                : "corrupt " + format + ": " + detail;
+    }
+
+    /**
+     * Whether the file lacks its format's end marker (trailing zero padding allowed): JPEG's end-of-image, PNG's
+     * IEND chunk, GIF's trailer. False for formats without one (or not recognised).
+     */
+    static boolean cutShort(byte[] b) {
+        int n = b.length;
+        while (n > 1 && b[n - 1] == 0) {
+            n--;
+        }
+        return switch (formatName(b)) {
+            case "jpeg" -> !endsWithEoi(b);
+            case "png" -> n < 12 || !(b[n - 8] == 'I' && b[n - 7] == 'E' && b[n - 6] == 'N' && b[n - 5] == 'D');
+            case "gif" -> b[n - 1] != 0x3B;
+            default -> false;
+        };
+    }
+
+    /** The format's name from its signature, for messages: jpeg, png, gif, bmp, tiff, webp, or "image". */
+    static String formatName(byte[] b) {
+        Format f = Format.sniff(b);
+        if (f != Format.OTHER) {
+            return f.name().toLowerCase(Locale.ROOT);
+        }
+        if (b.length >= 4 && b[0] == 'G' && b[1] == 'I' && b[2] == 'F' && b[3] == '8') {
+            return "gif";
+        }
+        if (b.length >= 2 && b[0] == 'B' && b[1] == 'M') {
+            return "bmp";
+        }
+        if (b.length >= 4 && ((b[0] == 'I' && b[1] == 'I' && b[2] == 42 && b[3] == 0)
+                || (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && b[3] == 42))) {
+            return "tiff";
+        }
+        if (b.length >= 12 && b[0] == 'R' && b[1] == 'I' && b[2] == 'F' && b[3] == 'F' && b[8] == 'W' && b[9] == 'E'
+                && b[10] == 'B' && b[11] == 'P') {
+            return "webp";
+        }
+        return "image";
     }
 
     /**

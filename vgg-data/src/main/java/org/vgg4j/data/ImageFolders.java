@@ -25,7 +25,10 @@ import java.util.stream.Stream;
  *     index>} per line) or Kaggle's {@code LOC_val_solution.csv};</li>
  * <li>{@link #synsetNames}: {@code LOC_synset_mapping.txt} / {@code words.txt} / {@code synset_words.txt}.</li>
  * </ul>
- * Files are listed in sorted order so the sample index of a file never depends on the file system.
+ * Files are listed in sorted order so the sample index of a file never depends on the file system. Anything named
+ * like an image that is not a readable file (a dangling symbolic link, a directory, a FIFO) is kept as a sample and
+ * refused when loaded, with the reason ({@link FileImageDataset#readBytes}): skipped and listed like a corrupt image,
+ * never dropped silently at scan time.
  */
 public final class ImageFolders {
     private static final Set<String> IMAGE_EXTENSIONS = Set.of("jpg", "jpeg", "png", "bmp", "gif", "jfif", "ppm");
@@ -84,7 +87,7 @@ public final class ImageFolders {
         List<Integer> lab = new ArrayList<>();
         for (Map.Entry<String, String> e : new java.util.TreeMap<>(fileToLabel).entrySet()) {
             Path f = valDir.resolve(e.getKey());
-            if (!Files.exists(f)) {
+            if (!Files.exists(f) && !Files.isSymbolicLink(f)) { // a dangling link is skipped with its reason later
                 throw new IOException(labels + " names " + e.getKey() + ", which is not in " + valDir);
             }
             files.add(f);
@@ -139,7 +142,10 @@ public final class ImageFolders {
                 continue; // a class without validation images
             }
             try (Stream<Path> s = Files.walk(dir)) {
-                List<Path> images = s.filter(Files::isRegularFile).filter(ImageFolders::isImageName).sorted().toList();
+                // Every entry named like an image, whatever it is: a dangling link, a directory or a FIFO named
+                // x.JPEG becomes a sample that FileImageDataset refuses with a reason, so it is skipped and listed
+                // like any bad image instead of vanishing without a word (its folder's images are walked as usual).
+                List<Path> images = s.filter(p -> !p.equals(dir)).filter(ImageFolders::isImageName).sorted().toList();
                 for (Path p : images) {
                     files.add(p);
                     labels.add(k);

@@ -8,8 +8,14 @@ import java.awt.image.BufferedImage;
 import java.awt.image.DataBuffer;
 import java.awt.image.IndexColorModel;
 import java.awt.image.WritableRaster;
+import java.io.ByteArrayOutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
+import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class ImageDecoderTest {
     private final ImageDecoder decoder = new ImageDecoder();
@@ -212,5 +218,34 @@ class ImageDecoderTest {
             }
         }
         throw new AssertionError("no marker " + Integer.toHexString(marker));
+    }
+
+    @Test
+    void aTruncatedGifIsLabelledTruncatedNotAnIoError() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        assertTrue(ImageIO.write(TestImages.quadrants(64, 48), "gif", out));
+        byte[] gif = out.toByteArray();
+        assertEquals(64, decoder.decode(gif, "whole.gif").width());
+        BadImageException e = assertThrows(BadImageException.class,
+                () -> decoder.decode(Arrays.copyOf(gif, gif.length / 2), "cut.gif"));
+        assertTrue(e.reason().startsWith("truncated or corrupt gif: the file ends before the image does ("), e.reason());
+        assertTrue(!e.reason().contains("IIOException") && !e.reason().contains("corrupt other"), e.reason());
+    }
+
+    @Test
+    void aBadImageListWithAFileAppendsEachSourceOnceAndIsReadBack(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("run").resolve(BadImageLog.FILE);
+        BadImageLog log = new BadImageLog(file);
+        assertEquals(file, log.file());
+        assertTrue(log.report(new BadImageException("a.JPEG", "zero-byte file")));
+        assertTrue(!log.report(new BadImageException("a.JPEG", "zero-byte file")));
+        assertTrue(log.report(new BadImageException("b\tc.JPEG", "corrupt jpeg:\\nline two")));
+        assertEquals(List.of("a.JPEG\tzero-byte file", "b c.JPEG\tcorrupt jpeg:\\nline two"), Files.readAllLines(file));
+        BadImageLog resumed = new BadImageLog(file);
+        assertEquals(2, resumed.size());
+        assertTrue(!resumed.report(new BadImageException("a.JPEG", "zero-byte file")));
+        assertTrue(resumed.report(new BadImageException("d.JPEG", "truncated")));
+        assertEquals(3, Files.readAllLines(file).size());
+        assertEquals(null, new BadImageLog().file());
     }
 }

@@ -114,4 +114,33 @@ class ImageFoldersTest {
         }
         assertEquals(sample.label(7), ds.label(7));
     }
+
+    @Test
+    void linksDirectoriesAndFifosNamedLikeImagesAreSkippedWithAReasonNotIgnored(@TempDir Path root) throws Exception {
+        Path c = root.resolve("c");
+        solid(c.resolve("a-good.JPEG"), 7);
+        Files.createSymbolicLink(c.resolve("b-dangling.JPEG"), root.resolve("gone.JPEG"));
+        Files.createDirectories(c.resolve("c-folder.JPEG"));
+        Path fifo = c.resolve("d-fifo.JPEG");
+        boolean haveFifo = new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0;
+        FileImageDataset ds = ImageFolders.imageFolder(root, DECODER);
+        assertEquals(haveFifo ? 4 : 3, ds.size());
+        assertEquals(7, ds.load(0).get(0, 0, 0));
+        assertTrue(assertThrows(BadImageException.class, () -> ds.load(1)).reason()
+                .startsWith("dangling symbolic link (to " + root.resolve("gone.JPEG")), ds.source(1));
+        assertEquals("a directory, not an image file", assertThrows(BadImageException.class, () -> ds.load(2)).reason());
+        if (haveFifo) { // refused without being opened: reading a FIFO with no writer would block for ever
+            assertEquals("not a regular file (a FIFO, device or socket): not read",
+                    assertThrows(BadImageException.class, () -> ds.load(3)).reason());
+        }
+        // through the pipeline: skipped, counted and listed, with the readable image delivered
+        BadImageLog log = new BadImageLog();
+        try (DataPipeline p = new DataPipeline(ds, SmallImageTransform.grey(4, 0, false, 0.5, 0.25).testView(),
+                DataPipeline.Config.training(8, 1, 0).withShuffle(false), log);
+             DataPipeline.Epoch e = p.epoch(0, 0)) {
+            assertEquals(1, e.next().size());
+            assertEquals(haveFifo ? 3 : 2, e.skipped());
+        }
+        assertEquals(haveFifo ? 3 : 2, log.size());
+    }
 }

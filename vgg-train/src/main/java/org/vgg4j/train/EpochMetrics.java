@@ -11,7 +11,15 @@ package org.vgg4j.train;
  * @param lr              learning rate of the epoch's last step
  * @param seconds         wall time of the epoch (training and validation)
  * @param imagesPerSecond training examples per second of the epoch
+ * @param skippedImages   images skipped as unreadable so far in the run, training and validation data together:
+ *                        the entries of the run's bad-image list ({@code bad-images.tsv} in its output folder)
  */
 public record EpochMetrics(int epoch, long step, double trainLoss, double valTop1Error, double valTop5Error, double lr,
-                           double seconds, double imagesPerSecond) {
+                           double seconds, double imagesPerSecond, long skippedImages) {
+
+    /** A summary with no image skipped. */
+    public EpochMetrics(int epoch, long step, double trainLoss, double valTop1Error, double valTop5Error, double lr,
+                        double seconds, double imagesPerSecond) {
+        this(epoch, step, trainLoss, valTop1Error, valTop5Error, lr, seconds, imagesPerSecond, 0);
+    }
 }

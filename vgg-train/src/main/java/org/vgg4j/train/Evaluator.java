@@ -11,6 +11,8 @@ import org.vgg4j.core.model.DenseEvaluation;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.BadImageException;
+import org.vgg4j.data.BadImageLog;
 import org.vgg4j.data.Batch;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.ImageDataset;
@@ -38,8 +40,17 @@ import org.vgg4j.data.TestTransforms;
  */
 public final class Evaluator {
 
-    /** Counts over a set. */
-    public record Result(long count, long top1Wrong, long top5Wrong) {
+    /**
+     * Counts over a set: {@code count} images evaluated, of which {@code top1Wrong} / {@code top5Wrong} missed, and
+     * {@code skipped} images of the set not evaluated because they could not be read (errors are over the
+     * {@code count} evaluated ones).
+     */
+    public record Result(long count, long top1Wrong, long top5Wrong, long skipped) {
+        /** A set with no image skipped. */
+        public Result(long count, long top1Wrong, long top5Wrong) {
+            this(count, top1Wrong, top5Wrong, 0);
+        }
+
         public double top1Error() {
             return count == 0 ? Double.NaN : top1Wrong / (double) count;
         }
@@ -50,8 +61,10 @@ public final class Evaluator {
 
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "top-1 error %.2f %%, top-5 error %.2f %% (%d images)", 100 * top1Error(),
+            String s = String.format(Locale.ROOT, "top-1 error %.2f %%, top-5 error %.2f %% (%d images", 100 * top1Error(),
                     100 * top5Error(), count);
+            return skipped == 0 ? s + ")" : s + String.format(Locale.ROOT, " evaluated; %d unreadable image%s skipped)",
+                    skipped, skipped == 1 ? "" : "s");
         }
     }
 
@@ -126,6 +139,7 @@ public final class Evaluator {
             long count = 0;
             long wrong1 = 0;
             long wrong5 = 0;
+            long skipped;
             try (DataPipeline.Epoch e = val.epoch(0, 0)) {
                 while (e.hasNext()) {
                     Batch batch = e.next();
@@ -138,8 +152,9 @@ public final class Evaluator {
                         count++;
                     }
                 }
+                skipped = e.skipped(); // the pipeline skipped and logged them (DataPipeline.badImages())
             }
-            return new Result(count, wrong1, wrong5);
+            return new Result(count, wrong1, wrong5, skipped);
         };
     }
 
@@ -157,6 +172,7 @@ public final class Evaluator {
             int classes = out.dim(1);
             double[] scores = new double[batch.size() * classes];
             b.copyOut(out, scores, 0);
+            NonFiniteScores.check(scores, 0, scores.length, net, x, "a validation batch");
             if (!flips) {
                 return scores; // softmax keeps the order
             }
@@ -165,6 +181,7 @@ public final class Evaluator {
             b.copyIn(mirror, 0, x);
             double[] mirrored = new double[scores.length];
             b.copyOut(net.forward(x, false), mirrored, 0);
+            NonFiniteScores.check(mirrored, 0, mirrored.length, net, x, "a mirrored validation batch");
             for (int i = 0; i < batch.size(); i++) {
                 softmaxInPlace(scores, i * classes, classes);
                 softmaxInPlace(mirrored, i * classes, classes);
@@ -188,11 +205,24 @@ public final class Evaluator {
     }
 
     /**
-     * Evaluates an ensemble (one network or several, same classes) on {@code data} under {@code protocol}.
-     * Images are read one at a time from the dataset; a bad image is an exception (a test set must be clean).
+     * Evaluates an ensemble (one network or several, same classes) on {@code data} under {@code protocol}, the
+     * unreadable images reported to a fresh {@link BadImageLog} (see {@link #evaluate(List, ImageDataset, Protocol,
+     * BadImageLog)}).
      */
-    public static Result evaluate(List<Network> ensemble, ImageDataset data, Protocol protocol)
-            throws IOException, org.vgg4j.data.BadImageException {
+    public static Result evaluate(List<Network> ensemble, ImageDataset data, Protocol protocol) throws IOException {
+        return evaluate(ensemble, data, protocol, new BadImageLog());
+    }
+
+    /**
+     * Evaluates an ensemble (one network or several, same classes) on {@code data} under {@code protocol}.
+     * Images are read one at a time from the dataset. An image that cannot be read or transformed is skipped as
+     * training skips it: reported to {@code bad} (once per file, with the reason) and counted in
+     * {@link Result#skipped()}; the errors are over the images evaluated.
+     *
+     * @throws IllegalStateException when a network's class scores are not finite (named by {@link NonFiniteScores})
+     */
+    public static Result evaluate(List<Network> ensemble, ImageDataset data, Protocol protocol, BadImageLog bad)
+            throws IOException {
         if (ensemble.isEmpty()) {
             throw new IllegalArgumentException("an ensemble needs at least one network");
         }
@@ -207,13 +237,18 @@ public final class Evaluator {
             Resampler r = new Resampler();
             long wrong1 = 0;
             long wrong5 = 0;
+            long skipped = 0;
             for (int i = 0; i < data.size(); i++) {
-                double[] p = posterior(ensemble, dense, data.load(i), protocol, r);
+                double[] p = posteriorOrNull(ensemble, dense, data, i, protocol, r, bad);
+                if (p == null) {
+                    skipped++;
+                    continue;
+                }
                 int rank = rankOf(p, 0, p.length, data.label(i));
                 wrong1 += rank >= 1 ? 1 : 0;
                 wrong5 += rank >= 5 ? 1 : 0;
             }
-            return new Result(data.size(), wrong1, wrong5);
+            return new Result(data.size() - skipped, wrong1, wrong5, skipped);
         } finally {
             for (DenseEvaluation d : dense) {
                 d.close();
@@ -221,17 +256,49 @@ public final class Evaluator {
         }
     }
 
+    /**
+     * The posterior of image {@code i}, or null when it cannot be read or transformed (then reported to {@code bad}),
+     * as {@link DataPipeline} decides for training.
+     */
+    private static double[] posteriorOrNull(List<Network> ensemble, List<DenseEvaluation> dense, ImageDataset data,
+                                            int i, Protocol p, Resampler r, BadImageLog bad) {
+        RgbImage image;
+        try {
+            image = data.load(i);
+        } catch (BadImageException e) {
+            bad.report(e);
+            return null;
+        }
+        try {
+            for (int q : p.scales()) {
+                Resampler.shorterSideTo(image.width(), image.height(), q);
+            }
+        } catch (IllegalArgumentException e) {
+            // a decodable image the test scales cannot rescale (e.g. a 1x100000 strip): skipped the same way. Only
+            // this check is caught: any other refusal (a scale below the crop) is the protocol's, for every image.
+            bad.report(new BadImageException(data.source(i), "cannot transform: " + e.getMessage(), e));
+            return null;
+        }
+        return posterior(ensemble, dense, image, p, r, "image " + data.source(i));
+    }
+
     /** The averaged class posterior (F) of one image: mean over networks of the mean over scales of the views. */
     static double[] posterior(List<Network> ensemble, List<DenseEvaluation> dense, RgbImage image, Protocol p, Resampler r) {
+        return posterior(ensemble, dense, image, p, r, "an image");
+    }
+
+    private static double[] posterior(List<Network> ensemble, List<DenseEvaluation> dense, RgbImage image, Protocol p,
+                                      Resampler r, String what) {
         double[] sum = null;
         for (int m = 0; m < ensemble.size(); m++) {
             Network net = ensemble.get(m);
             for (int q : p.scales()) {
                 double[] v = switch (p.view()) {
-                    case CENTRE -> centre(net, image, q, p, r);
-                    case DENSE -> denseView(dense.get(m), image, q, p, r);
-                    case MULTI_CROP -> multiCrop(net, image, q, p, r);
-                    case DENSE_AND_MULTI_CROP -> mean(denseView(dense.get(m), image, q, p, r), multiCrop(net, image, q, p, r));
+                    case CENTRE -> centre(net, image, q, p, r, what);
+                    case DENSE -> denseView(dense.get(m), image, q, p, r, what);
+                    case MULTI_CROP -> multiCrop(net, image, q, p, r, what);
+                    case DENSE_AND_MULTI_CROP -> mean(denseView(dense.get(m), image, q, p, r, what),
+                            multiCrop(net, image, q, p, r, what));
                 };
                 if (sum == null) {
                     sum = new double[v.length];
@@ -248,31 +315,31 @@ public final class Evaluator {
         return sum;
     }
 
-    private static double[] centre(Network net, RgbImage image, int q, Protocol p, Resampler r) {
+    private static double[] centre(Network net, RgbImage image, int q, Protocol p, Resampler r, String what) {
         int crop = net.inputShape().dim(1);
         float[] host = new float[3 * crop * crop]; // (1,3,crop,crop)
         TestTransforms.centreCrop(image, q, crop, false, p.norm(), r, host, 0);
-        return meanSoftmax(net, host, 1, crop, crop);
+        return meanSoftmax(net, host, 1, crop, crop, what);
     }
 
-    private static double[] multiCrop(Network net, RgbImage image, int q, Protocol p, Resampler r) {
+    private static double[] multiCrop(Network net, RgbImage image, int q, Protocol p, Resampler r, String what) {
         int crop = net.inputShape().dim(1);
         int views = TestTransforms.multiCropCount(p.grid(), p.flips());
         float[] host = new float[views * 3 * crop * crop]; // (V,3,crop,crop)
         TestTransforms.multiCrop(image, q, crop, p.grid(), p.flips(), p.norm(), r, host, 0);
-        return meanSoftmax(net, host, views, crop, crop);
+        return meanSoftmax(net, host, views, crop, crop, what);
     }
 
-    private static double[] denseView(DenseEvaluation d, RgbImage image, int q, Protocol p, Resampler r) {
+    private static double[] denseView(DenseEvaluation d, RgbImage image, int q, Protocol p, Resampler r, String what) {
         TestTransforms.FloatImage plain = TestTransforms.whole(image, q, false, p.norm(), r);
-        double[] a = denseSoftmax(d, plain);
+        double[] a = denseSoftmax(d, plain, what);
         if (!p.flips()) {
             return a;
         }
-        return mean(a, denseSoftmax(d, TestTransforms.whole(image, q, true, p.norm(), r)));
+        return mean(a, denseSoftmax(d, TestTransforms.whole(image, q, true, p.norm(), r), what));
     }
 
-    private static double[] denseSoftmax(DenseEvaluation d, TestTransforms.FloatImage img) {
+    private static double[] denseSoftmax(DenseEvaluation d, TestTransforms.FloatImage img, String what) {
         Network net = d.network();
         Backend b = net.backend();
         Tensor x = b.allocate(net.dtype(), Shape.of(1, 3, img.height(), img.width())); // (1,3,H,W)
@@ -281,6 +348,7 @@ public final class Evaluator {
             Tensor scores = d.forward(x); // (1,F)
             double[] s = new double[scores.dim(1)];
             b.copyOut(scores, s, 0);
+            NonFiniteScores.check(s, 0, s.length, net, x, what + " (dense view)");
             softmaxInPlace(s, 0, s.length);
             return s;
         } finally {
@@ -289,7 +357,7 @@ public final class Evaluator {
     }
 
     /** Mean over V views of softmax(net(views)); host (V,3,H,W). */
-    private static double[] meanSoftmax(Network net, float[] host, int views, int h, int w) {
+    private static double[] meanSoftmax(Network net, float[] host, int views, int h, int w, String what) {
         Backend b = net.backend();
         Tensor x = b.allocate(net.dtype(), Shape.of(views, 3, h, w));
         try {
@@ -298,6 +366,7 @@ public final class Evaluator {
             int classes = out.dim(1);
             double[] logits = new double[views * classes];
             b.copyOut(out, logits, 0);
+            NonFiniteScores.check(logits, 0, logits.length, net, x, what);
             double[] mean = new double[classes];
             for (int v = 0; v < views; v++) {
                 softmaxInPlace(logits, v * classes, classes);
@@ -337,12 +406,18 @@ public final class Evaluator {
     /**
      * How many classes score strictly higher than {@code label}, ties counted against the label for classes before
      * it (so a constant output is not a hit): 0 means top-1 correct, below 5 top-5 correct.
+     *
+     * @throws IllegalArgumentException when a score is not finite: NaN compares false with everything, so it would
+     *                                  rank as a hit
      */
     static int rankOf(double[] scores, int off, int classes, int label) {
         double s = scores[off + label];
         int rank = 0;
         for (int c = 0; c < classes; c++) {
             double v = scores[off + c];
+            if (!Double.isFinite(v)) {
+                throw new IllegalArgumentException("class score " + c + " (" + v + ") is not finite: cannot rank");
+            }
             if (v > s || (v == s && c < label)) {
                 rank++;
             }

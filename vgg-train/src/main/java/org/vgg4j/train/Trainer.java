@@ -201,7 +201,8 @@ public final class Trainer {
                 s.epochExamples() == 0 ? Double.NaN : s.epochLossSum() / s.epochExamples(),
                 v == null ? Double.NaN : v.top1Error(), v == null ? Double.NaN : v.top5Error(), lr,
                 (System.nanoTime() - pass.startNanos()) / 1e9,
-                pass.trainNanos() == 0 ? 0 : pass.examples() / (pass.trainNanos() / 1e9));
+                pass.trainNanos() == 0 ? 0 : pass.examples() / (pass.trainNanos() / 1e9),
+                train.badImages().size()); // the run's bad-image list (TrainingRun gives validation the same one)
         double bestError = best ? v.top1Error() : s.bestError();
         TrainState next = midEpoch ? s.keepPosition(plateau, bestError) : s.nextEpoch(plateau, bestError);
         save(next, best);

@@ -12,6 +12,7 @@ import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.parallel.ProcessGroup;
 import org.vgg4j.core.tensor.DType;
+import org.vgg4j.data.BadImageLog;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.SampleTransform;
@@ -24,7 +25,8 @@ import org.vgg4j.data.SampleTransform;
  * this class; library callers build one with {@link #builder()}.
  *
  * <p>The output folder holds what {@code vgg train --out} holds: {@code checkpoints/step-*.safetensors} and
- * {@code checkpoints/best.safetensors}, {@code metrics.csv}, {@code metrics.json} and {@code curves.png}. A folder
+ * {@code checkpoints/best.safetensors}, {@code metrics.csv}, {@code metrics.json}, {@code curves.png} and, when some
+ * image could not be read, {@code bad-images.tsv} (each skipped file with the reason, see {@link BadImageLog}). A folder
  * that already holds checkpoints is refused unless the run resumes, which continues its newest intact checkpoint.
  * Without an output folder nothing is written (no checkpoints, no resume, no NaN rollback).
  *
@@ -138,10 +140,12 @@ public final class TrainingRun {
             }
             throw e;
         }
+        // one list of unreadable images for both pipelines, kept in the output folder (see BadImageLog)
+        BadImageLog bad = leader && out != null ? new BadImageLog(out.resolve(BadImageLog.FILE)) : new BadImageLog();
         try (Replicas owned = readyReplicas == null ? replicas : null;
-             DataPipeline trainData = new DataPipeline(train, trainTransform, trainConfig);
+             DataPipeline trainData = new DataPipeline(train, trainTransform, trainConfig, bad);
              DataPipeline valData = val == null ? null
-                     : new DataPipeline(val, valTransform, recipe.validationPipelineConfig(threads))) {
+                     : new DataPipeline(val, valTransform, recipe.validationPipelineConfig(threads), bad)) {
             List<TrainingListener> all = new ArrayList<>(listeners);
             if (leader && out != null) {
                 MetricsLog metrics = new MetricsLog(out);

@@ -2,7 +2,13 @@ package org.vgg4j.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -12,6 +18,7 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.model.DenseEvaluation;
@@ -21,9 +28,14 @@ import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.BadImageException;
+import org.vgg4j.data.BadImageLog;
 import org.vgg4j.data.Batch;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.FashionMnist;
+import org.vgg4j.data.FileImageDataset;
+import org.vgg4j.data.ImageDecoder;
+import org.vgg4j.data.ImageFolders;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.Normalization;
 import org.vgg4j.data.Resampler;
@@ -271,5 +283,164 @@ class EvaluatorTest {
         } finally {
             backend.free(x);
         }
+    }
+
+    /** A dataset of in-memory images whose {@code bad} indices fail to load as a truncated file would. */
+    private static ImageDataset withBadImages(List<RgbImage> imgs, int... bad) {
+        return new ImageDataset() {
+            @Override
+            public int size() {
+                return imgs.size();
+            }
+
+            @Override
+            public int label(int i) {
+                return (i * 3) % 10;
+            }
+
+            @Override
+            public List<String> classes() {
+                return List.of("0", "1", "2", "3", "4", "5", "6", "7", "8", "9");
+            }
+
+            @Override
+            public String source(int i) {
+                return "image " + i;
+            }
+
+            @Override
+            public RgbImage load(int i) throws BadImageException {
+                if (Arrays.stream(bad).anyMatch(b -> b == i)) {
+                    throw new BadImageException(source(i), "truncated or corrupt: premature end of data");
+                }
+                return imgs.get(i);
+            }
+        };
+    }
+
+    /** Sets element {@code index} of parameter {@code key} to {@code value}. */
+    private static void poke(Network net, String key, int index, double value) {
+        Tensor t = net.params().get(key).value();
+        double[] host = new double[Math.toIntExact(t.size())];
+        backend.copyOut(t, host, 0);
+        host[index] = value;
+        backend.copyIn(host, 0, t);
+    }
+
+    @Test
+    void nonFiniteWeightsAreAnErrorNamingTheLayerNotAPerfectScore() throws Exception {
+        ImageDataset ds = withBadImages(List.of(image(40, 36, 1, false), image(36, 36, 2, false)));
+        for (double poison : new double[] {Double.NaN, Double.POSITIVE_INFINITY}) {
+            for (Evaluator.View view : new Evaluator.View[] {Evaluator.View.CENTRE, Evaluator.View.DENSE,
+                    Evaluator.View.MULTI_CROP}) {
+                try (Network net = Vgg.build(backend, DType.FLOAT64, Tiny.spec(false, 0.5))) {
+                    Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 3);
+                    poke(net, "features.3.weight", 7, poison);
+                    IllegalStateException e = assertThrows(IllegalStateException.class,
+                            () -> Evaluator.evaluate(List.of(net), ds, p(view, true, 2, 36)), view + " " + poison);
+                    assertTrue(e.getMessage().contains("parameter features.3.weight of layer features.3 holds NaN or infinity"),
+                            e.getMessage());
+                    assertTrue(e.getMessage().contains("image image 0"), e.getMessage());
+                }
+            }
+        }
+        // the same on the validation path of training (batches from a pipeline), with and without flips
+        try (Network net = Vgg.build(backend, DType.FLOAT64, Tiny.spec(false, 0.5));
+             DataPipeline val = Tiny.pipeline(Tiny.fashion(12, FashionMnist.Split.TEST), 5, 0, false)) {
+            Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 3);
+            poke(net, "classifier.6.bias", 2, Double.NaN);
+            for (boolean flips : new boolean[] {false, true}) {
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> Evaluator.onBatches(val, flips).evaluate(net));
+                assertTrue(e.getMessage().contains("parameter classifier.6.bias of layer classifier.6"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void anOverflowingForwardPassNamesTheFirstLayerWhoseOutputIsNotFinite() throws Exception {
+        ImageDataset ds = withBadImages(List.of(image(36, 36, 4, false)));
+        try (Network net = Vgg.build(backend, DType.FLOAT64, Tiny.spec(false, 0.5))) {
+            Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 3);
+            for (String key : new String[] {"features.0.weight", "features.3.weight"}) {
+                Tensor t = net.params().get(key).value();
+                double[] host = new double[Math.toIntExact(t.size())];
+                backend.copyOut(t, host, 0);
+                for (int i = 0; i < host.length; i++) {
+                    host[i] = host[i] >= 0 ? 1e200 : -1e200; // finite weights, products past the double range
+                }
+                backend.copyIn(host, 0, t);
+            }
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> Evaluator.evaluate(List.of(net), ds, p(Evaluator.View.CENTRE, false, 1, 36)));
+            assertTrue(e.getMessage().contains("the output of layer features.3 is not"), e.getMessage());
+        }
+    }
+
+    @Test
+    void rankingRefusesNonFiniteScores() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Evaluator.score(new double[] {Double.NaN, Double.NaN, Double.NaN}, 3, new int[] {1}));
+        assertTrue(e.getMessage().contains("class score 0 (NaN) is not finite"), e.getMessage());
+    }
+
+    @Test
+    void evaluateSkipsCountsAndReportsUnreadableImages() throws Exception {
+        List<RgbImage> imgs = List.of(image(40, 36, 1, false), image(33, 47, 2, false), image(36, 36, 3, false),
+                image(36, 40, 5, false));
+        ImageDataset ds = withBadImages(imgs, 1, 3);
+        for (Evaluator.View view : new Evaluator.View[] {Evaluator.View.CENTRE, Evaluator.View.DENSE,
+                Evaluator.View.MULTI_CROP, Evaluator.View.DENSE_AND_MULTI_CROP}) {
+            Evaluator.Protocol q = p(view, true, 2, 36);
+            BadImageLog log = new BadImageLog();
+            Evaluator.Result r = Evaluator.evaluate(List.of(a), ds, q, log);
+            // the errors are those of the two readable images alone
+            double[] good = new double[20];
+            System.arraycopy(post(List.of(a), imgs.get(0), q), 0, good, 0, 10);
+            System.arraycopy(post(List.of(a), imgs.get(2), q), 0, good, 10, 10);
+            Evaluator.Result want = Evaluator.score(good, 10, new int[] {0, 6});
+            assertEquals(new Evaluator.Result(2, want.top1Wrong(), want.top5Wrong(), 2), r, view.toString());
+            assertEquals(List.of("image 1", "image 3"), List.copyOf(log.snapshot().keySet()));
+            assertTrue(r.toString().endsWith("(2 images evaluated; 2 unreadable images skipped)"), r.toString());
+        }
+        // an image no test scale can rescale is skipped like an unreadable one; a protocol that fits no image is not
+        List<RgbImage> strip = List.of(imgs.get(0), new RgbImage(1, 500_000, new byte[3 * 500_000]));
+        BadImageLog log = new BadImageLog();
+        Evaluator.Result r = Evaluator.evaluate(List.of(a), withBadImages(strip), p(Evaluator.View.CENTRE, false, 1, 36), log);
+        assertEquals(1, r.count());
+        assertEquals(1, r.skipped());
+        assertTrue(log.snapshot().get("image 1").startsWith("cannot transform: image 1x500000 rescaled to shorter side 36"),
+                log.snapshot().toString());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Evaluator.evaluate(List.of(a), withBadImages(strip), p(Evaluator.View.CENTRE, false, 1, 24)));
+        assertTrue(e.getMessage().contains("test scale Q 24 is smaller than the crop 32"), e.getMessage());
+    }
+
+    @Test
+    void aBadFileInAnImageFolderIsSkippedNotFatal(@TempDir Path root) throws Exception {
+        for (int k = 0; k < 2; k++) {
+            Files.createDirectories(root.resolve("c" + k));
+            Files.write(root.resolve("c" + k).resolve("good.ppm"), ppm(image(36 + k, 36, 10 + k, false)));
+        }
+        byte[] whole = ppm(image(40, 40, 12, false));
+        Files.write(root.resolve("c1").resolve("truncated.ppm"), Arrays.copyOf(whole, whole.length / 2));
+        Files.write(root.resolve("c0").resolve("empty.ppm"), new byte[0]);
+        FileImageDataset ds = ImageFolders.imageFolder(root, new ImageDecoder());
+        assertEquals(4, ds.size());
+        for (Evaluator.View view : new Evaluator.View[] {Evaluator.View.CENTRE, Evaluator.View.DENSE,
+                Evaluator.View.MULTI_CROP}) {
+            BadImageLog log = new BadImageLog();
+            Evaluator.Result r = Evaluator.evaluate(List.of(a), ds, p(view, false, 1, 36), log);
+            assertEquals(2, r.count(), view.toString());
+            assertEquals(2, r.skipped(), view.toString());
+            assertEquals(2, log.size());
+        }
+    }
+
+    private static byte[] ppm(RgbImage img) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(("P6\n" + img.width() + " " + img.height() + "\n255\n").getBytes(StandardCharsets.US_ASCII));
+        out.writeBytes(img.pixels());
+        return out.toByteArray();
     }
 }

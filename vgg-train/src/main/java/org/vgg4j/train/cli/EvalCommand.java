@@ -14,6 +14,7 @@ import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.BadImageException;
+import org.vgg4j.data.BadImageLog;
 import org.vgg4j.data.DataPipeline;
 import org.vgg4j.data.Normalization;
 import org.vgg4j.train.Evaluator;
@@ -28,7 +29,8 @@ import picocli.CommandLine.Option;
  * {@code vgg eval}: top-1/top-5 error of one checkpoint or an ensemble (softmax averaged) under one of the paper's
  * protocols. Small-image data (Fashion-MNIST) is evaluated on its centred 32x32 view and its mirror (unless
  * {@code --no-flips}); image folders under
- * {@code --protocol} at the test scales.
+ * {@code --protocol} at the test scales. An image that cannot be read is skipped as training skips it: the result
+ * says how many were, the errors are over the images evaluated, and each skipped file is listed with its reason.
  */
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Evaluate checkpoints (an ensemble when several) with the paper's test protocols.")
@@ -84,22 +86,34 @@ final class EvalCommand implements Callable<Integer> {
                 }
                 Evaluator.Result r;
                 String how;
+                BadImageLog bad = new BadImageLog();
                 if (src.small()) {
                     if (nets.size() > 1) {
                         throw new IllegalArgumentException("ensembles of small-image models are not supported by eval; give one --checkpoint");
                     }
                     try (DataPipeline val = new DataPipeline(src.val(), src.valTransform(),
-                            DataPipeline.Config.training(256, 1, 0).withShuffle(false))) {
+                            DataPipeline.Config.training(256, 1, 0).withShuffle(false), bad)) {
                         r = Evaluator.onBatches(val, !noFlips).evaluate(nets.get(0));
                     }
                     how = noFlips ? "centred 32x32 view" : "centred 32x32 view +flips";
                 } else {
                     Evaluator.Protocol p = protocol();
-                    r = Evaluator.evaluate(nets, src.val(), p);
+                    r = Evaluator.evaluate(nets, src.val(), p, bad);
                     how = p.toString();
+                }
+                if (r.count() == 0) { // no error rate at all, not "NaN %" with exit 0
+                    spec.commandLine().getErr().printf(Locale.ROOT, "error: none of the %d images of %s could be read;"
+                            + " expected at least one readable image%n", r.skipped(), data);
+                    bad.snapshot().forEach((file, why) -> spec.commandLine().getErr().printf(Locale.ROOT, "  %s: %s%n", file, why));
+                    return 1;
                 }
                 out.printf(Locale.ROOT, "%s, %d network%s, %s: %s%n", vgg.name(), nets.size(), nets.size() == 1 ? "" : "s",
                         how, r);
+                if (r.skipped() > 0) {
+                    out.printf(Locale.ROOT, "%d unreadable image%s skipped (errors are over the %d evaluated):%n", r.skipped(),
+                            r.skipped() == 1 ? "" : "s", r.count());
+                    bad.snapshot().forEach((file, why) -> out.printf(Locale.ROOT, "  %s: %s%n", file, why));
+                }
                 out.flush();
                 return 0;
             } finally {

@@ -3,13 +3,15 @@ package org.vgg4j.train.cli;
 import java.io.PrintStream;
 import java.util.Locale;
 
+import org.vgg4j.data.BadImageLog;
 import org.vgg4j.train.EpochMetrics;
 import org.vgg4j.train.TrainingListener;
 
 /**
  * The command line's progress display: one line redrawn in place ("\r") at most every 200 ms with the epoch, a
  * bar, the step's and the epoch's mean loss, the learning rate, images per second (smoothed) and the ETA of the
- * run; a summary line per epoch. Part of the command line, not of the library (which never prints).
+ * run; a summary line per epoch, which also says how many unreadable images were skipped so far and where they are
+ * listed. Part of the command line, not of the library (which never prints).
  */
 public final class ProgressBar implements TrainingListener {
     private static final int WIDTH = 24;
@@ -60,9 +62,19 @@ public final class ProgressBar implements TrainingListener {
             dirty = false;
         }
         out.printf(Locale.ROOT, "epoch %d: train loss %.4f, validation top-1 error %.2f %% (accuracy %.2f %%), top-5 error %.2f %%,"
-                        + " %.0f img/s, %s elapsed%n", m.epoch(), m.trainLoss(), 100 * m.valTop1Error(),
+                        + " %.0f img/s, %s elapsed%s%n", m.epoch(), m.trainLoss(), 100 * m.valTop1Error(),
                 100 * (1 - m.valTop1Error()), 100 * m.valTop5Error(), m.imagesPerSecond(),
-                clock((System.nanoTime() - startNanos) / 1e9));
+                clock((System.nanoTime() - startNanos) / 1e9), skippedNote(m.skippedImages()));
+    }
+
+    /**
+     * "" when no image was skipped, else {@code "; N unreadable images skipped so far, listed in
+     * <out>/bad-images.tsv"}: for the epoch line and the run's last line ({@code vgg train} always has an output
+     * folder, where {@link org.vgg4j.train.TrainingRun} keeps the list).
+     */
+    public static String skippedNote(long skipped) {
+        return skipped == 0 ? "" : String.format(Locale.ROOT, "; %d unreadable image%s skipped so far, listed in %s in the"
+                + " output folder", skipped, skipped == 1 ? "" : "s", BadImageLog.FILE);
     }
 
     @Override

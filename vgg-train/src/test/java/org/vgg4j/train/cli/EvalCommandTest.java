@@ -1,0 +1,134 @@
+package org.vgg4j.train.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.awt.image.BufferedImage;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import javax.imageio.ImageIO;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.io.Checkpoint;
+import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.tensor.DType;
+import org.vgg4j.core.tensor.Tensor;
+
+/**
+ * {@code vgg eval} on an image folder: a bad validation image is skipped, counted and named under every protocol
+ * (not a stack trace), and a checkpoint with NaN weights is an error naming the layer (not 0.00 % error).
+ */
+class EvalCommandTest {
+    /** What {@code --width 0.0625 --hidden 16 --input-size 32} builds for two classes of an image folder. */
+    private static final VggSpec SPEC = new VggSpec(VggConfig.A, false, 2, 32, 0.0625, 16, 0.5, 0);
+
+    private record Run(int code, String out, String err) {
+    }
+
+    private static Run vgg(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    private static void png(Path file, long seed) throws Exception {
+        SplittableRandom r = new SplittableRandom(seed);
+        BufferedImage im = new BufferedImage(40, 36, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 36; y++) {
+            for (int x = 0; x < 40; x++) {
+                im.setRGB(x, y, r.nextInt(1 << 24));
+            }
+        }
+        Files.createDirectories(file.getParent());
+        ImageIO.write(im, "png", file.toFile());
+    }
+
+    /** data/{train,val}/{c0,c1}: two good images per validation class, a truncated PNG and an empty file. */
+    private static Path folder(Path root) throws Exception {
+        Path data = root.resolve("data");
+        for (String split : new String[] {"train", "val"}) {
+            for (int k = 0; k < 2; k++) {
+                png(data.resolve(split).resolve("c" + k).resolve("a.png"), 10 * k + 1);
+                png(data.resolve(split).resolve("c" + k).resolve("b.png"), 10 * k + 2);
+            }
+        }
+        byte[] whole = Files.readAllBytes(data.resolve("val/c1/a.png"));
+        Files.write(data.resolve("val/c1/cut.png"), Arrays.copyOf(whole, whole.length / 2));
+        Files.write(data.resolve("val/c0/empty.png"), new byte[0]);
+        return data;
+    }
+
+    private static Path checkpoint(Path file, String poisonKey) throws Exception {
+        try (Backend b = Backends.create("reference"); Network net = Vgg.build(b, DType.FLOAT32, SPEC)) {
+            Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1);
+            if (poisonKey != null) {
+                Tensor t = net.params().get(poisonKey).value();
+                float[] host = new float[Math.toIntExact(t.size())];
+                b.copyOut(t, host, 0);
+                host[0] = Float.NaN;
+                b.copyIn(host, 0, t);
+            }
+            Checkpoint.save(net, file, Map.of());
+        }
+        return file;
+    }
+
+    private static String[] eval(Path data, Path ck, String... more) {
+        String[] base = {"eval", "--backend", "reference", "--data", data.toString(), "--width", "0.0625", "--hidden", "16",
+            "--input-size", "32", "--scales", "36", "--grid", "1", "--checkpoint", ck.toString()};
+        String[] all = Arrays.copyOf(base, base.length + more.length);
+        System.arraycopy(more, 0, all, base.length, more.length);
+        return all;
+    }
+
+    @Test
+    void badValidationImagesAreSkippedCountedAndNamedUnderEveryProtocol(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        Path ck = checkpoint(root.resolve("a.safetensors"), null);
+        for (String protocol : new String[] {"CENTRE", "DENSE", "MULTI_CROP"}) {
+            Run r = vgg(eval(data, ck, "--protocol", protocol));
+            assertEquals(0, r.code(), protocol + ": " + r.err());
+            assertTrue(r.out().contains("(4 images evaluated; 2 unreadable images skipped)"), r.out());
+            assertTrue(r.out().contains("2 unreadable images skipped (errors are over the 4 evaluated):"), r.out());
+            assertTrue(r.out().contains(data.resolve("val/c0/empty.png") + ": zero-byte file"), r.out());
+            assertTrue(r.out().contains(data.resolve("val/c1/cut.png") + ": "), r.out());
+        }
+    }
+
+    @Test
+    void aFolderWithNoReadableImageIsAnErrorNotNaNPercent(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        for (String good : new String[] {"val/c0/a.png", "val/c0/b.png", "val/c1/a.png", "val/c1/b.png"}) {
+            Files.write(data.resolve(good), new byte[0]);
+        }
+        Run r = vgg(eval(data, checkpoint(root.resolve("a.safetensors"), null), "--protocol", "CENTRE"));
+        assertEquals(1, r.code(), r.out());
+        assertTrue(!r.out().contains("top-1 error"), r.out());
+        assertTrue(r.err().contains("error: none of the 6 images of " + data + " could be read"), r.err());
+        assertTrue(r.err().contains(data.resolve("val/c1/b.png") + ": zero-byte file"), r.err());
+    }
+
+    @Test
+    void nonFiniteWeightsAreAnErrorNamingTheLayer(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        Path ck = checkpoint(root.resolve("nan.safetensors"), "features.3.weight");
+        Run r = vgg(eval(data, ck, "--protocol", "CENTRE"));
+        assertTrue(r.code() != 0, r.out());
+        assertTrue(!r.out().contains("top-1 error"), r.out());
+        assertTrue(r.err().contains("parameter features.3.weight of layer features.3 holds NaN or infinity"), r.err());
+    }
+}
