@@ -106,5 +106,8 @@ class SkippedImagesTest {
         assertEquals("", ProgressBar.skippedNote(0));
         assertEquals("; 1 unreadable image skipped so far, listed in bad-images.tsv in the output folder",
                 ProgressBar.skippedNote(1));
+        assertEquals("", ProgressBar.skippedAtEnd(0));
+        assertEquals("; 2 unreadable images skipped, listed in bad-images.tsv in the output folder",
+                ProgressBar.skippedAtEnd(2)); // the run's last line ("stopped: ...")
     }
 }

@@ -73,8 +73,17 @@ public final class ProgressBar implements TrainingListener {
      * folder, where {@link org.vgg4j.train.TrainingRun} keeps the list).
      */
     public static String skippedNote(long skipped) {
-        return skipped == 0 ? "" : String.format(Locale.ROOT, "; %d unreadable image%s skipped so far, listed in %s in the"
-                + " output folder", skipped, skipped == 1 ? "" : "s", BadImageLog.FILE);
+        return note(skipped, " so far");
+    }
+
+    /** The same for the run's last line: "; N unreadable images skipped, listed in ..." (empty when none). */
+    public static String skippedAtEnd(long skipped) {
+        return note(skipped, "");
+    }
+
+    private static String note(long skipped, String when) {
+        return skipped == 0 ? "" : String.format(Locale.ROOT, "; %d unreadable image%s skipped%s, listed in %s in the"
+                + " output folder", skipped, skipped == 1 ? "" : "s", when, BadImageLog.FILE);
     }
 
     @Override

@@ -321,8 +321,10 @@ public final class TrainCommand implements Callable<Integer> {
         }
         TrainingRun built = run.build();
         Trainer.Result res = built.run();
-        lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%n", res.stopReason(),
-                out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), built.checkpointDirectory());
+        long skipped = res.epochs().isEmpty() ? 0 : res.epochs().get(res.epochs().size() - 1).skippedImages();
+        lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%s%n", res.stopReason(),
+                out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), built.checkpointDirectory(),
+                ProgressBar.skippedAtEnd(skipped));
         return new Result(res, out, vgg);
     }
 

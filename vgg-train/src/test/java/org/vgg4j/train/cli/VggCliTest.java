@@ -157,7 +157,7 @@ class VggCliTest {
         Run r = vgg(eval);
         assertEquals(1, r.code(), r.err());
         assertEquals(1, r.err().lines().count(), r.err());
-        says(r.err(), bad + ": file is 3 bytes; a safetensors file starts with an 8-byte header length");
+        says(r.err(), bad + ": not a weights file this library reads (expected safetensors");
         says(r.err(), "(--verbose for the stack trace)");
         r = vgg(concat(eval, "--verbose"));
         assertEquals(1, r.code(), r.err());
