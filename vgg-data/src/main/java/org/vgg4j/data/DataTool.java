@@ -184,9 +184,9 @@ public final class DataTool {
     }
 
     static void scan(Path dir, int threads, PrintStream out) throws Exception {
-        List<Path> files;
+        List<Path> files; // everything named like an image: a dangling link, a directory or a FIFO is reported too
         try (Stream<Path> s = Files.walk(dir)) {
-            files = s.filter(Files::isRegularFile).filter(ImageFolders::isImageName).sorted().toList();
+            files = s.filter(p -> !p.equals(dir)).filter(ImageFolders::isImageName).sorted().toList();
         }
         ImageDecoder decoder = new ImageDecoder();
         ExecutorService pool = Executors.newFixedThreadPool(threads);
@@ -211,6 +211,9 @@ public final class DataTool {
 
     /** Why one file cannot be used, or null; never throws, so one file cannot end the report of the others. */
     private static String scanOne(ImageDecoder decoder, Path f) {
+        if (!Files.isRegularFile(f)) { // never opened: reading a FIFO would block
+            return FileImageDataset.notAFile(f);
+        }
         try {
             long size = Files.size(f);
             if (size > MAX_SCAN_FILE_BYTES) { // checked before reading: never allocate what the file claims

@@ -113,6 +113,23 @@ class DataToolTest {
     }
 
     @Test
+    void scanReportsLinksDirectoriesAndFifosNamedLikeImagesInsteadOfIgnoringThem(@TempDir Path root) throws Exception {
+        ShardTest.folder(root); // 6 files, 2 bad (truncated 2.jpg, empty 4.jpg)
+        Path apple = root.resolve("src").resolve("apple");
+        Files.createSymbolicLink(apple.resolve("7dangling.JPEG"), root.resolve("nowhere.jpg"));
+        Files.createDirectory(apple.resolve("8dir.JPEG"));
+        Path fifo = apple.resolve("9fifo.JPEG");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor(), "mkfifo");
+        String scan = run("scan", root.resolve("src").toString(), "--threads", "2");
+        List<String> bad = scan.lines().filter(l -> l.startsWith("BAD\t")).toList();
+        assertEquals(5, bad.size(), scan);
+        assertTrue(scan.contains("7dangling.JPEG\tdangling symbolic link"), scan);
+        assertTrue(scan.contains("8dir.JPEG\ta directory, not an image file"), scan);
+        assertTrue(scan.contains("9fifo.JPEG\tnot a regular file"), scan);
+        assertTrue(scan.contains("scanned 9 image files"), scan);
+    }
+
+    @Test
     void statsPrintsTheMeanOfAConstantDataset(@TempDir Path root) throws Exception {
         Path dir = root.resolve("d/only");
         Files.createDirectories(dir);
