@@ -38,6 +38,23 @@ public final class LocalResponseNorm extends BufferedLayer {
         this.scale = slot();
     }
 
+    /** Channels in the window: channel c sums the squares of channels c - size/2 ... c + (size-1)/2. */
+    public int size() {
+        return size;
+    }
+
+    public double alpha() {
+        return alpha;
+    }
+
+    public double beta() {
+        return beta;
+    }
+
+    public double k() {
+        return k;
+    }
+
     @Override
     public String describe() {
         return "lrn";

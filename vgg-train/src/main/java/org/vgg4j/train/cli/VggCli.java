@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "vgg", mixinStandardHelpOptions = true, version = "VGG4J 0.1.0",
         description = "Train, evaluate and describe the VGG networks of Simonyan & Zisserman (ICLR 2015).",
-        subcommands = {TrainCommand.class, EvalCommand.class, InfoCommand.class, BenchCommand.class,
+        subcommands = {TrainCommand.class, EvalCommand.class, InfoCommand.class, BenchCommand.class, ExportCommand.class,
                 CommandLine.HelpCommand.class})
 public final class VggCli implements Runnable {
     @CommandLine.Spec
