@@ -27,7 +27,7 @@ public final class VggCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a subcommand: train, eval, info or bench");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a subcommand: train, eval, export, info or bench");
     }
 
     /** Parses and runs {@code args}; returns the exit code (0 ok, 1 failure, 2 bad usage). */
