@@ -131,4 +131,72 @@ class GuardrailsTest {
         assertEquals(1, warnings.size(), warnings.toString());
         assertTrue(warnings.get(0).contains("ln(10)") && warnings.get(0).startsWith("step 4"), warnings.get(0));
     }
+
+    @Test
+    void theDivergenceLimitIsAHundredTimesTheChanceLoss() {
+        assertEquals(100 * Math.log(10), Guardrails.explodedLimit(10), 1e-12);
+        assertEquals(100 * Math.log(1000), Guardrails.explodedLimit(1000), 1e-12);
+        assertEquals(100, Guardrails.explodedLimit(2), 1e-12); // ln 2 < 1: at least 100 nats
+        assertNull(Guardrails.lossExploded(5, 230, 10));
+        assertNull(Guardrails.lossExploded(5, Double.NaN, 10)); // nonFinite names the layer of a NaN
+        String m = Guardrails.lossExploded(5, 2e28, 10);
+        assertTrue(m.startsWith("step 5: loss 2.000e+28 is above 100 x ln(10) = 230.3") && m.contains("exploded"), m);
+        assertTrue(Guardrails.lossExploded(5, Double.POSITIVE_INFINITY, 10).contains("exploded"));
+    }
+
+    /** Learning rate 10 on the tiny VGG: the loss goes 2.3, 3.8, then thousands, finite all the way. */
+    private static Recipe absurdRate() {
+        return recipe().toBuilder().baseLr(10).maxEpochs(1).build();
+    }
+
+    @Test
+    void anExplodingFiniteLossStopsTheRunLikeANaN() throws IOException {
+        List<Double> losses = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(32, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> trainer(r, train, absurdRate(), null,
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1), List.of(new TrainingListener() {
+                        @Override
+                        public void onStep(Step s) {
+                            losses.add(s.loss());
+                        }
+                    })).run());
+            assertTrue(e.getMessage().startsWith("training diverged at step 2: loss ") && e.getMessage().contains("exploded"),
+                    e.getMessage());
+            assertEquals(2, losses.size(), losses.toString()); // steps 0 and 1 were taken, all finite and sane
+            assertTrue(losses.stream().allMatch(l -> l < 10), losses.toString());
+        }
+    }
+
+    @Test
+    void anExplodingFiniteLossRollsBackLikeANaN(@TempDir Path dir) throws IOException {
+        Recipe recipe = absurdRate().toBuilder().checkpointEvery(1).keepLast(2)
+                .onNonFinite(Recipe.NonFinitePolicy.ROLLBACK).build();
+        List<String> warnings = new ArrayList<>();
+        List<Double> rates = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(32, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, SPEC, DType.FLOAT32, 0.9, 5e-4)) {
+            Trainer.Result res = trainer(r, train, recipe, new Checkpointer(dir, 2),
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1), List.of(new TrainingListener() {
+                        @Override
+                        public void onStep(Step s) {
+                            rates.add(s.lr());
+                        }
+
+                        @Override
+                        public void onWarning(String message) {
+                            warnings.add(message);
+                        }
+                    })).run();
+            assertEquals(4, res.state().step());
+            assertEquals(1, res.state().rollbacks());
+            assertEquals(0.1, res.state().lrScale(), 1e-15);
+        }
+        assertEquals(1, warnings.size(), warnings.toString());
+        assertTrue(warnings.get(0).startsWith("rolled back to step 1 ") && warnings.get(0).contains("exploded"),
+                warnings.get(0));
+        // steps 1 and 2 at rate 10, step 3 diverged; from the step-1 checkpoint steps 2..4 at rate 1
+        assertEquals(List.of(10.0, 10.0), rates.subList(0, 2));
+        assertEquals(List.of(1.0, 1.0, 1.0), rates.subList(2, 5).stream().map(x -> Math.round(x * 1e12) / 1e12).toList());
+    }
 }
