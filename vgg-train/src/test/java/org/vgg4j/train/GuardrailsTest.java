@@ -199,4 +199,36 @@ class GuardrailsTest {
         assertEquals(List.of(10.0, 10.0), rates.subList(0, 2));
         assertEquals(List.of(1.0, 1.0, 1.0), rates.subList(2, 5).stream().map(x -> Math.round(x * 1e12) / 1e12).toList());
     }
+
+    /**
+     * The README's demo ({@code vgg train --recipe fashion}: BN, width 0.25, FC 128, Glorot, lr 0.05 after a short
+     * warm-up) on 1,280 images for one epoch: 10 steps from a fresh start through the peak rate. Its losses stay a
+     * tenth of the limit away (the whole 4-epoch demo was also run once with the limit at 10 x ln(10) and passed).
+     */
+    @Test
+    void theReadmeDemoRecipeStaysFarBelowTheDivergenceLimit() throws IOException {
+        org.vgg4j.data.IdxImages all = FashionMnist.bundledSample(FashionMnist.Split.TRAIN);
+        int n = Math.min(1280, all.count());
+        int px = all.rows() * all.cols();
+        org.vgg4j.data.IdxImages images = new org.vgg4j.data.IdxImages(n, all.rows(), all.cols(),
+                java.util.Arrays.copyOf(all.pixels(), n * px), java.util.Arrays.copyOf(all.labels(), n));
+        double[] stats = org.vgg4j.data.IdxBatcher.pixelStatistics(images);
+        VggSpec demo = new VggSpec(org.vgg4j.core.model.VggConfig.A, true, 10, 32, 0.25, 128, 0.5, 1);
+        Recipe recipe = Recipes.fashion().toBuilder().maxEpochs(1).build();
+        List<Double> losses = new ArrayList<>();
+        boolean cpu = org.vgg4j.core.backend.Backends.names().contains("cpu");
+        TrainingRun.builder().model(demo).recipe(recipe).backend(cpu ? "cpu" : "reference")
+                .train(new org.vgg4j.data.IdxDataset(images, FashionMnist.CLASS_NAMES),
+                        org.vgg4j.data.SmallImageTransform.grey(32, 2, true, stats[0], stats[1]))
+                .listener(new TrainingListener() {
+                    @Override
+                    public void onStep(Step s) {
+                        losses.add(s.loss());
+                    }
+                }).build().run();
+        assertEquals(n / 128, losses.size());
+        double max = losses.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
+        assertTrue(max < Guardrails.explodedLimit(10) / 10, losses.toString());
+        assertTrue(losses.get(losses.size() - 1) < losses.get(0), losses.toString()); // and it learns
+    }
 }
