@@ -34,9 +34,12 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>Atomic: Safetensors writes a temporary file, fsyncs it and renames it over the target, so a kill -9 at any
  * moment leaves either the previous set of files or the new one, never a half file under a checkpoint's name.
- * Damage from elsewhere (a truncated copy, a bad disk) is caught by the header checks and the CRC; {@link #restore}
- * then warns and falls back to the previous checkpoint. The last {@code keepLast} files are kept, plus
- * {@code best.safetensors}, a hard link (or copy) of the one with the lowest validation error.
+ * Damage from elsewhere (a truncated copy, a bad disk) is caught by the header checks and the CRC, and a file saved
+ * after the run diverged by a scan for NaN and infinity; {@link #restore} then warns and falls back to the previous
+ * checkpoint, and stops, naming each file and its fault, when none is left; a checkpoint that does not fit the
+ * network stops it at once. The last {@code keepLast} files up to the step just saved are kept (higher-numbered
+ * files are not this run's and are never pruned), plus {@code best.safetensors}, a hard link (or copy) of the one
+ * with the lowest validation error.
  *
  * <p>Not here: which step to save at (the {@link Trainer} decides), or evaluation-only loading
  * (vgg-core's {@link Checkpoint} loads the network part of these files, ignoring {@code optimizer.*}).
@@ -129,7 +132,7 @@ public final class Checkpointer {
         if (best) {
             linkBest(target);
         }
-        prune();
+        prune(state.step());
         LOG.info("checkpoint {} (epoch {}, position {}, step {})", target, state.epoch(), state.position(), state.step());
         return target;
     }
@@ -150,23 +153,68 @@ public final class Checkpointer {
     }
 
     /**
-     * Loads the newest intact checkpoint into every replica (parameters, BatchNorm state, momentum) and
-     * returns its state; a damaged file is skipped with a warning naming it and why. Empty when none is intact.
+     * Loads the newest intact checkpoint into every replica (parameters, BatchNorm state, momentum) and returns its
+     * state. A damaged file (truncated, failing its CRC, holding a NaN or an infinity) is skipped with a warning
+     * naming it and why, and the previous one tried. Empty only when the folder holds no checkpoint at all.
+     *
+     * <p>A resume that cannot resume stops, before anything is written: an intact checkpoint that does not fit the
+     * replicas' network (another width, configuration or number of classes) throws at once, without trying the older
+     * files (the same run wrote them), and a folder whose every checkpoint is damaged throws too, naming each file
+     * and its fault. The replicas' parameters are untouched in both cases.
+     *
+     * @throws IllegalArgumentException when the newest intact checkpoint does not fit the network of the replicas
+     * @throws IOException              when checkpoints exist but every one of them is damaged
      */
     public Optional<TrainState> restore(Replicas replicas) throws IOException {
+        return restore(replicas, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #restore(Replicas)} among the checkpoints of steps below {@code before} only: a rollback after
+     * training diverged at step {@code before} skips the checkpoint of that step, which holds the very parameters
+     * that diverged.
+     */
+    public Optional<TrainState> restore(Replicas replicas, long before) throws IOException {
+        List<Path> files = new ArrayList<>();
         for (Path p : list()) {
+            if (stepOf(p) < before) {
+                files.add(p);
+            }
+        }
+        List<String> faults = new ArrayList<>();
+        for (Path p : files) {
             try {
                 TrainState s = load(p, replicas);
                 LOG.info("resumed from {} (epoch {}, position {}, step {})", p, s.epoch(), s.position(), s.step());
                 return Optional.of(s);
+            } catch (Unfit e) {
+                throw new IllegalArgumentException("cannot resume: " + e.getMessage() + "; resume with the network and"
+                        + " recipe of the run that wrote it, or choose another output folder", e);
             } catch (IOException | RuntimeException e) {
                 LOG.warn("checkpoint {} is unusable ({}); trying the previous one", p, e.getMessage());
+                faults.add(e.getMessage());
             }
+        }
+        if (!files.isEmpty()) {
+            throw new IOException("cannot resume from " + dir + ": none of its " + files.size() + " checkpoint"
+                    + (files.size() == 1 ? " is" : "s is") + " usable (" + String.join("; ", faults) + ")");
         }
         return Optional.empty();
     }
 
-    /** Loads one checkpoint file into the replicas after checking its CRC. */
+    /** An intact checkpoint that does not fit the network it is loaded into: a misfit, not damage. */
+    private static final class Unfit extends IOException {
+        Unfit(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Loads one checkpoint file into the replicas after checking its CRC, that every float in it is finite and that
+     * it fits their network; the replicas are untouched unless all of these hold.
+     *
+     * @throws IOException naming the file and its fault (for a misfit, every tensor that differs)
+     */
     public static TrainState load(Path path, Replicas replicas) throws IOException {
         try (Safetensors.Reader r = Safetensors.open(path)) {
             String want = r.metadata().get("crc32");
@@ -180,16 +228,45 @@ public final class Checkpointer {
             }
             TrainState s = TrainStateCodec.decode(r.metadata(), path); // before any tensor is touched
             Network net = replicas.primary();
-            Checkpoint.load(net, r, new Checkpoint.Options(false, k -> k.equals(MOMENTUM)));
-            Safetensors.TensorInfo m = r.info(MOMENTUM);
             Tensor velocity = replicas.optimizer(0).velocity();
-            if (m.elements() != velocity.size()) {
-                throw new IOException(path + ": " + MOMENTUM + " has " + m.elements() + " elements; expected " + velocity.size());
+            Safetensors.TensorInfo m = r.tensors().get(MOMENTUM);
+            if (m == null) {
+                throw new IOException(path + " has no " + MOMENTUM + ": not a trainer checkpoint");
+            }
+            requireFinite(path, r);
+            try {
+                Checkpoint.load(net, r, new Checkpoint.Options(false, k -> k.equals(MOMENTUM))); // checks all first
+            } catch (IOException e) { // the file is intact (CRC above): what Checkpoint refuses is a misfit
+                throw new Unfit(e.getMessage());
+            }
+            if (m.elements() != velocity.size()) { // the network fits, so only a hand-made file gets here
+                throw new Unfit(path + " does not fit network '" + net.name() + "': " + MOMENTUM + " has "
+                        + m.elements() + " elements; expected " + velocity.size());
             }
             Checkpoint.readTensor(r, m, velocity);
             replicas.broadcastFromPrimary();
             replicas.zeroGrads();
             return s;
+        }
+    }
+
+    /** Throws naming the first tensor of {@code r} that holds a NaN or an infinity, and the element. */
+    private static void requireFinite(Path path, Safetensors.Reader r) throws IOException {
+        double[] chunk = new double[1 << 16];
+        for (Safetensors.TensorInfo t : r.tensors().values()) {
+            if (!t.dtype().isFloat()) {
+                continue;
+            }
+            for (long off = 0; off < t.elements(); off += chunk.length) {
+                int len = (int) Math.min(chunk.length, t.elements() - off);
+                r.readDoubles(t, off, len, chunk, 0);
+                for (int i = 0; i < len; i++) {
+                    if (!Double.isFinite(chunk[i])) {
+                        throw new IOException(path + ": tensor '" + t.name() + "' holds " + chunk[i] + " at element "
+                                + (off + i) + "; expected finite values only");
+                    }
+                }
+            }
         }
     }
 
@@ -228,16 +305,36 @@ public final class Checkpointer {
         }
     }
 
-    private void prune() throws IOException {
-        List<Path> all = list();
-        for (int i = keepLast; i < all.size(); i++) {
-            Files.deleteIfExists(all.get(i)); // best.safetensors is a separate link and survives
+    /**
+     * Keeps the {@code keepLast} newest checkpoints up to {@code saved}, the step just written. Files numbered above
+     * it are not this run's past (a damaged newer file that a resume skipped) and are left alone: ranking them first
+     * would delete what this run just wrote; the run replaces each of them when it reaches its step.
+     */
+    private void prune(long saved) throws IOException {
+        List<Path> mine = new ArrayList<>();
+        for (Path p : list()) {
+            if (stepOf(p) <= saved) {
+                mine.add(p);
+            }
+        }
+        for (int i = keepLast; i < mine.size(); i++) {
+            Files.deleteIfExists(mine.get(i)); // best.safetensors is a separate link and survives
         }
         // Temporary files of writes killed mid-way ("." + name + ".*.tmp") are garbage once a newer save landed.
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "." + PREFIX + "*.tmp")) {
             for (Path p : ds) {
                 Files.deleteIfExists(p);
             }
+        }
+    }
+
+    /** The step in a checkpoint's name; Long.MAX_VALUE (never pruned) for a name that is not a step number. */
+    static long stepOf(Path file) {
+        String n = file.getFileName().toString();
+        try {
+            return Long.parseLong(n.substring(PREFIX.length(), n.length() - SUFFIX.length()));
+        } catch (NumberFormatException | IndexOutOfBoundsException e) {
+            return Long.MAX_VALUE;
         }
     }
 

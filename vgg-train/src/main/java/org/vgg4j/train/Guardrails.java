@@ -10,11 +10,18 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>{@link #nonFinite}: a NaN or infinity in the loss or in the gradient buffer, reported with the step and
  *       a parameter that is not finite, or else the non-finite gradient nearest the output, so the layer is named;</li>
+ *   <li>{@link #lossExploded}: a finite loss far above the chance level, divergence as surely as a NaN: the rule is
+ *       <b>loss &gt; {@value #EXPLODED_TIMES_CHANCE} x ln(classes)</b> (at least {@value #EXPLODED_TIMES_CHANCE}
+ *       nats), checked every step. ln(classes) is the loss of uniform guessing, where every initialisation of the
+ *       library starts; a mean loss 100 times that gives the true class a probability below classes^-100, which
+ *       only weights that have blown up produce (a healthy run, spikes included, stays within a few multiples of
+ *       it). An exploding loss crosses the line on its way up, orders of magnitude before it overflows to a NaN;</li>
  *   <li>{@link StuckLoss}: the loss staying near ln(classes) — the network predicts uniform probabilities and
  *       is not learning, the failure of deep VGGs without BN from a poor initialisation (why the paper
  *       warm-starts B..E from A).</li>
  * </ul>
- * Not here: what to do about it (the {@link Trainer} stops or rolls back as the {@link Recipe} says).
+ * Not here: what to do about it (the {@link Trainer} stops or rolls back as the {@link Recipe} says, for a non-finite
+ * value and an exploded loss alike).
  */
 public final class Guardrails {
     private static final Logger LOG = LoggerFactory.getLogger(Guardrails.class);
@@ -49,6 +56,28 @@ public final class Guardrails {
             }
         }
         return "step " + step + ": loss " + loss + " is not finite (every gradient is finite: the forward pass overflowed)";
+    }
+
+    /** How many times ln(classes) a finite loss may reach before it counts as divergence (see the class comment). */
+    public static final double EXPLODED_TIMES_CHANCE = 100;
+
+    /** The loss above which {@link #lossExploded} reports divergence: 100 x ln(classes), at least 100. */
+    public static double explodedLimit(int classes) {
+        return EXPLODED_TIMES_CHANCE * Math.max(1, Math.log(classes));
+    }
+
+    /**
+     * Null unless {@code loss} is above {@link #explodedLimit}; then a message naming the step, the loss and the
+     * limit. A NaN is not reported here ({@link #nonFinite} names its layer); an infinite loss is.
+     */
+    public static String lossExploded(long step, double loss, int classes) {
+        double limit = explodedLimit(classes);
+        if (!(loss > limit)) {
+            return null;
+        }
+        return String.format(java.util.Locale.ROOT, "step %d: loss %.4g is above %.0f x ln(%d) = %.1f, far above the "
+                + "chance level ln(%d) = %.4f: the loss exploded (a learning rate too high for this network?)", step,
+                loss, EXPLODED_TIMES_CHANCE, classes, limit, classes, Math.log(classes));
     }
 
     private static String layerOf(String key) {

@@ -10,11 +10,11 @@ package org.vgg4j.train;
  * @param position       index of the next batch in this epoch
  * @param step           optimiser steps done
  * @param plateau        the plateau schedule's memory of validation
- * @param lrScale        extra factor on the learning rate (each NaN rollback divides it by 10)
+ * @param lrScale        extra factor on the learning rate (each rollback after divergence divides it by 10)
  * @param epochLossSum   sum over this epoch's examples so far of the training loss (for the epoch's mean)
  * @param epochExamples  examples of this epoch so far
  * @param bestError      best validation top-1 error so far (1.0 before any)
- * @param rollbacks      NaN/Inf rollbacks so far
+ * @param rollbacks      rollbacks after divergence (NaN, infinity or an exploded loss) so far
  */
 public record TrainState(int epoch, int position, long step, Schedule.Plateau.State plateau, double lrScale,
                          double epochLossSum, long epochExamples, double bestError, int rollbacks) {
@@ -40,7 +40,7 @@ public record TrainState(int epoch, int position, long step, Schedule.Plateau.St
     }
 
     /**
-     * This state, restored from a checkpoint after {@code diverged} saw a non-finite value: one more rollback, and
+     * This state, restored from a checkpoint after training diverged in {@code diverged}: one more rollback, and
      * the learning rate scale a tenth of the smaller of the two (a second rollback to the same checkpoint goes lower).
      */
     public TrainState rolledBack(TrainState diverged) {

@@ -14,7 +14,8 @@ import org.vgg4j.data.DataPipeline;
  * The training loop: a {@link Recipe} applied to {@link Replicas} fed by a {@link DataPipeline}, with validation
  * after each epoch, checkpoints, guardrails and listeners. {@link #run()} reads in one screen: {@code start} (restore
  * or initialise), then epochs of steps ({@code runEpoch}: learning rate from the schedule, forward/backward with
- * accumulation and all-reduce, finiteness check, SGD step, checkpoint; {@code rollback} on a non-finite value),
+ * accumulation and all-reduce, divergence check, SGD step, checkpoint; {@code rollback} on a non-finite value or an
+ * exploded loss, see {@link Guardrails}),
  * then {@code endOfEpoch} (validation, the plateau rule, the epoch checkpoint, the metrics).
  *
  * <p>Resumability: all that a step depends on is the tensors, the {@link TrainState} and randomness keyed by it (the
@@ -29,7 +30,7 @@ import org.vgg4j.data.DataPipeline;
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
-    /** NaN rollbacks allowed before the run stops anyway. */
+    /** Rollbacks after divergence (NaN, infinity or an exploded loss) allowed before the run stops anyway. */
     public static final int MAX_ROLLBACKS = 3;
 
     /** How a run ended. */
@@ -44,6 +45,7 @@ public final class Trainer {
     private final Initialization init;
     private final List<TrainingListener> listeners;
     private final RankSync ranks;
+    private final int classes;
 
     public Trainer(Replicas replicas, DataPipeline train, Validation validation, Recipe recipe, Checkpointer checkpointer,
                    Initialization init, List<TrainingListener> listeners) {
@@ -69,6 +71,7 @@ public final class Trainer {
         this.init = init;
         this.listeners = List.copyOf(listeners);
         this.ranks = new RankSync(replicas.group());
+        this.classes = Math.toIntExact(replicas.primary().outputShape(1).dim(1));
     }
 
     /** Steps the run takes at most: the epoch limit in steps, capped by the iteration limit. */
@@ -80,13 +83,15 @@ public final class Trainer {
     /**
      * Trains until the epoch or iteration limit. Resumes from the newest intact checkpoint when there is one.
      *
-     * @throws IllegalStateException when the loss or a gradient is not finite and the recipe says STOP (or the
-     *                               rollbacks are used up); the message names the step and the layer
+     * @throws IllegalStateException    when training diverges (the loss or a gradient is not finite, or the loss
+     *                                  exploded: {@link Guardrails}) and the recipe says STOP (or the rollbacks are
+     *                                  used up); the message names the step and the layer or the loss
+     * @throws IllegalArgumentException when the checkpoint to resume from does not fit the network (nothing written)
+     * @throws IOException              when checkpoints exist but every one is damaged (nothing written)
      */
     public Result run() throws IOException {
         TrainState s = start();
-        Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(replicas.primary().outputShape(1).dim(1),
-                recipe.stuckLossSteps());
+        Guardrails.StuckLoss stuck = new Guardrails.StuckLoss(classes, recipe.stuckLossSteps());
         for (TrainingListener l : listeners) {
             l.onStart(new TrainingListener.Start(replicas.primary().name(), replicas.primary().params().trainedCount(),
                     replicas.size() * replicas.group().size(), train.batchesPerEpoch(), totalSteps(), s.step()));
@@ -102,8 +107,10 @@ public final class Trainer {
     }
 
     /**
-     * Where to start: the newest intact checkpoint, or a fresh initialisation. Several processes: rank 0 decides
-     * and {@link RankSync} hands its state to the others.
+     * Where to start: the newest intact checkpoint, or a fresh initialisation when there is none at all (a folder
+     * whose checkpoints cannot be resumed throws, see {@link Checkpointer#restore}: a fresh start there would
+     * overwrite that run's metrics and best checkpoint). Several processes: rank 0 decides and {@link RankSync}
+     * hands its state to the others.
      */
     private TrainState start() throws IOException {
         Optional<TrainState> restored = checkpointer == null || !ranks.leader() ? Optional.empty()
@@ -133,7 +140,7 @@ public final class Trainer {
 
     /**
      * The epoch's steps from the saved position: learning rate from the schedule, forward/backward with
-     * accumulation and all-reduce, finiteness check (a rollback ends the pass), SGD step, listeners, checkpoint.
+     * accumulation and all-reduce, divergence check (a rollback ends the pass), SGD step, listeners, checkpoint.
      */
     private EpochPass runEpoch(TrainState s, Guardrails.StuckLoss stuck) throws IOException {
         long epochStart = System.nanoTime();
@@ -146,6 +153,9 @@ public final class Trainer {
                 double lr = lr(s, s.step());
                 double loss = replicas.forwardBackward(batch, recipe.microBatch(), s.step());
                 String bad = Guardrails.nonFinite(s.step(), loss, replicas.primary());
+                if (bad == null) {
+                    bad = Guardrails.lossExploded(s.step(), loss, classes); // the loss is the same on every rank
+                }
                 if (bad != null) {
                     return new EpochPass(rollback(s, bad), true, epochStart, trainNanos, examples);
                 }
@@ -226,21 +236,30 @@ public final class Trainer {
     }
 
     /**
-     * After a non-finite value: stops when the recipe says STOP, there are no checkpoints or the rollbacks are
-     * used up; otherwise reloads the newest checkpoint and divides the learning rate by 10.
+     * After divergence (a non-finite value or an exploded loss): stops when the recipe says STOP, there are no
+     * usable checkpoints or the rollbacks are used up; otherwise reloads the newest usable checkpoint from before
+     * the step that diverged and divides the learning rate by 10.
      */
     private TrainState rollback(TrainState now, String why) throws IOException {
         if (recipe.onNonFinite() == Recipe.NonFinitePolicy.STOP || checkpointer == null
                 || now.rollbacks() >= MAX_ROLLBACKS) {
             throw new IllegalStateException("training diverged at " + why);
         }
-        Optional<TrainState> back = ranks.leader() ? checkpointer.restore(replicas) : Optional.empty();
+        Optional<TrainState> back = Optional.empty();
+        String none = "there is no checkpoint to roll back to";
+        if (ranks.leader()) {
+            try {
+                back = checkpointer.restore(replicas, now.step()); // the checkpoint of this step is what diverged
+            } catch (IOException e) { // every checkpoint damaged: the ranks must still agree, below
+                none = "no checkpoint can be rolled back to (" + e.getMessage() + ")";
+            }
+        }
         if (!ranks.fromLeader(back.isPresent())) {
-            throw new IllegalStateException("training diverged at " + why + ", and there is no checkpoint to roll back to");
+            throw new IllegalStateException("training diverged at " + why + ", and " + none);
         }
         TrainState r = ranks.fromLeader(replicas, back.orElse(null)).rolledBack(now);
         String message = "rolled back to step " + r.step() + " with the learning rate divided by 10 (scale "
-                + r.lrScale() + ") after a non-finite value at " + why;
+                + r.lrScale() + ") after training diverged at " + why;
         LOG.warn(message);
         for (TrainingListener l : listeners) {
             l.onWarning(message);

@@ -27,7 +27,9 @@ import org.vgg4j.data.SampleTransform;
  * <p>The output folder holds what {@code vgg train --out} holds: {@code checkpoints/step-*.safetensors} and
  * {@code checkpoints/best.safetensors}, {@code metrics.csv}, {@code metrics.json}, {@code curves.png} and, when some
  * image could not be read, {@code bad-images.tsv} (each skipped file with the reason, see {@link BadImageLog}). A folder
- * that already holds checkpoints is refused unless the run resumes, which continues its newest intact checkpoint.
+ * that already holds checkpoints is refused unless the run resumes, which continues its newest intact checkpoint; a
+ * resume that cannot resume (the checkpoints do not fit the model, or every one is damaged) stops before anything is
+ * written, so the earlier run's metrics, best checkpoint and checkpoints stay as they were.
  * Without an output folder nothing is written (no checkpoints, no resume, no NaN rollback).
  *
  * <p>Several processes: the all-reduce's {@link ProcessGroup} says which rank this process is; each rank takes its
@@ -110,8 +112,10 @@ public final class TrainingRun {
      * Trains until the recipe's epoch or iteration limit (from the newest intact checkpoint when resuming) and
      * closes what it opened; ready {@link Replicas} given to the builder stay open, with the trained parameters.
      *
-     * @throws IllegalArgumentException when the output folder holds checkpoints and the run does not resume, or the
-     *                                  recipe's batch does not split over the processes
+     * @throws IllegalArgumentException when the output folder holds checkpoints and the run does not resume, the
+     *                                  run resumes from checkpoints that do not fit the model, or the recipe's
+     *                                  batch does not split over the processes
+     * @throws IOException              when resuming and every checkpoint in the folder is damaged
      * @throws IllegalStateException    when training diverges (see {@link Trainer#run()})
      */
     public Trainer.Result run() throws IOException {

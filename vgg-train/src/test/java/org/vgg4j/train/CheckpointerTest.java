@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
@@ -17,6 +18,8 @@ import org.vgg4j.core.io.Checkpoint;
 import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
 
 class CheckpointerTest {
@@ -115,6 +118,66 @@ class CheckpointerTest {
                 assertTrue(reader.tensors().containsKey(Checkpointer.MOMENTUM));
                 assertEquals("test", reader.metadata().get("recipe"));
             }
+        }
+    }
+
+    @Test
+    void aNonFiniteCheckpointIsSkippedAndWhenNoneIsLeftTheResumeStopsNamingFileAndTensor(@TempDir Path dir)
+            throws IOException {
+        try (Replicas r = savedRun(dir)) {
+            // a run that diverged inside the SGD update saves a NaN with a valid checksum
+            r.primary().backend().fill(r.primary().params().get("features.3.bias").value(), Double.NaN);
+            Checkpointer c = new Checkpointer(dir, 3);
+            c.save(r, state(6), "test", false);
+            r.primary().backend().fill(r.primary().params().get("features.3.bias").value(), 0);
+            assertEquals(5, c.restore(r).orElseThrow().step()); // the previous, finite one
+            assertEquals(5.0, bias0(r));
+
+            Path nan = dir.resolve("step-0000000006.safetensors");
+            Path alone = Files.createDirectory(dir.resolve("alone"));
+            Files.copy(nan, alone.resolve(nan.getFileName()));
+            r.primary().backend().fill(r.primary().params().values(), 0.25);
+            IOException e = assertThrows(IOException.class, () -> new Checkpointer(alone, 3).restore(r));
+            String m = e.getMessage();
+            assertTrue(m.contains("none of its 1 checkpoint is usable") && m.contains(alone.resolve(nan.getFileName()).toString())
+                    && m.contains("tensor 'features.3.bias' holds NaN at element 0") && !m.contains("\n"), m);
+            assertTrue(Arrays.stream(Tiny.values(r.primary())).allMatch(v -> v == 0.25)); // the replicas untouched
+        }
+    }
+
+    @Test
+    void aCheckpointOfAnotherNetworkStopsTheResumeAtOnceAndLeavesTheReplicasAsTheyWere(@TempDir Path dir)
+            throws IOException {
+        savedRun(dir).close();
+        VggSpec wider = new VggSpec(VggConfig.A, false, 10, 32, 0.125, 16, 0.5, 7);
+        try (Replicas other = Tiny.replicas(1, wider, DType.FLOAT32, 0.9, 5e-4)) {
+            other.primary().backend().fill(other.primary().params().values(), 0.25);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new Checkpointer(dir, 3).restore(other));
+            String m = e.getMessage();
+            assertTrue(m.startsWith("cannot resume: " + dir.resolve("step-0000000005.safetensors") + " does not fit")
+                    && m.contains("expected"), m);
+            assertTrue(Arrays.stream(Tiny.values(other.primary())).allMatch(v -> v == 0.25));
+        }
+        assertEquals(3, new Checkpointer(dir, 3).list().size());
+    }
+
+    @Test
+    void aResumedRunNeverPrunesWhatItWritesInFavourOfAHigherNumberedFile(@TempDir Path dir) throws IOException {
+        try (Replicas r = savedRun(dir)) { // steps 3, 4, 5 on disk
+            Path newest = dir.resolve("step-0000000005.safetensors");
+            Files.writeString(dir.resolve("step-0000000004.safetensors"), "garbage");
+            Files.writeString(newest, "garbage");
+            Checkpointer c = new Checkpointer(dir, 1); // keep only the last
+            TrainState s = c.restore(r).orElseThrow();
+            assertEquals(3, s.step());
+            c.save(r, state(4), "test", false); // replaces the damaged step 4; step 5 is not this run's past
+            assertEquals(List.of("step-0000000005.safetensors", "step-0000000004.safetensors"),
+                    c.list().stream().map(p -> p.getFileName().toString()).toList());
+            assertEquals(4, c.restore(r).orElseThrow().step()); // what the resumed run wrote, not pruned
+            c.save(r, state(5), "test", false);
+            assertEquals(List.of("step-0000000005.safetensors"), c.list().stream().map(p -> p.getFileName().toString()).toList());
+            assertEquals(5, c.restore(r).orElseThrow().step());
         }
     }
 }

@@ -131,6 +131,47 @@ class TrainingRunTest {
         assertTrue(csv.get(2).startsWith("2,6,"), csv.get(2));
     }
 
+    /** Every file under {@code dir} with its bytes and modification time. */
+    private static java.util.Map<String, String> snapshot(Path dir) throws IOException {
+        java.util.Map<String, String> m = new java.util.TreeMap<>();
+        try (var files = Files.walk(dir)) {
+            for (Path p : files.filter(Files::isRegularFile).toList()) {
+                m.put(dir.relativize(p).toString(), Arrays.hashCode(Files.readAllBytes(p)) + "@"
+                        + Files.getLastModifiedTime(p).toMillis());
+            }
+        }
+        return m;
+    }
+
+    @Test
+    void aResumeWhoseModelDoesNotFitTheCheckpointsStopsAndTouchesNothing(@TempDir Path dir) throws Exception {
+        run(recipe(1)).out(dir).build().run();
+        var before = snapshot(dir);
+        assertTrue(before.containsKey("checkpoints/" + Checkpointer.BEST) && before.containsKey(MetricsLog.CSV), before.toString());
+        VggSpec wider = new VggSpec(VggConfig.A, true, 10, 32, 0.125, 16, 0.5, 1); // another --width
+        Thread.sleep(20); // a rewrite would show in the modification times too
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> run(recipe(2)).model(wider).out(dir).resume(true).build().run());
+        assertTrue(e.getMessage().startsWith("cannot resume: " + dir.resolve("checkpoints/step-0000000003.safetensors")
+                + " does not fit") && e.getMessage().contains("shape"), e.getMessage());
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void aResumeWhoseEveryCheckpointIsDamagedStopsAndTouchesNothing(@TempDir Path dir) throws Exception {
+        run(recipe(1)).out(dir).build().run();
+        Path only = dir.resolve("checkpoints/step-0000000003.safetensors");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(only.toFile(), "rw")) {
+            f.setLength(f.length() - 4);
+        }
+        var before = snapshot(dir);
+        Thread.sleep(20);
+        IOException e = assertThrows(IOException.class, () -> run(recipe(2)).out(dir).resume(true).build().run());
+        assertTrue(e.getMessage().startsWith("cannot resume from " + dir.resolve("checkpoints")) && e.getMessage()
+                .contains(only.toString()), e.getMessage());
+        assertEquals(before, snapshot(dir));
+    }
+
     @Test
     void readyReplicasStayOpenWithTheTrainedParameters() throws Exception {
         Recipe recipe = recipe(1);
