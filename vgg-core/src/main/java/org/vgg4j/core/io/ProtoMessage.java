@@ -77,11 +77,11 @@ final class ProtoMessage {
             throw new IllegalArgumentException("bytes field " + field + ": length " + length + " must be >= 0");
         }
         fields.add(delimited(field, () -> length, out -> {
-            CountingStream counted = new CountingStream(out);
+            CountingOutputStream counted = new CountingOutputStream(out, false);
             content.writeTo(counted);
-            if (counted.count != length) {
+            if (counted.count() != length) {
                 throw new IllegalStateException("bytes field " + field + " declared " + length + " bytes but "
-                        + counted.count + " were written");
+                        + counted.count() + " were written");
             }
         }));
         return this;
@@ -172,27 +172,5 @@ final class ProtoMessage {
         System.arraycopy(a, 0, c, 0, a.length);
         System.arraycopy(b, 0, c, a.length, b.length);
         return c;
-    }
-
-    /** Passes bytes through, counting them; closing it does not close the stream below. */
-    private static final class CountingStream extends OutputStream {
-        private final OutputStream out;
-        private long count;
-
-        CountingStream(OutputStream out) {
-            this.out = out;
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            out.write(b);
-            count++;
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-            count += len;
-        }
     }
 }

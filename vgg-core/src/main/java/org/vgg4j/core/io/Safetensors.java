@@ -564,15 +564,15 @@ public final class Safetensors {
         Path tmp = Files.createTempFile(dir, "." + path.getFileName() + ".", ".tmp");
         boolean done = false;
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            CountingStream out = new CountingStream(new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16));
+            CountingOutputStream out = new CountingOutputStream(new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 16), true);
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length);
             out.write(len.array());
             out.write(header);
             for (Entry e : entries) {
-                long before = out.count;
+                long before = out.count();
                 e.data().writeTo(out);
-                if (out.count - before != e.bytes()) {
-                    throw new IllegalStateException("tensor '" + e.name() + "' wrote " + (out.count - before)
+                if (out.count() - before != e.bytes()) {
+                    throw new IllegalStateException("tensor '" + e.name() + "' wrote " + (out.count() - before)
                             + " bytes; its shape " + Arrays.toString(e.shape()) + " of " + e.dtype() + " needs " + e.bytes());
                 }
             }
@@ -596,38 +596,6 @@ public final class Safetensors {
             d.force(true); // make the rename itself durable
         } catch (IOException ignored) {
             // some file systems cannot open or sync a directory; the data itself is already on disk
-        }
-    }
-
-    /** Counts bytes so every tensor's writer is checked against its declared size. */
-    private static final class CountingStream extends OutputStream {
-        private final OutputStream out;
-        long count;
-
-        CountingStream(OutputStream out) {
-            this.out = out;
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            out.write(b);
-            count++;
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-            count += len;
-        }
-
-        @Override
-        public void flush() throws IOException {
-            out.flush();
-        }
-
-        @Override
-        public void close() throws IOException {
-            out.close();
         }
     }
 }
