@@ -143,14 +143,15 @@ public final class ImageDecoder {
             checkSize(source, w, h);
             if (format == Format.JPEG && (dims[2] == 1 || dims[3] == 1) && reader.getOriginatingProvider()
                     .getClass().getName().startsWith(JDK_JPEG)) {
-                // Fast path, measured ~1.6x faster than read(): the JDK's raw raster (no colour conversion,
-                // no per-row copy into a BGR image); YCbCr is converted later, only where a crop needs it.
+                // Fast path, faster than read() (docs/benchmarks.md, "Data pipeline"): the JDK's raw raster (no
+                // colour conversion, no per-row copy into a BGR image); YCbCr is converted later, only where a crop
+                // needs it.
                 Region want = needed == null ? null : needed.region((int) w, (int) h);
                 Region region = want == null ? Region.whole((int) w, (int) h) : want.clip((int) w, (int) h);
                 ImageReadParam param = null;
                 if (!region.isWhole((int) w, (int) h) && endsWithEoi(bytes)) {
-                    // The JDK reader stops reading scanlines after the region's last row (measured: the decode
-                    // costs roughly in proportion to the rows read) and copies only its columns into the raster.
+                    // The JDK reader stops reading scanlines after the region's last row (the decode costs roughly
+                    // in proportion to the rows read) and copies only its columns into the raster.
                     param = reader.getDefaultReadParam();
                     param.setSourceRegion(new Rectangle(region.x(), region.y(), region.width(), region.height()));
                 } else {

@@ -8,7 +8,7 @@ import org.junit.jupiter.api.Test;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
 
-/** {@link ScalingModel} against numbers worked out by hand, and VGG-16's counts against FACTS.md. */
+/** {@link ScalingModel} against numbers worked out by hand, and VGG-16's counts against torchvision's (138,357,544 parameters) and the paper's. */
 class ScalingModelTest {
 
     /**
@@ -42,7 +42,7 @@ class ScalingModelTest {
         assertEquals(1.0, m.predict(1, 1, 6000, 4000, 4, 500, true).speedup(), 0);
     }
 
-    /** FACTS.md: D has 138,357,544 parameters and 15.470 G forward MACs per image at 224. */
+    /** D has 138,357,544 parameters (torchvision's vgg16) and 15.470 G forward MACs per image at 224. */
     @Test
     void vgg16Counts() {
         ScalingModel m = ScalingModel.of(VggSpec.paper(VggConfig.D));

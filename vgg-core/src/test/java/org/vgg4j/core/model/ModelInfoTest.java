@@ -59,7 +59,7 @@ class ModelInfoTest {
     }
 
     @Test
-    void forwardMacsAt224MatchFacts() {
+    void forwardMacsAt224MatchTheKnownCounts() {
         assertEquals(7.609, ModelInfo.of(VggSpec.paper(VggConfig.A), 1).gigaMacs(), 0.0005);
         assertEquals(15.470, ModelInfo.of(VggSpec.paper(VggConfig.D), 1).gigaMacs(), 0.0005);
         // MACs do not depend on the batch size (they are per image)
