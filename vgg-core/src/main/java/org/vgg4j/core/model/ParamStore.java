@@ -20,7 +20,8 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>Layout of the trained buffer: every {@link ParamSpec.Role#WEIGHT} first, then every
  * {@link ParamSpec.Role#NO_DECAY}, each group in network order, so weight decay applies to the prefix
- * [0, {@link #decayedCount()}).
+ * [0, {@link #decayedCount()}). Per-tensor learning-rate multipliers (transfer learning: frozen layers, Caffe's
+ * {@code lr_mult}) cut the buffer into a few {@link Group}s, which the SGD step takes one call each.
  */
 public final class ParamStore {
 
