@@ -70,6 +70,20 @@ class ExamplesTest {
     }
 
     @Test
+    void fineTuningOnFiveNewClassesBeatsChanceClearly(@TempDir Path dir) throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        // the cpu backend when present: on the reference backend the few steps a test affords learn too little
+        String backend = org.vgg4j.core.backend.Backends.names().contains("cpu") ? "cpu" : "reference";
+        FineTuneFashionMnist.Outcome o = FineTuneFashionMnist.run(dir, backend, 2, 1000, 0.25, 64, 32,
+                new PrintStream(buf, true, StandardCharsets.UTF_8));
+        String text = buf.toString(StandardCharsets.UTF_8);
+        assertTrue(o.after() >= 0.5, text); // chance is 20 % on five classes
+        assertTrue(o.after() > o.before() + 0.2, text);
+        assertTrue(text.contains("frozen up to features.14"), text);
+        assertTrue(Files.exists(dir.resolve("finetune").resolve("checkpoints").resolve("best.safetensors")));
+    }
+
+    @Test
     void theImageNetChainPassesEachStagesBestCheckpointToTheNext() {
         List<String[]> c = TrainVgg16OnImageNet.commands("/data/in", Path.of("runs"), List.of("--width", "0.5", "--devices", "2"));
         assertEquals(5, c.size());

@@ -1,6 +1,9 @@
 package org.vgg4j.train;
 
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.optim.Sgd;
@@ -32,11 +35,20 @@ import org.vgg4j.data.DataPipeline;
  * @param keepLast        checkpoints kept besides the best one
  * @param onNonFinite     what a NaN/Inf loss or gradient does
  * @param stuckLossSteps  warn when the loss stays within 2 % of ln(classes) for this many steps (0: never)
+ * @param newHead         with {@link Init#FROM_CHECKPOINT}: the classifier head (the last layer with parameters)
+ *                        starts fresh (Glorot, {@link #initSeed}) for the network's classes instead of coming from
+ *                        the checkpoint, whose head may have another number of classes; every other tensor is loaded
+ *                        strictly (transfer learning, {@code TransferLearning})
+ * @param freezeUpTo      layer name ("features.16") up to which, inclusive, parameters are frozen: no update, no
+ *                        weight decay, no gradient computed; null: nothing frozen
+ * @param lrMult          learning-rate multipliers by layer-name prefix ("features" to 0.1: Caffe's lr_mult); the
+ *                        longest prefix wins, a parameter under none gets 1; empty: one rate for all
  */
 public record Recipe(String name, int batchSize, int microBatch, double baseLr, double momentum, double weightDecay,
                      Schedule schedule, int maxEpochs, long maxIterations, Init init, Path initFrom, long initSeed,
                      long dataSeed, int scaleMin, int scaleMax, int checkpointEvery, int keepLast,
-                     NonFinitePolicy onNonFinite, int stuckLossSteps) {
+                     NonFinitePolicy onNonFinite, int stuckLossSteps, boolean newHead, String freezeUpTo,
+                     Map<String, Double> lrMult) {
 
     /** Where the parameters come from. */
     public enum Init {
@@ -105,6 +117,34 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         if (stuckLossSteps < 0) {
             throw new IllegalArgumentException("stuck-loss window " + stuckLossSteps + " must be >= 0");
         }
+        if (newHead && init != Init.FROM_CHECKPOINT) {
+            throw new IllegalArgumentException("a new head replaces the head of a checkpoint; init " + init
+                    + " loads none: expected FROM_CHECKPOINT with initFrom");
+        }
+        if (freezeUpTo != null && freezeUpTo.isBlank()) {
+            throw new IllegalArgumentException("freezeUpTo must name a layer (e.g. features.16), or be null to freeze nothing");
+        }
+        if (lrMult == null) {
+            throw new IllegalArgumentException("lrMult must not be null; expected an empty map for no multipliers");
+        }
+        for (Map.Entry<String, Double> m : lrMult.entrySet()) {
+            if (m.getKey() == null || m.getKey().isBlank() || m.getValue() == null || !(m.getValue() >= 0)
+                    || Double.isInfinite(m.getValue())) {
+                throw new IllegalArgumentException("learning-rate multiplier " + m.getKey() + "=" + m.getValue()
+                        + ": expected a layer-name prefix (features, classifier.6) and a finite multiplier >= 0");
+            }
+        }
+        lrMult = Collections.unmodifiableMap(new LinkedHashMap<>(lrMult));
+    }
+
+    /** A recipe that trains every parameter at the base rate and keeps the checkpoint's head (no transfer learning). */
+    public Recipe(String name, int batchSize, int microBatch, double baseLr, double momentum, double weightDecay,
+                  Schedule schedule, int maxEpochs, long maxIterations, Init init, Path initFrom, long initSeed,
+                  long dataSeed, int scaleMin, int scaleMax, int checkpointEvery, int keepLast,
+                  NonFinitePolicy onNonFinite, int stuckLossSteps) {
+        this(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init, initFrom,
+                initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps, false, null,
+                Map.of());
     }
 
     /** A builder with nothing set but the defaults listed at {@link Builder}. */
@@ -117,7 +157,8 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         return new Builder().name(name).batchSize(batchSize).microBatch(microBatch).baseLr(baseLr).momentum(momentum)
                 .weightDecay(weightDecay).schedule(schedule).maxEpochs(maxEpochs).maxIterations(maxIterations).init(init)
                 .initFrom(initFrom).initSeed(initSeed).dataSeed(dataSeed).scales(scaleMin, scaleMax)
-                .checkpointEvery(checkpointEvery).keepLast(keepLast).onNonFinite(onNonFinite).stuckLossSteps(stuckLossSteps);
+                .checkpointEvery(checkpointEvery).keepLast(keepLast).onNonFinite(onNonFinite).stuckLossSteps(stuckLossSteps)
+                .newHead(newHead).freezeUpTo(freezeUpTo).lrMult(lrMult);
     }
 
     /** The solver's settings: momentum and weight decay. */
@@ -156,7 +197,8 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
      * {@link #name}, {@link #batchSize}, {@link #baseLr}, {@link #schedule}, {@link #maxEpochs}. Defaults of the
      * rest: micro-batch 0 (the whole share at once), momentum 0.9 and weight decay 5e-4 (the paper's), no iteration
      * limit, {@link Init#GLOROT} (needs no checkpoint), seeds 1, fixed S = 256, checkpoints at epoch ends only
-     * keeping the last 2, {@link NonFinitePolicy#STOP}, no stuck-loss warning.
+     * keeping the last 2, {@link NonFinitePolicy#STOP}, no stuck-loss warning, the checkpoint's head, nothing
+     * frozen, no learning-rate multipliers.
      */
     public static final class Builder {
         private String name;
@@ -178,6 +220,9 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         private int keepLast = 2;
         private NonFinitePolicy onNonFinite = NonFinitePolicy.STOP;
         private int stuckLossSteps;
+        private boolean newHead;
+        private String freezeUpTo;
+        private Map<String, Double> lrMult = new LinkedHashMap<>();
 
         private Builder() {
         }
@@ -292,6 +337,33 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         }
 
         /**
+         * Whether the classifier head starts fresh for the network's classes instead of coming from the
+         * checkpoint (with {@link Init#FROM_CHECKPOINT}; the checkpoint's head may have another number of classes).
+         */
+        public Builder newHead(boolean fresh) {
+            this.newHead = fresh;
+            return this;
+        }
+
+        /** Freezes this layer ("features.16") and every layer before it; null: nothing frozen. */
+        public Builder freezeUpTo(String layer) {
+            this.freezeUpTo = layer;
+            return this;
+        }
+
+        /** Learning-rate multiplier of the parameters under a layer-name prefix ("features", 0.1); adds to the others. */
+        public Builder lrMult(String prefix, double multiplier) {
+            this.lrMult.put(prefix, multiplier);
+            return this;
+        }
+
+        /** Replaces every learning-rate multiplier with these (layer-name prefix to multiplier). */
+        public Builder lrMult(Map<String, Double> multipliers) {
+            this.lrMult = new LinkedHashMap<>(multipliers);
+            return this;
+        }
+
+        /**
          * The recipe; every value is checked here.
          *
          * @throws IllegalArgumentException naming the first value that is missing or out of range, and what was expected
@@ -309,7 +381,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
             }
             return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs,
                     maxIterations, init, initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast,
-                    onNonFinite, stuckLossSteps);
+                    onNonFinite, stuckLossSteps, newHead, freezeUpTo, lrMult);
         }
     }
 }

@@ -6,6 +6,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.vgg4j.core.model.Network;
+import org.vgg4j.core.model.TransferLearning;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.parallel.AllReduce;
@@ -137,6 +139,10 @@ public final class TrainingRun {
             }
             if (replicas == null) {
                 replicas = createReplicas(reduce);
+            } else {
+                for (int r = 0; r < replicas.size(); r++) {
+                    configureTraining(replicas.network(r));
+                }
             }
         } catch (IOException | RuntimeException | Error e) {
             if (reduce != null) {
@@ -163,8 +169,23 @@ public final class TrainingRun {
 
     /** This process's replicas on the backend's devices, all with the spec's dropout seed (see the class comment). */
     private Replicas createReplicas(AllReduce reduce) {
-        return Replicas.create(backend, devices, firstDevice, (b, rank) -> Vgg.build(b, DType.FLOAT32, model),
-                recipe.sgdSettings(), reduce);
+        return Replicas.create(backend, devices, firstDevice, (b, rank) -> {
+            Network net = Vgg.build(b, DType.FLOAT32, model);
+            try {
+                configureTraining(net);
+            } catch (RuntimeException e) {
+                net.close();
+                throw e;
+            }
+            return net;
+        }, recipe.sgdSettings(), reduce);
+    }
+
+    /** The recipe's frozen layers and learning-rate multipliers on {@code net} (untouched when it has none). */
+    private void configureTraining(Network net) {
+        if (recipe.freezeUpTo() != null || !recipe.lrMult().isEmpty()) {
+            TransferLearning.configure(net, recipe.freezeUpTo(), recipe.lrMult());
+        }
     }
 
     /**
@@ -242,7 +263,8 @@ public final class TrainingRun {
 
         /**
          * Replicas made by the caller, instead of a backend: they must hold networks of {@link #model} with
-         * the recipe's SGD settings ({@link Recipe#sgdSettings()}); they stay the caller's, open after the run.
+         * the recipe's SGD settings ({@link Recipe#sgdSettings()}); they stay the caller's, open after the run. The
+         * recipe's frozen layers and learning-rate multipliers, when it has any, are set on their networks.
          */
         public Builder replicas(Replicas ready) {
             this.replicas = ready;

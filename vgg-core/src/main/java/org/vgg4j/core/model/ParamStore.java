@@ -20,7 +20,8 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>Layout of the trained buffer: every {@link ParamSpec.Role#WEIGHT} first, then every
  * {@link ParamSpec.Role#NO_DECAY}, each group in network order, so weight decay applies to the prefix
- * [0, {@link #decayedCount()}).
+ * [0, {@link #decayedCount()}). Per-tensor learning-rate multipliers (transfer learning: frozen layers, Caffe's
+ * {@code lr_mult}) cut the buffer into a few {@link Group}s, which the SGD step takes one call each.
  */
 public final class ParamStore {
 
@@ -35,6 +36,7 @@ public final class ParamStore {
     private final long decayedCount;
     private final List<Entry> entries;            // network (torchvision state-dict) order
     private final Map<String, Entry> byKey;
+    private final Map<String, Double> lrMultipliers = new LinkedHashMap<>(); // trained key -> multiplier != 1
 
     ParamStore(Backend backend, DType dtype, List<Map.Entry<String, ParamSpec>> specs) {
         this.backend = backend;
@@ -125,6 +127,80 @@ public final class ParamStore {
     /** The entry for a torchvision key such as "features.0.weight"; null when absent. */
     public Entry get(String key) {
         return byKey.get(key);
+    }
+
+    /**
+     * A contiguous part of the trained buffer whose elements share one learning-rate multiplier (Caffe's
+     * {@code lr_mult}; 0: frozen) and all take weight decay or none.
+     *
+     * @param offset  first element in {@link #values()} (and {@link #grads()})
+     * @param count   elements
+     * @param lrMult  the learning rate of these elements is the step's rate times this
+     * @param decayed whether these elements take weight decay (the WEIGHT role)
+     */
+    public record Group(long offset, long count, double lrMult, boolean decayed) {
+    }
+
+    /**
+     * Sets the learning-rate multiplier of the trained tensor {@code key} (Caffe's {@code lr_mult}): 1 is the
+     * default, 0 freezes it (no update, no weight decay, its gradient is cleared by each step).
+     *
+     * @throws IllegalArgumentException for an unknown or non-trained key, or a multiplier not finite and >= 0
+     */
+    public void setLrMultiplier(String key, double multiplier) {
+        Entry e = byKey.get(key);
+        if (e == null || e.grad() == null) {
+            throw new IllegalArgumentException("no trained parameter '" + key + "' (" + (e == null ? "unknown key"
+                    : "non-trained state") + "); expected a key such as " + entries.get(0).key());
+        }
+        if (!(multiplier >= 0) || Double.isInfinite(multiplier)) {
+            throw new IllegalArgumentException("learning-rate multiplier " + multiplier + " of " + key
+                    + " must be finite and >= 0");
+        }
+        if (multiplier == 1.0) {
+            lrMultipliers.remove(key);
+        } else {
+            lrMultipliers.put(key, multiplier);
+        }
+    }
+
+    /** The learning-rate multiplier of the trained tensor {@code key} (1 unless set). */
+    public double lrMultiplier(String key) {
+        return lrMultipliers.getOrDefault(key, 1.0);
+    }
+
+    /** Whether every trained tensor has multiplier 1 (then one SGD call covers the whole buffer). */
+    public boolean uniformLr() {
+        return lrMultipliers.isEmpty();
+    }
+
+    /**
+     * The trained buffer cut into runs of equal multiplier, in buffer order (weights first, then the non-decayed
+     * tensors); neighbouring tensors of equal multiplier share one group. Covers [0, {@link #trainedCount()}).
+     */
+    public List<Group> groups() {
+        List<Entry> byOffset = new ArrayList<>();
+        for (Entry e : entries) {
+            if (e.grad() != null) {
+                byOffset.add(e);
+            }
+        }
+        byOffset.sort(java.util.Comparator.comparingLong(e -> e.value().offset()));
+        long base = values.offset();
+        List<Group> groups = new ArrayList<>();
+        for (Entry e : byOffset) {
+            long from = e.value().offset() - base;
+            long n = e.value().size();
+            double m = lrMultiplier(e.key());
+            boolean decayed = from < decayedCount;
+            Group last = groups.isEmpty() ? null : groups.get(groups.size() - 1);
+            if (last != null && last.lrMult() == m && last.decayed() == decayed && last.offset() + last.count() == from) {
+                groups.set(groups.size() - 1, new Group(last.offset(), last.count() + n, m, decayed));
+            } else {
+                groups.add(new Group(from, n, m, decayed));
+            }
+        }
+        return Collections.unmodifiableList(groups);
     }
 
     /** Sets every gradient to zero. */

@@ -2,6 +2,7 @@ package org.vgg4j.core.optim;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.model.ParamStore;
+import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 
 /**
@@ -16,6 +17,12 @@ import org.vgg4j.core.tensor.Tensor;
  * PyTorch's SGD instead keeps v = momentum*v + d and applies w -= lr*v; the two agree while lr is constant
  * and differ just after a learning-rate change (Caffe's velocity carries the old rate). One backend call covers
  * the whole parameter buffer.
+ *
+ * <p>Per-tensor learning-rate multipliers (Caffe's {@code lr_mult}, set on the {@link ParamStore}): a tensor with
+ * multiplier m is updated with rate {@code m * lr} (its weight decay scaled with it, as Caffe's local rate), and
+ * m = 0 freezes it: no update, no decay, its velocity untouched, its gradient cleared. Then the step is one backend
+ * call per {@link ParamStore.Group} (a few: weights and biases of each run of equal multipliers); with every
+ * multiplier 1 it stays the one call over the whole buffer.
  */
 public final class Sgd implements AutoCloseable {
 
@@ -58,8 +65,21 @@ public final class Sgd implements AutoCloseable {
             throw new IllegalArgumentException("learning rate " + lr + " must be finite and >= 0");
         }
         Backend b = params.backend();
-        b.sgdStep(params.values(), params.grads(), velocity, lr, settings.momentum(), settings.weightDecay(),
-                params.decayedCount());
+        if (params.uniformLr()) {
+            b.sgdStep(params.values(), params.grads(), velocity, lr, settings.momentum(), settings.weightDecay(),
+                    params.decayedCount());
+            return;
+        }
+        for (ParamStore.Group g : params.groups()) {
+            Shape s = Shape.of(Math.toIntExact(g.count()));
+            Tensor grad = params.grads().view(g.offset(), s);
+            if (g.lrMult() == 0) {
+                b.fill(grad, 0.0); // frozen: the step clears the gradient as it does every other
+                continue;
+            }
+            b.sgdStep(params.values().view(g.offset(), s), grad, velocity.view(g.offset(), s), lr * g.lrMult(),
+                    settings.momentum(), settings.weightDecay(), g.decayed() ? g.count() : 0);
+        }
     }
 
     @Override

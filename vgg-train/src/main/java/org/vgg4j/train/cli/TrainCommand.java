@@ -9,11 +9,13 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
+import org.vgg4j.core.model.TransferLearning;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.CollectiveProvider;
 import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.train.CurvePlot;
+import org.vgg4j.train.Initialization;
 import org.vgg4j.train.MetricsLog;
 import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
@@ -71,6 +73,14 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--init-from", paramLabel = "FILE", description = "checkpoint a warm-start or fine-tuning recipe starts from")
     Path initFrom;
+
+    @Option(names = "--freeze", paramLabel = "LAYER", description = "freeze this layer (e.g. features.16) and every"
+            + " layer before it: no update, no weight decay, no gradient (fine-tuning)")
+    String freeze;
+
+    @Option(names = "--lr-mult", paramLabel = "PREFIX=X", description = "learning-rate multiplier of the layers under a"
+            + " name prefix, repeatable, e.g. --lr-mult features=0.1 (Caffe's lr_mult; the longest prefix wins)")
+    Map<String, Double> lrMult;
 
     @Option(names = "--epochs", paramLabel = "N", description = "maximum epochs (default: the recipe's)")
     Integer epochs;
@@ -301,7 +311,13 @@ public final class TrainCommand implements Callable<Integer> {
                 r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
                 src.val().size(), backendName, devices, group == null ? "" : String.format(Locale.ROOT,
                         " per process x %d processes (%s, rank 0 at %s)", world, launch.source(), group.master()));
-        GradPrecision precision = GradPrecision.parse(gradPrecision);
+        if (r.newHead() || r.freezeUpTo() != null || !r.lrMult().isEmpty()) {
+            lines.printf(Locale.ROOT, "fine-tuning from %s: %s head%s%s%n", r.initFrom() != null ? r.initFrom() : "a fresh start",
+                    r.newHead() ? "a new " + vgg.numClasses() + "-class" : "the checkpoint's",
+                    r.freezeUpTo() != null ? ", frozen up to " + r.freezeUpTo() : "",
+                    r.lrMult().isEmpty() ? "" : ", learning-rate multipliers " + r.lrMult());
+        }
+                GradPrecision precision = GradPrecision.parse(gradPrecision);
         if (group != null && precision != GradPrecision.FP32) {
             throw new IllegalArgumentException("--grad-precision " + precision + " applies to the devices of one process"
                     + " (the ring all-reduce); the multi-process collectives send fp32");
@@ -359,6 +375,23 @@ public final class TrainCommand implements Callable<Integer> {
         Recipe.Builder b = r.toBuilder();
         if (initFrom != null && r.init() != Recipe.Init.WARM_START_A && r.init() != Recipe.Init.FROM_CHECKPOINT) {
             b.init(Recipe.Init.FROM_CHECKPOINT).initFrom(initFrom);
+        }
+        if (initFrom != null && model.classes != null && r.init() != Recipe.Init.WARM_START_A) {
+            // --classes N with a checkpoint of other classes: a fresh head for N, every other tensor loaded strictly
+            int fileClasses;
+            try {
+                fileClasses = Initialization.classesOf(initFrom, TransferLearning.VGG_HEAD + ".weight");
+            } catch (IOException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--init-from': "
+                        + e.getMessage());
+            }
+            b.newHead(fileClasses != model.classes);
+        }
+        if (freeze != null) {
+            b.freezeUpTo(freeze);
+        }
+        if (lrMult != null) {
+            b.lrMult(lrMult);
         }
         if (epochs != null) {
             b.maxEpochs(epochs);
