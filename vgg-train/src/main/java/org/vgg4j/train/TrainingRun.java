@@ -4,8 +4,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
+import org.vgg4j.core.io.ModelMetadata;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.parallel.AllReduce;
@@ -59,6 +62,7 @@ public final class TrainingRun {
     private final Path out;
     private final boolean resume;
     private final List<TrainingListener> listeners;
+    private final ModelMetadata.Norm normalization;
 
     private TrainingRun(Builder b) {
         this.model = b.model;
@@ -79,6 +83,7 @@ public final class TrainingRun {
         this.out = b.out;
         this.resume = b.resume;
         this.listeners = List.copyOf(b.listeners);
+        this.normalization = b.normalization;
     }
 
     public static Builder builder() {
@@ -123,7 +128,8 @@ public final class TrainingRun {
                 : allReduce != null ? allReduce : Replicas.allReduceFor(backend, devices, gradPrecision);
         ProcessGroup group = reduce != null ? reduce.group() : readyReplicas.group();
         boolean leader = group.rank() == 0; // only rank 0 reads and writes the output folder
-        Checkpointer checkpointer = out == null ? null : new Checkpointer(checkpointDirectory(), recipe.keepLast());
+        Checkpointer checkpointer = out == null ? null
+                : new Checkpointer(checkpointDirectory(), recipe.keepLast()).describing(checkpointMetadata());
         DataPipeline.Config trainConfig;
         Replicas replicas = readyReplicas;
         try { // everything that can refuse the run, before the pipelines start
@@ -161,6 +167,15 @@ public final class TrainingRun {
         }
     }
 
+    /** What every checkpoint records about the model: the spec and, when the builder was told, the normalisation. */
+    private Map<String, String> checkpointMetadata() {
+        Map<String, String> m = new LinkedHashMap<>(ModelMetadata.of(model));
+        if (normalization != null) {
+            m.putAll(ModelMetadata.of(normalization));
+        }
+        return m;
+    }
+
     /** This process's replicas on the backend's devices, all with the spec's dropout seed (see the class comment). */
     private Replicas createReplicas(AllReduce reduce) {
         return Replicas.create(backend, devices, firstDevice, (b, rank) -> Vgg.build(b, DType.FLOAT32, model),
@@ -192,6 +207,7 @@ public final class TrainingRun {
         private Path out;
         private boolean resume;
         private final List<TrainingListener> listeners = new ArrayList<>();
+        private ModelMetadata.Norm normalization;
 
         private Builder() {
         }
@@ -294,6 +310,15 @@ public final class TrainingRun {
         }
 
         /** Adds a listener (progress display, logging, ...). */
+        /**
+         * The input normalisation the training transform applies, recorded in every checkpoint so evaluation can
+         * apply the same (optional: without it checkpoints record the architecture only).
+         */
+        public Builder normalization(ModelMetadata.Norm norm) {
+            this.normalization = norm;
+            return this;
+        }
+
         public Builder listener(TrainingListener l) {
             if (l == null) {
                 throw new IllegalArgumentException("listener must not be null");

@@ -308,7 +308,7 @@ public final class TrainCommand implements Callable<Integer> {
         }
         TrainingRun.Builder run = TrainingRun.builder().model(vgg).recipe(r).backend(backendName).devices(devices)
                 .train(src.train(), src.trainTransform()).validation(src.val(), src.valTransform()).validationFlips(valFlips)
-                .threads(threads).out(out).resume(resume);
+                .threads(threads).out(out).resume(resume).normalization(CheckpointModel.forMetadata(src.norm()));
         if (group == null) {
             run.gradPrecision(precision);
         } else {

@@ -94,6 +94,21 @@ class VggCliTest {
         String lastError = csv.get(3).split(",")[3];
         assertTrue(r.out().contains(String.format(java.util.Locale.ROOT, "top-1 error %.2f %%", 100 * Double.parseDouble(lastError))),
                 r.out() + " vs " + lastError);
+
+        // the checkpoint records its model and normalisation: eval needs no model option, and a wrong one is one line
+        Path last = dir.resolve("checkpoints").resolve("step-0000000009.safetensors");
+        Run plain = vgg("eval", "--backend", "reference", "--data", "fashion-mnist-sample", "--checkpoint", last.toString());
+        assertEquals(0, plain.code(), plain.err());
+        assertEquals(r.out(), plain.out());
+        says(refused("eval", "--backend", "reference", "--hidden", "32", "--checkpoint", last.toString()),
+                "--hidden 32 contradicts --checkpoint " + last + ", which records hidden features 16;");
+        java.util.Map<String, String> meta;
+        try (org.vgg4j.core.io.Safetensors.Reader f = org.vgg4j.core.io.Safetensors.open(last)) {
+            meta = f.metadata();
+        }
+        assertEquals(new org.vgg4j.core.model.VggSpec(org.vgg4j.core.model.VggConfig.A, true, 10, 32, 0.0625, 16, 0.5, 1),
+                org.vgg4j.core.io.ModelMetadata.spec(meta, last).orElseThrow());
+        assertTrue(org.vgg4j.core.io.ModelMetadata.normalization(meta, last).isPresent(), meta.toString());
     }
 
     /** A run that must be refused as a usage error: exit code 2, one line on stderr (no stack trace), returned. */
