@@ -6,7 +6,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * The {@code vgg} command line: {@code vgg train | eval | info | bench}. Run it with
+ * The {@code vgg} command line: {@code vgg train | eval | export | features | info | bench}. Run it with
  * the examples module from the root
  * ({@code mvn -q -DskipTests package exec:java -Dexec.mainClass=org.vgg4j.train.cli.VggCli -Dexec.args="info --config D"}).
  * Every error is one line on stderr: a bad option or value names the option, the value and what was expected, exit
@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
 @Command(name = "vgg", mixinStandardHelpOptions = true, version = "VGG4J 0.1.0",
         description = "Train, evaluate and describe the VGG networks of Simonyan & Zisserman (ICLR 2015).",
         subcommands = {TrainCommand.class, EvalCommand.class, InfoCommand.class, BenchCommand.class, ExportCommand.class,
+                FeaturesCommand.class,
                 CommandLine.HelpCommand.class})
 public final class VggCli implements Runnable {
     @CommandLine.Spec
@@ -27,7 +28,7 @@ public final class VggCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a subcommand: train, eval, export, info or bench");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a subcommand: train, eval, export, features, info or bench");
     }
 
     /** Parses and runs {@code args}; returns the exit code (0 ok, 1 failure, 2 bad usage). */
