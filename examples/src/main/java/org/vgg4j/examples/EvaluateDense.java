@@ -4,11 +4,14 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.io.ModelMetadata;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
@@ -29,9 +32,13 @@ import org.vgg4j.train.Initialization;
  * (vgg-core's DenseEvaluation), so images of any size are used uncropped.
  *
  * <p>Run: {@code mvn -q -DskipTests package exec:java -Dexec.mainClass=org.vgg4j.examples.EvaluateDense
- * -Dexec.args="CONFIG TRAIN_SCALE VAL_DIR CHECKPOINT [CHECKPOINT...]"}, e.g. {@code D 256:512 /data/imagenet/val
- * vgg16.safetensors} with torchvision's vgg16 weights saved as safetensors (names match; train scale S or
- * SMIN:SMAX sets the test scales). VAL_DIR holds one folder per class.
+ * -Dexec.args="[--config C] [--normalization imagenet|paper] TRAIN_SCALE VAL_DIR CHECKPOINT [CHECKPOINT...]"}.
+ * A {@code vgg train} checkpoint records its architecture and input normalisation, and both are used as
+ * recorded. A file that records neither (torchvision's weights, a {@code .pth} or safetensors) is the paper's
+ * network of {@code --config} with 1000 classes and needs {@code --normalization}: {@code imagenet} for
+ * torchvision's weights (they were trained on mean/std-normalised inputs), {@code paper} for mean subtraction only,
+ * e.g. {@code --config D --normalization imagenet 256:512 /data/imagenet/val vgg16.pth}. Train scale S or
+ * SMIN:SMAX sets the test scales; VAL_DIR holds one folder per class.
  */
 public final class EvaluateDense {
     private EvaluateDense() {
@@ -55,24 +62,80 @@ public final class EvaluateDense {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 4) {
-            System.err.println("usage: EvaluateDense CONFIG TRAIN_SCALE VAL_DIR CHECKPOINT [CHECKPOINT...]");
+        List<String> rest = new ArrayList<>(List.of(args));
+        String config = option(rest, "--config");
+        String normName = option(rest, "--normalization");
+        if (rest.size() < 3) {
+            System.err.println("usage: EvaluateDense [--config C] [--normalization imagenet|paper] TRAIN_SCALE VAL_DIR"
+                    + " CHECKPOINT [CHECKPOINT...]");
             System.exit(2);
         }
-        VggSpec spec = VggSpec.paper(VggConfig.parse(args[0]));
-        String[] s = args[1].split(":");
+        Normalization chosen = normName == null ? null : switch (normName) {
+            case "imagenet" -> Normalization.TORCHVISION;
+            case "paper" -> Normalization.IMAGENET_MEAN_RGB;
+            default -> throw new IllegalArgumentException("--normalization " + normName + ": expected imagenet or paper");
+        };
+        String[] s = rest.get(0).split(":");
         int sMin = Integer.parseInt(s[0]);
         int sMax = s.length > 1 ? Integer.parseInt(s[1]) : sMin;
-        ImageDataset val = ImageFolders.imageFolder(Path.of(args[2]), new ImageDecoder());
+        ImageDataset val = ImageFolders.imageFolder(Path.of(rest.get(1)), new ImageDecoder());
+        List<Path> files = rest.subList(2, rest.size()).stream().map(Path::of).toList();
+        Normalization norm = null;
+        List<VggSpec> specs = new ArrayList<>();
+        for (Path f : files) {
+            Map<String, String> meta = ModelMetadata.read(f);
+            VggSpec recorded = ModelMetadata.spec(meta, f).orElse(null);
+            if (recorded != null && config != null && VggConfig.parse(config) != recorded.config()) {
+                throw new IllegalArgumentException("--config " + config + " contradicts " + f + ", which records "
+                        + recorded.config().paperName() + "; omit --config");
+            }
+            if (recorded == null && config == null) {
+                throw new IllegalArgumentException(f + " records no architecture (torchvision's weights, say): give --config");
+            }
+            specs.add(recorded != null ? recorded : VggSpec.paper(VggConfig.parse(config)));
+            Normalization n = ModelMetadata.normalization(meta, f).map(r -> new Normalization(r.mean(), r.std()))
+                    .orElse(null);
+            if (n != null && chosen != null && !(Arrays.equals(n.mean(), chosen.mean()) && Arrays.equals(n.std(), chosen.std()))) {
+                throw new IllegalArgumentException("--normalization " + normName + " contradicts " + f
+                        + ", which records mean " + Arrays.toString(n.mean()) + " std " + Arrays.toString(n.std()));
+            }
+            n = n != null ? n : chosen;
+            if (n == null) {
+                throw new IllegalArgumentException(f + " records no input normalisation: give --normalization imagenet"
+                        + " (torchvision's weights) or paper (mean subtraction only)");
+            }
+            if (norm != null && !(Arrays.equals(n.mean(), norm.mean()) && Arrays.equals(n.std(), norm.std()))) {
+                throw new IllegalArgumentException(f + " records another input normalisation than " + files.get(0)
+                        + "; an ensemble is evaluated on one input");
+            }
+            norm = n;
+        }
         try (Backend b = Backends.create(Backends.names().contains("cpu") ? "cpu" : "reference")) {
             List<Network> nets = new ArrayList<>();
-            for (int i = 3; i < args.length; i++) {
-                Network n = Vgg.build(b, DType.FLOAT32, spec);
-                Initialization.loadWeights(n, Path.of(args[i]));
-                nets.add(n);
+            try {
+                for (int i = 0; i < files.size(); i++) {
+                    Network n = Vgg.build(b, DType.FLOAT32, specs.get(i));
+                    nets.add(n);
+                    Initialization.loadWeights(n, files.get(i));
+                }
+                table(nets, val, sMin, sMax, norm, System.out);
+            } finally {
+                nets.forEach(Network::close);
             }
-            table(nets, val, sMin, sMax, Normalization.IMAGENET_MEAN_RGB, System.out);
-            nets.forEach(Network::close);
         }
+    }
+
+    /** Removes {@code name VALUE} from {@code args} and returns VALUE (null when absent). */
+    private static String option(List<String> args, String name) {
+        int i = args.indexOf(name);
+        if (i < 0) {
+            return null;
+        }
+        if (i + 1 >= args.size()) {
+            throw new IllegalArgumentException(name + " needs a value");
+        }
+        String v = args.get(i + 1);
+        args.subList(i, i + 2).clear();
+        return v;
     }
 }

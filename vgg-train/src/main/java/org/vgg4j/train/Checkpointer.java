@@ -60,6 +60,7 @@ public final class Checkpointer {
     private final Path dir;
     private final int keepLast;
     private final WriteHook hook;
+    private final Map<String, String> model;
 
     public Checkpointer(Path dir, int keepLast) {
         this(dir, keepLast, (p, t) -> { });
@@ -72,6 +73,23 @@ public final class Checkpointer {
         this.dir = dir;
         this.keepLast = keepLast;
         this.hook = hook;
+        this.model = Map.of();
+    }
+
+    private Checkpointer(Checkpointer c, Map<String, String> model) {
+        this.dir = c.dir;
+        this.keepLast = c.keepLast;
+        this.hook = c.hook;
+        this.model = Map.copyOf(model);
+    }
+
+    /**
+     * This checkpointer, also writing {@code model} (what {@link org.vgg4j.core.io.ModelMetadata} makes of the
+     * spec and the input normalisation) into every file's metadata, so eval, export and features need no model
+     * options for it.
+     */
+    public Checkpointer describing(Map<String, String> model) {
+        return new Checkpointer(this, model);
     }
 
     public Path directory() {
@@ -116,6 +134,7 @@ public final class Checkpointer {
             e.data().writeTo(crcOut);
         }
         Map<String, String> meta = TrainStateCodec.encode(state);
+        meta.putAll(model);
         meta.put("recipe", recipe);
         meta.put("network", net.name());
         meta.put("crc32", Long.toHexString(crc.getValue()));

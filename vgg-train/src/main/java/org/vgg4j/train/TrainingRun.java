@@ -4,8 +4,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
+import org.vgg4j.core.io.ModelMetadata;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.TransferLearning;
 import org.vgg4j.core.model.Vgg;
@@ -61,6 +64,7 @@ public final class TrainingRun {
     private final Path out;
     private final boolean resume;
     private final List<TrainingListener> listeners;
+    private final ModelMetadata.Norm normalization;
 
     private TrainingRun(Builder b) {
         this.model = b.model;
@@ -81,6 +85,7 @@ public final class TrainingRun {
         this.out = b.out;
         this.resume = b.resume;
         this.listeners = List.copyOf(b.listeners);
+        this.normalization = b.normalization;
     }
 
     public static Builder builder() {
@@ -125,7 +130,8 @@ public final class TrainingRun {
                 : allReduce != null ? allReduce : Replicas.allReduceFor(backend, devices, gradPrecision);
         ProcessGroup group = reduce != null ? reduce.group() : readyReplicas.group();
         boolean leader = group.rank() == 0; // only rank 0 reads and writes the output folder
-        Checkpointer checkpointer = out == null ? null : new Checkpointer(checkpointDirectory(), recipe.keepLast());
+        Checkpointer checkpointer = out == null ? null
+                : new Checkpointer(checkpointDirectory(), recipe.keepLast()).describing(checkpointMetadata());
         DataPipeline.Config trainConfig;
         Replicas replicas = readyReplicas;
         try { // everything that can refuse the run, before the pipelines start
@@ -165,6 +171,15 @@ public final class TrainingRun {
             Validation v = validation != null ? validation : valData == null ? null : Evaluator.onBatches(valData, valFlips);
             return new Trainer(replicas, trainData, v, recipe, checkpointer, recipe.initialization(model), all).run();
         }
+    }
+
+    /** What every checkpoint records about the model: the spec and, when the builder was told, the normalisation. */
+    private Map<String, String> checkpointMetadata() {
+        Map<String, String> m = new LinkedHashMap<>(ModelMetadata.of(model));
+        if (normalization != null) {
+            m.putAll(ModelMetadata.of(normalization));
+        }
+        return m;
     }
 
     /** This process's replicas on the backend's devices, all with the spec's dropout seed (see the class comment). */
@@ -213,6 +228,7 @@ public final class TrainingRun {
         private Path out;
         private boolean resume;
         private final List<TrainingListener> listeners = new ArrayList<>();
+        private ModelMetadata.Norm normalization;
 
         private Builder() {
         }
@@ -316,6 +332,15 @@ public final class TrainingRun {
         }
 
         /** Adds a listener (progress display, logging, ...). */
+        /**
+         * The input normalisation the training transform applies, recorded in every checkpoint so evaluation can
+         * apply the same (optional: without it checkpoints record the architecture only).
+         */
+        public Builder normalization(ModelMetadata.Norm norm) {
+            this.normalization = norm;
+            return this;
+        }
+
         public Builder listener(TrainingListener l) {
             if (l == null) {
                 throw new IllegalArgumentException("listener must not be null");

@@ -13,6 +13,7 @@ import org.vgg4j.data.IdxImages;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.ImageDecoder;
 import org.vgg4j.data.ImageFolders;
+import org.vgg4j.data.Normalization;
 import org.vgg4j.data.PaperTransforms;
 import org.vgg4j.data.SampleTransform;
 import org.vgg4j.data.SmallImageTransform;
@@ -29,9 +30,11 @@ import org.vgg4j.data.SmallImageTransform;
  * </ul>
  *
  * @param small  28x28-style images trained at 32x32 without resampling (Fashion-MNIST)
+ * @param norm   the input normalisation both transforms apply, on the 0..255 scale: the training pixels' own mean
+ *               and std for small images, the paper's mean subtraction for image folders (checkpoints record it)
  */
 public record DataSource(String name, ImageDataset train, ImageDataset val, SampleTransform trainTransform,
-                         SampleTransform valTransform, int classes, boolean small) {
+                         SampleTransform valTransform, int classes, boolean small, Normalization norm) {
 
     public static final String ACCEPTED = "fashion-mnist-sample, fashion-mnist, a directory of IDX files, or a directory"
             + " with train/ and val/ class folders";
@@ -70,7 +73,7 @@ public record DataSource(String name, ImageDataset train, ImageDataset val, Samp
             FileImageDataset val = ImageFolders.imageFolder(dir.resolve("val"), decoder);
             return new DataSource(dir.toString(), limit > 0 ? new Prefix(train, limit) : train, val,
                     PaperTransforms.training(sMin, sMax, crop), PaperTransforms.validation(sMin, sMax, crop),
-                    train.classes().size(), false);
+                    train.classes().size(), false, Normalization.IMAGENET_MEAN_RGB);
         }
         return idx(dir.toString(), FashionMnist.read(dir, FashionMnist.Split.TRAIN), FashionMnist.read(dir, FashionMnist.Split.TEST),
                 limit, pad);
@@ -86,7 +89,29 @@ public record DataSource(String name, ImageDataset train, ImageDataset val, Samp
         SmallImageTransform t = SmallImageTransform.grey(32, pad, true, stats[0], stats[1]);
         IdxDataset tr = new IdxDataset(train, FashionMnist.CLASS_NAMES);
         IdxDataset te = new IdxDataset(test, FashionMnist.CLASS_NAMES);
-        return new DataSource(name, tr, te, t, t.testView(), FashionMnist.CLASS_NAMES.size(), true);
+        return new DataSource(name, tr, te, t, t.testView(), FashionMnist.CLASS_NAMES.size(), true, onByteScale(t));
+    }
+
+    /** A small-image transform's normalisation, {@code (v/255 - m) / s}, as {@code (v - 255 m) / (255 s)}. */
+    static Normalization onByteScale(SmallImageTransform t) {
+        float[] m = t.mean().clone(); // records hand out their arrays: never change them in place
+        float[] s = t.std().clone();
+        for (int c = 0; c < 3; c++) {
+            m[c] *= 255f;
+            s[c] *= 255f;
+        }
+        return new Normalization(m, s);
+    }
+
+    /** The test view of small images under {@code norm} (0..255 scale) instead of the data's own statistics. */
+    static SmallImageTransform smallTestView(int side, Normalization norm) {
+        float[] m = norm.mean().clone();
+        float[] s = norm.std().clone();
+        for (int c = 0; c < 3; c++) {
+            m[c] /= 255f;
+            s[c] /= 255f;
+        }
+        return new SmallImageTransform(side, 0, false, m, s);
     }
 
     /** The first n samples of a dataset. */

@@ -31,6 +31,11 @@ import picocli.CommandLine.Option;
  * {@code --no-flips}); image folders under
  * {@code --protocol} at the test scales. An image that cannot be read is skipped as training skips it: the result
  * says how many were, the errors are over the images evaluated, and each skipped file is listed with its reason.
+ *
+ * <p>The architecture and input normalisation come from the checkpoint when it records them (every {@code vgg train}
+ * checkpoint does); model options are then only checked against it. A file that records none (a torchvision
+ * {@code .pth}, an older checkpoint) needs the model options, and on image folders {@code --normalization}
+ * ({@code imagenet} for torchvision's weights).
  */
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Evaluate checkpoints (an ensemble when several) with the paper's test protocols.")
@@ -67,6 +72,11 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--no-flips", description = "no mirrored views")
     boolean noFlips;
 
+    @Option(names = "--normalization", paramLabel = "N", description = "input normalisation for a checkpoint that "
+            + "records none: imagenet (torchvision's mean and std: what torchvision's weights need) or paper (mean "
+            + "subtraction only: the paper's, and vgg train's for image folders)")
+    CheckpointModel.NormChoice normalization;
+
     @Mixin
     ModelOptions model;
 
@@ -74,15 +84,22 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws IOException, BadImageException {
         checkpoints.forEach(p -> CliErrors.requireFile("--checkpoint", p, "a safetensors checkpoint"));
         DataSource src = DataSource.resolve(data, 0, 0, model.inputSize != null ? model.inputSize : 224, 256, 256);
-        VggSpec vgg = model.spec(src.small(), src.classes(), 0);
+        VggSpec fromOptions = model.spec(src.small(), src.classes(), 0);
+        java.util.Set<String> given = CheckpointModel.given(spec);
+        List<CheckpointModel.Resolved> models = new ArrayList<>();
+        for (Path p : checkpoints) { // every contradiction is found before any network is built
+            models.add(CheckpointModel.resolve(p, given, fromOptions, null));
+        }
+        Normalization norm = normalization(models, src);
+        VggSpec vgg = models.get(0).spec();
         var out = spec.commandLine().getOut();
         try (Backend b = Backends.create(backend != null ? backend : ModelOptions.defaultBackend())) {
             List<Network> nets = new ArrayList<>();
             try {
-                for (Path p : checkpoints) {
-                    Network n = Vgg.build(b, DType.FLOAT32, vgg);
+                for (int i = 0; i < checkpoints.size(); i++) {
+                    Network n = Vgg.build(b, DType.FLOAT32, models.get(i).spec());
                     nets.add(n);
-                    Initialization.loadWeights(n, p);
+                    Initialization.loadWeights(n, checkpoints.get(i));
                 }
                 Evaluator.Result r;
                 String how;
@@ -91,13 +108,14 @@ final class EvalCommand implements Callable<Integer> {
                     if (nets.size() > 1) {
                         throw new IllegalArgumentException("ensembles of small-image models are not supported by eval; give one --checkpoint");
                     }
-                    try (DataPipeline val = new DataPipeline(src.val(), src.valTransform(),
+                    try (DataPipeline val = new DataPipeline(src.val(), norm == src.norm() ? src.valTransform()
+                            : DataSource.smallTestView(vgg.inputSize(), norm),
                             DataPipeline.Config.training(256, 1, 0).withShuffle(false), bad)) {
                         r = Evaluator.onBatches(val, !noFlips).evaluate(nets.get(0));
                     }
                     how = noFlips ? "centred 32x32 view" : "centred 32x32 view +flips";
                 } else {
-                    Evaluator.Protocol p = protocol();
+                    Evaluator.Protocol p = protocol(norm);
                     r = Evaluator.evaluate(nets, src.val(), p, bad);
                     how = p.toString();
                 }
@@ -122,9 +140,23 @@ final class EvalCommand implements Callable<Integer> {
         }
     }
 
-    Evaluator.Protocol protocol() {
+    /**
+     * The input normalisation: the one the checkpoints record (all the same), else {@code --normalization}'s; small
+     * images without either use the statistics vgg train computes from the same training set.
+     */
+    private Normalization normalization(List<CheckpointModel.Resolved> models, DataSource src) {
+        List<Normalization> norms = new ArrayList<>();
+        for (int i = 0; i < models.size(); i++) {
+            Normalization recorded = models.get(i).norm();
+            norms.add(src.small() && recorded == null && normalization == null ? src.norm()
+                    : CheckpointModel.normalization(checkpoints.get(i), recorded, normalization));
+        }
+        return CheckpointModel.common(checkpoints, norms);
+    }
+
+    Evaluator.Protocol protocol(Normalization norm) {
         if (scales != null) {
-            return new Evaluator.Protocol(view, scales, grid, !noFlips, Normalization.IMAGENET_MEAN_RGB);
+            return new Evaluator.Protocol(view, scales, grid, !noFlips, norm);
         }
         String[] p = trainScale.split(":");
         int lo;
@@ -136,8 +168,8 @@ final class EvalCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--train-scale': '"
                     + trainScale + "'; expected S or SMIN:SMAX, e.g. 256 or 256:512");
         }
-        Evaluator.Protocol base = multiScale ? Evaluator.Protocol.multiScale(view, lo, hi, Normalization.IMAGENET_MEAN_RGB)
-                : Evaluator.Protocol.singleScale(view, lo, hi, Normalization.IMAGENET_MEAN_RGB);
+        Evaluator.Protocol base = multiScale ? Evaluator.Protocol.multiScale(view, lo, hi, norm)
+                : Evaluator.Protocol.singleScale(view, lo, hi, norm);
         return new Evaluator.Protocol(view, base.scales(), grid, !noFlips, base.norm());
     }
 }

@@ -25,8 +25,9 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code vgg export --onnx OUT.onnx}: a network's inference graph and weights as an ONNX model, through
- * {@link OnnxExport}. The architecture comes from the model options (as for {@code vgg eval}), the weights from a
- * checkpoint or, to try a runtime out, from a fresh seeded initialisation; one of the two must be named.
+ * {@link OnnxExport}. The weights come from a checkpoint or, to try a runtime out, from a fresh seeded
+ * initialisation; one of the two must be named. The architecture is the checkpoint's when it records one (model
+ * options are then only checked against it, as for {@code vgg eval}), else the model options'.
  */
 @Command(name = "export", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Write a VGG network as an ONNX model: input 'input' (N,3,H,W) with any batch N, output "
@@ -70,7 +71,10 @@ final class ExportCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         OnnxExport.Options options = OnnxExport.Options.defaults().withOpset(opset);
-        VggSpec vgg = model.spec(small, small ? 10 : 1000, 0);
+        VggSpec fromOptions = model.spec(small, small ? 10 : 1000, 0);
+        VggSpec vgg = weights.checkpoint == null ? fromOptions
+                : CheckpointModel.resolve(weights.checkpoint, CheckpointModel.given(spec), fromOptions,
+                small ? "--small-images" : null).spec();
         try (Backend b = Backends.create(backend != null ? backend : ModelOptions.defaultBackend());
              Network net = Vgg.build(b, DType.FLOAT32, vgg)) {
             if (weights.checkpoint != null) {

@@ -11,7 +11,8 @@ import org.vgg4j.train.TrainingListener;
  * The command line's progress display: one line redrawn in place ("\r") at most every 200 ms with the epoch, a
  * bar, the step's and the epoch's mean loss, the learning rate, images per second (smoothed) and the ETA of the
  * run; a summary line per epoch, which also says how many unreadable images were skipped so far and where they are
- * listed. Part of the command line, not of the library (which never prints).
+ * listed. Part of the command line, not of the library (which never prints). The redrawn line is for a terminal:
+ * {@code vgg train} uses it only there (or with {@code --progress}, see {@link OutputOptions}).
  */
 public final class ProgressBar implements TrainingListener {
     private static final int WIDTH = 24;

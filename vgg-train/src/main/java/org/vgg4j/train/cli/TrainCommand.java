@@ -159,12 +159,47 @@ public final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
 
+    @Mixin
+    OutputOptions output;
+
+    /**
+     * Trains, writing through the command line's output stream ({@code VggCli.run}'s {@code out}, the process's
+     * stdout from {@code main}), so a caller can capture it; the bar only as {@link OutputOptions} decides.
+     */
     @Override
     public Integer call() throws IOException {
-        PrintStream console = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
-                StandardCharsets.UTF_8);
-        Result r = train(noProgress ? null : console, console);
+        boolean bar = output.drawBar(noProgress);
+        PrintStream console = new PrintStream(new WriterStream(spec.commandLine().getOut()), true, StandardCharsets.UTF_8);
+        Result r = train(bar ? console : null, console);
+        console.flush();
         return r == null ? 1 : 0;
+    }
+
+    /** Bytes to a PrintWriter: buffered until flushed (PrintStream flushes after each line and each bar frame). */
+    private static final class WriterStream extends java.io.OutputStream {
+        private final java.io.PrintWriter out;
+        private final java.io.ByteArrayOutputStream pending = new java.io.ByteArrayOutputStream();
+
+        WriterStream(java.io.PrintWriter out) {
+            this.out = out;
+        }
+
+        @Override
+        public void write(int b) {
+            pending.write(b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            pending.write(b, off, len);
+        }
+
+        @Override
+        public void flush() {
+            out.write(pending.toString(StandardCharsets.UTF_8)); // PrintStream flushes whole strings only
+            pending.reset();
+            out.flush();
+        }
     }
 
     /** What a CLI run ended with. */
@@ -324,7 +359,7 @@ public final class TrainCommand implements Callable<Integer> {
         }
         TrainingRun.Builder run = TrainingRun.builder().model(vgg).recipe(r).backend(backendName).devices(devices)
                 .train(src.train(), src.trainTransform()).validation(src.val(), src.valTransform()).validationFlips(valFlips)
-                .threads(threads).out(out).resume(resume);
+                .threads(threads).out(out).resume(resume).normalization(CheckpointModel.forMetadata(src.norm()));
         if (group == null) {
             run.gradPrecision(precision);
         } else {

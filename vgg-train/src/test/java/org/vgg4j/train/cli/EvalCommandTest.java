@@ -19,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.io.Checkpoint;
+import org.vgg4j.core.io.ModelMetadata;
 import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
@@ -26,6 +27,7 @@ import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.data.Normalization;
 
 /**
  * {@code vgg eval} on an image folder: a bad validation image is skipped, counted and named under every protocol
@@ -89,7 +91,7 @@ class EvalCommandTest {
 
     private static String[] eval(Path data, Path ck, String... more) {
         String[] base = {"eval", "--backend", "reference", "--data", data.toString(), "--width", "0.0625", "--hidden", "16",
-            "--input-size", "32", "--scales", "36", "--grid", "1", "--checkpoint", ck.toString()};
+            "--input-size", "32", "--scales", "36", "--grid", "1", "--normalization", "paper", "--checkpoint", ck.toString()};
         String[] all = Arrays.copyOf(base, base.length + more.length);
         System.arraycopy(more, 0, all, base.length, more.length);
         return all;
@@ -130,5 +132,77 @@ class EvalCommandTest {
         assertTrue(r.code() != 0, r.out());
         assertTrue(!r.out().contains("top-1 error"), r.out());
         assertTrue(r.err().contains("parameter features.3.weight of layer features.3 holds NaN or infinity"), r.err());
+    }
+
+    /** A checkpoint that records its model (as vgg train's do): SPEC and the paper's normalisation. */
+    private static Path recording(Path file) throws Exception {
+        try (Backend b = Backends.create("reference"); Network net = Vgg.build(b, DType.FLOAT32, SPEC)) {
+            Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1);
+            Map<String, String> meta = new java.util.HashMap<>(ModelMetadata.of(SPEC));
+            meta.putAll(ModelMetadata.of(new ModelMetadata.Norm(Normalization.IMAGENET_MEAN_RGB.mean(),
+                    Normalization.IMAGENET_MEAN_RGB.std())));
+            Checkpoint.save(net, file, meta);
+        }
+        return file;
+    }
+
+    private static String[] plainEval(Path data, Path ck, String... more) {
+        String[] base = {"eval", "--backend", "reference", "--data", data.toString(), "--scales", "36", "--grid", "1",
+            "--protocol", "CENTRE", "--checkpoint", ck.toString()};
+        String[] all = Arrays.copyOf(base, base.length + more.length);
+        System.arraycopy(more, 0, all, base.length, more.length);
+        return all;
+    }
+
+    @Test
+    void aCheckpointThatRecordsItsModelNeedsNoModelOptions(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        Run old = vgg(eval(data, checkpoint(root.resolve("old.safetensors"), null), "--protocol", "CENTRE"));
+        assertEquals(0, old.code(), old.err());
+        Run r = vgg(plainEval(data, recording(root.resolve("new.safetensors"))));
+        assertEquals(0, r.code(), r.err());
+        assertEquals(old.out(), r.out()); // same weights, same model, same normalisation: the same errors
+        assertTrue(r.out().startsWith("Ax0.0625, 1 network, "), r.out());
+        // options that agree with the file are accepted
+        r = vgg(plainEval(data, root.resolve("new.safetensors"), "--hidden", "16", "--no-bn", "--normalization", "paper"));
+        assertEquals(0, r.code(), r.err());
+    }
+
+    @Test
+    void optionsThatContradictTheCheckpointAreOneLineNamingBothValues(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        Path ck = recording(root.resolve("new.safetensors"));
+        Run r = vgg(plainEval(data, ck, "--hidden", "32"));
+        assertEquals(2, r.code(), r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("--hidden 32 contradicts --checkpoint " + ck + ", which records hidden features 16"),
+                r.err());
+        r = vgg(plainEval(data, ck, "--config", "D"));
+        assertTrue(r.err().contains("--config D contradicts") && r.err().contains("records configuration A"), r.err());
+        r = vgg(plainEval(data, ck, "--bn"));
+        assertTrue(r.err().contains("--bn contradicts") && r.err().contains("records BatchNorm off"), r.err());
+        r = vgg(plainEval(data, ck, "--normalization", "imagenet"));
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("--normalization imagenet contradicts --checkpoint " + ck
+                + ", which records mean (123.68, 116.779, 103.939) and std (1, 1, 1)"), r.err());
+    }
+
+    @Test
+    void aFileThatRecordsNoModelSaysWhichOptionsItNeeds(@TempDir Path root) throws Exception {
+        Path data = folder(root);
+        Path ck = checkpoint(root.resolve("old.safetensors"), null);
+        Run r = vgg(plainEval(data, ck));
+        assertEquals(2, r.code(), r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains(ck + " records no model architecture") && r.err().contains("--config, --bn or --no-bn,"
+                + " --width, --hidden, --input-size, --classes"), r.err());
+        r = vgg(plainEval(data, ck, "--width", "0.0625", "--hidden", "16", "--input-size", "32"));
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains(ck + " records no input normalisation; give --normalization imagenet"), r.err());
+        // a wrong architecture for such a file: one line saying what does not fit, no stack trace
+        r = vgg(plainEval(data, ck, "--width", "0.0625", "--hidden", "64", "--input-size", "32", "--normalization", "paper"));
+        assertEquals(1, r.code(), r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("does not fit network") && r.err().contains("classifier.0.weight"), r.err());
     }
 }

@@ -57,6 +57,38 @@ class ExportCommandTest {
     }
 
     @Test
+    void aCheckpointThatRecordsItsModelNeedsNoModelOptions() throws IOException {
+        Path ckpt = dir.resolve("recorded.safetensors");
+        try (Backend b = Backends.create("reference"); Network n = Vgg.build(b, DType.FLOAT32, SMALL)) {
+            Initializers.initialize(n, Initializers.Scheme.GLOROT_UNIFORM, 5);
+            Checkpoint.save(n, ckpt, org.vgg4j.core.io.ModelMetadata.of(SMALL), 0);
+        }
+        Path onnx = dir.resolve("model.onnx");
+        Run r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(), "--backend", "reference");
+        assertEquals(0, r.code(), r.err());
+        assertArrayEquals(expected(n -> Initializers.initialize(n, Initializers.Scheme.GLOROT_UNIFORM, 5), 13),
+                Files.readAllBytes(onnx));
+        r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(), "--backend", "reference",
+                "--config", "E");
+        assertEquals(2, r.code(), r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("--config E contradicts --checkpoint " + ckpt + ", which records configuration A"),
+                r.err());
+    }
+
+    @Test
+    void aFileThatRecordsNoModelNeedsModelOptions() throws IOException {
+        Path ckpt = dir.resolve("old.safetensors");
+        try (Backend b = Backends.create("reference"); Network n = Vgg.build(b, DType.FLOAT32, SMALL)) {
+            Checkpoint.save(n, ckpt, Map.of(), 0);
+        }
+        Run r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", dir.resolve("m.onnx").toString(),
+                "--backend", "reference");
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains(ckpt + " records no model architecture"), r.err());
+    }
+
+    @Test
     void writesTheLibrarysModelFromACheckpoint() throws IOException {
         Path ckpt = dir.resolve("trained.safetensors");
         try (Backend b = Backends.create("reference"); Network n = Vgg.build(b, DType.FLOAT32, SMALL)) {

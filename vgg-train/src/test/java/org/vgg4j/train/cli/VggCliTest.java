@@ -94,6 +94,54 @@ class VggCliTest {
         String lastError = csv.get(3).split(",")[3];
         assertTrue(r.out().contains(String.format(java.util.Locale.ROOT, "top-1 error %.2f %%", 100 * Double.parseDouble(lastError))),
                 r.out() + " vs " + lastError);
+
+        // the checkpoint records its model and normalisation: eval needs no model option, and a wrong one is one line
+        Path last = dir.resolve("checkpoints").resolve("step-0000000009.safetensors");
+        Run plain = vgg("eval", "--backend", "reference", "--data", "fashion-mnist-sample", "--checkpoint", last.toString());
+        assertEquals(0, plain.code(), plain.err());
+        assertEquals(r.out(), plain.out());
+        says(refused("eval", "--backend", "reference", "--hidden", "32", "--checkpoint", last.toString()),
+                "--hidden 32 contradicts --checkpoint " + last + ", which records hidden features 16;");
+        java.util.Map<String, String> meta;
+        try (org.vgg4j.core.io.Safetensors.Reader f = org.vgg4j.core.io.Safetensors.open(last)) {
+            meta = f.metadata();
+        }
+        assertEquals(new org.vgg4j.core.model.VggSpec(org.vgg4j.core.model.VggConfig.A, true, 10, 32, 0.0625, 16, 0.5, 1),
+                org.vgg4j.core.io.ModelMetadata.spec(meta, last).orElseThrow());
+        assertTrue(org.vgg4j.core.io.ModelMetadata.normalization(meta, last).isPresent(), meta.toString());
+    }
+
+    @Test
+    void trainWritesThroughTheGivenStreamWithoutBarFramesWhenNotATerminal(@TempDir Path dir) throws Exception {
+        // surefire's stdout is a pipe (System.console() is null): plain lines only, all in the captured stream
+        String[] common = {"train", "--backend", "reference", "--data", "fashion-mnist-sample", "--limit", "32",
+            "--batch", "16", "--width", "0.0625", "--hidden", "16", "--epochs", "1", "--schedule", "constant"};
+        Run r = vgg(concat(common, "--out", dir.resolve("plain").toString()));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(!r.out().contains("\r"), r.out());
+        List<String> lines = r.out().lines().toList();
+        assertTrue(lines.get(0).startsWith("recipe fashion: batch 16,"), lines.toString());
+        assertTrue(lines.get(1).startsWith("training A_bnx0.0625 ("), lines.toString());
+        assertTrue(lines.get(2).startsWith("epoch 1: train loss "), lines.toString());
+        assertTrue(lines.get(3).startsWith("stopped: "), lines.toString());
+        assertEquals(4, lines.size(), lines.toString());
+        // --progress asks for the bar anyway: its frames go to the same stream
+        r = vgg(concat(common, "--out", dir.resolve("bar").toString(), "--progress"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("\repoch 1/1 [########################] 2/2"), r.out());
+        says(refused(concat(common, "--out", dir.resolve("both").toString(), "--progress", "--no-progress")),
+                "--progress and --no-progress: expected at most one of the two");
+    }
+
+    @Test
+    void versionIsThePomsVersion() throws Exception {
+        Run r = vgg("--version");
+        assertEquals(0, r.code(), r.err());
+        String pom = Files.readString(Path.of("pom.xml")); // vgg-train's, whose version is the parent's
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("<parent>.*?<version>([^<]+)</version>",
+                java.util.regex.Pattern.DOTALL).matcher(pom);
+        assertTrue(m.find(), pom);
+        assertEquals("VGG4J " + m.group(1), r.out().strip());
     }
 
     /** A run that must be refused as a usage error: exit code 2, one line on stderr (no stack trace), returned. */
