@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import javax.imageio.ImageIO;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,6 +24,8 @@ import org.slf4j.LoggerFactory;
 final class JpegLibrary {
     private static final Logger LOG = LoggerFactory.getLogger(JpegLibrary.class);
     private static volatile String described;
+    /** Set by the one caller of {@link #logOnce()} that logs: decoder threads race to it, exactly one wins. */
+    private static final AtomicBoolean LOGGED = new AtomicBoolean();
 
     private JpegLibrary() {
     }
@@ -38,14 +41,17 @@ final class JpegLibrary {
         return d;
     }
 
-    /** Logs {@link #describe()} at INFO the first time it is called in this JVM. */
-    static void logOnce() {
-        if (described == null) {
-            String d = describe();
-            LOG.info("JPEG decoding through the JDK's reader with {}{}", d, d.startsWith("the JDK's own")
-                    ? " (about half the speed of a JDK linked to libjpeg-turbo, e.g. Debian's and Ubuntu's openjdk"
-                    + " packages; packed shards avoid most decoding: docs/data.md)" : "");
+    /** Logs {@link #describe()} at INFO the first time it is called in this JVM, whichever thread calls first;
+     * true for that one call (package-private for the test). */
+    static boolean logOnce() {
+        if (!LOGGED.compareAndSet(false, true)) {
+            return false;
         }
+        String d = describe();
+        LOG.info("JPEG decoding through the JDK's reader with {}{}", d, d.startsWith("the JDK's own")
+                ? " (about half the speed of a JDK linked to libjpeg-turbo, e.g. Debian's and Ubuntu's openjdk"
+                + " packages; packed shards avoid most decoding: docs/data.md)" : "");
+        return true;
     }
 
     /** The description from a maps file's library paths (package-private for the test). */

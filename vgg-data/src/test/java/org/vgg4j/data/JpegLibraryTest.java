@@ -1,6 +1,7 @@
 package org.vgg4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -41,5 +42,31 @@ class JpegLibraryTest {
     void thisJvmGivesAnAnswer() {
         String d = JpegLibrary.describe();
         assertTrue(d.startsWith("system libjpeg /") || d.startsWith("the JDK's own") || d.startsWith("an unknown"), d);
+    }
+
+    @Test
+    void logsOncePerJvmWhenDecoderThreadsRace() throws Exception {
+        int threads = 8;
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+        try {
+            java.util.List<java.util.concurrent.Future<Boolean>> logged = new java.util.ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                logged.add(pool.submit(() -> {
+                    start.await();
+                    return JpegLibrary.logOnce();
+                }));
+            }
+            start.countDown();
+            int count = 0;
+            for (java.util.concurrent.Future<Boolean> f : logged) {
+                count += f.get() ? 1 : 0;
+            }
+            // at most one: another test of this JVM may have decoded a JPEG (and logged) before this one ran
+            assertTrue(count <= 1, count + " threads logged the JPEG library line, expected at most 1");
+            assertFalse(JpegLibrary.logOnce(), "a later call logged again");
+        } finally {
+            pool.shutdownNow();
+        }
     }
 }

@@ -174,7 +174,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Caffe's momentum SGD over whole buffers, one call for the whole network:
-     * for i in [0, size): d = grad[i] + (i < decayedCount ? weightDecay * param[i] : 0);
+     * for i in [0, size): d = grad[i] + (i &lt; decayedCount ? weightDecay * param[i] : 0);
      * velocity[i] = momentum * velocity[i] + lr * d; param[i] -= velocity[i]; grad[i] = 0.
      */
     void sgdStep(Tensor param, Tensor grad, Tensor velocity, double lr, double momentum, double weightDecay,

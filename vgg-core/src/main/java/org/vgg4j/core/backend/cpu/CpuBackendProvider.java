@@ -47,6 +47,7 @@ public final class CpuBackendProvider implements BackendProvider {
             probed = true;
             variant = NativeVariant.select();
             NativeVariant.liftPhysicalBytesLimit();
+            NativeVariant.quietNd4jInitialization();
             GlibcMalloc.tune();
             try {
                 org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();

@@ -22,6 +22,8 @@ import org.slf4j.LoggerFactory;
 final class NativeVariant {
     static final String PROPERTY = "org.bytedeco.javacpp.platform.extension";
     static final String ONEDNN = "-onednn-avx2";
+    /** ND4J's switch for its initialisation log (ND4JSystemProperties.LOG_INITIALIZATION). */
+    static final String ND4J_LOG_INIT = "org.nd4j.log.initialization";
     private static final Logger LOG = LoggerFactory.getLogger(NativeVariant.class);
 
     private NativeVariant() {
@@ -38,12 +40,25 @@ final class NativeVariant {
         boolean present = NativeVariant.class.getClassLoader().getResource(lib) != null;
         if (present && cpuHasAvx2()) {
             System.setProperty(PROPERTY, ONEDNN);
-            LOG.info("ND4J native variant: {}{} (oneDNN convolutions)", platform, ONEDNN);
+            LOG.debug("ND4J native variant: {}{} (oneDNN convolutions)", platform, ONEDNN);
             return ONEDNN;
         }
-        LOG.info("ND4J native variant: {} (plain{})", platform,
+        LOG.debug("ND4J native variant: {} (plain{})", platform,
                 present ? "; the CPU lacks AVX2" : "; no oneDNN natives on the class path");
         return "";
+    }
+
+    /**
+     * ND4J logs a dozen INFO lines when it initialises (backend loaded, thread counts, memory, and the native build's
+     * compiler and feature list): with a logging binding that writes to stdout (logback's default, slf4j-simple's
+     * {@code logFile=System.out}) they land in the user's output although nobody asked. Unless the user set ND4J's
+     * own switch {@code org.nd4j.log.initialization}, it is turned off here; {@code -Dorg.nd4j.log.initialization=true}
+     * brings the lines back. Our own choice of variant is logged at DEBUG for the same reason.
+     */
+    static synchronized void quietNd4jInitialization() {
+        if (System.getProperty(ND4J_LOG_INIT) == null) {
+            System.setProperty(ND4J_LOG_INIT, "false");
+        }
     }
 
     /**
