@@ -15,8 +15,10 @@ import org.vgg4j.core.tensor.Tensor;
  * Hence every backend draws the same mask, a resumed run needs only the step to draw the masks it would have drawn, and an example's
  * mask does not depend on how the global batch is split over replicas, processes or micro-batches. The training
  * loop says where a forward's examples lie with {@link #setMaskKey} before each training forward (the trainer's
- * {@code Replicas} does, through {@link org.vgg4j.core.model.Network#setTrainingPosition}); the key stays until it
- * is moved, so a loop that never moves it draws the same mask at every step.
+ * {@code Replicas} does, through {@link org.vgg4j.core.model.Network#setTrainingPosition}). A loop of one's own that
+ * never sets the key is not left with one mask: a training forward whose key was not set since the previous one
+ * counts as the next step (step 0, 1, 2, ... with its examples at positions 0, 1, ...), so such a loop draws a fresh
+ * mask every forward, the masks a counter of forward calls would give.
  */
 public final class Dropout extends BufferedLayer {
     private final double p;
@@ -24,6 +26,7 @@ public final class Dropout extends BufferedLayer {
     private long step;               // the training step this forward belongs to
     private long firstExample;       // position in the step's global batch of this forward's example 0
     private long exampleStride = 1;  // positions from one of this forward's examples to the next
+    private boolean keyUsed;         // a training forward drew its mask since the key was last set
     private final Slot mask;     // (N,F): 0 or 1/(1-p)
     private boolean lastWasTraining;
 
@@ -50,6 +53,7 @@ public final class Dropout extends BufferedLayer {
         this.step = step;
         this.firstExample = firstExample;
         this.exampleStride = exampleStride;
+        this.keyUsed = false;
     }
 
     @Override
@@ -68,6 +72,10 @@ public final class Dropout extends BufferedLayer {
         if (!lastWasTraining) {
             return x;
         }
+        if (keyUsed) { // nobody moved the key since the last training forward: this one is the next step
+            setMaskKey(step + 1, 0, 1);
+        }
+        keyUsed = true;
         Tensor y = output.get(x.dtype(), x.shape());
         Tensor m = mask.get(x.dtype(), x.shape());
         long stepSeed = DropoutRng.mix64(seed ^ step * 0xD1B54A32D192ED03L);

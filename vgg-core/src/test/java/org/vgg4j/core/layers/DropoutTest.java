@@ -84,6 +84,28 @@ class DropoutTest {
         assertFalse(kept == 0 || kept == B * F, "a mask of " + kept + " kept of " + B * F);
     }
 
+    /**
+     * A loop of one's own that never sets the key (as README's training snippet) gets a fresh mask every training
+     * forward: forward k draws step k's mask at positions 0, 1, ..., which is the mask the old per-layer counter of
+     * forward calls drew (keep(mix64(seed ^ k * K), i)), so such a loop trains as it did before the key existed.
+     */
+    @Test
+    void aLoopThatNeverSetsTheKeyDrawsTheNextStepsMaskEveryForward() {
+        Dropout d = new Dropout(be, P, SEED);
+        Tensor x = be.allocate(DType.FLOAT64, Shape.of(B, F));
+        be.fill(x, 1.0);
+        for (int k = 0; k < 4; k++) {
+            double[] got = new double[B * F];
+            be.copyOut(d.forward(x, true), got, 0);
+            long counterSeed = DropoutRng.mix64(SEED ^ k * 0xD1B54A32D192ED03L);
+            for (int i = 0; i < B * F; i++) {
+                assertEquals(DropoutRng.keep(counterSeed, i, P) ? 2.0 : 0.0, got[i], "forward " + k + ", element " + i);
+            }
+            d.forward(x, false); // evaluation forwards draw nothing and do not advance
+        }
+        be.free(x);
+    }
+
     @Test
     void aBadKeyIsRefusedNamingIt() {
         Dropout d = new Dropout(be, P, SEED);
