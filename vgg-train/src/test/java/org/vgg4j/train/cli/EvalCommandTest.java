@@ -2,10 +2,9 @@ package org.vgg4j.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.train.cli.CliRun.vgg;
 
 import java.awt.image.BufferedImage;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -37,15 +36,6 @@ class EvalCommandTest {
     /** What {@code --width 0.0625 --hidden 16 --input-size 32} builds for two classes of an image folder. */
     private static final VggSpec SPEC = new VggSpec(VggConfig.A, false, 2, 32, 0.0625, 16, 0.5, 0);
 
-    private record Run(int code, String out, String err) {
-    }
-
-    private static Run vgg(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Run(code, out.toString(), err.toString());
-    }
 
     private static void png(Path file, long seed) throws Exception {
         SplittableRandom r = new SplittableRandom(seed);
@@ -102,7 +92,7 @@ class EvalCommandTest {
         Path data = folder(root);
         Path ck = checkpoint(root.resolve("a.safetensors"), null);
         for (String protocol : new String[] {"CENTRE", "DENSE", "MULTI_CROP"}) {
-            Run r = vgg(eval(data, ck, "--protocol", protocol));
+            CliRun r = vgg(eval(data, ck, "--protocol", protocol));
             assertEquals(0, r.code(), protocol + ": " + r.err());
             assertTrue(r.out().contains("(4 images evaluated; 2 unreadable images skipped)"), r.out());
             assertTrue(r.out().contains("2 unreadable images skipped (errors are over the 4 evaluated):"), r.out());
@@ -117,7 +107,7 @@ class EvalCommandTest {
         for (String good : new String[] {"val/c0/a.png", "val/c0/b.png", "val/c1/a.png", "val/c1/b.png"}) {
             Files.write(data.resolve(good), new byte[0]);
         }
-        Run r = vgg(eval(data, checkpoint(root.resolve("a.safetensors"), null), "--protocol", "CENTRE"));
+        CliRun r = vgg(eval(data, checkpoint(root.resolve("a.safetensors"), null), "--protocol", "CENTRE"));
         assertEquals(1, r.code(), r.out());
         assertTrue(!r.out().contains("top-1 error"), r.out());
         assertTrue(r.err().contains("error: none of the 6 images of " + data + " could be read"), r.err());
@@ -128,7 +118,7 @@ class EvalCommandTest {
     void nonFiniteWeightsAreAnErrorNamingTheLayer(@TempDir Path root) throws Exception {
         Path data = folder(root);
         Path ck = checkpoint(root.resolve("nan.safetensors"), "features.3.weight");
-        Run r = vgg(eval(data, ck, "--protocol", "CENTRE"));
+        CliRun r = vgg(eval(data, ck, "--protocol", "CENTRE"));
         assertTrue(r.code() != 0, r.out());
         assertTrue(!r.out().contains("top-1 error"), r.out());
         assertTrue(r.err().contains("parameter features.3.weight of layer features.3 holds NaN or infinity"), r.err());
@@ -157,9 +147,9 @@ class EvalCommandTest {
     @Test
     void aCheckpointThatRecordsItsModelNeedsNoModelOptions(@TempDir Path root) throws Exception {
         Path data = folder(root);
-        Run old = vgg(eval(data, checkpoint(root.resolve("old.safetensors"), null), "--protocol", "CENTRE"));
+        CliRun old = vgg(eval(data, checkpoint(root.resolve("old.safetensors"), null), "--protocol", "CENTRE"));
         assertEquals(0, old.code(), old.err());
-        Run r = vgg(plainEval(data, recording(root.resolve("new.safetensors"))));
+        CliRun r = vgg(plainEval(data, recording(root.resolve("new.safetensors"))));
         assertEquals(0, r.code(), r.err());
         assertEquals(old.out(), r.out()); // same weights, same model, same normalisation: the same errors
         assertTrue(r.out().startsWith("Ax0.0625, 1 network, "), r.out());
@@ -172,7 +162,7 @@ class EvalCommandTest {
     void optionsThatContradictTheCheckpointAreOneLineNamingBothValues(@TempDir Path root) throws Exception {
         Path data = folder(root);
         Path ck = recording(root.resolve("new.safetensors"));
-        Run r = vgg(plainEval(data, ck, "--hidden", "32"));
+        CliRun r = vgg(plainEval(data, ck, "--hidden", "32"));
         assertEquals(2, r.code(), r.out());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("--hidden 32 contradicts --checkpoint " + ck + ", which records hidden features 16"),
@@ -191,7 +181,7 @@ class EvalCommandTest {
     void aFileThatRecordsNoModelSaysWhichOptionsItNeeds(@TempDir Path root) throws Exception {
         Path data = folder(root);
         Path ck = checkpoint(root.resolve("old.safetensors"), null);
-        Run r = vgg(plainEval(data, ck));
+        CliRun r = vgg(plainEval(data, ck));
         assertEquals(2, r.code(), r.out());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains(ck + " records no model architecture") && r.err().contains("--config, --bn or --no-bn,"

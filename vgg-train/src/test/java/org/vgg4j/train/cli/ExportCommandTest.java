@@ -4,10 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.train.cli.CliRun.vgg;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -36,15 +35,6 @@ class ExportCommandTest {
     @TempDir
     Path dir;
 
-    private record Run(int code, String out, String err) {
-    }
-
-    private static Run vgg(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Run(code, out.toString(), err.toString());
-    }
 
     /** What the library writes for SMALL with weights set by {@code init}. */
     private byte[] expected(java.util.function.Consumer<Network> init, int opset) throws IOException {
@@ -64,7 +54,7 @@ class ExportCommandTest {
             Checkpoint.save(n, ckpt, org.vgg4j.core.io.ModelMetadata.of(SMALL), 0);
         }
         Path onnx = dir.resolve("model.onnx");
-        Run r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(), "--backend", "reference");
+        CliRun r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(), "--backend", "reference");
         assertEquals(0, r.code(), r.err());
         assertArrayEquals(expected(n -> Initializers.initialize(n, Initializers.Scheme.GLOROT_UNIFORM, 5), 13),
                 Files.readAllBytes(onnx));
@@ -82,7 +72,7 @@ class ExportCommandTest {
         try (Backend b = Backends.create("reference"); Network n = Vgg.build(b, DType.FLOAT32, SMALL)) {
             Checkpoint.save(n, ckpt, Map.of(), 0);
         }
-        Run r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", dir.resolve("m.onnx").toString(),
+        CliRun r = vgg("export", "--checkpoint", ckpt.toString(), "--onnx", dir.resolve("m.onnx").toString(),
                 "--backend", "reference");
         assertEquals(2, r.code(), r.out());
         assertTrue(r.err().contains(ckpt + " records no model architecture"), r.err());
@@ -96,7 +86,7 @@ class ExportCommandTest {
             Checkpoint.save(n, ckpt, Map.of(), 0);
         }
         Path onnx = dir.resolve("model.onnx");
-        Run r = vgg("export", "--small-images", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(),
+        CliRun r = vgg("export", "--small-images", "--checkpoint", ckpt.toString(), "--onnx", onnx.toString(),
                 "--backend", "reference", "--opset", "17");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("input 'input' (N,3,32,32), output 'logits' (N,10), opset 17"), r.out());
@@ -107,7 +97,7 @@ class ExportCommandTest {
     @Test
     void writesFreshSeededWeightsWhenAskedTo() throws IOException {
         Path onnx = dir.resolve("random.onnx");
-        Run r = vgg("export", "--small-images", "--random-init", "9", "--onnx", onnx.toString(), "--backend", "reference");
+        CliRun r = vgg("export", "--small-images", "--random-init", "9", "--onnx", onnx.toString(), "--backend", "reference");
         assertEquals(0, r.code(), r.err());
         assertArrayEquals(expected(n -> Initializers.initialize(n, Initializers.Scheme.GLOROT_UNIFORM, 9), 13),
                 Files.readAllBytes(onnx));
@@ -116,7 +106,7 @@ class ExportCommandTest {
     @Test
     void badUsageNamesWhatIsWrong() {
         Path onnx = dir.resolve("none.onnx");
-        Run r = vgg("export", "--small-images", "--onnx", onnx.toString(), "--backend", "reference");
+        CliRun r = vgg("export", "--small-images", "--onnx", onnx.toString(), "--backend", "reference");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--checkpoint") && r.err().contains("--random-init"), r.err());
 

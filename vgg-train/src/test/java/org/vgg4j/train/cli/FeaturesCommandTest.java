@@ -3,10 +3,9 @@ package org.vgg4j.train.cli;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.train.cli.CliRun.vgg;
 
 import java.awt.image.BufferedImage;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -43,15 +42,6 @@ class FeaturesCommandTest {
     @TempDir
     Path dir;
 
-    private record Run(int code, String out, String err) {
-    }
-
-    private static Run vgg(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Run(code, out.toString(), err.toString());
-    }
 
     private static void png(Path file, long seed, int w, int h) throws Exception {
         SplittableRandom r = new SplittableRandom(seed);
@@ -105,7 +95,7 @@ class FeaturesCommandTest {
         Path data = folder();
         Path ck = checkpoint();
         Path out = dir.resolve("fc7.safetensors");
-        Run r = vgg("features", "--checkpoint", ck.toString(), "--data", data.toString(), "--out", out.toString(),
+        CliRun r = vgg("features", "--checkpoint", ck.toString(), "--data", data.toString(), "--out", out.toString(),
                 "--backend", "reference", "--batch", "2");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("3 images x 16 features of fc7 (classifier.4 of A_bnx0.0625"), r.out());
@@ -143,7 +133,7 @@ class FeaturesCommandTest {
     void anUnknownLayerOrAnUnreadableImageIsOneLine() throws Exception {
         Path data = folder();
         Path ck = checkpoint();
-        Run r = vgg("features", "--checkpoint", ck.toString(), "--data", data.toString(), "--out",
+        CliRun r = vgg("features", "--checkpoint", ck.toString(), "--data", data.toString(), "--out",
                 dir.resolve("x.safetensors").toString(), "--backend", "reference", "--layer", "conv9");
         assertEquals(2, r.code(), r.out());
         assertEquals(1, r.err().lines().count(), r.err());

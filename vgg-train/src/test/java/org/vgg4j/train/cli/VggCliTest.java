@@ -2,10 +2,9 @@ package org.vgg4j.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.train.cli.CliRun.vgg;
 
 import java.awt.image.BufferedImage;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -17,20 +16,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 class VggCliTest {
 
-    /** Exit code, stdout, stderr. */
-    private record Run(int code, String out, String err) {
-    }
-
-    private static Run vgg(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Run(code, out.toString(), err.toString());
-    }
 
     @Test
     void badOptionsNameTheOptionAndTheAcceptedValues() {
-        Run r = vgg("train", "--backend", "tpu");
+        CliRun r = vgg("train", "--backend", "tpu");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--backend") && r.err().contains("'tpu'") && r.err().contains("reference"), r.err());
 
@@ -54,7 +43,7 @@ class VggCliTest {
     @Test
     void infoCountsThePapersParameters() {
         // torchvision's vgg16 / vgg19 at 1000 classes: 138,357,544 and 143,667,240
-        Run r = vgg("info", "--config", "D");
+        CliRun r = vgg("info", "--config", "D");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("parameters: 138,357,544"), r.out());
         assertTrue(r.out().contains("15.470 GMACs"), r.out());
@@ -67,7 +56,7 @@ class VggCliTest {
         String[] common = {"train", "--backend", "reference", "--data", "fashion-mnist-sample", "--limit", "48",
             "--batch", "16", "--width", "0.0625", "--hidden", "16", "--out", dir.toString(), "--no-progress",
             "--schedule", "constant", "--lr", "0.02"};
-        Run r = vgg(concat(common, "--epochs", "2"));
+        CliRun r = vgg(concat(common, "--epochs", "2"));
         assertEquals(0, r.code(), r.err());
         List<String> csv = Files.readAllLines(dir.resolve("metrics.csv"));
         assertEquals(3, csv.size(), csv.toString());
@@ -97,7 +86,7 @@ class VggCliTest {
 
         // the checkpoint records its model and normalisation: eval needs no model option, and a wrong one is one line
         Path last = dir.resolve("checkpoints").resolve("step-0000000009.safetensors");
-        Run plain = vgg("eval", "--backend", "reference", "--data", "fashion-mnist-sample", "--checkpoint", last.toString());
+        CliRun plain = vgg("eval", "--backend", "reference", "--data", "fashion-mnist-sample", "--checkpoint", last.toString());
         assertEquals(0, plain.code(), plain.err());
         assertEquals(r.out(), plain.out());
         says(refused("eval", "--backend", "reference", "--hidden", "32", "--checkpoint", last.toString()),
@@ -116,7 +105,7 @@ class VggCliTest {
         // surefire's stdout is a pipe (System.console() is null): plain lines only, all in the captured stream
         String[] common = {"train", "--backend", "reference", "--data", "fashion-mnist-sample", "--limit", "32",
             "--batch", "16", "--width", "0.0625", "--hidden", "16", "--epochs", "1", "--schedule", "constant"};
-        Run r = vgg(concat(common, "--out", dir.resolve("plain").toString()));
+        CliRun r = vgg(concat(common, "--out", dir.resolve("plain").toString()));
         assertEquals(0, r.code(), r.err());
         assertTrue(!r.out().contains("\r"), r.out());
         List<String> lines = r.out().lines().toList();
@@ -135,7 +124,7 @@ class VggCliTest {
 
     @Test
     void versionIsThePomsVersion() throws Exception {
-        Run r = vgg("--version");
+        CliRun r = vgg("--version");
         assertEquals(0, r.code(), r.err());
         String pom = Files.readString(Path.of("pom.xml")); // vgg-train's, whose version is the parent's
         java.util.regex.Matcher m = java.util.regex.Pattern.compile("<parent>.*?<version>([^<]+)</version>",
@@ -146,7 +135,7 @@ class VggCliTest {
 
     /** A run that must be refused as a usage error: exit code 2, one line on stderr (no stack trace), returned. */
     private static String refused(String... args) {
-        Run r = vgg(args);
+        CliRun r = vgg(args);
         assertEquals(2, r.code(), r.out() + r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         return r.err();
@@ -192,7 +181,7 @@ class VggCliTest {
 
     @Test
     void checkpointEveryZeroMeansEpochEndsAndTheHelpSaysSo() {
-        Run r = vgg("train", "--help");
+        CliRun r = vgg("train", "--help");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().replaceAll("\\s+", " ").contains("--checkpoint-every=STEPS steps between checkpoints besides epoch ends; 0: at"
                 + " epoch ends only"), r.out());
@@ -202,7 +191,7 @@ class VggCliTest {
     void aFailureIsOneLineNamingTheFileAndTheTraceComesOnlyWithVerbose(@TempDir Path dir) throws Exception {
         Path bad = Files.write(dir.resolve("bad.safetensors"), new byte[] {1, 2, 3});
         String[] eval = {"eval", "--backend", "reference", "--width", "0.0625", "--hidden", "16", "--checkpoint", bad.toString()};
-        Run r = vgg(eval);
+        CliRun r = vgg(eval);
         assertEquals(1, r.code(), r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         says(r.err(), bad + ": not a weights file this library reads (expected safetensors");
