@@ -24,7 +24,8 @@ class ExamplesTest {
     void theMainJobIsVggTrainWithDemoDefaultsThatOptionsOverride(@TempDir Path dir) throws Exception {
         String[] a = TrainFashionMnist.arguments(new String[] {"--full", "--epochs", "8"});
         String joined = String.join(" ", a);
-        assertTrue(joined.startsWith("train --recipe fashion --data fashion-mnist-sample --epochs 4 --out runs/fashion-mnist-"), joined);
+        assertTrue(joined.startsWith("train --recipe fashion --data fashion-mnist-sample --epochs 10 --batch 64 --hidden 256 --dropout 0"
+                + " --pad 1 --out runs/fashion-mnist-"), joined);
         assertTrue(joined.endsWith("--data fashion-mnist --threads 2 --epochs 8"), joined);
         // with an explicit backend the reference-backend shortcut stays out of the way
         String withBackend = String.join(" ", TrainFashionMnist.arguments(new String[] {"--backend", "reference"}));
