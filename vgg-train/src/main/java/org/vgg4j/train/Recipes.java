@@ -61,7 +61,7 @@ public final class Recipes {
     /**
      * Fashion-MNIST at 32x32: Glorot, batch 128, lr 0.05 with a 100-step warm-up (at most a tenth of the run) and
      * cosine decay, momentum 0.9, weight decay 5e-4, 12 epochs. Meant for BN networks: the acceptance run of
-     * docs/benchmarks.md (92.85 %) and, with fewer epochs, the demo.
+     * docs/benchmarks.md (92.85 %) and, with batch 64 and 10 epochs, the demo (examples' TrainFashionMnist).
      */
     public static Recipe fashion() {
         return Recipe.builder().name("fashion").batchSize(128).microBatch(0).baseLr(0.05).momentum(0.9).weightDecay(5e-4)
