@@ -1,0 +1,162 @@
+package org.vgg4j.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.io.ModelMetadata;
+import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.data.FileImageDataset;
+import org.vgg4j.data.ImageDataset;
+import org.vgg4j.data.ImageDecoder;
+import org.vgg4j.data.ImageFolders;
+import org.vgg4j.data.Normalization;
+import org.vgg4j.data.PaperTransforms;
+import org.vgg4j.data.SampleTransform;
+
+/**
+ * The fluent way to train from Java: each method sets one part of a {@link TrainingRun}, which assembles and checks
+ * them (this class re-implements nothing), and {@link #run()} trains.
+ *
+ * <pre>{@code
+ * Trainer.Result r = Training.of(spec).imageFolders(dir).recipe(Recipes.paperA()).out(runDir)
+ *         .listener(progress).devices(4).run();
+ * }</pre>
+ *
+ * <p>The guardrails are the run's (a folder holding checkpoints is refused unless {@link #resume()}, a diverging run
+ * stops, a missing part is named); progress reaches the {@link TrainingListener}s, as the command line's bar does.
+ * The backend defaults to {@code cpu} when present, {@code reference} otherwise (as {@code vgg train}'s does).
+ */
+public final class Training {
+    private final VggSpec model;
+    private final TrainingRun.Builder run = TrainingRun.builder();
+    private Recipe recipe;
+    private String backend;
+    private Path imageFolders;
+
+    private Training(VggSpec model) {
+        this.model = model;
+    }
+
+    /** A run of this network (every replica builds it; a warm start reads into it). */
+    public static Training of(VggSpec model) {
+        if (model == null) {
+            throw new IllegalArgumentException("model must not be null: expected a VggSpec, e.g. from Vgg.vgg16()'s spec");
+        }
+        return new Training(model);
+    }
+
+    /** Training data and its augmentation (validation is set separately, see {@link #validation}). */
+    public Training data(ImageDataset train, SampleTransform augmentation) {
+        run.train(train, augmentation);
+        return this;
+    }
+
+    /**
+     * Class folders {@code dir/train/<class>/*} and {@code dir/val/<class>/*}, read as {@code vgg train --data dir}
+     * reads them: the paper's augmentation at the recipe's scales and the model's input size, centre-crop validation
+     * at Q = (Smin + Smax) / 2, the paper's mean subtraction (recorded in every checkpoint). Resolved by {@link #run()}.
+     */
+    public Training imageFolders(Path dir) {
+        this.imageFolders = dir;
+        return this;
+    }
+
+    /** Validation data and its deterministic view, evaluated after every epoch. */
+    public Training validation(ImageDataset val, SampleTransform view) {
+        run.validation(val, view);
+        return this;
+    }
+
+    public Training recipe(Recipe r) {
+        this.recipe = r;
+        run.recipe(r);
+        return this;
+    }
+
+    /** The compute backend: reference, cpu, cuda, ... (default: cpu when present). */
+    public Training backend(String name) {
+        this.backend = name;
+        return this;
+    }
+
+    /** Data-parallel replicas in this process (default 1). */
+    public Training devices(int n) {
+        run.devices(n);
+        return this;
+    }
+
+    /** Data loading threads of each pipeline (default 1). */
+    public Training threads(int n) {
+        run.threads(n);
+        return this;
+    }
+
+    /** The output folder: checkpoints, metrics.csv/json, curves.png (default: none, nothing written). */
+    public Training out(Path dir) {
+        run.out(dir);
+        return this;
+    }
+
+    /** Continue from the newest intact checkpoint in the output folder. */
+    public Training resume() {
+        run.resume(true);
+        return this;
+    }
+
+    /** The normalisation the training transform applies, recorded in every checkpoint (see {@link TrainingRun}). */
+    public Training normalization(Normalization norm) {
+        run.normalization(new ModelMetadata.Norm(norm.mean(), norm.std()));
+        return this;
+    }
+
+    /** Adds a listener: progress, logging, early stopping by exception. */
+    public Training listener(TrainingListener l) {
+        run.listener(l);
+        return this;
+    }
+
+    /**
+     * The assembled run, every part checked.
+     *
+     * @throws IllegalArgumentException naming the first part that is missing, out of range or in conflict
+     * @throws IOException              when the image folders cannot be listed
+     */
+    public TrainingRun build() throws IOException {
+        run.model(model).backend(backend != null ? backend
+                : Backends.names().contains("cpu") ? "cpu" : "reference");
+        if (imageFolders != null) {
+            if (recipe == null) { // the folders' transforms follow the recipe's scales
+                throw new IllegalArgumentException("recipe not set: expected recipe(Recipe) for imageFolders(" + imageFolders
+                        + "), e.g. Recipes.paperA()");
+            }
+            for (String split : new String[] {"train", "val"}) {
+                if (!Files.isDirectory(imageFolders.resolve(split))) {
+                    throw new IllegalArgumentException("imageFolders(" + imageFolders + ") has no " + split
+                            + "/ folder; expected train/ and val/ class folders");
+                }
+            }
+            ImageDecoder decoder = new ImageDecoder();
+            FileImageDataset train = ImageFolders.imageFolder(imageFolders.resolve("train"), decoder);
+            FileImageDataset val = ImageFolders.imageFolder(imageFolders.resolve("val"), decoder);
+            int s0 = recipe.scaleMin();
+            int s1 = recipe.scaleMax();
+            run.train(train, PaperTransforms.training(s0, s1, model.inputSize()))
+                    .validation(val, PaperTransforms.validation(s0, s1, model.inputSize()));
+            normalization(Normalization.IMAGENET_MEAN_RGB);
+        }
+        return run.build();
+    }
+
+    /**
+     * Trains until the recipe's limit (see {@link TrainingRun#run()}).
+     *
+     * @throws IllegalArgumentException naming a missing or bad part, or a folder holding checkpoints without
+     *                                  {@link #resume()}
+     * @throws IllegalStateException    when training diverges
+     */
+    public Trainer.Result run() throws IOException {
+        return build().run();
+    }
+}
