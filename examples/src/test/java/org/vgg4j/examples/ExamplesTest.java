@@ -14,6 +14,8 @@ import java.util.List;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.train.EpochMetrics;
 import org.vgg4j.train.cli.VggCli;
 
@@ -86,14 +88,22 @@ class ExamplesTest {
 
     @Test
     void theImageNetChainPassesEachStagesBestCheckpointToTheNext() {
-        List<String[]> c = TrainVgg16OnImageNet.commands("/data/in", Path.of("runs"), List.of("--width", "0.5", "--devices", "2"));
-        assertEquals(5, c.size());
-        assertEquals("train --recipe paper-a --config A --data /data/in --out runs/A-S256 --width 0.5 --devices 2",
-                String.join(" ", c.get(0)));
-        assertTrue(String.join(" ", c.get(1)).contains("--recipe paper-warm --config D --data /data/in --out runs/D-S256 "
-                + "--init-from runs/A-S256/checkpoints/best.safetensors"));
-        assertTrue(String.join(" ", c.get(3)).contains("--init-from runs/D-S384/checkpoints/best.safetensors"));
-        assertEquals("eval --config D --data /data/in --checkpoint runs/D-S256-512/checkpoints/best.safetensors --protocol "
-                + "DENSE_AND_MULTI_CROP --train-scale 256:512 --multi-scale --width 0.5", String.join(" ", c.get(4)));
+        VggSpec a = new VggSpec(VggConfig.A, false, 1000, 224, 0.5, 4096, 0.5, 1);
+        List<TrainVgg16OnImageNet.Stage> s = TrainVgg16OnImageNet.stages(Path.of("runs"), a, 2);
+        assertEquals(List.of("paper-a", "paper-warm", "paper-s384", "paper-multiscale"),
+                s.stream().map(x -> x.recipe().name()).toList());
+        assertEquals(List.of(VggConfig.A, VggConfig.D, VggConfig.D, VggConfig.D), s.stream().map(x -> x.model().config()).toList());
+        assertEquals(new VggSpec(VggConfig.D, false, 1000, 224, 0.5, 4096, 0.5, 1), s.get(1).model()); // D otherwise as A
+        assertEquals(List.of(Path.of("runs/A-S256"), Path.of("runs/D-S256"), Path.of("runs/D-S384"), Path.of("runs/D-S256-512")),
+                s.stream().map(TrainVgg16OnImageNet.Stage::out).toList());
+        assertEquals(null, s.get(0).recipe().initFrom());
+        for (int i = 1; i < 4; i++) {
+            assertEquals(Path.of(s.get(i - 1).out() + "/checkpoints/best.safetensors"), s.get(i).recipe().initFrom());
+        }
+        assertEquals(List.of(256, 384, 256), s.stream().skip(1).map(x -> x.recipe().scaleMin()).toList());
+        assertEquals(512, s.get(3).recipe().scaleMax());
+        assertEquals(List.of(2, 2, 2, 2), s.stream().map(x -> x.recipe().maxEpochs()).toList());
+        assertEquals(74, TrainVgg16OnImageNet.stages(Path.of("runs"), a, 0).get(0).recipe().maxEpochs());
+        assertEquals("[256, 384, 512]", java.util.Arrays.toString(TrainVgg16OnImageNet.TEST_SCALES));
     }
 }
