@@ -6,6 +6,8 @@ import java.nio.file.Path;
 
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.io.ModelMetadata;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggOptions;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.data.FileImageDataset;
 import org.vgg4j.data.ImageDataset;
@@ -45,6 +47,18 @@ public final class Training {
             throw new IllegalArgumentException("model must not be null: expected a VggSpec, e.g. from Vgg.vgg16()'s spec");
         }
         return new Training(model);
+    }
+
+    /**
+     * A run of {@code config} as {@code options} shape it ({@link VggOptions#spec}), on the options' backend and
+     * device (the first replica's). The options' initialisation and dtype do not apply: the recipe initialises,
+     * and training runs in float32.
+     */
+    public static Training of(VggConfig config, VggOptions options) {
+        Training t = of(options.spec(config));
+        t.backend = options.backend();
+        t.run.firstDevice(options.device());
+        return t;
     }
 
     /** Training data and its augmentation (validation is set separately, see {@link #validation}). */
