@@ -36,6 +36,7 @@ public final class Training {
     private Recipe recipe;
     private String backend;
     private Path imageFolders;
+    private boolean dataGiven; // data(...) or validation(...): in conflict with imageFolders(...)
 
     private Training(VggSpec model) {
         this.model = model;
@@ -64,6 +65,7 @@ public final class Training {
     /** Training data and its augmentation (validation is set separately, see {@link #validation}). */
     public Training data(ImageDataset train, SampleTransform augmentation) {
         run.train(train, augmentation);
+        dataGiven = true;
         return this;
     }
 
@@ -80,6 +82,7 @@ public final class Training {
     /** Validation data and its deterministic view, evaluated after every epoch. */
     public Training validation(ImageDataset val, SampleTransform view) {
         run.validation(val, view);
+        dataGiven = true;
         return this;
     }
 
@@ -141,6 +144,10 @@ public final class Training {
         run.model(model).backend(backend != null ? backend
                 : Backends.names().contains("cpu") ? "cpu" : "reference");
         if (imageFolders != null) {
+            if (dataGiven) {
+                throw new IllegalArgumentException("data given twice: imageFolders(" + imageFolders + ") and data(...) or"
+                        + " validation(...); expected one of the two");
+            }
             if (recipe == null) { // the folders' transforms follow the recipe's scales
                 throw new IllegalArgumentException("recipe not set: expected recipe(Recipe) for imageFolders(" + imageFolders
                         + "), e.g. Recipes.paperA()");

@@ -126,6 +126,9 @@ class TrainingApiTest {
         IllegalArgumentException noFolders = assertThrows(IllegalArgumentException.class,
                 () -> Training.of(SPEC).imageFolders(dir).recipe(recipe(1)).run());
         assertTrue(noFolders.getMessage().contains("no train/ folder"), noFolders.getMessage());
+        IllegalArgumentException twice = assertThrows(IllegalArgumentException.class,
+                () -> Training.of(SPEC).data(train(), augment()).imageFolders(dir).recipe(recipe(1)).run());
+        assertTrue(twice.getMessage().startsWith("data given twice"), twice.getMessage());
         IllegalArgumentException noFile = assertThrows(IllegalArgumentException.class,
                 () -> Evaluation.of(dir.resolve("x")));
         assertTrue(noFile.getMessage().contains("no such file"), noFile.getMessage());
