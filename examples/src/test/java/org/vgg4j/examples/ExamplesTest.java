@@ -60,6 +60,26 @@ class ExamplesTest {
     }
 
     @Test
+    void theCrashedChildGetsTheExamplesClassPathNotMavensUnderExecJava(@TempDir Path dir) throws Exception {
+        Path classes = Files.createDirectories(dir.resolve("examples-classes"));
+        Path dep = Files.createFile(dir.resolve("vgg-core.jar"));
+        String sep = java.io.File.pathSeparator;
+        // java -cp / surefire: this JVM's class path holds the example, and is passed on as it is
+        assertEquals(classes + sep + dep, ResumeAfterCrash.childClassPath(classes + sep + dep, null, null, classes));
+        // exec:java: java.class.path is Maven's launcher; the example's own class loader holds the project's classes
+        Path maven = Files.createFile(dir.resolve("plexus-classworlds.jar"));
+        try (java.net.URLClassLoader loader = new java.net.URLClassLoader(
+                new java.net.URL[] {classes.toUri().toURL(), dep.toUri().toURL()}, null)) {
+            assertEquals(classes + sep + dep, ResumeAfterCrash.childClassPath(maven.toString(), "", loader, classes));
+        }
+        // neither: a clear error, no guess
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> ResumeAfterCrash.childClassPath(maven.toString(), null, ClassLoader.getPlatformClassLoader(), classes));
+        assertTrue(e.getMessage().contains(classes.toString()) && e.getMessage().contains("plexus-classworlds.jar"),
+                e.getMessage());
+    }
+
+    @Test
     void warmStartTrainsAThenDAndBothLearn(@TempDir Path dir) throws Exception {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         // the cpu backend when present: on the reference backend the few steps a test affords learn too little
