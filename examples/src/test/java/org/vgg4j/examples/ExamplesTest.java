@@ -111,6 +111,43 @@ class ExamplesTest {
     }
 
     @Test
+    void evaluateDensesTableKeepsItsColumnsAlignedForEveryProtocolName() {
+        List<org.vgg4j.train.Evaluator.Protocol> all = EvaluateDense.protocols(
+                List.of(org.vgg4j.train.Evaluator.View.values()), 256, 512, org.vgg4j.data.Normalization.TORCHVISION, false);
+        assertEquals(8, all.size()); // four views at one test scale, then at three
+        int width = EvaluateDense.protocolWidth(all);
+        assertEquals("DENSE_AND_MULTI_CROP Q=[256, 384, 512] grid 5x5 +flips".length(), width);
+        String header = EvaluateDense.header(width);
+        int top1End = header.indexOf("top-1 err") + "top-1 err".length();
+        int top5End = header.indexOf("top-5 err") + "top-5 err".length();
+        assertEquals(header.length(), top5End);
+        List<String> rows = new java.util.ArrayList<>();
+        for (int i = 0; i < all.size(); i++) {
+            rows.add(EvaluateDense.row(all.get(i), new org.vgg4j.train.Evaluator.Result(7, i, i == 0 ? 7 : 0), width));
+        }
+        assertEquals("CENTRE Q=[384] +flips" + " ".repeat(width - 21) + "       0.00%     100.00%", rows.get(0));
+        for (String r : rows) {
+            assertEquals(header.length(), r.length(), r);
+            assertEquals('%', r.charAt(top1End - 1), r); // the numbers end under their headers
+            assertEquals('%', r.charAt(top5End - 1), r);
+            assertTrue(r.startsWith(all.get(rows.indexOf(r)).toString()), r);
+        }
+        assertTrue(rows.get(7).startsWith("DENSE_AND_MULTI_CROP Q=[256, 384, 512] grid 5x5 +flips  "), rows.get(7));
+        assertTrue(rows.get(1).contains("  14.29%"), rows.get(1)); // 1 of 7 wrong
+    }
+
+    @Test
+    void evaluateDenseCanRunFewerRowsForADemo() {
+        List<org.vgg4j.train.Evaluator.Protocol> few = EvaluateDense.protocols(EvaluateDense.views("centre, dense"), 256, 256,
+                org.vgg4j.data.Normalization.TORCHVISION, true);
+        assertEquals(List.of("CENTRE Q=[256] +flips", "DENSE Q=[256] +flips"), few.stream().map(Object::toString).toList());
+        assertEquals(List.of(org.vgg4j.train.Evaluator.View.MULTI_CROP), EvaluateDense.views("multi-crop"));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> EvaluateDense.views("centre,crops"));
+        assertTrue(e.getMessage().contains("'crops'") && e.getMessage().contains("MULTI_CROP"), e.getMessage());
+    }
+
+    @Test
     void theImageNetChainPassesEachStagesBestCheckpointToTheNext() {
         List<String[]> c = TrainVgg16OnImageNet.commands("/data/in", Path.of("runs"), List.of("--width", "0.5", "--devices", "2"));
         assertEquals(5, c.size());
