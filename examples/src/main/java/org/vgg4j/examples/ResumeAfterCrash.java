@@ -4,13 +4,16 @@ import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 import org.vgg4j.core.model.Vgg;
@@ -77,10 +80,51 @@ public final class ResumeAfterCrash {
         }
     }
 
-    /** This JVM's class path and module path (when it runs the modules), as one class path for the child JVM. */
-    private static String classAndModulePath() {
-        return Stream.of(System.getProperty("java.class.path"), System.getProperty("jdk.module.path"))
-                .filter(p -> p != null && !p.isEmpty()).collect(Collectors.joining(File.pathSeparator));
+    /**
+     * The class path the child JVM runs with. Under {@code java -cp} or surefire this JVM's class path and module
+     * path hold this example and its dependencies, and are used as they are. Under {@code exec:java} they are
+     * Maven's own launcher (the example runs in a class loader Maven made), so the child gets the URLs of the
+     * class loader that loaded this example: the project's classes and its dependencies, nothing of Maven's.
+     *
+     * @throws IllegalStateException when neither holds this example's classes (naming where they were loaded from)
+     */
+    static String childClassPath(String classPath, String modulePath, ClassLoader loader, Path ownCode) {
+        List<String> jvm = Stream.of(classPath, modulePath).filter(p -> p != null && !p.isEmpty())
+                .flatMap(p -> Arrays.stream(p.split(File.pathSeparator))).filter(e -> !e.isEmpty()).toList();
+        if (jvm.stream().anyMatch(e -> sameFile(e, ownCode))) {
+            return String.join(File.pathSeparator, jvm);
+        }
+        List<String> fromLoader = new ArrayList<>();
+        if (loader instanceof URLClassLoader u) {
+            for (URL url : u.getURLs()) {
+                if (url.getProtocol().equals("file")) {
+                    try {
+                        fromLoader.add(Path.of(url.toURI()).toString());
+                    } catch (URISyntaxException e) {
+                        throw new IllegalStateException("class path entry " + url + " is not a file path", e);
+                    }
+                }
+            }
+        }
+        if (fromLoader.stream().noneMatch(e -> sameFile(e, ownCode))) {
+            throw new IllegalStateException("cannot build the child JVM's class path: " + ownCode + " (where "
+                    + ResumeAfterCrash.class.getName() + " was loaded from) is neither on java.class.path/jdk.module.path ("
+                    + jvm + ") nor among the URLs of its class loader " + loader + " (" + fromLoader + ")");
+        }
+        return String.join(File.pathSeparator, fromLoader);
+    }
+
+    private static boolean sameFile(String entry, Path p) {
+        return Path.of(entry).toAbsolutePath().normalize().equals(p.toAbsolutePath().normalize());
+    }
+
+    /** Where this example's classes were loaded from (a folder or a jar). */
+    private static Path ownCode() {
+        try {
+            return Path.of(ResumeAfterCrash.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException("the location of " + ResumeAfterCrash.class.getName() + " is not a file path", e);
+        }
     }
 
     /** The whole demonstration; returns whether the resumed run equals the uninterrupted one bit for bit. */
@@ -90,7 +134,8 @@ public final class ResumeAfterCrash {
         Path crashed = work.resolve("crashed");
         System.out.println("2. the same run in a child JVM, killed with SIGKILL after step " + killAt);
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process child = new ProcessBuilder(java, "-cp", classAndModulePath(), ResumeAfterCrash.class.getName(),
+        Process child = new ProcessBuilder(java, "-cp", childClassPath(System.getProperty("java.class.path"),
+                System.getProperty("jdk.module.path"), ResumeAfterCrash.class.getClassLoader(), ownCode()), ResumeAfterCrash.class.getName(),
                 "--child", crashed.toString(), backend).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
             for (String line; (line = r.readLine()) != null; ) {

@@ -62,14 +62,40 @@ class ExamplesTest {
     }
 
     @Test
-    void warmStartTrainsAThenD(@TempDir Path dir) throws Exception {
+    void theCrashedChildGetsTheExamplesClassPathNotMavensUnderExecJava(@TempDir Path dir) throws Exception {
+        Path classes = Files.createDirectories(dir.resolve("examples-classes"));
+        Path dep = Files.createFile(dir.resolve("vgg-core.jar"));
+        String sep = java.io.File.pathSeparator;
+        // java -cp / surefire: this JVM's class path holds the example, and is passed on as it is
+        assertEquals(classes + sep + dep, ResumeAfterCrash.childClassPath(classes + sep + dep, null, null, classes));
+        // exec:java: java.class.path is Maven's launcher; the example's own class loader holds the project's classes
+        Path maven = Files.createFile(dir.resolve("plexus-classworlds.jar"));
+        try (java.net.URLClassLoader loader = new java.net.URLClassLoader(
+                new java.net.URL[] {classes.toUri().toURL(), dep.toUri().toURL()}, null)) {
+            assertEquals(classes + sep + dep, ResumeAfterCrash.childClassPath(maven.toString(), "", loader, classes));
+        }
+        // neither: a clear error, no guess
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> ResumeAfterCrash.childClassPath(maven.toString(), null, ClassLoader.getPlatformClassLoader(), classes));
+        assertTrue(e.getMessage().contains(classes.toString()) && e.getMessage().contains("plexus-classworlds.jar"),
+                e.getMessage());
+    }
+
+    @Test
+    void warmStartTrainsAThenDAndBothLearn(@TempDir Path dir) throws Exception {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        EpochMetrics[] m = WarmStartFromA.run(dir, "reference", 1, 128, 0.0625, new PrintStream(buf, true, StandardCharsets.UTF_8));
+        // the cpu backend when present: on the reference backend the few steps a test affords learn too little
+        String backend = org.vgg4j.core.backend.Backends.names().contains("cpu") ? "cpu" : "reference";
+        EpochMetrics[] m = WarmStartFromA.run(dir, backend, 3, 1500, 0.25, new PrintStream(buf, true, StandardCharsets.UTF_8));
         String text = buf.toString(StandardCharsets.UTF_8);
         assertTrue(Double.isFinite(m[0].trainLoss()) && Double.isFinite(m[1].trainLoss()), text);
         assertTrue(Files.exists(dir.resolve("A").resolve("checkpoints").resolve("best.safetensors")));
-        assertEquals(2, Files.readAllLines(dir.resolve("D").resolve("metrics.csv")).size()); // header + epoch 1
-        assertTrue(text.contains("Dx0.0625 epoch 1"), text);
+        assertEquals(4, Files.readAllLines(dir.resolve("D").resolve("metrics.csv")).size()); // header + 3 epochs
+        assertTrue(text.contains("Dx0.25 epoch 3"), text);
+        // both learn: chance is 90 % error on ten classes (they stayed there when A started from N(0, 1e-2))
+        assertTrue(m[0].valTop1Error() < 0.6, text);
+        assertTrue(m[1].valTop1Error() < 0.6, text);
+        assertTrue(WarmStartFromA.learned(m[0]) && WarmStartFromA.learned(m[1]), text);
     }
 
     @Test
@@ -84,6 +110,43 @@ class ExamplesTest {
         assertTrue(o.after() > o.before() + 0.2, text);
         assertTrue(text.contains("frozen up to features.14"), text);
         assertTrue(Files.exists(dir.resolve("finetune").resolve("checkpoints").resolve("best.safetensors")));
+    }
+
+    @Test
+    void evaluateDensesTableKeepsItsColumnsAlignedForEveryProtocolName() {
+        List<org.vgg4j.train.Evaluator.Protocol> all = EvaluateDense.protocols(
+                List.of(org.vgg4j.train.Evaluator.View.values()), 256, 512, org.vgg4j.data.Normalization.TORCHVISION, false);
+        assertEquals(8, all.size()); // four views at one test scale, then at three
+        int width = EvaluateDense.protocolWidth(all);
+        assertEquals("DENSE_AND_MULTI_CROP Q=[256, 384, 512] grid 5x5 +flips".length(), width);
+        String header = EvaluateDense.header(width);
+        int top1End = header.indexOf("top-1 err") + "top-1 err".length();
+        int top5End = header.indexOf("top-5 err") + "top-5 err".length();
+        assertEquals(header.length(), top5End);
+        List<String> rows = new java.util.ArrayList<>();
+        for (int i = 0; i < all.size(); i++) {
+            rows.add(EvaluateDense.row(all.get(i), new org.vgg4j.train.Evaluator.Result(7, i, i == 0 ? 7 : 0), width));
+        }
+        assertEquals("CENTRE Q=[384] +flips" + " ".repeat(width - 21) + "       0.00%     100.00%", rows.get(0));
+        for (String r : rows) {
+            assertEquals(header.length(), r.length(), r);
+            assertEquals('%', r.charAt(top1End - 1), r); // the numbers end under their headers
+            assertEquals('%', r.charAt(top5End - 1), r);
+            assertTrue(r.startsWith(all.get(rows.indexOf(r)).toString()), r);
+        }
+        assertTrue(rows.get(7).startsWith("DENSE_AND_MULTI_CROP Q=[256, 384, 512] grid 5x5 +flips  "), rows.get(7));
+        assertTrue(rows.get(1).contains("  14.29%"), rows.get(1)); // 1 of 7 wrong
+    }
+
+    @Test
+    void evaluateDenseCanRunFewerRowsForADemo() {
+        List<org.vgg4j.train.Evaluator.Protocol> few = EvaluateDense.protocols(EvaluateDense.views("centre, dense"), 256, 256,
+                org.vgg4j.data.Normalization.TORCHVISION, true);
+        assertEquals(List.of("CENTRE Q=[256] +flips", "DENSE Q=[256] +flips"), few.stream().map(Object::toString).toList());
+        assertEquals(List.of(org.vgg4j.train.Evaluator.View.MULTI_CROP), EvaluateDense.views("multi-crop"));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> EvaluateDense.views("centre,crops"));
+        assertTrue(e.getMessage().contains("'crops'") && e.getMessage().contains("MULTI_CROP"), e.getMessage());
     }
 
     @Test
