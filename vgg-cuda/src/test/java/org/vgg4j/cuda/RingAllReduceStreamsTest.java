@@ -13,8 +13,6 @@ import java.util.Set;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.GradPrecision;
@@ -42,23 +40,10 @@ import org.vgg4j.cuda.api.CudaException;
  * <p>Legend: N devices, T elements per buffer, L elements per bucket.
  */
 @Tag(Parity.EMULATOR_TAG)
-class RingAllReduceStreamsTest {
+class RingAllReduceStreamsTest extends OnFourEmulatedDevices {
     private static final long L = 10;
     private static final int T = 123;
     private static final long[] CUTS = {3, 97};
-    private static String savedDevices;
-
-    @BeforeAll
-    static void fourDevices() {
-        Parity.assumeEmulator();
-        savedDevices = Parity.useEmulatedDevices(4);
-    }
-
-    @AfterAll
-    static void restore() {
-        Parity.restoreEmulatedDevices(savedDevices);
-    }
-
     /** One logged driver call: kind, device, stream, event (record/wait), device pointers it touches. */
     record Op(String kind, int device, long stream, long event, long[] ptrs, int[] ptrDevices) {
     }

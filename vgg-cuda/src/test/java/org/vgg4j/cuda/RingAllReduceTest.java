@@ -12,8 +12,6 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.parallel.GradPrecision;
@@ -32,21 +30,8 @@ import org.vgg4j.cuda.api.CudaException;
  * <p>Legend: N devices, T elements per buffer, L elements per bucket.
  */
 @Tag(Parity.EMULATOR_TAG)
-class RingAllReduceTest {
+class RingAllReduceTest extends OnFourEmulatedDevices {
     private static final long L = 10; // small buckets: several per buffer, chunks of 2-5 elements
-    private static String savedDevices;
-
-    @BeforeAll
-    static void fourDevices() {
-        Parity.assumeEmulator();
-        savedDevices = Parity.useEmulatedDevices(4);
-    }
-
-    @AfterAll
-    static void restore() {
-        Parity.restoreEmulatedDevices(savedDevices);
-    }
-
     /** N backends on emulated devices 0..N-1. */
     private static List<CudaBackend> devices(int n) {
         List<CudaBackend> out = new ArrayList<>();

@@ -7,11 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.util.Arrays;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.vgg4j.core.backend.Backend;
-import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.model.Initializers;
 import org.vgg4j.core.model.Network;
@@ -23,28 +19,15 @@ import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.core.model.OnReferenceBackend;
 
 /**
  * Whole-network parity with torchvision (an independent implementation): goldens written by
  * scripts/goldens/make_goldens.py from Debian's python3-torch, loaded into our network on the reference backend.
  * float64 must agree to ~1e-10 relative (normwise per tensor), float32 to ~1e-4.
  */
-class TorchvisionGoldenTest {
+class TorchvisionGoldenTest extends OnReferenceBackend {
     private static final double WIDTH = 1.0 / 32;
-    private static Backend reference;
-
-    @BeforeAll
-    static void backend() {
-        reference = Backends.create("reference");
-    }
-
-    @AfterAll
-    static void close() {
-        if (reference != null) {
-            reference.close();
-        }
-    }
-
     private static boolean goldenOnly(String key) {
         return key.equals("input") || key.equals("labels") || key.equals("logits") || key.equals("loss")
                 || key.startsWith("grad.") || key.startsWith("after.");

@@ -8,32 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.vgg4j.core.backend.Backend;
-import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 
 /** Dense evaluation (§3.2) on the reference backend: equal to the FC network at the training size. */
-class DenseEvaluationTest {
-    private static Backend reference;
-
-    @BeforeAll
-    static void backend() {
-        reference = Backends.create("reference");
-    }
-
-    @AfterAll
-    static void close() {
-        if (reference != null) {
-            reference.close();
-        }
-    }
-
+class DenseEvaluationTest extends OnReferenceBackend {
     private static Tensor image(int n, int h, int w, long seed) {
         double[] v = new double[n * 3 * h * w];
         SplittableRandom r = new SplittableRandom(seed);
