@@ -15,7 +15,15 @@
 # less CPU). On a loaded machine it moves less than wall time, but threads that spin-wait count in it.
 # The machine is shared: the load average before and after is printed; compare only figures of one run.
 #
-# Environment of each side: OURS_ENV (default GLIBC_TUNABLES=glibc.malloc.hugetlb=1) and PEER_ENV (default empty).
+# The peer at its best: PyTorch on CPUs is normally run with a caching allocator preloaded (glibc's malloc costs it
+# hundreds of thousands of page faults per VGG step). PEERS (default "installed tcmalloc jemalloc") lists the peer's
+# configurations: as installed, with Debian's libtcmalloc-minimal4 and with libjemalloc2 preloaded (LD_PRELOAD);
+# the script installs the two packages when they are missing (apt-get, as root) and stops with the reason when it
+# cannot. Each round runs ours, then every peer configuration, one process at a time; every ratio is against the
+# FASTEST peer configuration of that workload (the median of its rounds), which the table names.
+#
+# Environment of each side: OURS_ENV (default GLIBC_TUNABLES=glibc.malloc.hugetlb=1) and PEER_ENV (default empty,
+# added to every peer configuration).
 # The tunable makes glibc (>= 2.35) madvise its large mmaps as transparent huge pages (where THP is 'madvise' or
 # 'always'): oneDNN's per-call scratchpads and reorder buffers then fault in 2 MiB pages instead of 4 KiB ones
 # (W1: ~450k -> ~55k page faults per step, 0.2-0.5 s less kernel CPU per step; the net gain in wall time was
@@ -33,11 +41,35 @@ JAVA_OPTS=${JAVA_OPTS:-"-Xmx128m -XX:+UseSerialGC"}
 PYTHON=${PYTHON:-/usr/bin/python3}
 OURS_ENV=${OURS_ENV-GLIBC_TUNABLES=glibc.malloc.hugetlb=1}
 PEER_ENV=${PEER_ENV-}
+PEERS=${PEERS:-"installed tcmalloc jemalloc"}
 mkdir -p "$OUT"
 : > "$OUT/raw.txt"
 
-mvn -o -q -pl vgg-core -am test-compile
-mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
+# the peer's configurations: name -> the library it preloads (none for "installed")
+libdir=/usr/lib/$(uname -m)-linux-gnu
+peer_lib() {
+  case "$1" in
+    installed) echo "" ;;
+    tcmalloc) echo "$libdir/libtcmalloc_minimal.so.4" ;;
+    jemalloc) echo "$libdir/libjemalloc.so.2" ;;
+    *) echo "bench-core: PEERS has '$1'; expected installed, tcmalloc or jemalloc" >&2; exit 2 ;;
+  esac
+}
+for c in $PEERS; do
+  lib=$(peer_lib "$c")
+  [ -z "$lib" ] || [ -f "$lib" ] && continue
+  pkg=$([ "$c" = tcmalloc ] && echo libtcmalloc-minimal4 || echo libjemalloc2)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $pkg (the peer's $c configuration)" >&2
+    apt-get install -y -q "$pkg" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$pkg" >/dev/null; }
+  fi
+  [ -f "$lib" ] || { echo "bench-core: $lib missing and $pkg could not be installed (run as root with apt, or drop $c from PEERS)" >&2; exit 2; }
+done
+
+# offline first (the usual case); online once on a fresh machine, where the dependency plugin is not yet local
+mvn -o -q -pl vgg-core -am test-compile || mvn -q -pl vgg-core -am test-compile
+mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null \
+  || mvn -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
 CP="vgg-core/target/test-classes:vgg-core/target/classes:$(cat "$OUT/cp.txt")"
 
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -45,15 +77,18 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "java:    $(java -version 2>&1 | head -1)  opts: $JAVA_OPTS"
 echo "peer:    $($PYTHON -c 'import torch; print("torch", torch.__version__)')"
-echo "env:     ours: ${OURS_ENV:-(none)}  peer: ${PEER_ENV:-(none)}  THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+echo "env:     ours: ${OURS_ENV:-(none)}  peer: ${PEER_ENV:-(none)}, configurations: $PEERS  THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 
 java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench sgemm 2>/dev/null | grep '^RESULT' | tee -a "$OUT/raw.txt"
 for r in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
     env $OURS_ENV java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" 2>/dev/null \
       | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
-    env $PEER_ENV $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
-      | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer round=$r/" | tee -a "$OUT/raw.txt"
+    for c in $PEERS; do
+      lib=$(peer_lib "$c")
+      env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
+        | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
+    done
   done
 done
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -67,24 +102,28 @@ for line in open(sys.argv[1]):
 sgemm = [float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"][0]
 print()
 print("sgemm 2048^3 through the backend: %.1f GFLOP/s" % sgemm)
-print("| workload | ours img/s | PyTorch img/s | ratio | ours CPU-s/img | PyTorch CPU-s/img | CPU ratio | floor img/s "
-      "| our peak RSS MiB | peer peak RSS MiB | ours faults/step | peer faults/step | rounds |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| workload | ours img/s | best peer img/s (configuration) | ratio | every peer configuration img/s | ours CPU-s/img "
+      "| best peer CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | best peer's peak RSS MiB | ours faults/step "
+      "| best peer's faults/step | rounds |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for w in ["W1", "W2", "W3"]:
     ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w]
-    peer = [r for r in rows if r.get("side") == "peer" and r["workload"] == w]
-    if not ours or not peer:
+    peers = {}
+    for r in rows:
+        if r.get("side") == "peer" and r["workload"] == w:
+            peers.setdefault(r.get("config", "installed"), []).append(r)
+    if not ours or not peers:
         continue
-    o = statistics.median(float(r["img_s"]) for r in ours)
-    p = statistics.median(float(r["img_s"]) for r in peer)
+    med = lambda rs, k: statistics.median(float(r.get(k, "nan")) for r in rs)
+    best = max(peers, key=lambda c: med(peers[c], "img_s"))
+    peer = peers[best]
+    o = med(ours, "img_s")
+    p = med(peer, "img_s")
     macs = float(ours[0]["fwd_macs_per_img"])
     floor = sgemm * 1e9 / (3 * macs * 2)
-    orss = statistics.median(int(r["peak_rss_mib"]) for r in ours)
-    prss = statistics.median(int(r["peak_rss_mib"]) for r in peer)
-    oc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in ours)
-    pc = statistics.median(float(r.get("cpu_s_per_img", "nan")) for r in peer)
-    of = statistics.median(float(r.get("minflt_per_step", "nan")) for r in ours)
-    pf = statistics.median(float(r.get("minflt_per_step", "nan")) for r in peer)
-    print("| %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d |"
-          % (w, o, p, o / p, oc, pc, pc / oc, floor, orss, prss, of, pf, len(ours)))
+    every = ", ".join("%s %.3f" % (c, med(peers[c], "img_s")) for c in peers)
+    print("| %s | %.3f | %.3f (%s) | %.2f | %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d |"
+          % (w, o, p, best, o / p, every, med(ours, "cpu_s_per_img"), med(peer, "cpu_s_per_img"),
+             med(peer, "cpu_s_per_img") / med(ours, "cpu_s_per_img"), floor, med(ours, "peak_rss_mib"),
+             med(peer, "peak_rss_mib"), med(ours, "minflt_per_step"), med(peer, "minflt_per_step"), len(ours)))
 PY

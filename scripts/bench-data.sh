@@ -22,8 +22,11 @@ if [ ! -f "$SK/coffee.png" ]; then
 fi
 [ -d "$WORK/jpg" ] || $PY scripts/make_bench_images.py "$SK" "$WORK/jpg" 300
 
-mvn -o -q -pl vgg-data compile
-mvn -o -q -pl vgg-data dependency:build-classpath -Dmdep.outputFile="$WORK/cp.txt" >/dev/null
+# offline first (the usual case); online once on a fresh machine, where the dependency plugin is not yet local
+# (one reactor build: vgg-data's class path then names vgg-core/target/classes, nothing needs installing; each module
+# writes the file in turn, vgg-data last)
+mvn -o -q -pl vgg-data -am compile dependency:build-classpath -Dmdep.outputFile="$WORK/cp.txt" >/dev/null \
+  || mvn -q -pl vgg-data -am compile dependency:build-classpath -Dmdep.outputFile="$WORK/cp.txt" >/dev/null
 CP="vgg-data/target/classes:$(cat "$WORK/cp.txt")"
 TOOL="java -Xmx1g -cp $CP org.vgg4j.data.DataTool"
 if [ ! -d "$WORK/jpg-folder" ]; then  # pack needs class folders: one class, linked files

@@ -40,8 +40,10 @@ done
 classpath() { # the built examples module's runtime classpath (vgg-train + vgg-cuda + their dependencies)
     # one invocation: the reactor resolves the sibling modules to their freshly built jars (nothing is installed);
     # every module writes the file, examples (last in the reactor) wins
+    # (offline first; online once on a fresh machine, where the dependency plugin is not yet local)
     mvn -o -q -DskipTests -pl examples -am package dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" \
-        >/dev/null || return 1
+        >/dev/null || mvn -q -DskipTests -pl examples -am package dependency:build-classpath \
+        -Dmdep.outputFile="$OUT/cp.txt" >/dev/null || return 1
     echo "examples/target/classes:$(cat "$OUT/cp.txt")"
 }
 
@@ -51,8 +53,10 @@ parse_ips() { sed -n 's/.* s\/step, \([0-9.]*\) img\/s.*/\1/p' | tail -1; }
 mkdir -p "$OUT"
 if [ $model = 1 ]; then
     # the model lives in vgg-core's test sources (it ships in no jar)
-    mvn -o -q -pl vgg-core -am test-compile >/dev/null || fail "vgg-core does not build"
-    mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/core-cp.txt" >/dev/null
+    mvn -o -q -pl vgg-core -am test-compile >/dev/null || mvn -q -pl vgg-core -am test-compile >/dev/null \
+        || fail "vgg-core does not build"
+    mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/core-cp.txt" >/dev/null \
+        || mvn -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/core-cp.txt" >/dev/null
     exec java -cp "vgg-core/target/test-classes:vgg-core/target/classes:$(cat "$OUT/core-cp.txt")" \
         org.vgg4j.core.bench.ScalingModel
 fi
