@@ -22,7 +22,7 @@ import org.vgg4j.data.SampleTransform;
  * them (this class re-implements nothing), and {@link #run()} trains.
  *
  * <pre>{@code
- * Trainer.Result r = Training.of(spec).imageFolders(dir).recipe(Recipes.paperA()).out(runDir)
+ * Trainer.Result r = Training.of(spec).imageFolders(dir).recipe(Recipes.PAPER_A).out(runDir)
  *         .listener(progress).devices(4).run();
  * }</pre>
  *
@@ -150,7 +150,7 @@ public final class Training {
             }
             if (recipe == null) { // the folders' transforms follow the recipe's scales
                 throw new IllegalArgumentException("recipe not set: expected recipe(Recipe) for imageFolders(" + imageFolders
-                        + "), e.g. Recipes.paperA()");
+                        + "), e.g. Recipes.PAPER_A");
             }
             for (String split : new String[] {"train", "val"}) {
                 if (!Files.isDirectory(imageFolders.resolve(split))) {

@@ -359,7 +359,7 @@ public final class TrainingRun {
                 throw new IllegalArgumentException("model not set: expected model(VggSpec)");
             }
             if (recipe == null) {
-                throw new IllegalArgumentException("recipe not set: expected recipe(Recipe), e.g. Recipes.fashion()");
+                throw new IllegalArgumentException("recipe not set: expected recipe(Recipe), e.g. Recipes.FASHION");
             }
             if (train == null || trainTransform == null) {
                 throw new IllegalArgumentException("training data not set: expected train(dataset, transform) with both");
