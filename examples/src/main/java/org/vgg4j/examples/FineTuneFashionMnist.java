@@ -122,7 +122,7 @@ public final class FineTuneFashionMnist {
     public static Outcome run(Path work, String backend, int epochs, int images, double width, int hidden, int batch,
                               PrintStream out) throws IOException {
         VggSpec spec = new VggSpec(VggConfig.A, true, 5, 32, width, hidden, 0.0, 1); // no dropout: a few epochs only
-        Recipe base = Recipes.fashion().toBuilder().batchSize(batch).maxEpochs(epochs).schedule(new Schedule.Cosine(0, 0))
+        Recipe base = Recipes.FASHION.toBuilder().batchSize(batch).maxEpochs(epochs).schedule(new Schedule.Cosine(0, 0))
                 .stuckLossSteps(0).build();
         out.println("1. pretrain " + spec.name() + " on classes 0-4 (" + String.join(", ", FashionMnist.CLASS_NAMES.subList(0, 5)) + ")");
         EpochMetrics pre = train("pretrain", spec, base, 0, images, work.resolve("pretrain"), backend, out);

@@ -48,7 +48,7 @@ public final class ResumeAfterCrash {
     static final VggSpec SPEC = new VggSpec(VggConfig.A, true, 10, 32, 0.0625, 32, 0.5, 3);
 
     static Recipe recipe() {
-        return Recipes.fashion().toBuilder().batchSize(32).microBatch(0).maxEpochs(2).maxIterations(0).checkpointEvery(2)
+        return Recipes.FASHION.toBuilder().batchSize(32).microBatch(0).maxEpochs(2).maxIterations(0).checkpointEvery(2)
                 .keepLast(2).schedule(new Schedule.Cosine(4, 0)).baseLr(0.05).build();
     }
 

@@ -20,7 +20,8 @@ import org.vgg4j.train.cli.VggCli;
  * in a 2-pixel border, shifted by up to 1 pixel and mirrored at random), the {@code fashion} recipe (Glorot,
  * momentum SGD, weight decay 5e-4, cosine learning rate) with batch 64 for 10 epochs. Its accuracy on the
  * sample's 1,000 held-out test images: docs/benchmarks.md "README's main job". Any {@code vgg train} option
- * overrides a default.
+ * overrides a default. These are also what {@code vgg train} alone (neither {@code --data} nor {@code --recipe})
+ * trains; the demo names them all so that {@code --full}, which names the data, keeps them.
  *
  * <p>Run: {@code mvn -q -DskipTests package exec:java}; options after {@code -Dexec.args=}, e.g.
  * {@code -Dexec.args="--epochs 8 --config D"}; {@code -Dexec.args=--help} lists them.

@@ -61,7 +61,7 @@ public final class TrainVgg16OnImageNet {
     static List<Stage> stages(Path out, VggSpec a, int maxEpochs) {
         VggSpec d = new VggSpec(VggConfig.D, a.batchNorm(), a.numClasses(), a.inputSize(), a.widthMultiplier(),
                 a.hiddenFeatures(), a.dropout(), a.seed());
-        Stage sA = new Stage(a, limit(Recipes.paperA(), maxEpochs), out.resolve("A-S256"));
+        Stage sA = new Stage(a, limit(Recipes.PAPER_A, maxEpochs), out.resolve("A-S256"));
         Stage s256 = new Stage(d, limit(Recipes.paperWarmStart(sA.best()), maxEpochs), out.resolve("D-S256"));
         Stage s384 = new Stage(d, limit(Recipes.paperS384(s256.best()), maxEpochs), out.resolve("D-S384"));
         Stage multi = new Stage(d, limit(Recipes.paperMultiScale(s384.best()), maxEpochs), out.resolve("D-S256-512"));

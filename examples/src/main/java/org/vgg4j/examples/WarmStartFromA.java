@@ -81,7 +81,7 @@ public final class WarmStartFromA {
         // (fan-in 144 in the first blocks) a weight std of 10^-2 shrinks the activations about tenfold per layer,
         // so after A's eight layers neither the signal nor the gradient is left and A (and D, warm-started from it)
         // stayed at chance, 90 % error. Glorot is the paper's own footnote; D's warm start is unchanged.
-        Recipe a = Recipes.paperA().toBuilder().init(Recipe.Init.GLOROT).batchSize(32).microBatch(0).baseLr(0.05)
+        Recipe a = Recipes.PAPER_A.toBuilder().init(Recipe.Init.GLOROT).batchSize(32).microBatch(0).baseLr(0.05)
                 .maxEpochs(epochs).maxIterations(0).schedule(new Schedule.Cosine(20, 0)).stuckLossSteps(50).build();
         out.println("1. configuration A from Glorot (N(0, 1e-2) vanishes at this width)");
         EpochMetrics ma = train(spec(VggConfig.A, width), a, work.resolve("A"), backend, images, out);

@@ -2,6 +2,7 @@ package org.vgg4j.examples;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -15,7 +16,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * docs/vgg4j-bom/pom.xml (no parent, so its version is written out) carries the reactor's version and manages every
- * library module: vgg-core, vgg-data, vgg-train, vgg-cuda, each at that version.
+ * library module: vgg-core, vgg-data, vgg-train, vgg-cuda, each at that version; README's consumer pom is the main
+ * part of examples/consumer/pom.xml, the project scripts/consumer-check.sh builds against the installed artifacts.
  */
 class BomTest {
     private static final Pattern VERSION = Pattern.compile("<artifactId>vgg4j-(?:parent|bom)</artifactId>\\s*"
@@ -41,6 +43,38 @@ class BomTest {
             assertEquals("${project.version}", m.group(2), m.group(1) + "'s version in the BOM");
         }
         assertEquals(List.of("vgg-core", "vgg-data", "vgg-train", "vgg-cuda"), managed, "artifacts the BOM manages");
+    }
+
+    /** groupId, artifactId and, when written, version of every dependency and plugin (and the BOM's import). */
+    private static final Pattern COORDINATES = Pattern.compile("<groupId>([^<]+)</groupId>\\s*<artifactId>([^<]+)</artifactId>"
+            + "\\s*(?:<!--.*?-->\\s*)?(?:<version>([^<]+)</version>)?", Pattern.DOTALL);
+
+    @Test
+    void readmesConsumerPomIsTheConsumerProjectsMainPart() throws Exception {
+        Path root = Path.of("").toAbsolutePath();
+        while (!Files.exists(root.resolve("examples/consumer/pom.xml"))) {
+            root = root.getParent();
+            assertFalse(root == null, "no examples/consumer/pom.xml above the working directory");
+        }
+        String readme = Files.readString(root.resolve("README.md"), StandardCharsets.UTF_8);
+        Matcher xml = Pattern.compile("```xml\\n(.*?)```", Pattern.DOTALL).matcher(readme);
+        assertTrue(xml.find(), "README.md has no ```xml block (the consumer pom of 'Add to your project')");
+        List<String> inReadme = coordinates(xml.group(1));
+        List<String> inProject = coordinates(Files.readString(root.resolve("examples/consumer/pom.xml"), StandardCharsets.UTF_8));
+        assertTrue(inReadme.contains("org.vgg4j:vgg4j-bom:" + version(Files.readString(root.resolve("pom.xml"),
+                StandardCharsets.UTF_8))), "README's pom imports the BOM at the reactor's version: " + inReadme);
+        for (String c : inReadme) {
+            assertTrue(inProject.contains(c), c + " of README's pom is not in examples/consumer/pom.xml: " + inProject);
+        }
+    }
+
+    private static List<String> coordinates(String pom) {
+        List<String> all = new ArrayList<>();
+        Matcher m = COORDINATES.matcher(pom);
+        while (m.find()) {
+            all.add(m.group(1) + ":" + m.group(2) + (m.group(3) != null ? ":" + m.group(3) : ""));
+        }
+        return all;
     }
 
     private static String version(String pom) {

@@ -43,6 +43,44 @@ class ExamplesTest {
         assertTrue(Files.size(dir.resolve("curves.png")) > 1000);
     }
 
+    /** {@code vgg train} alone (no --data, no --recipe) trains what the main job trains: same first line, numbers, model. */
+    @Test
+    void vggTrainAloneIsTheMainJob(@TempDir Path dir) throws Exception {
+        String[] small = {"--backend", "reference", "--limit", "128", "--width", "0.0625", "--epochs", "1", "--no-progress"};
+        List<String> alone = new java.util.ArrayList<>(List.of("train"));
+        alone.addAll(List.of(small));
+        alone.addAll(List.of("--out", dir.resolve("alone").toString()));
+        List<String> demo = new java.util.ArrayList<>(List.of(small));
+        demo.addAll(List.of("--out", dir.resolve("demo").toString()));
+        String aloneOut = trainOutput(alone.toArray(new String[0]));
+        String demoOut = trainOutput(TrainFashionMnist.arguments(demo.toArray(new String[0])));
+        String firstLine = aloneOut.lines().findFirst().orElse("");
+        assertTrue(firstLine.startsWith("recipe fashion: batch 64, lr 0.05, "), aloneOut);
+        assertTrue(firstLine.contains("data fashion-mnist-sample (128 train / 1,000 validation images)"), aloneOut);
+        assertEquals(firstLine, demoOut.lines().findFirst().orElse(""));
+        assertEquals(metricsWithoutTimes(dir.resolve("demo")), metricsWithoutTimes(dir.resolve("alone")));
+        Path best = Path.of("checkpoints", "best.safetensors");
+        VggSpec recorded = org.vgg4j.core.io.ModelMetadata.spec(org.vgg4j.core.io.ModelMetadata.read(dir.resolve("alone")
+                .resolve(best)), best).orElseThrow();
+        assertEquals(new VggSpec(VggConfig.A, true, 10, 32, 0.0625, 256, 0.0, 1), recorded); // FC 256, no dropout
+        assertEquals(recorded, org.vgg4j.core.io.ModelMetadata.spec(org.vgg4j.core.io.ModelMetadata.read(dir.resolve("demo")
+                .resolve(best)), best).orElseThrow());
+    }
+
+    private static String trainOutput(String[] args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = VggCli.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        assertEquals(0, code, err.toString());
+        return out.toString();
+    }
+
+    /** metrics.csv without the timing columns (seconds, images/s). */
+    private static List<String> metricsWithoutTimes(Path run) throws java.io.IOException {
+        return Files.readAllLines(run.resolve("metrics.csv")).stream()
+                .map(l -> String.join(",", java.util.Arrays.copyOf(l.split(",", -1), 6))).toList();
+    }
+
     @Test
     void resumeAfterCrashIsBitwiseIdentical(@TempDir Path dir) throws Exception {
         PrintStream old = System.out;

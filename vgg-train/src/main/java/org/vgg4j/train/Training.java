@@ -9,6 +9,8 @@ import org.vgg4j.core.io.ModelMetadata;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggOptions;
 import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.parallel.AllReduce;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.data.FileImageDataset;
 import org.vgg4j.data.ImageDataset;
 import org.vgg4j.data.ImageDecoder;
@@ -22,13 +24,15 @@ import org.vgg4j.data.SampleTransform;
  * them (this class re-implements nothing), and {@link #run()} trains.
  *
  * <pre>{@code
- * Trainer.Result r = Training.of(spec).imageFolders(dir).recipe(Recipes.paperA()).out(runDir)
+ * Trainer.Result r = Training.of(spec).imageFolders(dir).recipe(Recipes.PAPER_A).out(runDir)
  *         .listener(progress).devices(4).run();
  * }</pre>
  *
  * <p>The guardrails are the run's (a folder holding checkpoints is refused unless {@link #resume()}, a diverging run
  * stops, a missing part is named); progress reaches the {@link TrainingListener}s, as the command line's bar does.
  * The backend defaults to {@code cpu} when present, {@code reference} otherwise (as {@code vgg train}'s does).
+ * {@code vgg train} is its options mapped onto this class, so everything the command line does is here, several
+ * processes included ({@link #allReduce}).
  */
 public final class Training {
     private final VggSpec model;
@@ -110,6 +114,37 @@ public final class Training {
         return this;
     }
 
+    /** Replica r on device {@code first + r} (default 0, or the options' device with {@link #of(VggConfig, VggOptions)}). */
+    public Training firstDevice(int first) {
+        run.firstDevice(first);
+        return this;
+    }
+
+    /**
+     * The format gradients travel in between this process's devices: fp32 (the default), bf16 or fp16, half the
+     * bytes (see {@link Replicas#allReduceFor}); not together with {@link #allReduce}, which sends as it was built.
+     */
+    public Training gradPrecision(GradPrecision p) {
+        run.gradPrecision(p);
+        return this;
+    }
+
+    /**
+     * The all-reduce of the gradients instead of the one the backend and devices imply; one that spans a process
+     * group makes this a run of several processes: each takes its share of every global batch, and only rank 0
+     * writes into the output folder (docs/distributed.md). The run closes it.
+     */
+    public Training allReduce(AllReduce reduce) {
+        run.allReduce(reduce);
+        return this;
+    }
+
+    /** Validate on each image and its mirror, softmax averaged: the paper's test-set flips, twice the validation cost. */
+    public Training validationFlips() {
+        run.validationFlips(true);
+        return this;
+    }
+
     /** The output folder: checkpoints, metrics.csv/json, curves.png (default: none, nothing written). */
     public Training out(Path dir) {
         run.out(dir);
@@ -150,7 +185,7 @@ public final class Training {
             }
             if (recipe == null) { // the folders' transforms follow the recipe's scales
                 throw new IllegalArgumentException("recipe not set: expected recipe(Recipe) for imageFolders(" + imageFolders
-                        + "), e.g. Recipes.paperA()");
+                        + "), e.g. Recipes.PAPER_A");
             }
             for (String split : new String[] {"train", "val"}) {
                 if (!Files.isDirectory(imageFolders.resolve(split))) {

@@ -27,7 +27,7 @@ import org.vgg4j.data.SampleTransform;
  * data, where replicas run, and an output folder, wired into the data pipelines, the {@link Replicas} (networks,
  * SGD, all-reduce), the {@link Initialization}, the {@link Checkpointer}, the {@link MetricsLog} and
  * {@link CurvePlot}, and the {@link Trainer}, which {@link #run()} runs. {@code vgg train} is option parsing plus
- * this class; library callers build one with {@link #builder()}.
+ * {@link Training}, the fluent facade over this class; library callers use either.
  *
  * <p>The output folder holds what {@code vgg train --out} holds: {@code checkpoints/step-*.safetensors} and
  * {@code checkpoints/best.safetensors}, {@code metrics.csv}, {@code metrics.json}, {@code curves.png} and, when some
@@ -331,7 +331,6 @@ public final class TrainingRun {
             return this;
         }
 
-        /** Adds a listener (progress display, logging, ...). */
         /**
          * The input normalisation the training transform applies, recorded in every checkpoint so evaluation can
          * apply the same (optional: without it checkpoints record the architecture only).
@@ -341,6 +340,7 @@ public final class TrainingRun {
             return this;
         }
 
+        /** Adds a listener (progress display, logging, ...). */
         public Builder listener(TrainingListener l) {
             if (l == null) {
                 throw new IllegalArgumentException("listener must not be null");
@@ -359,7 +359,7 @@ public final class TrainingRun {
                 throw new IllegalArgumentException("model not set: expected model(VggSpec)");
             }
             if (recipe == null) {
-                throw new IllegalArgumentException("recipe not set: expected recipe(Recipe), e.g. Recipes.fashion()");
+                throw new IllegalArgumentException("recipe not set: expected recipe(Recipe), e.g. Recipes.FASHION");
             }
             if (train == null || trainTransform == null) {
                 throw new IllegalArgumentException("training data not set: expected train(dataset, transform) with both");

@@ -2,6 +2,7 @@ package org.vgg4j.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -91,6 +92,23 @@ class RecipeTest {
                 Recipe.Init.GLOROT, null, 1, 1, 256, 256, 5000, 3, Recipe.NonFinitePolicy.STOP, 2000), Recipes.glorot());
         assertEquals(new Recipe("fashion", 128, 0, 0.05, 0.9, 5e-4, new Schedule.Cosine(100, 0), 12, 0, Recipe.Init.GLOROT,
                 null, 1, 1, 32, 32, 0, 2, Recipe.NonFinitePolicy.STOP, 300), Recipes.fashion());
+    }
+
+    @Test
+    void theArgumentFreePresetsAreConstantsThatTheirMethodsAndNamesReturn() {
+        assertSame(Recipes.PAPER_A, Recipes.paperA());
+        assertSame(Recipes.GLOROT, Recipes.glorot());
+        assertSame(Recipes.FASHION, Recipes.fashion());
+        assertSame(Recipes.PAPER_A, Recipes.named("paper-a", null));
+        assertSame(Recipes.GLOROT, Recipes.named(" Glorot ", null));
+        assertSame(Recipes.FASHION, Recipes.named("fashion", null));
+        assertEquals("paper-a", Recipes.PAPER_A.name());
+        assertEquals(Recipe.Init.GLOROT, Recipes.GLOROT.init());
+        assertEquals(128, Recipes.FASHION.batchSize());
+        // immutable: a changed copy leaves the shared constant as it was
+        assertEquals(8, Recipes.FASHION.toBuilder().batchSize(8).build().batchSize());
+        assertEquals(128, Recipes.FASHION.batchSize());
+        assertThrows(UnsupportedOperationException.class, () -> Recipes.PAPER_A.lrMult().put("features", 0.1));
     }
 
     @Test

@@ -23,6 +23,7 @@ import org.vgg4j.core.model.Network;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
+import org.vgg4j.core.parallel.GradPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.FashionMnist;
 import org.vgg4j.data.FileImageDataset;
@@ -113,6 +114,25 @@ class TrainingApiTest {
         assertEquals(9, resumed.state().step());
         assertEquals(1, resumed.epochs().size()); // only the third epoch ran
         assertEquals(4, Files.readAllLines(fluent.resolve(MetricsLog.CSV)).size());
+    }
+
+    /** What {@code vgg train} sets beyond the basics: the paper's validation flips, gradient format, first device. */
+    @Test
+    void theCommandLinesOtherPartsReachTheRun(@TempDir Path dir) throws Exception {
+        Path fluent = dir.resolve("fluent");
+        fluent(1, fluent).validationFlips().gradPrecision(GradPrecision.FP32).firstDevice(0).run();
+        Path direct = dir.resolve("direct");
+        TrainingRun.builder().model(SPEC).recipe(recipe(1)).backend("reference").train(train(), augment())
+                .validation(test(), augment().testView()).validationFlips(true).gradPrecision(GradPrecision.FP32)
+                .normalization(new org.vgg4j.core.io.ModelMetadata.Norm(NORM.mean(), NORM.std())).out(direct).build().run();
+        assertEquals(metricsWithoutTimes(direct), metricsWithoutTimes(fluent));
+
+        IllegalArgumentException both = assertThrows(IllegalArgumentException.class, () -> fluent(1, dir.resolve("x"))
+                .allReduce(new HostAllReduce()).gradPrecision(GradPrecision.BF16).run());
+        assertTrue(both.getMessage().startsWith("grad precision bf16"), both.getMessage());
+        IllegalArgumentException device = assertThrows(IllegalArgumentException.class,
+                () -> fluent(1, dir.resolve("y")).firstDevice(-1).run());
+        assertTrue(device.getMessage().startsWith("first device -1"), device.getMessage());
     }
 
     @Test

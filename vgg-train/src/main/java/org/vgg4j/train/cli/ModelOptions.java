@@ -23,7 +23,8 @@ public final class ModelOptions {
     @Option(names = "--width", paramLabel = "W", description = "channel multiplier (default 0.25 for small images, else 1)")
     Double width;
 
-    @Option(names = "--hidden", paramLabel = "F", description = "width of FC6/FC7 (default 128 for small images, else 4096)")
+    @Option(names = "--hidden", paramLabel = "F", description = "width of FC6/FC7 (default 128 for small images, else 4096;"
+            + " 256 in vgg train's demo)")
     Integer hidden;
 
     @Option(names = "--input-size", paramLabel = "PX", description = "training crop side, a multiple of 32 "
@@ -33,14 +34,19 @@ public final class ModelOptions {
     @Option(names = "--classes", paramLabel = "N", description = "number of classes (default: the data's; 1000 for info/bench)")
     Integer classes;
 
-    @Option(names = "--dropout", paramLabel = "P", description = "dropout after FC6/FC7 (default 0.5)")
-    double dropout = 0.5;
+    @Option(names = "--dropout", paramLabel = "P", description = "dropout after FC6/FC7 (default 0.5; 0 in vgg train's demo)")
+    Double dropout;
 
     /** The spec these options describe; {@code small} picks the small-image defaults. */
     VggSpec spec(boolean small, int dataClasses, long seed) {
+        return spec(small, dataClasses, seed, small ? 128 : 4096, 0.5);
+    }
+
+    /** The spec these options describe, with other defaults of the FC width and dropout (vgg train's demo). */
+    VggSpec spec(boolean small, int dataClasses, long seed, int defaultHidden, double defaultDropout) {
         return new VggSpec(config, batchNorm != null ? batchNorm : small, classes != null ? classes : dataClasses,
                 inputSize != null ? inputSize : small ? 32 : 224, width != null ? width : small ? 0.25 : 1.0,
-                hidden != null ? hidden : small ? 128 : 4096, dropout, seed);
+                hidden != null ? hidden : defaultHidden, dropout != null ? dropout : defaultDropout, seed);
     }
 
     /** Reads a VggConfig, naming the accepted values when it cannot. */

@@ -21,6 +21,7 @@ import org.vgg4j.train.Recipe;
 import org.vgg4j.train.Recipes;
 import org.vgg4j.train.Schedule;
 import org.vgg4j.train.Trainer;
+import org.vgg4j.train.Training;
 import org.vgg4j.train.TrainingListener;
 import org.vgg4j.train.TrainingRun;
 import org.vgg4j.train.dist.LaunchEnv;
@@ -42,10 +43,36 @@ import picocli.CommandLine.Option;
  * global batch ({@code --batch} is the global batch), the collective follows the backend (NCCL for {@code cuda},
  * TCP through rank 0 otherwise, {@code --collective} to choose), and only rank 0 prints, writes metrics, curves and
  * checkpoints. A failure on any rank stops every rank with an error naming it.
+ *
+ * <p>The options are mapped onto the fluent {@link Training} API, which runs the training; this class resolves
+ * {@code --data} ({@link DataSource}), the network ({@link ModelOptions}), the recipe and the processes, refuses
+ * what cannot mean anything in the options' words, and prints the run's first and last lines.
+ *
+ * <p>With neither {@code --data} nor {@code --recipe}, {@code vgg train} alone is README's main job (examples'
+ * TrainFashionMnist, chosen so it stays about a minute on 2 cores: docs/benchmarks.md "README's main job"): the
+ * bundled Fashion-MNIST sample, the {@code fashion} recipe at batch {@value #DEMO_BATCH} for {@value #DEMO_EPOCHS}
+ * epochs, FC {@value #DEMO_HIDDEN} without dropout, images shifted by at most {@value #DEMO_PAD} pixel; each option
+ * given overrides its value. Naming the data or the recipe gives every other option its plain default.
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Train a VGG with one of the paper's recipes (or the small-image one) and write metrics, curves and checkpoints.")
+        description = "Train a VGG with one of the paper's recipes (or the small-image one) and write metrics, curves and checkpoints.",
+        footer = {"", "With neither --data nor --recipe: README's demo, the bundled Fashion-MNIST sample with the fashion"
+                + " recipe and --batch 64 --epochs 10 --hidden 256 --dropout 0 --pad 1 (each option given overrides its"
+                + " value)."})
 public final class TrainCommand implements Callable<Integer> {
+    /** The demo's batch (README's main job; see the class comment). */
+    static final int DEMO_BATCH = 64;
+    /** The demo's epochs. */
+    static final int DEMO_EPOCHS = 10;
+    /** The demo's FC6/FC7 width. */
+    static final int DEMO_HIDDEN = 256;
+    /** The demo's dropout after FC6/FC7: none. */
+    static final double DEMO_DROPOUT = 0;
+    /** The demo's random shift of the 28x28 images in their 32x32 frame, pixels. */
+    static final int DEMO_PAD = 1;
+    /** The plain random shift of small images, pixels. */
+    static final int PAD = 2;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -60,10 +87,10 @@ public final class TrainCommand implements Callable<Integer> {
     String gradPrecision = "fp32";
 
     @Option(names = "--recipe", paramLabel = "NAME", description = "paper-a, paper-warm, paper-s384, paper-multiscale, glorot, fashion (default fashion)")
-    String recipe = "fashion";
+    String recipe; // null: fashion (with --data, or the demo's without; see the class comment)
 
     @Option(names = "--data", paramLabel = "SOURCE", description = "fashion-mnist-sample (default), fashion-mnist, an IDX directory, or a directory with train/ and val/")
-    String data = "fashion-mnist-sample";
+    String data; // null: fashion-mnist-sample
 
     @Option(names = "--out", paramLabel = "DIR", description = "run directory: checkpoints, metrics.csv/json, curves.png (default runs/train)")
     Path out = Path.of("runs", "train");
@@ -82,13 +109,13 @@ public final class TrainCommand implements Callable<Integer> {
             + " name prefix, repeatable, e.g. --lr-mult features=0.1 (Caffe's lr_mult; the longest prefix wins)")
     Map<String, Double> lrMult;
 
-    @Option(names = "--epochs", paramLabel = "N", description = "maximum epochs (default: the recipe's)")
+    @Option(names = "--epochs", paramLabel = "N", description = "maximum epochs (default: the recipe's; 10 in the demo)")
     Integer epochs;
 
     @Option(names = "--iterations", paramLabel = "N", description = "maximum optimiser steps (default: the recipe's)")
     Long iterations;
 
-    @Option(names = "--batch", paramLabel = "N", description = "effective batch (default: the recipe's)")
+    @Option(names = "--batch", paramLabel = "N", description = "effective batch (default: the recipe's; 64 in the demo)")
     Integer batch;
 
     @Option(names = "--micro-batch", paramLabel = "N", description = "largest forward/backward per replica, >= 1; gradients accumulate (default: whole share)")
@@ -109,8 +136,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--scale", paramLabel = "S[:SMAX]", description = "training scale S, or a jittering range (image folders; default: the recipe's)")
     String scale;
 
-    @Option(names = "--pad", paramLabel = "PX", description = "random shift of small images in pixels (default 2)")
-    int pad = 2;
+    @Option(names = "--pad", paramLabel = "PX", description = "random shift of small images in pixels (default 2; 1 in the demo)")
+    Integer pad;
 
     @Option(names = "--limit", paramLabel = "N", description = "use only the first N training images, N >= 1 (default: all)")
     Integer limit;
@@ -263,7 +290,9 @@ public final class TrainCommand implements Callable<Integer> {
             atLeast("--limit", limit, 1, "training images (omit it to use them all)");
         }
         atLeast("--threads", threads, 1, "data loading threads");
-        atLeast("--pad", pad, 0, "pixels of random shift");
+        if (pad != null) {
+            atLeast("--pad", pad, 0, "pixels of random shift");
+        }
         if (checkpointEvery != null) {
             atLeast("--checkpoint-every", checkpointEvery, 0, "steps (0: at epoch ends only)");
         }
@@ -324,9 +353,10 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--batch " + r.batchSize() + " (the global batch) cannot be split evenly"
                     + " over WORLD_SIZE=" + world + " processes; use a multiple of " + world);
         }
-        DataSource src = DataSource.resolve(data, limit != null ? limit : 0, pad, model.inputSize != null ? model.inputSize : 224,
+        DataSource src = DataSource.resolve(data != null ? data : "fashion-mnist-sample", limit != null ? limit : 0,
+                pad(), model.inputSize != null ? model.inputSize : 224,
                 r.scaleMin(), r.scaleMax());
-        VggSpec vgg = model.spec(src.small(), src.classes(), seed);
+        VggSpec vgg = spec(src.small(), src.classes());
         if (!src.small() && r.scaleMin() < vgg.inputSize()) {
             throw new IllegalArgumentException("training scale " + r.scaleMin() + " is smaller than the crop " + vgg.inputSize());
         }
@@ -352,31 +382,51 @@ public final class TrainCommand implements Callable<Integer> {
                     r.freezeUpTo() != null ? ", frozen up to " + r.freezeUpTo() : "",
                     r.lrMult().isEmpty() ? "" : ", learning-rate multipliers " + r.lrMult());
         }
-                GradPrecision precision = GradPrecision.parse(gradPrecision);
+        GradPrecision precision = GradPrecision.parse(gradPrecision);
         if (group != null && precision != GradPrecision.FP32) {
             throw new IllegalArgumentException("--grad-precision " + precision + " applies to the devices of one process"
                     + " (the ring all-reduce); the multi-process collectives send fp32");
         }
-        TrainingRun.Builder run = TrainingRun.builder().model(vgg).recipe(r).backend(backendName).devices(devices)
-                .train(src.train(), src.trainTransform()).validation(src.val(), src.valTransform()).validationFlips(valFlips)
-                .threads(threads).out(out).resume(resume).normalization(CheckpointModel.forMetadata(src.norm()));
+        Training training = Training.of(vgg).recipe(r).backend(backendName).devices(devices)
+                .data(src.train(), src.trainTransform()).validation(src.val(), src.valTransform())
+                .threads(threads).out(out).normalization(src.norm());
+        if (valFlips) {
+            training.validationFlips();
+        }
+        if (resume) {
+            training.resume();
+        }
         if (group == null) {
-            run.gradPrecision(precision);
+            training.gradPrecision(precision);
         } else {
             // several devices per process: each process on a machine takes its own block of them (one device per
             // process is chosen through -Dvgg4j.cuda.device = local rank instead, see above)
-            run.allReduce(collective(backendName, group)).firstDevice(devices > 1 ? launch.localRank() * devices : 0);
+            training.allReduce(collective(backendName, group)).firstDevice(devices > 1 ? launch.localRank() * devices : 0);
         }
         if (leader) {
-            run.listener(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
+            training.listener(progress != null ? new ProgressBar(progress, r.maxEpochs()) : epochLinesOnly(lines, r.maxEpochs()));
         }
-        TrainingRun built = run.build();
-        Trainer.Result res = built.run();
+        Trainer.Result res = training.run();
         long skipped = res.epochs().isEmpty() ? 0 : res.epochs().get(res.epochs().size() - 1).skippedImages();
         lines.printf(Locale.ROOT, "stopped: %s; metrics in %s, curves in %s, checkpoints in %s%s%n", res.stopReason(),
-                out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), built.checkpointDirectory(),
+                out.resolve(MetricsLog.CSV), out.resolve(CurvePlot.FILE), out.resolve(TrainingRun.CHECKPOINTS),
                 ProgressBar.skippedAtEnd(skipped));
         return new Result(res, out, vgg);
+    }
+
+    /** Whether neither {@code --data} nor {@code --recipe} was given: the demo's defaults apply (class comment). */
+    boolean demo() {
+        return data == null && recipe == null;
+    }
+
+    /** The random shift of small images: {@code --pad}, else the demo's or the plain default. */
+    int pad() {
+        return pad != null ? pad : demo() ? DEMO_PAD : PAD;
+    }
+
+    /** The network the model options describe for this data, with the demo's FC width and dropout by default there. */
+    VggSpec spec(boolean small, int dataClasses) {
+        return demo() ? model.spec(small, dataClasses, seed, DEMO_HIDDEN, DEMO_DROPOUT) : model.spec(small, dataClasses, seed);
     }
 
     private static TrainingListener epochLinesOnly(PrintStream lines, int maxEpochs) {
@@ -403,7 +453,7 @@ public final class TrainCommand implements Callable<Integer> {
     Recipe recipe() {
         Recipe r;
         try {
-            r = Recipes.named(recipe, initFrom);
+            r = Recipes.named(recipe != null ? recipe : "fashion", initFrom);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--recipe': " + e.getMessage());
         }
@@ -430,12 +480,16 @@ public final class TrainCommand implements Callable<Integer> {
         }
         if (epochs != null) {
             b.maxEpochs(epochs);
+        } else if (demo()) {
+            b.maxEpochs(DEMO_EPOCHS);
         }
         if (iterations != null) {
             b.maxIterations(iterations);
         }
         if (batch != null) {
             b.batchSize(batch);
+        } else if (demo()) {
+            b.batchSize(DEMO_BATCH);
         }
         if (microBatch != null) {
             b.microBatch(microBatch);
