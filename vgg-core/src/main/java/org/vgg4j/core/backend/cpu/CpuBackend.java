@@ -23,7 +23,8 @@ import org.vgg4j.core.tensor.Tensor;
  * or im2col + OpenBLAS for the rest: the table in {@link ConvEngine.Routing}); GEMM through oneDNN's sgemm where
  * the direct oneDNN engine is present (one OpenMP pool for all float32 work: {@link DnnlConv#sgemm}), else
  * OpenBLAS, and OpenBLAS dgemm for float64; multi-threaded Java loops over native memory for the memory-bound ops.
- * FLOAT32 and FLOAT64.
+ * FLOAT32 and FLOAT64. In {@link CpuPrecision#BF16} ({@link #precision()}) the float32 convolutions and GEMMs take
+ * bf16 operands with float32 accumulation and results ({@link DnnlConv}, {@link DnnlMatmul}); the rest is unchanged.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input, P/Q output, R/S kernel, F features.
  *
@@ -172,6 +173,12 @@ public final class CpuBackend implements Backend {
 
     private final ConvEngine conv;
     private final CpuPrecision precision;
+    /**
+     * The FC layers' GEMM in BF16 (oneDNN's matmul); null in FP32. Matrix-vector and outer-product shapes (M, N or
+     * K of 1: GlobalAvgPool's averaging column, an FC layer at batch 1) stay f32 there: memory-bound, bf16 would
+     * only round them (1/(H*W) included).
+     */
+    private final DnnlMatmul bf16Gemm;
 
     /**
      * A backend with these settings; ND4J's natives are loaded first ({@link CpuBackendProvider#probe()}).
@@ -184,6 +191,7 @@ public final class CpuBackend implements Backend {
         this.precision = resolve(options.precision(), options.routing(),
                 options.precision() == CpuPrecision.FP32 ? null : Bf16Support.unavailableReason());
         this.conv = new ConvEngine(options.withPrecision(precision), nd4jOps);
+        this.bf16Gemm = precision == CpuPrecision.BF16 ? new DnnlMatmul() : null;
     }
 
     /**
@@ -524,7 +532,10 @@ public final class CpuBackend implements Backend {
             // BLAS may multiply old contents by 0 (NaN * 0 = NaN); the SPI says they are ignored.
             fill(c, 0.0);
         }
-        if (a.dtype() == DType.FLOAT32 && conv.dnnl() != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
+        if (a.dtype() == DType.FLOAT32 && bf16Gemm != null && Math.min(m, Math.min(nn, kd)) > 1) {
+            bf16Gemm.gemm(transA, transB, m, nn, kd, (float) alpha, DnnlConv.at(sa.address(), a.offset()),
+                    DnnlConv.at(sb.address(), b.offset()), (float) beta, DnnlConv.at(sc.address(), c.offset()));
+        } else if (a.dtype() == DType.FLOAT32 && conv.dnnl() != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
             DnnlConv.sgemm(transA, transB, m, nn, kd, (float) alpha, sa.floatAt(a.offset()), a.dim(1),
                     sb.floatAt(b.offset()), b.dim(1), (float) beta, sc.floatAt(c.offset()), nn);
         } else if (a.dtype() == DType.FLOAT32) {
@@ -592,5 +603,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         conv.close();
+        if (bf16Gemm != null) {
+            bf16Gemm.close();
+        }
     }
 }

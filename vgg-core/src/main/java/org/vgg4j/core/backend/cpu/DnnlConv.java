@@ -157,7 +157,7 @@ final class DnnlConv implements AutoCloseable {
     private final Work bufDW = new Work();   // the filter gradient in the primitive's layout, before it is added to dw
 
     /** A native buffer that only grows; its address is aligned to {@link #ALIGN}. */
-    private static final class Work {
+    static final class Work {
         private Pointer raw;
         private long bytes;
         private BytePointer aligned;
@@ -174,6 +174,10 @@ final class DnnlConv implements AutoCloseable {
                 aligned.position((ALIGN - aligned.address() % ALIGN) % ALIGN);
             }
             return aligned;
+        }
+
+        long bytes() {
+            return bytes;
         }
 
         void free() {

@@ -218,6 +218,64 @@ final class CpuBackendBf16Test {
         allPasses(n, c, h, w, k, false);
     }
 
+    static Stream<Arguments> gemmCases() {
+        Stream.Builder<Arguments> b = Stream.builder();
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                b.add(Arguments.of(ta, tb, 5, 7, 33, 1.0, 0.0));      // odd sizes, C overwritten
+                b.add(Arguments.of(ta, tb, 4, 64, 512, 0.5, 1.0));    // an FC layer's: batch 4, 512 -> 64, C += ...
+                b.add(Arguments.of(ta, tb, 16, 10, 64, 1.0, 1.0));
+                b.add(Arguments.of(ta, tb, 6, 1, 49, 1.0, 0.0));      // matrix-vector (GlobalAvgPool): stays f32
+            }
+        }
+        return b.build();
+    }
+
+    /**
+     * The FC layers' GEMM in BF16 (oneDNN's matmul): C = alpha op(A) op(B) + beta C against the reference on A and
+     * B rounded to bf16: exact on small integers (alpha 0.5 and beta 1 keep them exact), the same tolerance as the
+     * convolutions on reals. A GEMM with M, N or K of 1 stays f32 (operands not rounded).
+     */
+    @ParameterizedTest(name = "transA {0} transB {1} M{2} N{3} K{4} alpha {5} beta {6}")
+    @MethodSource("gemmCases")
+    void gemmMatchesTheReferenceOnBf16Operands(boolean ta, boolean tb, int m, int n, int k, double alpha,
+                                               double beta) {
+        if (MISSING != null) {
+            assertRefused();
+            return;
+        }
+        for (boolean exact : new boolean[] {true, false}) {
+            long seed = 97L * m + n + 13L * k + (ta ? 1 : 0) + (tb ? 2 : 0);
+            double[] a = exact ? integers(seed, m * k, -3, 3) : TestTensors.uniform(seed, m * k, -1, 1);
+            double[] bv = exact ? integers(seed + 1, k * n, -3, 3) : TestTensors.uniform(seed + 1, k * n, -1, 1);
+            double[] c0 = exact ? integers(seed + 2, m * n, -9, 9) : TestTensors.uniform(seed + 2, m * n, -1, 1);
+            int[] aDims = ta ? new int[] {k, m} : new int[] {m, k};
+            int[] bDims = tb ? new int[] {n, k} : new int[] {k, n};
+            boolean f32 = Math.min(m, Math.min(n, k)) == 1; // M, N or K of 1: no rounding
+            Tensor ar = tensor(ref, f32 ? a : roundedToBf16(a), aDims);
+            Tensor br = tensor(ref, f32 ? bv : roundedToBf16(bv), bDims);
+            Tensor cr = tensor(ref, c0, m, n);
+            Tensor ag = tensor(bf16, a, aDims);
+            Tensor bg = tensor(bf16, bv, bDims);
+            Tensor cg = tensor(bf16, c0, m, n);
+            ref.gemm(ta, tb, alpha, ar, br, beta, cr);
+            bf16.gemm(ta, tb, alpha, ag, bg, beta, cg);
+            String what = "bf16 gemm " + (exact ? "integers" : "reals");
+            if (exact) {
+                assertExact(TestTensors.toArray(cr), TestTensors.toArray(cg), what);
+            } else {
+                assertClose(TestTensors.toArray(cr), TestTensors.toArray(cg), RTOL, ATOL, what);
+            }
+            assertExact(toF32(a), TestTensors.toArray(ag), what + ": A stays f32");
+            for (Tensor t : new Tensor[] {ar, br, cr}) {
+                ref.free(t);
+            }
+            for (Tensor t : new Tensor[] {ag, bg, cg}) {
+                bf16.free(t);
+            }
+        }
+    }
+
     /** The operands really are bf16: oneDNN's bf16 kernels run, and reals differ from the f32 result. */
     @Test
     void bf16KernelsRunAndRoundTheOperands() {
