@@ -353,7 +353,7 @@ final class CpuBackendBf16Test {
      * A narrow VGG-A (1/8 width, 32x32, 10 classes, no dropout) trained 50 momentum-SGD steps (lr 0.004) on one
      * fixed batch of 16 in BF16 tracks the same run in FP32: the first 10 losses within {@link #EARLY_TOL} of FP32's,
      * every loss within {@link #LOSS_TOL} (absolute; the first loss is ~2.78 and the run memorises the batch, so
-     * the curves are steep in the middle, where bf16 ran slightly ahead on the build machine: 0.14 at most), and
+     * the curves are steep in the middle, where the two drift apart most: 0.08 at most on the build machine), and
      * both runs really learn (the last loss under 2 % of the first).
      */
     @Test
