@@ -36,8 +36,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Float32 (or BF16-operand) stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's {@code org.bytedeco:dnnl} preset), not
- * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
+ * Float32 (or BF16-operand) stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's
+ * {@code org.bytedeco:dnnl} preset), not through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in,
+ * P/Q out, R/S kernel.
  *
  * <p>Why (docs/benchmarks.md, "Decision 3: oneDNN called directly"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
  * primitive, malloc fresh reorder buffers and a large scratchpad on EVERY call. Here, per layer shape, the
@@ -416,7 +417,8 @@ final class DnnlConv implements AutoCloseable {
             convolution_backward_data.desc d = l.own(new convolution_backward_data.desc(
                     dnnl.algorithm.convolution_direct, l.xAny, l.wOp, l.yOp, l.strides, l.pads, l.pads));
             convolution_backward_data.primitive_desc pd = l.own(create(
-                    () -> new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint), "backward-data", l.key));
+                    () -> new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint), "backward-data",
+                    l.key));
             p = new Prim(new convolution_backward_data(pd), pd, l.owned);
             impl = pd.impl_info_str().getString();
             dyDesc = l.own(pd.diff_dst_desc());
