@@ -8,8 +8,15 @@
 #
 #   scripts/bench-core.sh                       # REPEATS=3 WARMUP=2 STEPS=5 WORKLOADS="W1 W2 W3"
 #   REPEATS=1 WORKLOADS=W3 scripts/bench-core.sh
+#   PRECISIONS="fp32 bf16" scripts/bench-core.sh   # both sides in each precision (bf16 needs AVX512-BF16)
 #
-# floor img/s = measured sgemm GFLOP/s / step FLOPs per image, with step FLOPs = 3 x forward MACs x 2 (forward,
+# Precision (PRECISIONS, default "fp32"): for each one, ours runs the cpu backend in it (TrainStepBench's backend
+# cpu-fp32 / cpu-bf16: bf16 operands, f32 accumulation, master weights and update) and the peer the same
+# (bench_peer_torch.py's bf16: torch.autocast("cpu", dtype=torch.bfloat16)); the GEMM rate of the floor is measured
+# per precision too (the bf16 one through oneDNN's bf16 matmul). Every ratio compares the same precision; the last
+# column rates ours against the fastest FP32 peer configuration (what BF16 is for).
+#
+# floor img/s = measured GEMM GFLOP/s (of the row's precision) / step FLOPs per image, with step FLOPs = 3 x forward MACs x 2 (forward,
 # backward-data and backward-filter each cost about the forward's MACs; 2 FLOPs per MAC).
 # CPU-s/img = median process CPU seconds (all threads) per step / batch; CPU ratio = peer's / ours (> 1: we use
 # less CPU). On a loaded machine it moves less than wall time, but threads that spin-wait count in it.
@@ -36,12 +43,20 @@ REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-2}
 STEPS=${STEPS:-5}
 WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
+PRECISIONS=${PRECISIONS:-fp32}
 OUT=$(realpath -m "${OUT:-bench-out}")
 JAVA_OPTS=${JAVA_OPTS:-"-Xmx128m -XX:+UseSerialGC"}
 PYTHON=${PYTHON:-/usr/bin/python3}
 OURS_ENV=${OURS_ENV-GLIBC_TUNABLES=glibc.malloc.hugetlb=1}
 PEER_ENV=${PEER_ENV-}
 PEERS=${PEERS:-"installed tcmalloc jemalloc"}
+for p in $PRECISIONS; do
+  case "$p" in
+    fp32) ;;
+    bf16) grep -qw avx512_bf16 /proc/cpuinfo || { echo "bench-core: PRECISIONS has bf16 but this CPU lacks AVX512-BF16 (no avx512_bf16 in /proc/cpuinfo)" >&2; exit 2; } ;;
+    *) echo "bench-core: PRECISIONS has '$p'; expected fp32 and/or bf16" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$OUT"
 : > "$OUT/raw.txt"
 
@@ -78,16 +93,22 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "java:    $(java -version 2>&1 | head -1)  opts: $JAVA_OPTS"
 echo "peer:    $($PYTHON -c 'import torch; print("torch", torch.__version__)')"
 echo "env:     ours: ${OURS_ENV:-(none)}  peer: ${PEER_ENV:-(none)}, configurations: $PEERS  THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+echo "precisions: $PRECISIONS"
 
-java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench sgemm 2>/dev/null | grep '^RESULT' | tee -a "$OUT/raw.txt"
+for p in $PRECISIONS; do
+  java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench sgemm 0 0 "cpu-$p" 2>/dev/null | grep '^RESULT' \
+    | tee -a "$OUT/raw.txt"
+done
 for r in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
-    env $OURS_ENV java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" 2>/dev/null \
-      | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
-    for c in $PEERS; do
-      lib=$(peer_lib "$c")
-      env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" \
-        | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
+    for p in $PRECISIONS; do
+      env $OURS_ENV java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" "cpu-$p" \
+        2>/dev/null | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
+      for c in $PEERS; do
+        lib=$(peer_lib "$c")
+        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" "$p" \
+          | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
+      done
     done
   done
 done
@@ -99,31 +120,38 @@ rows = []
 for line in open(sys.argv[1]):
     kv = dict(t.split("=", 1) for t in line.split()[1:] if "=" in t)
     rows.append(kv)
-sgemm = [float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"][0]
+prec = lambda r: r.get("precision", "fp32")
+sgemm = {prec(r): float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"}
+med = lambda rs, k: statistics.median(float(r.get(k, "nan")) for r in rs)
 print()
-print("sgemm 2048^3 through the backend: %.1f GFLOP/s" % sgemm)
-print("| workload | ours img/s | best peer img/s (configuration) | ratio | every peer configuration img/s | ours CPU-s/img "
-      "| best peer CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | best peer's peak RSS MiB | ours faults/step "
-      "| best peer's faults/step | rounds |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for pr, g in sgemm.items():
+    print("GEMM 2048^3 through the backend, %s: %.1f GFLOP/s" % (pr, g))
+print("| workload | precision | ours img/s | best peer img/s (configuration) | ratio | every peer configuration img/s "
+      "| ours CPU-s/img | best peer CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | best peer's peak RSS MiB "
+      "| ours faults/step | best peer's faults/step | rounds | ratio vs best fp32 peer |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for w in ["W1", "W2", "W3"]:
-    ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w]
-    peers = {}
-    for r in rows:
-        if r.get("side") == "peer" and r["workload"] == w:
-            peers.setdefault(r.get("config", "installed"), []).append(r)
-    if not ours or not peers:
-        continue
-    med = lambda rs, k: statistics.median(float(r.get(k, "nan")) for r in rs)
-    best = max(peers, key=lambda c: med(peers[c], "img_s"))
-    peer = peers[best]
-    o = med(ours, "img_s")
-    p = med(peer, "img_s")
-    macs = float(ours[0]["fwd_macs_per_img"])
-    floor = sgemm * 1e9 / (3 * macs * 2)
-    every = ", ".join("%s %.3f" % (c, med(peers[c], "img_s")) for c in peers)
-    print("| %s | %.3f | %.3f (%s) | %.2f | %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d |"
-          % (w, o, p, best, o / p, every, med(ours, "cpu_s_per_img"), med(peer, "cpu_s_per_img"),
-             med(peer, "cpu_s_per_img") / med(ours, "cpu_s_per_img"), floor, med(ours, "peak_rss_mib"),
-             med(peer, "peak_rss_mib"), med(ours, "minflt_per_step"), med(peer, "minflt_per_step"), len(ours)))
+    best_fp32 = None  # img/s of the fastest fp32 peer configuration of this workload
+    for pr in ["fp32", "bf16"]:
+        ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w and prec(r) == pr]
+        peers = {}
+        for r in rows:
+            if r.get("side") == "peer" and r["workload"] == w and prec(r) == pr:
+                peers.setdefault(r.get("config", "installed"), []).append(r)
+        if not ours or not peers:
+            continue
+        best = max(peers, key=lambda c: med(peers[c], "img_s"))
+        peer = peers[best]
+        o = med(ours, "img_s")
+        p = med(peer, "img_s")
+        best_fp32 = p if pr == "fp32" else best_fp32
+        macs = float(ours[0]["fwd_macs_per_img"])
+        floor = sgemm.get(pr, float("nan")) * 1e9 / (3 * macs * 2)
+        every = ", ".join("%s %.3f" % (c, med(peers[c], "img_s")) for c in peers)
+        vs_fp32 = "%.2f" % (o / best_fp32) if best_fp32 else "-"
+        print("| %s | %s | %.3f | %.3f (%s) | %.2f | %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d | %s |"
+              % (w, pr, o, p, best, o / p, every, med(ours, "cpu_s_per_img"), med(peer, "cpu_s_per_img"),
+                 med(peer, "cpu_s_per_img") / med(ours, "cpu_s_per_img"), floor, med(ours, "peak_rss_mib"),
+                 med(peer, "peak_rss_mib"), med(ours, "minflt_per_step"), med(peer, "minflt_per_step"), len(ours),
+                 vs_fp32))
 PY

@@ -5,7 +5,11 @@ One step = forward, cross-entropy, backward, SGD (momentum 0.9, weight decay 5e-
 (dropout on). Prints one "RESULT key=value ..." line: median img/s over the timed steps and the peak resident set
 (resource.getrusage ru_maxrss) of this process. One workload per process, so peaks do not mix.
 
-    /usr/bin/python3 scripts/bench_peer_torch.py W1|W2|W3 [warmup=2] [steps=5]
+    /usr/bin/python3 scripts/bench_peer_torch.py W1|W2|W3 [warmup=2] [steps=5] [precision=fp32|bf16]
+
+Precision bf16: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed precision on
+CPUs: convolutions and linear layers in bf16, fp32 parameters and SGD update; backward outside the context, as
+autocast prescribes); the RESULT line says precision=bf16.
 
 W1 torchvision vgg16 3x224x224 batch 4, 1000 classes; W2 vgg11 the same; W3 vgg16's conv stack at 3x32x32
 batch 64 with classifier 512-512-512-10 (15,245,130 parameters, as VggSpec.small(D, 32, 10)). Run through
@@ -37,6 +41,9 @@ def main():
     what = sys.argv[1]
     warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise SystemExit("precision must be fp32 or bf16, got " + precision)
     torch.set_num_threads(2)
     torch.manual_seed(0)
     if what == "W1":
@@ -65,7 +72,11 @@ def main():
         c0 = time.process_time()
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         opt.zero_grad(set_to_none=False)
-        loss = loss_fn(model(x), y)
+        if precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = loss_fn(model(x), y)
+        else:
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0
@@ -78,9 +89,9 @@ def main():
             faults.append(r1.ru_minflt - r0.ru_minflt)
     median = statistics.median(times)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print("RESULT workload=%s backend=torch-%s threads=%d batch=%d params=%d median_step_s=%.4f img_s=%.4f "
+    print("RESULT workload=%s backend=torch-%s precision=%s threads=%d batch=%d params=%d median_step_s=%.4f img_s=%.4f "
           "cpu_s_per_img=%.4f sys_s_per_step=%.2f minflt_per_step=%.0f peak_rss_mib=%d loss=%.5f steps=%s"
-          % (what, torch.__version__, torch.get_num_threads(), batch, params, median, batch / median,
+          % (what, torch.__version__, precision, torch.get_num_threads(), batch, params, median, batch / median,
              statistics.median(cpus) / batch, statistics.median(sys_s), statistics.median(faults), peak_mib, loss.item(),
              [round(t, 3) for t in times]))
 

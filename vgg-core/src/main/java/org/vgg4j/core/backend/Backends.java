@@ -46,6 +46,17 @@ public final class Backends {
     }
 
     /**
+     * As {@link #cpu()}, with the operand precision of its float32 convolutions: {@link CpuPrecision#BF16} fails
+     * naming the missing instruction set where the CPU lacks AVX512-BF16; {@link CpuPrecision#AUTO} then runs FP32
+     * after one warning line. This argument overrides {@code -Dvgg4j.cpu.precision}; the other {@code vgg4j.cpu.*}
+     * properties still apply.
+     */
+    public static Backend cpu(CpuPrecision precision) {
+        provider("cpu"); // present and able to run here, else the error names why
+        return new org.vgg4j.core.backend.cpu.CpuBackendProvider().create(precision);
+    }
+
+    /**
      * A new {@code cuda} backend on GPU {@code device} (0-based); needs the org.vgg4j:vgg-cuda dependency and a CUDA
      * driver, else fails saying which is missing. The caller owns it: close it after every network built on it.
      */

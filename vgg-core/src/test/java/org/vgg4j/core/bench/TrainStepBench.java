@@ -12,6 +12,8 @@ import java.util.SplittableRandom;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
+import org.vgg4j.core.backend.CpuPrecision;
+import org.vgg4j.core.backend.cpu.CpuBackend;
 import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Layer;
 import org.vgg4j.core.layers.Linear;
@@ -35,7 +37,12 @@ import org.vgg4j.core.tensor.Tensor;
  * <pre>
  *   java -Xmx1g -cp ... org.vgg4j.core.bench.TrainStepBench W1|W2|W3 [warmup=2] [steps=5] [backend=cpu] [profile]
  *   java -cp ... org.vgg4j.core.bench.TrainStepBench sgemm      (sgemm 2048^3 through the backend: oneDNN's, or OpenBLAS without it)
+ *   java -cp ... org.vgg4j.core.bench.TrainStepBench W1 2 5 cpu-bf16   (the cpu backend in BF16: Backends.cpu(BF16))
  * </pre>
+ * Precision: backend {@code cpu-fp32}, {@code cpu-bf16} or {@code cpu-auto} is the cpu backend in that
+ * {@link CpuPrecision}; plain {@code cpu} takes {@code -Dvgg4j.cpu.precision} (default fp32). The RESULT line names
+ * the precision the backend runs in ({@code precision=bf16}; auto resolved); with cpu-bf16, {@code sgemm} is the
+ * bf16 GEMM's rate (f32 C).
  * Workloads: W1 VGG-16 (D) 3x224x224 batch 4, 1000 classes; W2 VGG-11 (A) the same; W3 VGG-16's conv stack at
  * 3x32x32 batch 64, classifier 512-512-512-10. A step is forward, SoftmaxCrossEntropy, backward and Sgd.step with
  * the paper's momentum 0.9 and weight decay 5e-4. Parameters are seeded small random values (He-scaled uniform).
@@ -54,9 +61,13 @@ public final class TrainStepBench {
         }
         String what = args[0];
         String backendName = args.length > 3 ? args[3] : "cpu";
-        Backend backend = Backends.create(backendName);
+        Backend backend = backendName.startsWith("cpu-")
+                ? Backends.cpu(CpuPrecision.parse(backendName.substring(4))) : Backends.create(backendName);
+        backendName = backendName.startsWith("cpu-") ? "cpu" : backendName; // the precision has its own key
+        String precision = precision(backend);
         if (what.equals("sgemm")) {
-            out.printf(Locale.ROOT, "RESULT workload=sgemm gflops=%.1f%n", sgemmRate(backend, 2048, 5));
+            out.printf(Locale.ROOT, "RESULT workload=sgemm precision=%s gflops=%.1f%n", precision,
+                    sgemmRate(backend, 2048, 5));
             return;
         }
         int warmup = args.length > 1 ? Integer.parseInt(args[1]) : 2;
@@ -126,12 +137,23 @@ public final class TrainStepBench {
         if (profile) {
             profileStep(out, net, backend, x, labels, loss, sgd, lr);
         }
-        out.printf(Locale.ROOT, "RESULT workload=%s backend=%s batch=%d params=%d fwd_macs_per_img=%d "
+        out.printf(Locale.ROOT, "RESULT workload=%s backend=%s precision=%s batch=%d params=%d fwd_macs_per_img=%d "
                         + "median_step_s=%.4f img_s=%.4f cpu_s_per_img=%.4f sys_s_per_step=%.2f minflt_per_step=%.0f peak_rss_mib=%d "
                         + "init_rss_mib=%d loss=%.5f steps=%s%n",
-                what, backendName, batch, params, macs, median, batch / median, cpuMedian / batch, median(sys),
+                what, backendName, precision, batch, params, macs, median, batch / median, cpuMedian / batch, median(sys),
                 median(faults), rssMib("VmHWM:"), initRss, lastLoss,
                 Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
+    }
+
+    /**
+     * The operand precision of a backend's convolutions and GEMMs: the cpu backend's (auto resolved), the cuda
+     * backend's -Dvgg4j.cuda.math (its MathMode), fp32 for the reference.
+     */
+    static String precision(Backend backend) {
+        if (backend instanceof CpuBackend cpu) {
+            return cpu.precision().toString();
+        }
+        return backend.name().startsWith("cuda") ? System.getProperty("vgg4j.cuda.math", "fp32") : "fp32";
     }
 
     static double median(double[] v) {

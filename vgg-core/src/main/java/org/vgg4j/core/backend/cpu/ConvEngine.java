@@ -2,6 +2,7 @@ package org.vgg4j.core.backend.cpu;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.vgg4j.core.backend.CpuPrecision;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -83,7 +84,12 @@ final class ConvEngine implements AutoCloseable {
                     + " here; use auto, nd4j or gemm");
         }
         boolean wantDnnl = routing == Routing.DNNL || routing == Routing.AUTO;
-        this.dnnl = wantDnnl && DnnlConv.available() ? new DnnlConv(options.dnnlBwdWeights()) : null;
+        if (options.precision() == CpuPrecision.BF16 && !(wantDnnl && DnnlConv.available())) {
+            throw new IllegalStateException("vgg4j.cpu.precision=bf16 needs the direct oneDNN engine; routing "
+                    + describe() + " does not have it"); // CpuBackend.resolve says why before this is reached
+        }
+        this.dnnl = wantDnnl && DnnlConv.available()
+                ? new DnnlConv(options.dnnlBwdWeights(), options.precision() == CpuPrecision.BF16) : null;
     }
 
     /** Which routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */

@@ -12,6 +12,7 @@ import java.util.Locale;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.BackendTensors;
+import org.vgg4j.core.backend.CpuPrecision;
 import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -22,7 +23,8 @@ import org.vgg4j.core.tensor.Tensor;
  * or im2col + OpenBLAS for the rest: the table in {@link ConvEngine.Routing}); GEMM through oneDNN's sgemm where
  * the direct oneDNN engine is present (one OpenMP pool for all float32 work: {@link DnnlConv#sgemm}), else
  * OpenBLAS, and OpenBLAS dgemm for float64; multi-threaded Java loops over native memory for the memory-bound ops.
- * FLOAT32 and FLOAT64.
+ * FLOAT32 and FLOAT64. In {@link CpuPrecision#BF16} ({@link #precision()}) the float32 convolutions and GEMMs take
+ * bf16 operands with float32 accumulation and results ({@link DnnlConv}, {@link DnnlMatmul}); the rest is unchanged.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input, P/Q output, R/S kernel, F features.
  *
@@ -61,13 +63,17 @@ public final class CpuBackend implements Backend {
      *                        AVX-512 for VGG's layers), the faster one per step at a larger scratchpad
      *                        (docs/benchmarks.md, "Decision 3"); Winograd rounds differently from a direct sum, so
      *                        it is not exact on small integers, direct is; winograd forces it (tests)
+     * @param precision       {@code -Dvgg4j.cpu.precision=fp32|bf16|auto} (default fp32): the operand precision of
+     *                        the float32 convolutions ({@link CpuPrecision}); the backend resolves auto when it is
+     *                        created ({@link CpuBackend#precision()})
      */
     record Options(ConvEngine.Routing routing, long sliceElements, long colElements, long unfusedMaxPixels,
-                   String dnnlBwdWeights) {
+                   String dnnlBwdWeights, CpuPrecision precision) {
         static final String CONV = "vgg4j.cpu.conv";
         static final String SLICE_ELEMENTS = "vgg4j.cpu.convSliceElements";
         static final String UNFUSED_MAX_PIXELS = "vgg4j.cpu.unfusedMaxPixels";
         static final String DNNL_BWD_WEIGHTS = "vgg4j.cpu.dnnlBwdWeights";
+        static final String PRECISION = "vgg4j.cpu.precision";
         static final String THREADS = "vgg4j.cpu.threads";
         static final String MALLOC_TUNING = "vgg4j.cpu.mallocTuning";
 
@@ -83,11 +89,14 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException(DNNL_BWD_WEIGHTS + "=" + dnnlBwdWeights
                         + ": expected auto, direct or winograd");
             }
+            if (precision == null) {
+                throw new IllegalArgumentException("precision is null; expected fp32, bf16 or auto");
+            }
         }
 
         /** The defaults: what a user gets without any property. */
         static Options defaults() {
-            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto");
+            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto", CpuPrecision.FP32);
         }
 
         /** The defaults, overridden by the {@code -Dvgg4j.cpu.*} properties that are set; errors name the value. */
@@ -104,27 +113,32 @@ public final class CpuBackend implements Backend {
             };
             return new Options(routing, longProperty(SLICE_ELEMENTS, d.sliceElements), d.colElements,
                     longProperty(UNFUSED_MAX_PIXELS, d.unfusedMaxPixels),
-                    System.getProperty(DNNL_BWD_WEIGHTS, d.dnnlBwdWeights));
+                    System.getProperty(DNNL_BWD_WEIGHTS, d.dnnlBwdWeights),
+                    CpuPrecision.parse(System.getProperty(PRECISION, d.precision.toString())));
         }
 
         Options withRouting(ConvEngine.Routing r) {
-            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights);
+            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, precision);
         }
 
         Options withSliceElements(long e) {
-            return new Options(routing, e, colElements, unfusedMaxPixels, dnnlBwdWeights);
+            return new Options(routing, e, colElements, unfusedMaxPixels, dnnlBwdWeights, precision);
         }
 
         Options withColElements(long e) {
-            return new Options(routing, sliceElements, e, unfusedMaxPixels, dnnlBwdWeights);
+            return new Options(routing, sliceElements, e, unfusedMaxPixels, dnnlBwdWeights, precision);
         }
 
         Options withUnfusedMaxPixels(long p) {
-            return new Options(routing, sliceElements, colElements, p, dnnlBwdWeights);
+            return new Options(routing, sliceElements, colElements, p, dnnlBwdWeights, precision);
         }
 
         Options withDnnlBwdWeights(String alg) {
-            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, alg);
+            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, alg, precision);
+        }
+
+        Options withPrecision(CpuPrecision p) {
+            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, p);
         }
 
         /**
@@ -154,12 +168,64 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private final ConvEngine conv;
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CpuBackend.class);
+    private static boolean warnedAuto; // auto's fall back to fp32 is logged once per process
 
-    /** A backend with these settings; ND4J's natives are loaded first ({@link CpuBackendProvider#probe()}). */
+    private final ConvEngine conv;
+    private final CpuPrecision precision;
+    /**
+     * The FC layers' GEMM in BF16 (oneDNN's matmul); null in FP32. Matrix-vector and outer-product shapes (M, N or
+     * K of 1: GlobalAvgPool's averaging column, an FC layer at batch 1) stay f32 there: memory-bound, bf16 would
+     * only round them (1/(H*W) included).
+     */
+    private final DnnlMatmul bf16Gemm;
+
+    /**
+     * A backend with these settings; ND4J's natives are loaded first ({@link CpuBackendProvider#probe()}).
+     *
+     * @throws IllegalStateException for precision bf16 where it cannot run (the reason names the missing
+     *                               instruction set, or the routing that bypasses oneDNN)
+     */
     CpuBackend(Options options) {
         boolean nd4jOps = options.routing() == ConvEngine.Routing.ND4J || CpuBackendProvider.nd4jOpsAreOneDnn();
-        this.conv = new ConvEngine(options, nd4jOps);
+        this.precision = resolve(options.precision(), options.routing(),
+                options.precision() == CpuPrecision.FP32 ? null : Bf16Support.unavailableReason());
+        this.conv = new ConvEngine(options.withPrecision(precision), nd4jOps);
+        this.bf16Gemm = precision == CpuPrecision.BF16 ? new DnnlMatmul() : null;
+    }
+
+    /**
+     * The precision a backend runs in: {@code asked}, with auto resolved. {@code missing} is why BF16 cannot run
+     * on this machine (null: it can). BF16 needs the direct oneDNN engine, which routings nd4j and gemm bypass.
+     */
+    static CpuPrecision resolve(CpuPrecision asked, ConvEngine.Routing routing, String missing) {
+        if (asked == CpuPrecision.FP32) {
+            return asked;
+        }
+        String why = missing != null ? missing
+                : routing == ConvEngine.Routing.ND4J || routing == ConvEngine.Routing.GEMM
+                ? Options.CONV + "=" + routing.name().toLowerCase(Locale.ROOT)
+                    + " bypasses the direct oneDNN engine that runs bf16 (use auto or dnnl)"
+                : null;
+        if (why == null) {
+            return CpuPrecision.BF16;
+        }
+        if (asked == CpuPrecision.BF16) {
+            throw new IllegalStateException(Options.PRECISION + "=bf16 cannot run here: " + why
+                    + "; use fp32, or auto to fall back to fp32");
+        }
+        synchronized (CpuBackend.class) {
+            if (!warnedAuto) {
+                warnedAuto = true;
+                LOG.warn("{}=auto: {}; the cpu backend's convolutions run in fp32", Options.PRECISION, why);
+            }
+        }
+        return CpuPrecision.FP32;
+    }
+
+    /** The operand precision of this backend's float32 convolutions, fp32 or bf16 (auto resolved). */
+    public CpuPrecision precision() {
+        return precision;
     }
 
     /** Which convolution routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */
@@ -466,7 +532,10 @@ public final class CpuBackend implements Backend {
             // BLAS may multiply old contents by 0 (NaN * 0 = NaN); the SPI says they are ignored.
             fill(c, 0.0);
         }
-        if (a.dtype() == DType.FLOAT32 && conv.dnnl() != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
+        if (a.dtype() == DType.FLOAT32 && bf16Gemm != null && Math.min(m, Math.min(nn, kd)) > 1) {
+            bf16Gemm.gemm(transA, transB, m, nn, kd, (float) alpha, DnnlConv.at(sa.address(), a.offset()),
+                    DnnlConv.at(sb.address(), b.offset()), (float) beta, DnnlConv.at(sc.address(), c.offset()));
+        } else if (a.dtype() == DType.FLOAT32 && conv.dnnl() != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
             DnnlConv.sgemm(transA, transB, m, nn, kd, (float) alpha, sa.floatAt(a.offset()), a.dim(1),
                     sb.floatAt(b.offset()), b.dim(1), (float) beta, sc.floatAt(c.offset()), nn);
         } else if (a.dtype() == DType.FLOAT32) {
@@ -534,5 +603,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         conv.close();
+        if (bf16Gemm != null) {
+            bf16Gemm.close();
+        }
     }
 }

@@ -2,6 +2,7 @@ package org.vgg4j.core.backend.cpu;
 
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.BackendProvider;
+import org.vgg4j.core.backend.CpuPrecision;
 
 /**
  * {@link java.util.ServiceLoader} entry of the {@code cpu} backend (ND4J + OpenBLAS, oneDNN convolutions where
@@ -31,6 +32,19 @@ public final class CpuBackendProvider implements BackendProvider {
             throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
         }
         return new CpuBackend(CpuBackend.Options.fromSystemProperties());
+    }
+
+    /**
+     * A backend with the settings of {@link CpuBackend.Options#fromSystemProperties()} but operand precision
+     * {@code precision} (what {@link org.vgg4j.core.backend.Backends#cpu(CpuPrecision)} calls); BF16 where it
+     * cannot run fails with the reason.
+     */
+    public Backend create(CpuPrecision precision) {
+        String why = probe();
+        if (why != null) {
+            throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
+        }
+        return new CpuBackend(CpuBackend.Options.fromSystemProperties().withPrecision(precision));
     }
 
     /** Whether ND4J's loaded natives are the -onednn variant (its convolution ops then run in oneDNN). */

@@ -36,8 +36,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Float32 stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's {@code org.bytedeco:dnnl} preset), not
- * through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in, P/Q out, R/S kernel.
+ * Float32 (or BF16-operand) stride-1 convolutions through oneDNN 2.5 called DIRECTLY (JavaCPP's
+ * {@code org.bytedeco:dnnl} preset), not through ND4J's ops. Legend: N batch (of one slice), C in, K out, H/W in,
+ * P/Q out, R/S kernel.
  *
  * <p>Why (docs/benchmarks.md, "Decision 3: oneDNN called directly"): ND4J's {@code conv2d}/{@code conv2d_bp} re-create the
  * primitive, malloc fresh reorder buffers and a large scratchpad on EVERY call. Here, per layer shape, the
@@ -48,6 +49,12 @@ import org.slf4j.LoggerFactory;
  * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
  * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
  * shared one.
+ *
+ * <p>BF16 ({@link org.vgg4j.core.backend.CpuPrecision#BF16}): the operands (x, w, dy) are bf16 in the primitives'
+ * layouts, the results (y, dx, dw, db) f32. The f32 to bf16 rounding (to nearest even) happens in the reorders into
+ * the blocked layouts, which the f32 path does anyway; the user's tensors, weights included, stay f32. oneDNN 2.5
+ * runs these data-type combinations on avx512_core_bf16 ({@link Bf16Support}); backward-weights is then direct
+ * (oneDNN's Winograd is f32 only) and a forced {@code winograd} fails.
  *
  * <p>Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's: y and dx overwritten, dw ACCUMULATED (a reorder
  * with a sum post-op adds the primitive's result into dw), db returned overwritten into a caller's buffer (the
@@ -67,12 +74,16 @@ final class DnnlConv implements AutoCloseable {
     private static Boolean available;
 
     private final dnnl.algorithm bwdWeightsAlg;
+    /** The operands' data type: f32, or bf16 for {@link org.vgg4j.core.backend.CpuPrecision#BF16}. */
+    private final memory.data_type operand;
 
     /**
+     * @param bf16       bf16 operands (x, w, dy) with f32 accumulation and results; f32 operands when false
      * @param bwdWeights see {@link CpuBackend.Options#dnnlBwdWeights()}: "auto", "direct", or "winograd" (forced: tests use it on shapes
      *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
      */
-    DnnlConv(String bwdWeights) {
+    DnnlConv(String bwdWeights, boolean bf16) {
+        this.operand = bf16 ? memory.data_type.bf16 : F32;
         this.bwdWeightsAlg = switch (bwdWeights) {
             case "auto" -> dnnl.algorithm.convolution_auto;
             case "direct" -> dnnl.algorithm.convolution_direct;
@@ -85,6 +96,16 @@ final class DnnlConv implements AutoCloseable {
     /** The implementation oneDNN picks for the backward-weights of a shape (for tests and logs), e.g. "jit:avx2". */
     String backwardWeightsImpl(int n, int c, int h, int w, int k, int r, int s, int pad) {
         return layer(n, c, h, w, k, r, s, pad).bwdW(false).impl;
+    }
+
+    /**
+     * The implementations oneDNN picks for the three passes of a shape (with bias), for tests and logs, e.g.
+     * "forward=jit_bf16:avx512_core_bf16 backward-data=... backward-weights=...".
+     */
+    String implementations(int n, int c, int h, int w, int k, int r, int s, int pad) {
+        Layer l = layer(n, c, h, w, k, r, s, pad);
+        return "forward=" + l.fwd(true).impl + " backward-data=" + l.bwdD().impl + " backward-weights="
+                + l.bwdW(true).impl;
     }
 
     /**
@@ -137,7 +158,7 @@ final class DnnlConv implements AutoCloseable {
     private final Work bufDW = new Work();   // the filter gradient in the primitive's layout, before it is added to dw
 
     /** A native buffer that only grows; its address is aligned to {@link #ALIGN}. */
-    private static final class Work {
+    static final class Work {
         private Pointer raw;
         private long bytes;
         private BytePointer aligned;
@@ -154,6 +175,10 @@ final class DnnlConv implements AutoCloseable {
                 aligned.position((ALIGN - aligned.address() % ALIGN) % ALIGN);
             }
             return aligned;
+        }
+
+        long bytes() {
+            return bytes;
         }
 
         void free() {
@@ -264,9 +289,12 @@ final class DnnlConv implements AutoCloseable {
         final memory.desc wPlain;
         final memory.desc bPlain;
         final memory.desc yPlain;
-        final memory.desc xAny;
+        final memory.desc xAny;  // f32 "any" layouts: the results (y, dx, dw)
         final memory.desc wAny;
         final memory.desc yAny;
+        final memory.desc xOp;   // the operands' "any" layouts (x, w, dy): f32, or bf16 in BF16
+        final memory.desc wOp;
+        final memory.desc yOp;
         final long[] strides = {1, 1};
         final long[] pads;
         final primitive_attr attr = new primitive_attr();
@@ -288,6 +316,9 @@ final class DnnlConv implements AutoCloseable {
             xAny = own(new memory.desc(xd, F32, memory.format_tag.any));
             wAny = own(new memory.desc(wd, F32, memory.format_tag.any));
             yAny = own(new memory.desc(yd, F32, memory.format_tag.any));
+            xOp = operand == F32 ? xAny : own(new memory.desc(xd, operand, memory.format_tag.any));
+            wOp = operand == F32 ? wAny : own(new memory.desc(wd, operand, memory.format_tag.any));
+            yOp = operand == F32 ? yAny : own(new memory.desc(yd, operand, memory.format_tag.any));
             attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
             owned.add(attr);
             hint = fwdPd(true);
@@ -301,10 +332,10 @@ final class DnnlConv implements AutoCloseable {
         convolution_forward.primitive_desc fwdPd(boolean bias) {
             convolution_forward.desc d = own(bias
                     ? new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
-                        xAny, wAny, bPlain, yAny, strides, pads, pads)
+                        xOp, wOp, bPlain, yAny, strides, pads, pads)
                     : new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
-                        xAny, wAny, yAny, strides, pads, pads));
-            return own(new convolution_forward.primitive_desc(d, attr, eng));
+                        xOp, wOp, yAny, strides, pads, pads));
+            return own(create(() -> new convolution_forward.primitive_desc(d, attr, eng), "forward", key));
         }
 
         Fwd fwd(boolean bias) {
@@ -350,9 +381,11 @@ final class DnnlConv implements AutoCloseable {
         final Reorder toX, toW, fromY;
         final memory.desc wDesc;
         final long xBytes, wBytes, yBytes;
+        final String impl;
 
         Fwd(Layer l, convolution_forward.primitive_desc pd, boolean bias) {
             p = new Prim(new convolution_forward(pd), pd, l.owned);
+            impl = pd.impl_info_str().getString();
             memory.desc xd = l.own(pd.src_desc());
             memory.desc wd = l.own(pd.weights_desc());
             memory.desc yd = l.own(pd.dst_desc());
@@ -378,13 +411,16 @@ final class DnnlConv implements AutoCloseable {
         final memory.desc wDesc;
         final Reorder toDy, toW, fromDx;
         final long dyBytes, wBytes, dxBytes;
+        final String impl;
 
         BwdD(Layer l) {
             convolution_backward_data.desc d = l.own(new convolution_backward_data.desc(
-                    dnnl.algorithm.convolution_direct, l.xAny, l.wAny, l.yAny, l.strides, l.pads, l.pads));
-            convolution_backward_data.primitive_desc pd = l.own(
-                    new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint));
+                    dnnl.algorithm.convolution_direct, l.xAny, l.wOp, l.yOp, l.strides, l.pads, l.pads));
+            convolution_backward_data.primitive_desc pd = l.own(create(
+                    () -> new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint), "backward-data",
+                    l.key));
             p = new Prim(new convolution_backward_data(pd), pd, l.owned);
+            impl = pd.impl_info_str().getString();
             dyDesc = l.own(pd.diff_dst_desc());
             memory.desc wd = l.own(pd.weights_desc());
             memory.desc dxd = l.own(pd.diff_src_desc());
@@ -413,11 +449,12 @@ final class DnnlConv implements AutoCloseable {
         BwdW(Layer l, boolean bias) {
             dnnl.algorithm alg = bwdWeightsAlg;
             convolution_backward_weights.desc d = l.own(bias
-                    ? new convolution_backward_weights.desc(alg, l.xAny, l.wAny, l.bPlain, l.yAny, l.strides, l.pads,
+                    ? new convolution_backward_weights.desc(alg, l.xOp, l.wAny, l.bPlain, l.yOp, l.strides, l.pads,
                         l.pads)
-                    : new convolution_backward_weights.desc(alg, l.xAny, l.wAny, l.yAny, l.strides, l.pads, l.pads));
-            convolution_backward_weights.primitive_desc pd = l.own(
-                    new convolution_backward_weights.primitive_desc(d, l.attr, eng, l.hint));
+                    : new convolution_backward_weights.desc(alg, l.xOp, l.wAny, l.yOp, l.strides, l.pads, l.pads));
+            convolution_backward_weights.primitive_desc pd = l.own(create(
+                    () -> new convolution_backward_weights.primitive_desc(d, l.attr, eng, l.hint), "backward-weights",
+                    l.key));
             p = new Prim(new convolution_backward_weights(pd), pd, l.owned);
             impl = pd.impl_info_str().getString();
             memory.desc xd = l.own(pd.src_desc());
@@ -437,6 +474,26 @@ final class DnnlConv implements AutoCloseable {
             dyBytes = dyDesc.get_size();
             dwBytes = dwd.get_size();
         }
+    }
+
+    /**
+     * Creates a primitive descriptor; where oneDNN has no implementation (a RuntimeException from the preset), the
+     * error names the pass, the shape and the data types instead of oneDNN's bare status.
+     */
+    private <T> T create(java.util.function.Supplier<T> pd, String pass, Key key) {
+        try {
+            return pd.get();
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("oneDNN has no " + pass + " convolution for " + key + " with "
+                    + (operand == F32 ? "f32" : "bf16 operands (it needs avx512_core_bf16) and f32 results")
+                    + (pass.equals("backward-weights") && bwdWeightsAlg == dnnl.algorithm.convolution_winograd
+                        ? " by Winograd" : "") + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The operands' data type of this instance: "f32" or "bf16" (for tests and logs). */
+    String operandType() {
+        return operand == F32 ? "f32" : "bf16";
     }
 
     private Layer layer(int n, int c, int h, int w, int k, int r, int s, int pad) {

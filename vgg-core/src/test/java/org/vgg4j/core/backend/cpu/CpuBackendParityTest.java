@@ -166,7 +166,7 @@ final class CpuBackendParityTest {
         if (!DnnlConv.available()) {
             return false;
         }
-        try (DnnlConv d = new DnnlConv("winograd")) {
+        try (DnnlConv d = new DnnlConv("winograd", false)) {
             return d.backwardWeightsImpl(2, 16, 12, 10, 32, 3, 3, 1).contains("wino");
         } catch (RuntimeException e) {
             return false; // "could not create a primitive descriptor": no Winograd kernels on this CPU
