@@ -364,9 +364,8 @@ public final class CudaBackend implements Backend {
             shape(op, "db", db, g.ctx, g.k);
         }
         if (onTensorCores(ConvPass.BACKWARD_FILTER, g)) {
-            long mn = (long) g.k * g.c * g.r * g.s;
-            SplitK sk = splitK(TensorCoreConv.wgradTiles(g), (long) g.n * g.p * g.q, mn, TensorCoreConv.WGRAD_CHUNK);
-            long ws = splitKWorkspace(4L * sk.splits * mn);
+            SplitK sk = tensorCoreWgradSplit(g);
+            long ws = splitKWorkspace(4L * sk.splits * g.k * g.c * g.r * g.s);
             tensorCoreConv.backwardFilter(launcher(op, x, dy, dw), g, ptr(op, "x", x), ptr(op, "dy", dy), dwp, ws,
                     sk.splits, sk.chunk);
         } else {
@@ -656,7 +655,29 @@ public final class CudaBackend implements Backend {
     }
 
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
-    record SplitK(int splits, int chunk) {
+    public record SplitK(int splits, int chunk) {
+    }
+
+    /**
+     * The split-K plan of the tensor-core backward-filter (conv_tc_wgrad_bf16) for x (N,C,H,W), w (K,C,R,S) and
+     * {@code pad}: how many chunks of N*P*Q pixels it sums separately before conv_tc_wgrad_reduce adds them in
+     * order. For the benchmark of the raw kernels (GpuBenchmark tc-layers), which must launch them as this backend
+     * does.
+     */
+    public SplitK tensorCoreWgradSplit(Shape x, Shape w, int pad) {
+        String op = "tensorCoreWgradSplit";
+        if (x.rank() != 4 || w.rank() != 4 || x.dim(1) != w.dim(1)) {
+            throw new IllegalArgumentException(op + ": x " + x + " and w " + w + " must be (N,C,H,W) and (K,C,R,S)");
+        }
+        int p = x.dim(2) + 2 * pad - w.dim(2) + 1;
+        int q = x.dim(3) + 2 * pad - w.dim(3) + 1;
+        return tensorCoreWgradSplit(new Conv(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), p,
+                q, pad, "x " + x + ", w " + w + ", pad " + pad));
+    }
+
+    private SplitK tensorCoreWgradSplit(Conv g) {
+        return splitK(TensorCoreConv.wgradTiles(g), (long) g.n * g.p * g.q, (long) g.k * g.c * g.r * g.s,
+                TensorCoreConv.WGRAD_CHUNK);
     }
 
     /**
