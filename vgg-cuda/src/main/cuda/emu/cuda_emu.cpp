@@ -1,8 +1,10 @@
 // cuda_emu.cpp -- the emulated device's scheduler: runs a grid of blocks, each block's threads as cooperative fibers.
 //
-// Is: the implementation behind cuda_emu.h (kernel registry, launch, __syncthreads). Is not: memory management or
-// JNI (emu_jni.cpp). See cuda_emu.h for the execution model and what it guarantees.
+// Is: the implementation behind cuda_emu.h (kernel registry, launch, __syncthreads, the warp rendezvous of the
+// warp-level instructions and each thread's cp.async queue). Is not: memory management or JNI (emu_jni.cpp), nor the
+// instructions' semantics (warp.cpp). See cuda_emu.h for the execution model and what it guarantees.
 #include "cuda_emu.h"
+#include "scheduler.h"
 
 #include <ucontext.h>
 
@@ -122,9 +124,25 @@ void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
 void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 #endif
 
+// A fiber is runnable unless it is done, waits at the block's barrier, or waits at a warp-level instruction whose
+// rendezvous (generation waitGeneration of its warp) has not completed.
 struct Fiber {
     Context ctx;
     bool done = false;
+    bool atBarrier = false;
+    bool atWarpOp = false;
+    unsigned long long waitGeneration = 0;
+    sched::CpAsyncQueue cpAsync;
+};
+
+// The rendezvous of one warp: the instruction the lanes that arrived so far wait at, and their deposits.
+// generation counts completed rendezvous; a waiting lane is runnable once it has moved past the one it waits for.
+struct WarpState {
+    sched::WarpOp op{nullptr, nullptr};
+    unsigned arrived = 0;
+    unsigned firstLane = 0;  // the lane that opened this rendezvous (for messages)
+    unsigned long long generation = 0;
+    sched::LaneCall lanes[32];
 };
 
 // One per OS worker thread: the fibers of the block it is running.
@@ -132,17 +150,38 @@ struct Worker {
     Context scheduler;
     std::vector<Fiber> fibers;
     std::unique_ptr<char[]> stacks;  // fibers.size() * kStackBytes, uninitialised (pages are touched on demand)
+    std::vector<WarpState> warps;    // (threads of the block + 31) / 32
     int current = -1;                // fiber running now, -1 when threads run as plain calls
+    unsigned plainThread = 0;        // the thread running as a plain call (when current is -1)
+    unsigned blockThreads = 0;
+    unsigned long long pendingWakeups = 0;  // lanes of completed rendezvous not resumed yet
     const Kernel* kernel = nullptr;
     void** args = nullptr;
     bool barrierInPlainMode = false;
+    std::string error;               // set by block_error: the running block fails with it
+    sched::CpAsyncQueue plainCpAsync;  // the cp.async queue of the thread running as a plain call
 };
 thread_local Worker worker;
+
+// Non-empty (written into buf) when the calling thread leaves copies behind: PTX would still perform them, but no
+// thread can know when, so a kernel that exits with copies in flight has lost track of them.
+bool cp_async_left_pending(const sched::CpAsyncQueue& q, unsigned thread, char* buf, size_t size) {
+    if (q.empty()) return false;
+    std::snprintf(buf, size,
+                  "cp.async pending at exit: thread %u returned with %zu committed group(s) not waited for and %zu "
+                  "copies not committed (end with cp_async_commit() and cp_async_wait<0>())",
+                  thread, q.groups.size(), q.open.size());
+    return true;
+}
 
 [[noreturn]] void fiber_entry() {
     Worker& w = worker;
     w.kernel->invoker(w.args);
     Fiber& f = w.fibers[w.current];
+    char buf[240];
+    if (cp_async_left_pending(f.cpAsync, (unsigned)w.current, buf, sizeof buf)) {
+        sched::block_error(buf);  // never returns
+    }
     f.done = true;
     context_switch(f.ctx, w.scheduler);  // never resumed: the slot gets a fresh context for the next block
     std::abort();
@@ -154,21 +193,30 @@ uint3 thread_index(unsigned t, dim3 b) { return uint3(t % b.x, (t / b.x) % b.y, 
 // Fibers of a phase (the stretch between two barriers) run in thread order or in reverse: reverse when the block's
 // linear index plus the phase number is odd. A thread that reads shared memory another thread writes in the same
 // phase (a missing barrier) then sees it unwritten in one of the two orders, whichever direction the dependency has,
-// as long as the launch has two blocks or more.
+// as long as the launch has two blocks or more. Inside a phase, a fiber also stops at each warp-level instruction
+// until its 32 lanes have arrived: the phase makes passes over the fibers, in the same order, until none is
+// runnable.
 std::string run_block(const Kernel* k, dim3 block, unsigned long long linearBlock, void** args) {
     Worker& w = worker;
     w.kernel = k;
     w.args = args;
+    w.error.clear();
     const unsigned n = block.x * block.y * block.z;
+    w.blockThreads = n;
     if (k->barrierFree) {
         w.current = -1;
         for (unsigned t = 0; t < n; t++) {
             builtins.thread = thread_index(t, block);
+            w.plainThread = t;
+            w.plainCpAsync.clear();
             k->invoker(args);
             if (w.barrierInPlainMode) {
                 w.barrierInPlainMode = false;
                 return "kernel registered with EMU_KERNEL_NOSYNC reached __syncthreads(); register it with EMU_KERNEL";
             }
+            if (!w.error.empty()) return w.error;
+            char buf[240];
+            if (cp_async_left_pending(w.plainCpAsync, t, buf, sizeof buf)) return buf;
         }
         return "";
     }
@@ -180,37 +228,63 @@ std::string run_block(const Kernel* k, dim3 block, unsigned long long linearBloc
         Fiber& f = w.fibers[t];
         context_make(f.ctx, w.stacks.get() + t * kStackBytes, kStackBytes, fiber_entry);
         f.done = false;
+        f.atBarrier = false;
+        f.atWarpOp = false;
+        f.cpAsync.clear();
     }
+    w.warps.assign((n + 31) / 32, WarpState());
+    w.pendingWakeups = 0;
     for (unsigned long long phase = 0;; phase++) {
-        unsigned waiting = 0, finished = 0, firstFinished = 0, firstWaiting = 0;
         const bool reverse = ((linearBlock + phase) & 1) != 0;
-        for (unsigned i = 0; i < n; i++) {
-            const unsigned t = reverse ? n - 1 - i : i;
-            Fiber& f = w.fibers[t];
-            if (f.done) {
-                continue;
-            }
-            builtins.thread = thread_index(t, block);
-            w.current = (int)t;
-            context_switch(w.scheduler, f.ctx);
-            if (f.done) {
-                if (finished++ == 0) firstFinished = t;
-            } else {
-                if (waiting++ == 0) firstWaiting = t;
+        for (unsigned t = 0; t < n; t++) w.fibers[t].atBarrier = false;  // the barrier opens
+        for (bool firstPass = true; firstPass || w.pendingWakeups > 0; firstPass = false) {
+            for (unsigned i = 0; i < n; i++) {
+                const unsigned t = reverse ? n - 1 - i : i;
+                Fiber& f = w.fibers[t];
+                if (f.done || f.atBarrier) continue;
+                if (f.atWarpOp) {
+                    if (w.warps[t / 32].generation == f.waitGeneration) continue;  // its warp is still gathering
+                    w.pendingWakeups--;
+                }
+                builtins.thread = thread_index(t, block);
+                w.current = (int)t;
+                context_switch(w.scheduler, f.ctx);
+                if (!w.error.empty()) {
+                    w.current = -1;
+                    return w.error;  // the block is abandoned: its fibers get fresh contexts next time
+                }
             }
         }
         w.current = -1;
+        // nothing is runnable: every live thread waits at the barrier or at a warp op that will never complete
+        unsigned waiting = 0, firstWaiting = 0, done = 0, firstDone = 0, atWarp = 0, firstAtWarp = 0;
+        for (unsigned t = 0; t < n; t++) {
+            const Fiber& f = w.fibers[t];
+            if (f.done && done++ == 0) firstDone = t;
+            if (f.atBarrier && waiting++ == 0) firstWaiting = t;
+            if (f.atWarpOp && atWarp++ == 0) firstAtWarp = t;
+        }
+        char buf[240];
+        if (atWarp > 0) {
+            const unsigned warp = firstAtWarp / 32;
+            const WarpState& ws = w.warps[warp];
+            unsigned away = warp * 32;
+            while (w.fibers[away].atWarpOp) away++;  // a lane of that warp that did not arrive (one exists)
+            std::snprintf(buf, sizeof buf,
+                          "divergent warp op: lane %u of warp %u %s while lane %u waits at %s (%u of 32 lanes "
+                          "arrived); every lane of a warp must reach each warp-level instruction",
+                          away % 32, warp, w.fibers[away].done ? "returned" : "reached __syncthreads()",
+                          firstAtWarp % 32, ws.op.name, ws.arrived);
+            return buf;
+        }
         if (waiting == 0) {
             return "";  // every thread returned
         }
-        unsigned alreadyDone = 0;
-        for (unsigned t = 0; t < n; t++) alreadyDone += w.fibers[t].done ? 1 : 0;
-        if (alreadyDone > 0) {
-            char buf[200];
+        if (done > 0) {
             std::snprintf(buf, sizeof buf,
                           "divergent __syncthreads(): thread %u returned while thread %u waits at a barrier "
                           "(%u of %u threads waiting)",
-                          finished > 0 ? firstFinished : 0, firstWaiting, waiting, n);
+                          firstDone, firstWaiting, waiting, n);
             return buf;
         }
         // every live thread reached the barrier: it opens, run the next phase
@@ -226,8 +300,78 @@ void syncthreads() {
         return;
     }
     Fiber& f = w.fibers[w.current];
+    f.atBarrier = true;
     context_switch(f.ctx, w.scheduler);
 }
+
+namespace sched {
+
+void block_error(const char* why) {
+    Worker& w = worker;
+    if (w.error.empty()) w.error = why;
+    if (w.current >= 0) {
+        context_switch(w.fibers[w.current].ctx, w.scheduler);  // run_block returns the error: never resumed
+        std::abort();
+    }
+}
+
+unsigned thread_in_block() {
+    const Worker& w = worker;
+    return w.current >= 0 ? (unsigned)w.current : w.plainThread;
+}
+
+CpAsyncQueue& cp_async_queue() {
+    Worker& w = worker;
+    return w.current >= 0 ? w.fibers[w.current].cpAsync : w.plainCpAsync;
+}
+
+bool warp_rendezvous(const WarpOp& op, const LaneCall& mine) {
+    Worker& w = worker;
+    char buf[240];
+    if (w.current < 0) {
+        std::snprintf(buf, sizeof buf,
+                      "kernel registered with EMU_KERNEL_NOSYNC used the warp-level instruction %s; register it with "
+                      "EMU_KERNEL (a warp op needs the block's threads as fibers)",
+                      op.name);
+        block_error(buf);
+        return false;
+    }
+    const unsigned t = (unsigned)w.current;
+    if (w.blockThreads % 32 != 0) {
+        std::snprintf(buf, sizeof buf,
+                      "warp-level instruction %s in a block of %u threads: warp ops need whole warps (a block size "
+                      "that is a multiple of 32)",
+                      op.name, w.blockThreads);
+        block_error(buf);
+    }
+    WarpState& ws = w.warps[t / 32];
+    const unsigned lane = t % 32;
+    if (ws.arrived == 0) {
+        ws.op = op;
+        ws.firstLane = lane;
+    } else if (ws.op.complete != op.complete) {
+        std::snprintf(buf, sizeof buf,
+                      "divergent warp op: lane %u of warp %u reached %s while lane %u of its warp waits at %s",
+                      lane, t / 32, op.name, ws.firstLane, ws.op.name);
+        block_error(buf);
+    }
+    ws.lanes[lane] = mine;
+    if (++ws.arrived < 32) {
+        Fiber& f = w.fibers[t];
+        f.atWarpOp = true;
+        f.waitGeneration = ws.generation;
+        context_switch(f.ctx, w.scheduler);
+        f.atWarpOp = false;  // the last lane has written this lane's result
+        return true;
+    }
+    ws.op.complete(ws.lanes);  // the last lane computes every lane's result
+    ws.arrived = 0;
+    ws.generation++;
+    w.pendingWakeups += 31;
+    return true;
+}
+
+}  // namespace sched
 
 Registration::Registration(const char* name, Invoker invoker, bool barrierFree, const char* signature) {
     registry()[name] = Kernel{invoker, barrierFree, signature};

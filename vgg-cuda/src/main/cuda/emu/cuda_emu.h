@@ -2,9 +2,10 @@
 //
 // Is: enough of CUDA's device-side language for the kernels in ../*.cu -- dim3, threadIdx/blockIdx/blockDim/gridDim,
 // per-block __shared__ memory, __syncthreads() with real barrier semantics, atomics, the float math intrinsics the
-// kernels use -- plus the launcher that runs a grid. Is not: a host API (no cudaMalloc here; the JNI layer in
-// emu_jni.cpp owns memory), not warp-synchronous (no shuffles or votes: our kernels do not use them), not a timing
-// model. It is a debugging device: results must equal the GPU's for kernels without data races.
+// kernels use -- plus the launcher that runs a grid, and the warp-level instructions of ../warp_mma.cuh (below).
+// Is not: a host API (no cudaMalloc here; the JNI layer in emu_jni.cpp owns memory), not warp-synchronous outside
+// those instructions (no votes, no implicit lockstep), not a timing model. It is a debugging device: results must
+// equal the GPU's for kernels without data races.
 //
 // How a launch runs (fiber switches: hand-written on x86-64, ucontext elsewhere; see cuda_emu.cpp):
 //   * blocks are independent: they are handed out to a pool of OS worker threads (environment VGG_EMU_THREADS,
@@ -16,10 +17,33 @@
 //   * __shared__ is `static thread_local`: one copy per worker thread, i.e. per running block, shared by its fibers.
 //     Like CUDA, it is NOT cleared between blocks: a kernel reading shared memory it did not write sees stale data
 //     from the previous block, which is how a missing __syncthreads() shows up as wrong results here;
-//   * because fibers switch only at barriers, a kernel that forgets a barrier sees its neighbours' writes MISSING
-//     (they have not run yet), deterministically, rather than maybe-missing as on a GPU. The threads of a phase run
-//     in ascending order in even blocks and descending order in odd ones (alternating every phase), so a dependency
-//     in either direction is exposed by any launch of two blocks or more.
+//   * because fibers switch only at barriers (and warp-level instructions, below), a kernel that forgets a barrier
+//     sees its neighbours' writes MISSING (they have not run yet), deterministically, rather than maybe-missing as on
+//     a GPU. The threads of a phase run in ascending order in even blocks and descending order in odd ones
+//     (alternating every phase), so a dependency in either direction is exposed by any launch of two blocks or more.
+//
+// Warp-level instructions (../warp_mma.cuh: mma.sync bf16 m16n8k16 and tf32 m16n8k8, ldmatrix x1/x2/x4[.trans],
+// cp.async with commit/wait groups, shfl_xor_sync; implemented in warp.cpp, the rendezvous in cuda_emu.cpp):
+//   * lane = linear thread index % 32, warp = linear thread index / 32. A warp op deposits the lane's operands and
+//     suspends its fiber until all 32 lanes of its warp have deposited; the last lane computes every lane's result
+//     from the 32 deposits, exactly as the PTX ISA lays out the fragments, and writes it into each lane's registers
+//     before any of them resumes (so no second rendezvous is needed: a lane deposits again only after resuming);
+//   * the launch FAILS, with a message naming lane, warp and instruction, when: a lane returns or reaches
+//     __syncthreads() while others of its warp wait at a warp op (divergent warp op: undefined on a GPU, a hang or
+//     garbage there); lanes of a warp reach different warp ops; the block size is not a multiple of 32; the kernel is
+//     registered EMU_KERNEL_NOSYNC (its threads are plain calls, they cannot wait for each other); an ldmatrix row
+//     address that is read, or a cp.async address, is not 16-byte aligned; shfl_xor_sync's mask is not full;
+//   * mma: D = A * B + C where each element is accumulated with fmaf in increasing k, starting from C. Products of
+//     bf16 (and of tf32) operands are exact in fp32, so each step rounds once; the tensor core's own adder may round
+//     differently (its order and internal width are not documented), so GPU results can differ in the last bits.
+//     A tf32 operand is the register's fp32 value with its low 13 mantissa bits ignored, as the tensor core reads it;
+//   * cp.async: per THREAD queues: copies since the last commit, then committed groups, oldest first. A copy is
+//     performed as LATE as the rules allow: at the cp_async_wait<N>() that retires its group (source read and
+//     destination written there). A thread that reads the destination before its wait -- or another thread before
+//     the wait and a __syncthreads() -- sees the OLD contents, which is how a missing wait shows up here. srcBytes
+//     < 16 zero-fills the rest (0: nothing is read). A thread that exits with copies still pending or uncommitted
+//     fails the launch ("cp.async pending at exit");
+//   * not modelled: timing, latency, bank conflicts, whether an address is really in shared memory.
 //
 // Dimension legend used by kernels: see each .cu file.
 #pragma once
