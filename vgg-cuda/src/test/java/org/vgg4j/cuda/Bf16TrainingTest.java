@@ -26,8 +26,8 @@ import org.vgg4j.core.testing.TestTensors;
  * parameters on one fixed batch, in BF16 on the device (the tensor-core path for every conv pass that qualifies, v1
  * BF16 for the rest, FP32 master weights and SGD) and in FP32 on the reference backend: the BF16 loss curve stays
  * within {@value #TOLERANCE} of the FP32 one at every step. The tolerance is chosen from the curves observed (see
- * docs/cuda.md, "The tensor-core path"): the largest gap seen was about a third of it, while the FP32 curve falls by
- * more than 1 nat over the 100 steps. The learning rate is one at which the descent is smooth: at a rate where the
+ * docs/cuda.md, "The tensor-core path", for the gap seen), well below the fall of the FP32 curve over the 100 steps
+ * (asserted: more than 1 nat). The learning rate is one at which the descent is smooth: at a rate where the
  * FP32 curve itself jumps, BF16's slightly different gradients land it on a different path and the curves part
  * by whole nats, which says nothing about the arithmetic.
  */
