@@ -423,9 +423,10 @@ if [ $emulated = 1 ]; then
     cat <<'TXT'
 
 On a GPU session (the device tool's `run`: a bash command at the repository root, at most 8 carried ignored paths,
-files written under $OUT come back) -- first `scripts/make-gpu-bundle.sh` here, then ONE call:
-  run(command='bash scripts/gpu-check.sh --bundle vgg-cuda/target/gpu-bundle.tar.gz --out "$OUT"',
-      carry=["vgg-cuda/target/gpu-bundle.tar.gz"], timeout_s=540)
+files written under $OUT come back, at most 8) -- first `scripts/make-gpu-bundle.sh` here, then ONE call with a
+selection of stages that fits the session's device time, e.g.:
+  run(command='bash scripts/gpu-check.sh --bundle vgg-cuda/target/gpu-bundle.tar.gz --out "$OUT" --stages a,b,h,e --budget 300',
+      carry=["vgg-cuda/target/gpu-bundle.tar.gz"], timeout_s=400)
 TXT
 fi
 [ $failures -eq 0 ] && exit 0 || exit 1
