@@ -390,7 +390,7 @@ stage_h() {
 begin h h-tensorcores.md "tensor-core kernels (conv_tc.cu): their tests on the $mode device, per layer vs cuDNN in bf16"
 classes=$(suite_classes | grep -E "$tc_classes")
 if [ $emulated = 1 ]; then
-    # 100 training steps take over a minute on the emulated device: Maven's suite runs that class (CI does)
+    # 100 training steps take half a minute or more on the emulated device: Maven's suite runs that class (CI does)
     echo "(Bf16TrainingTest left to the Maven suite on the emulated device)" >> "$stage_file"
     classes=$(echo "$classes" | grep -v '\.Bf16TrainingTest$')
 fi
