@@ -209,7 +209,7 @@ class ConvTcKernelTest {
         return download(out, m * k);
     }
 
-    /** dw (K,C,R,S) = dw0 + the weight gradient, through z partial slices of a chunk that splits N*P*Q evenly-ish. */
+    /** dw (K,C,R,S) = dw0 + the weight gradient, through z slices of ceil(N*P*Q / z) pixels rounded up to 32. */
     private float[] wgrad(Case c, long x, long dy, double[] dw0, int z) {
         int npq = c.n * c.p() * c.q(), rsc = c.r * c.s * c.c;
         int chunk = ((npq + z - 1) / z + 31) / 32 * 32;
@@ -257,7 +257,8 @@ class ConvTcKernelTest {
         assertMatches(ref.dx, ref.dxAbs, forward(dyb, wt, 0, c.n, p, q, c.k, c.c, c.r, c.s, c.r - 1 - c.pad, false),
                 ints, what + " backward-data");
 
-        // weight gradient, accumulated onto dw0: one slice, and three with a short last one
+        // weight gradient, accumulated onto dw0: one slice, and three (chunks rounded up to 32 pixels, so the last slice
+        // is short -- or empty, which must then contribute zeros -- for these shapes)
         double[] dwWant = new double[c.nw()];
         for (int i = 0; i < c.nw(); i++) {
             dwWant[i] = ref.dw[i] + dw0[i];
