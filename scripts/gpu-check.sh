@@ -3,23 +3,28 @@
 # compute-sanitizer, parity with PyTorch, per-layer and per-step timings against cuDNN/cuBLAS, and two replicas
 # through the ring all-reduce. Run from the repository root:
 #
-#   scripts/gpu-check.sh --bundle BUNDLE --out OUT_DIR [--emulated] [--budget SECONDS] [--max-batch N]
+#   scripts/gpu-check.sh --bundle BUNDLE --out OUT_DIR [--emulated] [--budget SECONDS] [--max-batch N] [--stages LIST]
 #
 #   BUNDLE    the folder or .tar.gz that scripts/make-gpu-bundle.sh made (vgg-cuda/target/gpu-bundle[.tar.gz]): a
 #             jlinked Java runtime, our jars with the PTX and cubins, the check programs; no JDK, Maven or network is
 #             needed here. PyTorch + torchvision with CUDA (stages d, e, f) and compute-sanitizer (c) where present.
-#   OUT_DIR   where the results go, as exactly these 8 flat files, each written as its stage runs and closed with a
-#             "RESULT: ..." line, so a later failure or timeout loses nothing earlier:
+#   OUT_DIR   where the results go, as flat files, one per stage that ran, each written as its stage runs and closed
+#             with a "RESULT: ..." line, so a later failure or timeout loses nothing earlier:
 #               a-env.txt  b-suite.txt  c-sanitizer.txt  d-parity.txt  e-layers.md  f-steps.md  g-replicas.txt
-#               summary.md (one row per stage, rewritten as each finishes)
+#               h-tensorcores.md  summary.md (one row per stage, rewritten as each finishes)
+#             A device run returns at most 8 files: all eight stages write 9 (and take longer than one device command
+#             may run), so a device session runs a selection (--stages), e.g. a,b,h,e.
 #   --emulated   the same script against the emulated device (CI runs it so: scripts/ci-gpu-check-emulated.sh).
 #                Stages that need a GPU or PyTorch on one say "not run: emulated"; a, b, c (without the sanitizer)
 #                and g run; e and f run our side at toy size to prove the tools, and report no figures.
 #   --budget S   seconds for the whole run (default 450: a device command may last 10 minutes); each stage's
 #                timeout is its own cap or what is left of the budget, whichever is less.
 #   --max-batch N  the largest batch stage f tries (default 512; it doubles from 64 until a batch does not fit).
+#   --stages LIST  the stages to run, in this order, comma-separated (default a,b,c,g,d,e,f,h: the cheap checks first,
+#                the long timings last). Stage a runs first in any case: the others need what it finds (the GPU, the
+#                kernels, PyTorch, compute-sanitizer).
 #
-# Stages (run in the order a b c g d e f: the cheap checks first, the long timings last):
+# Stages:
 #   a  environment: nvidia-smi, driver, which cubin/PTX each module loaded, JCuda's native load, tool versions;
 #      the bundle's sm_XX cubins are used as they are; nvcc rebuilds kernels only when the card's cubin is missing
 #   b  the vgg-cuda suite on the device, each test class in a JVM of its own (a fault that loses the GPU context
@@ -35,11 +40,15 @@
 #      ours vs torchvision (fp32, TF32, bf16 autocast; default and channels_last: the peer's best)
 #   g  two replicas on the one GPU through RingAllReduce: same batch bit for bit equal to one replica; halves
 #      equal to each other bit for bit and to the whole batch to float32 rounding
+#   h  tensor-core kernels (conv_tc.cu): their test classes on the device (TensorCore*Test, ConvTc*Test, Bf16*Test;
+#      stage b leaves them to h when both are selected; --emulated leaves the 100-step Bf16TrainingTest to Maven's
+#      suite), then the raw kernels on NHWC bf16 per layer at batch 64 (GpuBenchmark tc-layers) next to the peer's
+#      bf16 convs (torch_vgg16_bench.py layers --precisions bf16), as a table with ours-tc columns; ~150 s on an H200
 # Exit status: 0 every stage that ran passed, 1 a stage failed or timed out, 2 cannot run (the message says why).
 set -uo pipefail
 
-usage() { echo "usage: $0 --bundle BUNDLE_DIR|BUNDLE.tar.gz --out OUT_DIR [--emulated] [--budget S] [--max-batch N]" >&2; exit 2; }
-bundle="" out="" emulated=0 budget=450 max_batch=512
+usage() { echo "usage: $0 --bundle BUNDLE_DIR|BUNDLE.tar.gz --out OUT_DIR [--emulated] [--budget S] [--max-batch N] [--stages a,b,...]" >&2; exit 2; }
+bundle="" out="" emulated=0 budget=450 max_batch=512 stages=a,b,c,g,d,e,f,h
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) bundle=${2:-}; shift 2 ;;
@@ -47,10 +56,20 @@ while [ $# -gt 0 ]; do
         --emulated) emulated=1; shift ;;
         --budget) budget=${2:-}; shift 2 ;;
         --max-batch) max_batch=${2:-}; shift 2 ;;
+        --stages) stages=${2:-}; shift 2 ;;
         *) usage ;;
     esac
 done
 [ -n "$bundle" ] && [ -n "$out" ] || usage
+selected=(a)  # stage a first in any case, then the list in its order, each once
+for s in ${stages//,/ }; do
+    case "$s" in
+        a) ;;
+        b|c|d|e|f|g|h) [[ " ${selected[*]} " == *" $s "* ]] || selected+=("$s") ;;
+        *) echo "gpu-check: --stages '$stages': '$s' is not a stage (a b c d e f g h)" >&2; exit 2 ;;
+    esac
+done
+is_selected() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 cannot() { echo "gpu-check: cannot run: $*" >&2; [ -d "${out:-}" ] && echo "cannot run: $*" >> "$out/summary.md"; exit 2; }
 mkdir -p "$out" || cannot "cannot create $out"
 out=$(cd "$out" && pwd)
@@ -80,6 +99,8 @@ summary=$out/summary.md
     echo "# gpu-check $(date -u +%Y-%m-%dT%H:%MZ) ($mode)"
     echo
     echo "bundle: $(head -1 "$bundle/README.txt" 2>/dev/null)"
+    echo
+    echo "stages: ${selected[*]}"
     echo
     echo "| stage | result | detail | file |"
     echo "|---|---|---|---|"
@@ -115,6 +136,7 @@ have_torch=0
 have_sanitizer=0
 
 # ------------------------------------------------------------------ a. environment
+stage_a() {
 begin a a-env.txt "environment"
 stage_ok=1
 if [ $emulated = 1 ]; then
@@ -161,30 +183,44 @@ else
 fi
 jrun "$(limit 60)" org.vgg4j.cuda.check.Env "${emu_flag[@]}" || stage_ok=0
 [ $stage_ok = 1 ] && finish passed || finish FAILED "see a-env.txt"
+}
 
 # ------------------------------------------------------------------ b. the suite
+# the test classes of the tensor-core kernels, which stage h runs (stage b too when h is not selected)
+tc_classes='\.(TensorCore[A-Za-z]*|Bf16[A-Za-z]*|ConvTc[A-Za-z]*)Test$'
+suite_classes() { # the suite's classes for this device (on a GPU, those not tagged emulator)
+    if [ $emulated = 1 ]; then select=(); else select=(--exclude-tag emulator); fi
+    "$java" "${jopts[@]}" -cp "$cp" org.vgg4j.cuda.check.SuiteRunner "${select[@]}" --list 2>>"$stage_file"
+}
+run_classes() { # run_classes CLASS...: each in a JVM of its own; sets passed failed skipped bad_classes n_classes
+    local props=() c before counts
+    [ $emulated = 1 ] || props=(-Dvgg4j.cuda.test.driver=jcuda)
+    passed=0 failed=0 skipped=0 bad_classes="" n_classes=$#
+    for c in "$@"; do
+        echo "-- $c" >> "$stage_file"
+        before=$(wc -l < "$stage_file")
+        jrun "$(limit 150)" "${props[@]}" org.vgg4j.cuda.check.SuiteRunner --class "$c" || bad_classes="$bad_classes ${c##*.}"
+        counts=$(tail -n +"$before" "$stage_file" | grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -1)
+        set -- $counts
+        passed=$((passed + ${1:-0})); failed=$((failed + ${3:-0})); skipped=$((skipped + ${5:-0}))
+    done
+}
+stage_b() {
 begin b b-suite.txt "the vgg-cuda suite on the $mode device, one JVM per test class"
-if [ $emulated = 1 ]; then
-    select=(); props=()
-else
-    select=(--exclude-tag emulator); props=(-Dvgg4j.cuda.test.driver=jcuda)
+classes=$(suite_classes)
+if is_selected h; then
+    echo "(the tensor-core classes are left to stage h: $(echo "$classes" | grep -E "$tc_classes" | sed 's/.*\.//' | tr '\n' ' '))" >> "$stage_file"
+    classes=$(echo "$classes" | grep -vE "$tc_classes")
 fi
-classes=$("$java" "${jopts[@]}" -cp "$cp" org.vgg4j.cuda.check.SuiteRunner "${select[@]}" --list 2>>"$stage_file")
-passed=0 failed=0 skipped=0 bad_classes=""
-for c in $classes; do
-    echo "-- $c" >> "$stage_file"
-    before=$(wc -l < "$stage_file")
-    jrun "$(limit 150)" "${props[@]}" org.vgg4j.cuda.check.SuiteRunner --class "$c" || bad_classes="$bad_classes ${c##*.}"
-    counts=$(tail -n +"$before" "$stage_file" | grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -1)
-    set -- $counts
-    passed=$((passed + ${1:-0})); failed=$((failed + ${3:-0})); skipped=$((skipped + ${5:-0}))
-done
-detail="$passed passed, $failed failed, $skipped skipped in $(echo $classes | wc -w) classes"
+run_classes $classes
+detail="$passed passed, $failed failed, $skipped skipped in $n_classes classes"
 if [ -z "$classes" ]; then finish FAILED "no test classes found"
 elif [ -z "$bad_classes" ]; then finish passed "$detail"
 else finish FAILED "$detail; failing:$bad_classes"; fi
+}
 
 # ------------------------------------------------------------------ c. every kernel once, under compute-sanitizer
+stage_c() {
 begin c c-sanitizer.txt "every kernel once on small odd shapes, under compute-sanitizer memcheck and racecheck"
 if [ $emulated = 1 ]; then
     echo "compute-sanitizer: not run: emulated (the sweep itself runs on the emulated device)" >> "$stage_file"
@@ -203,13 +239,17 @@ else
     done
     [ $ok = 1 ] && finish passed "memcheck and racecheck: no errors" || finish FAILED "see c-sanitizer.txt"
 fi
+}
 
 # ------------------------------------------------------------------ g. two replicas through the ring
+stage_g() {
 begin g g-replicas.txt "two replicas through RingAllReduce (streams, events, pinned staging)"
 jrun "$(limit 120)" org.vgg4j.cuda.check.TwoReplicas "${emu_flag[@]}" \
     && finish passed "$(grep -c 'bit for bit equal' "$stage_file") bitwise checks held" || finish FAILED "see g-replicas.txt"
+}
 
 # ------------------------------------------------------------------ d. parity with PyTorch
+stage_d() {
 begin d d-parity.txt "VGG-16 logits and gradients vs PyTorch on the same card (fp32)"
 if [ $emulated = 1 ]; then
     finish "not run: emulated" "needs PyTorch on a GPU"
@@ -225,28 +265,47 @@ else
     fi
     rm -f "$work/parity.safetensors"
 fi
+}
 
 # ------------------------------------------------------------------ tables for e and f
-layer_table() { # LAYER lines of the stage file -> markdown: ours vs the peer's best format, per math/layer/pass
+layer_table() { # LAYER lines of the stage file -> markdown: ours (impl=ours, and impl=ours-tc: the raw tensor-core
+    # kernels) vs the peer's best format, per math/layer/pass; an implementation's columns only where it has rows
     awk '
     /^LAYER / {
         split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         k = f["math"] SUBSEP f["layer"] SUBSEP f["pass"]
         if (!(k in seen)) { order[++n] = k; seen[k] = 1 }
-        if (f["impl"] == "ours") { om[k] = f["ms"]; ot[k] = f["tflops"] }
+        if (f["impl"] == "ours") { om[k] = f["ms"]; ot[k] = f["tflops"]; has_o = 1 }
+        else if (f["impl"] == "ours-tc") { tm[k] = f["ms"]; tt[k] = f["tflops"]; has_t = 1 }
         else if (!(k in pm) || f["ms"] + 0 < pm[k] + 0) { pm[k] = f["ms"]; pt[k] = f["tflops"]; pf[k] = f["fmt"] }
     }
+    function cell(a, k) { return (k in a) ? a[k] : "-" }
+    function ratio(a, k) { return ((k in a) && (k in pm) && pm[k] > 0) ? sprintf("%.2f", a[k] / pm[k]) : "-" }
     END {
-        print "| math | layer | pass | ours ms | ours TFLOP/s | peer ms | peer TFLOP/s | peer format | ours / peer time |"
-        print "|---|---|---|---|---|---|---|---|---|"
+        if (!has_o && !has_t) has_o = 1
+        h = "| math | layer | pass |"; d = "|---|---|---|"
+        if (has_o) { h = h " ours ms | ours TFLOP/s |"; d = d "---|---|" }
+        if (has_t) { h = h " ours-tc ms | ours-tc TFLOP/s |"; d = d "---|---|" }
+        h = h " peer ms | peer TFLOP/s | peer format |"; d = d "---|---|---|"
+        if (has_o) { h = h " ours / peer time |"; d = d "---|" }
+        if (has_t) { h = h " ours-tc / peer time |"; d = d "---|" }
+        print h; print d
         for (i = 1; i <= n; i++) {
             k = order[i]; split(k, p, SUBSEP)
-            r = "-"
-            if ((k in om) && (k in pm) && pm[k] > 0) { r = sprintf("%.2f", om[k] / pm[k]); so[p[1]] += om[k]; sp[p[1]] += pm[k] }
-            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], (k in om) ? om[k] : "-",
-                (k in om) ? ot[k] : "-", (k in pm) ? pm[k] : "-", (k in pm) ? pt[k] : "-", (k in pm) ? pf[k] : "-", r
+            row = sprintf("| %s | %s | %s |", p[1], p[2], p[3])
+            if (has_o) row = row sprintf(" %s | %s |", cell(om, k), cell(ot, k))
+            if (has_t) row = row sprintf(" %s | %s |", cell(tm, k), cell(tt, k))
+            row = row sprintf(" %s | %s | %s |", cell(pm, k), cell(pt, k), cell(pf, k))
+            if (has_o) row = row " " ratio(om, k) " |"
+            if (has_t) row = row " " ratio(tm, k) " |"
+            print row
+            if ((k in pm) && pm[k] > 0) {
+                if (k in om) { so[p[1]] += om[k]; sp[p[1]] += pm[k] }
+                if (k in tm) { st[p[1]] += tm[k]; spt[p[1]] += pm[k]; lg[p[1]] += log(tm[k] / pm[k]); nt[p[1]]++ }
+            }
         }
         for (m in so) printf "\nAll layers, %s: ours %.2f ms, peer %.2f ms, ratio %.2f\n", m, so[m], sp[m], so[m] / sp[m]
+        for (m in st) printf "\nThe %d tensor-core rows, %s: ours-tc %.2f ms, peer %.2f ms on the same rows, ratio %.2f; geometric mean of the per-row time ratios %.2f\n", nt[m], m, st[m], spt[m], st[m] / spt[m], exp(lg[m] / nt[m])
     }' "$1"
 }
 step_table() { # STEP lines -> markdown: every run, then ours vs the peer's best format at the first and largest batch
@@ -281,6 +340,7 @@ step_table() { # STEP lines -> markdown: every run, then ours vs the peer's best
 }
 
 # ------------------------------------------------------------------ e. per-layer timing
+stage_e() {
 begin e e-layers.md "per layer, batch 64: VGG-16's convs and fc6-fc8, ours vs cuDNN/cuBLAS"
 echo '```' >> "$stage_file"
 if [ $emulated = 1 ]; then
@@ -297,8 +357,10 @@ else
     echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in e-layers.md" || finish FAILED "ours exited $rc, the peer $prc"
 fi
+}
 
 # ------------------------------------------------------------------ f. the training step
+stage_f() {
 begin f f-steps.md "VGG-16 training step: img/s at batch 64 and the largest batch that fits, peak memory"
 echo '```' >> "$stage_file"
 if [ $emulated = 1 ]; then
@@ -321,6 +383,39 @@ else
     echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in f-steps.md" || finish FAILED "ours exited $rc, the peer $prc"
 fi
+}
+
+# ------------------------------------------------------------------ h. the tensor-core kernels
+stage_h() {
+begin h h-tensorcores.md "tensor-core kernels (conv_tc.cu): their tests on the $mode device, per layer vs cuDNN in bf16"
+classes=$(suite_classes | grep -E "$tc_classes")
+if [ $emulated = 1 ]; then
+    # 100 training steps take half a minute or more on the emulated device: Maven's suite runs that class (CI does)
+    echo "(Bf16TrainingTest left to the Maven suite on the emulated device)" >> "$stage_file"
+    classes=$(echo "$classes" | grep -v '\.Bf16TrainingTest$')
+fi
+run_classes $classes
+tests="$passed passed, $failed failed, $skipped skipped in $n_classes classes"
+echo '```' >> "$stage_file"
+prc=0
+if [ $emulated = 1 ]; then
+    jrun "$(limit 90)" org.vgg4j.cuda.check.GpuBenchmark tc-layers --emulated --batch 2 --size 32 --width 0.125 \
+        --reps 1; rc=$?
+else
+    jrun "$(limit 60)" org.vgg4j.cuda.check.GpuBenchmark tc-layers --batch 64; rc=$?
+    prc=1
+    [ $have_torch = 1 ] && { run_t "$(limit 90)" python3 "$bundle/scripts/torch_vgg16_bench.py" layers --batch 64 \
+        --precisions bf16; prc=$?; }
+fi
+echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
+bench=$([ $emulated = 1 ] && echo "tc-layers ran at toy size (no figures: emulated)" || echo "table in h-tensorcores.md")
+if [ -z "$classes" ]; then finish FAILED "no tensor-core test classes found"
+elif [ -n "$bad_classes" ]; then finish FAILED "$tests; failing:$bad_classes"
+elif [ $rc != 0 ] || [ $prc != 0 ]; then finish FAILED "$tests; tc-layers exited $rc, the peer $prc"
+else finish passed "$tests; $bench"; fi
+}
+
+for s in "${selected[@]}"; do "stage_$s"; done
 
 { echo; echo "$failures stage(s) failed; $(elapsed) s of the $budget s budget used."; } >> "$summary"
 cat "$summary"
@@ -328,9 +423,10 @@ if [ $emulated = 1 ]; then
     cat <<'TXT'
 
 On a GPU session (the device tool's `run`: a bash command at the repository root, at most 8 carried ignored paths,
-files written under $OUT come back) -- first `scripts/make-gpu-bundle.sh` here, then ONE call:
-  run(command='bash scripts/gpu-check.sh --bundle vgg-cuda/target/gpu-bundle.tar.gz --out "$OUT"',
-      carry=["vgg-cuda/target/gpu-bundle.tar.gz"], timeout_s=540)
+files written under $OUT come back, at most 8) -- first `scripts/make-gpu-bundle.sh` here, then ONE call with a
+selection of stages that fits the session's device time, e.g.:
+  run(command='bash scripts/gpu-check.sh --bundle vgg-cuda/target/gpu-bundle.tar.gz --out "$OUT" --stages a,b,h,e --budget 300',
+      carry=["vgg-cuda/target/gpu-bundle.tar.gz"], timeout_s=400)
 TXT
 fi
 [ $failures -eq 0 ] && exit 0 || exit 1

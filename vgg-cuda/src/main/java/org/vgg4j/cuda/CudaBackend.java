@@ -9,7 +9,9 @@ import static org.vgg4j.core.backend.OpChecks.sameShape;
 import static org.vgg4j.core.backend.OpChecks.sameSize;
 import static org.vgg4j.core.backend.OpChecks.shape;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.StringJoiner;
 
 import org.slf4j.Logger;
@@ -33,6 +35,14 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  * backend's FLOAT32 tensors, shapes agreeing; a mismatch names the shapes) and a failing launch becomes a
  * {@link CudaException} naming the op and the shapes. Is not: thread-safe (one backend per device per thread).
  *
+ * <p>Convolutions: with {@link MathMode#BF16} each pass whose shape qualifies runs on the tensor-core kernels of
+ * conv_tc.cu ({@link TensorCoreConv}: NHWC BF16 operands converted from and back to NCHW around one implicit GEMM;
+ * forward needs C % 8 == 0, backward-data K % 8 == 0 and R == S, pad &lt;= R - 1, backward-filter C and K % 8 == 0);
+ * every other pass -- all of FP32 and TF32, and in VGG-16 the forward and backward-filter of conv1_1 (C = 3) --
+ * runs the v1 kernels of conv.cu. {@link #convPath} says which path a pass takes, and the first call of each pass
+ * and shape logs it at debug level (with the reason for v1). {@code -Dvgg4j.cuda.tensorcores=off} (default auto)
+ * keeps every pass on v1, for comparisons.
+ *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input height/width, P/Q output height/width,
  * R/S kernel height/width, F features; GEMM: M rows of op(a), Kd shared dimension, Nd columns of op(b).
  */
@@ -50,20 +60,39 @@ public final class CudaBackend implements Backend {
     private final String name;
     private final Driver driver;
     private final MathMode math;
+    private final TensorCoreConv.Setting tensorCores;
     private final DeviceAllocator allocator;
     /** live bytes of tensors by their leading dimension, for the out-of-memory advice (batch-sized tensors) */
     private final Map<Integer, Long> liveBytesByLeadingDim = new HashMap<>();
-    /** the split-K workspace (see splitKWorkspace) and its size; 0 bytes before the first split-K launch */
-    private long workspace;
-    private long workspaceBytes;
+    /** the split-K workspace (see splitKWorkspace); 0 bytes before the first split-K launch */
+    private final Scratch workspace;
+    private final TensorCoreConv tensorCoreConv;
+    /** pass and shape of every convolution whose path was logged */
+    private final Set<String> loggedPaths = new HashSet<>();
 
-    /** A backend on {@code driver}, which it owns (closing the backend closes the driver). */
+    /** The three passes of a convolution, for {@link #convPath}. */
+    public enum ConvPass {
+        FORWARD, BACKWARD_DATA, BACKWARD_FILTER
+    }
+
+    /**
+     * A backend on {@code driver}, which it owns (closing the backend closes the driver), the tensor-core path as
+     * {@code -Dvgg4j.cuda.tensorcores} says (auto or off; default auto).
+     */
     public CudaBackend(String name, Driver driver, MathMode math) {
+        this(name, driver, math, TensorCoreConv.Setting.fromProperty() == TensorCoreConv.Setting.AUTO);
+    }
+
+    /** As {@link #CudaBackend(String, Driver, MathMode)}; {@code tensorCores} false keeps every conv pass on v1. */
+    public CudaBackend(String name, Driver driver, MathMode math, boolean tensorCores) {
         this.name = name;
         this.driver = driver;
         this.math = math;
+        this.tensorCores = tensorCores ? TensorCoreConv.Setting.AUTO : TensorCoreConv.Setting.OFF;
         this.allocator = new DeviceAllocator(driver);
-        LOG.debug("backend '{}' on {} ({} math)", name, driver.describe(), math);
+        this.workspace = new Scratch(allocator, driver);
+        this.tensorCoreConv = new TensorCoreConv(allocator, driver);
+        LOG.debug("backend '{}' on {} ({} math, tensor cores {})", name, driver.describe(), math, this.tensorCores);
     }
 
     @Override
@@ -83,6 +112,37 @@ public final class CudaBackend implements Backend {
 
     public Driver driver() {
         return driver;
+    }
+
+    /** Whether BF16 convolutions may take the tensor-core path (false: {@code -Dvgg4j.cuda.tensorcores=off}). */
+    public boolean tensorCores() {
+        return tensorCores == TensorCoreConv.Setting.AUTO;
+    }
+
+    /**
+     * Which kernels {@code pass} of a convolution of x (N,C,H,W) with w (K,C,R,S) and padding {@code pad} runs on
+     * in this backend: "tensor cores" (conv_tc.cu) or "v1" (conv.cu). See the class comment for the rule.
+     */
+    public String convPath(ConvPass pass, Shape x, Shape w, int pad) {
+        if (x.rank() != 4 || w.rank() != 4) {
+            throw new IllegalArgumentException("convPath: x " + x + " and w " + w + " must both have rank 4");
+        }
+        return path(pass, x.dim(1), w.dim(0), w.dim(2), w.dim(3), pad).label;
+    }
+
+    private TensorCoreConv.Path path(ConvPass pass, int c, int k, int r, int s, int pad) {
+        return TensorCoreConv.whyNot(math, tensorCores, pass, c, k, r, s, pad) == null
+                ? TensorCoreConv.Path.TENSOR_CORES : TensorCoreConv.Path.V1;
+    }
+
+    /** The path of {@code pass} on {@code g}, logged (debug) the first time this pass and shape come by. */
+    private boolean onTensorCores(ConvPass pass, Conv g) {
+        String why = TensorCoreConv.whyNot(math, tensorCores, pass, g.c, g.k, g.r, g.s, g.pad);
+        if (LOG.isDebugEnabled() && loggedPaths.add(pass + " " + g.ctx)) {
+            LOG.debug("{} {} ({}): {}", name, pass, g.ctx, why == null ? "tensor cores (conv_tc.cu)" : "v1 (conv.cu): "
+                    + why);
+        }
+        return why == null;
     }
 
     /** Bytes held by live tensors and scratch (the allocator's rounded sizes). */
@@ -113,13 +173,12 @@ public final class CudaBackend implements Backend {
         try {
             p = allocator.allocate(bytes);
         } catch (CudaOutOfMemoryException oom) {
-            if (workspaceBytes == 0) {
+            // the scratch buffers are the blocks the allocator cannot drop by itself: wait for their users, retry
+            boolean released = workspace.release();
+            released |= tensorCoreConv.releaseScratch();
+            if (!released) {
                 throw outOfMemory(shape, bytes, oom);
             }
-            // the split-K workspace is the one block the allocator cannot drop by itself: wait for its users, retry
-            driver.synchronize();
-            allocator.release(workspace);
-            workspaceBytes = 0;
             try {
                 p = allocator.allocate(bytes);
             } catch (CudaOutOfMemoryException again) {
@@ -236,7 +295,7 @@ public final class CudaBackend implements Backend {
     // ================================================================ convolution
 
     /** Sizes of one convolution from x (N,C,H,W) and w (K,C,R,S), checked against each other. */
-    private record Conv(int n, int c, int h, int w, int k, int r, int s, int p, int q, int pad, String ctx) {
+    record Conv(int n, int c, int h, int w, int k, int r, int s, int p, int q, int pad, String ctx) {
         static Conv of(String op, Tensor x, Tensor w, int pad) {
             rank(op, "x (N,C,H,W)", x, 4);
             rank(op, "w (K,C,R,S)", w, 4);
@@ -271,6 +330,10 @@ public final class CudaBackend implements Backend {
             shape(op, "b", b, g.ctx, g.k);
             bp = ptr(op, "b", b);
         }
+        if (onTensorCores(ConvPass.FORWARD, g)) {
+            tensorCoreConv.forward(launcher(op, x, w, b, y), g, ptr(op, "x", x), ptr(op, "w", w), bp, ptr(op, "y", y));
+            return;
+        }
         KernelArgs a = KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "w", w)).ptr(bp).ptr(ptr(op, "y", y));
         launch(op, "conv", "conv_fwd_" + math.suffix, blocks((long) g.n * g.p * g.q), blocks(g.k), g.geometry(a),
                 x, w, b, y);
@@ -281,6 +344,11 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardData";
         Conv g = Conv.of(op, dx, w, pad);
         shape(op, "dy", dy, g.ctx, g.n, g.k, g.p, g.q);
+        if (onTensorCores(ConvPass.BACKWARD_DATA, g)) {
+            tensorCoreConv.backwardData(launcher(op, dy, w, dx), g, ptr(op, "dy", dy), ptr(op, "w", w),
+                    ptr(op, "dx", dx));
+            return;
+        }
         KernelArgs a = KernelArgs.of().ptr(ptr(op, "dy", dy)).ptr(ptr(op, "w", w)).ptr(ptr(op, "dx", dx));
         launch(op, "conv", "conv_bwd_data_" + math.suffix, blocks((long) g.n * g.h * g.w), blocks(g.c),
                 g.geometry(a), dy, w, dx);
@@ -292,6 +360,23 @@ public final class CudaBackend implements Backend {
         Conv g = Conv.of(op, x, dw, pad);
         shape(op, "dy", dy, g.ctx, g.n, g.k, g.p, g.q);
         long dwp = ptr(op, "dw", dw);
+        if (db != null) {
+            shape(op, "db", db, g.ctx, g.k);
+        }
+        if (onTensorCores(ConvPass.BACKWARD_FILTER, g)) {
+            SplitK sk = tensorCoreWgradSplit(g);
+            long ws = splitKWorkspace(4L * sk.splits * g.k * g.c * g.r * g.s);
+            tensorCoreConv.backwardFilter(launcher(op, x, dy, dw), g, ptr(op, "x", x), ptr(op, "dy", dy), dwp, ws,
+                    sk.splits, sk.chunk);
+        } else {
+            backwardFilterV1(op, g, x, dy, dw, dwp);
+        }
+        if (db != null) {
+            biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
+        }
+    }
+
+    private void backwardFilterV1(String op, Conv g, Tensor x, Tensor dy, Tensor dw, long dwp) {
         KernelArgs a = g.geometry(KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "dy", dy)).ptr(dwp));
         int gx = blocks((long) g.c * g.r * g.s);
         int gy = blocks(g.k);
@@ -306,10 +391,6 @@ public final class CudaBackend implements Backend {
                     x, dy, dw);
             elementwise(op, "elementwise", "splitk_accumulate", mn, KernelArgs.of().ptr(ws).i32(sk.splits)
                     .i64(mn).ptr(dwp), x, dy, dw);
-        }
-        if (db != null) {
-            shape(op, "db", db, g.ctx, g.k);
-            biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
         }
     }
 
@@ -555,30 +636,48 @@ public final class CudaBackend implements Backend {
      * -- reuse the block while the split-K kernels still ran.)
      */
     private long splitKWorkspace(long bytes) {
-        if (bytes > workspaceBytes) {
-            if (workspaceBytes > 0) {
-                driver.synchronize();
-                allocator.release(workspace);
-                workspaceBytes = 0;
-            }
-            workspace = allocator.allocate(bytes);
-            workspaceBytes = bytes;
-        }
-        return workspace;
+        return workspace.atLeast(bytes);
     }
 
     /** Bytes held by the split-K workspace (0 before the first split-K launch). */
     long splitKWorkspaceBytes() {
-        return workspaceBytes;
+        return workspace.bytes();
     }
 
     /** The split-K workspace's device address (meaningful while {@link #splitKWorkspaceBytes} &gt; 0). */
     long splitKWorkspacePointer() {
-        return workspace;
+        return workspace.pointer();
+    }
+
+    /** Bytes held by the tensor-core path's NHWC scratch buffers (0 before its first use). */
+    long tensorCoreScratchBytes() {
+        return tensorCoreConv.scratchBytes();
     }
 
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
-    record SplitK(int splits, int chunk) {
+    public record SplitK(int splits, int chunk) {
+    }
+
+    /**
+     * The split-K plan of the tensor-core backward-filter (conv_tc_wgrad_bf16) for x (N,C,H,W), w (K,C,R,S) and
+     * {@code pad}: how many chunks of N*P*Q pixels it sums separately before conv_tc_wgrad_reduce adds them in
+     * order. For the benchmark of the raw kernels (GpuBenchmark tc-layers), which must launch them as this backend
+     * does.
+     */
+    public SplitK tensorCoreWgradSplit(Shape x, Shape w, int pad) {
+        String op = "tensorCoreWgradSplit";
+        if (x.rank() != 4 || w.rank() != 4 || x.dim(1) != w.dim(1)) {
+            throw new IllegalArgumentException(op + ": x " + x + " and w " + w + " must be (N,C,H,W) and (K,C,R,S)");
+        }
+        int p = x.dim(2) + 2 * pad - w.dim(2) + 1;
+        int q = x.dim(3) + 2 * pad - w.dim(3) + 1;
+        return tensorCoreWgradSplit(new Conv(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), p,
+                q, pad, "x " + x + ", w " + w + ", pad " + pad));
+    }
+
+    private SplitK tensorCoreWgradSplit(Conv g) {
+        return splitK(TensorCoreConv.wgradTiles(g), (long) g.n * g.p * g.q, (long) g.k * g.c * g.r * g.s,
+                TensorCoreConv.WGRAD_CHUNK);
     }
 
     /**
@@ -595,6 +694,16 @@ public final class CudaBackend implements Backend {
         }
         long chunk = ((depth + splits - 1) / splits + 15) / 16 * 16;
         return new SplitK((int) ((depth + chunk - 1) / chunk), (int) chunk);
+    }
+
+    /**
+     * As {@link #splitK(int, long, long)} for a kernel whose chunks must be multiples of {@code align} (a multiple
+     * of 16), the single chunk of an unsplit plan included (rounded up past {@code depth}).
+     */
+    SplitK splitK(int tiles, long depth, long mn, int align) {
+        SplitK sk = splitK(tiles, depth, mn);
+        long chunk = (sk.chunk + (long) align - 1) / align * align;
+        return new SplitK((int) ((depth + chunk - 1) / chunk), Math.toIntExact(chunk));
     }
 
     @Override
@@ -756,11 +865,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         try {
-            if (workspaceBytes > 0) {
-                driver.synchronize();
-                allocator.release(workspace);
-                workspaceBytes = 0;
-            }
+            workspace.release();
+            tensorCoreConv.releaseScratch();
             allocator.releaseCached();
         } finally {
             driver.close(); // also after a failed release: a lost GPU context is reset there
@@ -775,6 +881,21 @@ public final class CudaBackend implements Backend {
 
     private static int blocks(long n, int per) {
         return (int) Math.max(1, (n + per - 1) / per);
+    }
+
+    /** The tensor-core path's launches for {@code op}: module conv_tc, failures naming op and tensors. */
+    private TensorCoreConv.Launcher launcher(String op, Tensor... tensors) {
+        return new TensorCoreConv.Launcher() {
+            @Override
+            public void launch(String kernel, int gx, int gy, int gz, KernelArgs args) {
+                CudaBackend.this.launch(op, TensorCoreConv.MODULE, kernel, gx, gy, gz, args, tensors);
+            }
+
+            @Override
+            public void elementwise(String kernel, long n, KernelArgs args) {
+                CudaBackend.this.elementwise(op, TensorCoreConv.MODULE, kernel, n, args, tensors);
+            }
+        };
     }
 
     /** A grid-stride kernel over n elements. */

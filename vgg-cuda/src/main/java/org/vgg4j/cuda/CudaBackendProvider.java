@@ -7,7 +7,8 @@ import org.vgg4j.cuda.api.CudaException;
 /**
  * Backend "cuda": {@link CudaBackend} on a real GPU through JCuda (device {@code -Dvgg4j.cuda.device}, default 0,
  * or device r for data-parallel replica r through {@link #create(int)};
- * math {@code -Dvgg4j.cuda.math=fp32|tf32|bf16}).
+ * math {@code -Dvgg4j.cuda.math=fp32|tf32|bf16}; BF16's tensor-core convolutions
+ * {@code -Dvgg4j.cuda.tensorcores=auto|off}).
  *
  * <p>{@link #unavailableReason()} says precisely why it cannot run: JCuda missing from the class path, no
  * libcuda.so.1 (no NVIDIA driver), no GPU, or kernels not built (vgg-cuda compiled without nvcc). Nothing of JCuda

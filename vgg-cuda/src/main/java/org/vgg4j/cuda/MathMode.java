@@ -4,8 +4,10 @@ package org.vgg4j.cuda;
  * Operand precision of the GEMM-shaped kernels (convolutions and the FC layers' gemm); accumulation is FP32 in all
  * three. Selected per backend ({@code -Dvgg4j.cuda.math=fp32|tf32|bf16}, default fp32).
  *
- * <p>TF32 and BF16 run on tensor cores on a GPU (sm_80+); on the emulated device the same kernels run their twin
- * path (operands rounded identically, products by FP32 FMA), see gemm_tile.cuh.
+ * <p>TF32 and BF16 run on tensor cores on a GPU (sm_80+); on the emulated device the v1 kernels run their twin
+ * path (operands rounded identically, products by FP32 FMA), see gemm_tile.cuh. In BF16 the convolution passes
+ * whose shape qualifies run the NHWC tensor-core kernels of conv_tc.cu instead, on both devices (the emulator
+ * implements their mma.sync), see {@link CudaBackend}.
  */
 public enum MathMode {
     /** Exact FP32 products (the default, what parity tests compare at tight tolerance). */

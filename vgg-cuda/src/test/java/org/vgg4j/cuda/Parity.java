@@ -3,6 +3,7 @@ package org.vgg4j.cuda;
 import static org.vgg4j.core.testing.TestTensors.toArray;
 
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
@@ -43,6 +44,15 @@ final class Parity implements AutoCloseable {
         dev = onGpu()
                 ? new CudaBackend("cuda", JCudaDriver.open(Integer.getInteger("vgg4j.cuda.device", 0)), math)
                 : new CudaBackend("cuda-emulated", EmulatedDriver.open(0), math);
+    }
+
+    /**
+     * A device backend in {@code math} whose driver is {@code wrap} of the device's (a driver that records the
+     * launches, say), the tensor-core path allowed or not ({@link CudaBackend#tensorCores}).
+     */
+    Parity(MathMode math, boolean tensorCores, UnaryOperator<Driver> wrap) {
+        Driver d = onGpu() ? JCudaDriver.open(Integer.getInteger("vgg4j.cuda.device", 0)) : EmulatedDriver.open(0);
+        dev = new CudaBackend(onGpu() ? "cuda" : "cuda-emulated", wrap.apply(d), math, tensorCores);
     }
 
     /** Whether the parity tests run against a real GPU instead of the emulated device. */

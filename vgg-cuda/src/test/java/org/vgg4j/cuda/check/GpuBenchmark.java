@@ -22,12 +22,16 @@ import org.vgg4j.cuda.MathMode;
 import org.vgg4j.cuda.api.CudaOutOfMemoryException;
 
 /**
- * Stages e and f of scripts/gpu-check.sh: our side of the per-layer and per-step tables (the peer's is
+ * Stages e, f and h of scripts/gpu-check.sh: our side of the per-layer and per-step tables (the peer's is
  * scripts/torch_vgg16_bench.py, with the same layer names and line format, which scripts/gpu_tables.py joins).
  * <pre>
  *   GpuBenchmark layers [--batch 64] [--size 224] [--width 1.0] [--maths fp32,tf32,bf16] [--reps 5] [--emulated]
  *       VGG-16's 13 convs (forward, backward-data, backward-filter) and fc6-fc8 (the same three GEMMs), one line each:
  *       LAYER impl=ours math=fp32 layer=conv1_1 pass=fwd ms=... tflops=...
+ *       (BF16 goes through the backend's tensor-core path where a pass qualifies, layout conversions included)
+ *   GpuBenchmark tc-layers [--batch 64] [--size 224] [--width 1.0] [--reps 5] [--emulated]
+ *       the raw tensor-core kernels of conv_tc.cu on NHWC bf16 buffers for the 13 convs (TensorCoreBenchmark):
+ *       LAYER impl=ours-tc math=bf16 layer=conv3_2 pass=fwd ms=... tflops=...
  *   GpuBenchmark steps [--batch 64] [--max-batch 512] [--size 224] [--width 1.0] [--maths ...] [--steps 5]
  *                      [--warmup 2] [--probe] [--emulated]
  *       VGG-16 training steps (forward, loss, backward, momentum SGD) at --batch, then at doubling batches up to
@@ -41,7 +45,7 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  */
 public final class GpuBenchmark {
     /** name, C, K, input side at 224 -- VGG-16 (configuration D). */
-    private static final Object[][] CONVS = {{"conv1_1", 3, 64, 224}, {"conv1_2", 64, 64, 224},
+    static final Object[][] CONVS = {{"conv1_1", 3, 64, 224}, {"conv1_2", 64, 64, 224},
             {"conv2_1", 64, 128, 112}, {"conv2_2", 128, 128, 112}, {"conv3_1", 128, 256, 56},
             {"conv3_2", 256, 256, 56}, {"conv3_3", 256, 256, 56}, {"conv4_1", 256, 512, 28},
             {"conv4_2", 512, 512, 28}, {"conv4_3", 512, 512, 28}, {"conv5_1", 512, 512, 14},
@@ -51,8 +55,8 @@ public final class GpuBenchmark {
     }
 
     public static void main(String[] args) {
-        if (args.length == 0 || !(args[0].equals("layers") || args[0].equals("steps"))) {
-            System.err.println("usage: GpuBenchmark layers|steps [options]; see the class javadoc");
+        if (args.length == 0 || !List.of("layers", "tc-layers", "steps").contains(args[0])) {
+            System.err.println("usage: GpuBenchmark layers|tc-layers|steps [options]; see the class javadoc");
             System.exit(2);
         }
         boolean emulated = Devices.emulated(args);
@@ -63,7 +67,12 @@ public final class GpuBenchmark {
         for (String m : Devices.arg(args, "--maths", "fp32,tf32,bf16").split(",")) {
             maths.add(MathMode.parse(m));
         }
-        if (args[0].equals("layers")) {
+        if (args[0].equals("tc-layers")) {
+            try (CudaBackend be = Devices.open(emulated, 0, MathMode.BF16)) {
+                System.out.println("# " + be.describe() + ": the raw tensor-core kernels, NHWC bf16");
+                TensorCoreBenchmark.run(be, batch, size, width, Devices.intArg(args, "--reps", 5));
+            }
+        } else if (args[0].equals("layers")) {
             int reps = Devices.intArg(args, "--reps", 5);
             for (MathMode math : maths) {
                 try (CudaBackend be = Devices.open(emulated, 0, math)) {
@@ -87,7 +96,7 @@ public final class GpuBenchmark {
         }
     }
 
-    private static int scaled(int channels, double width) {
+    static int scaled(int channels, double width) {
         return channels == 3 ? 3 : Math.max(1, (int) Math.round(channels * width));
     }
 
@@ -134,6 +143,12 @@ public final class GpuBenchmark {
 
     private static void report(MathMode math, String layer, String pass, double flops, int reps, Runnable op,
                                Backend be) {
+        report("ours", math, layer, pass, flops, reps, op, be);
+    }
+
+    /** Times {@code op} (median of reps after a warm-up) and prints its LAYER line as implementation {@code impl}. */
+    static void report(String impl, MathMode math, String layer, String pass, double flops, int reps, Runnable op,
+                       Backend be) {
         op.run(); // warm-up: module load, split-K workspace
         be.synchronize();
         double[] ms = new double[Math.max(1, reps)];
@@ -145,7 +160,7 @@ public final class GpuBenchmark {
         }
         Arrays.sort(ms);
         double med = ms[ms.length / 2];
-        System.out.printf(Locale.ROOT, "LAYER impl=ours math=%s layer=%s pass=%s ms=%.4f tflops=%.2f%n",
+        System.out.printf(Locale.ROOT, "LAYER impl=%s math=%s layer=%s pass=%s ms=%.4f tflops=%.2f%n", impl,
                 math.name().toLowerCase(Locale.ROOT), layer, pass, med, flops / med / 1e9);
     }
 

@@ -22,9 +22,9 @@ import org.vgg4j.cuda.RingAllReduce;
 /**
  * Stage c of scripts/gpu-check.sh, the program compute-sanitizer runs: every kernel launched at least once, on
  * small odd shapes (nothing a multiple of a tile), through the backend's own ops in all three math modes -- both
- * split-K paths, the sliced and one-block-per-channel reductions -- and the ring all-reduce's kernels on two
- * replicas with each wire format. It prints which kernels ran and exits 1 if a kernel of the built PTX was never
- * launched (the sweep must grow with the kernels). Is not: a parity test (the suite is); results are discarded.
+ * split-K paths, the sliced and one-block-per-channel reductions, BF16's tensor-core convolutions -- and the ring
+ * all-reduce's kernels on two replicas with each wire format. It prints which kernels ran and exits 1 if a kernel
+ * of the built PTX was never launched (the sweep must grow with the kernels). Is not: a parity test (the suite is); results are discarded.
  */
 public final class KernelSweep {
     private KernelSweep() {
@@ -82,6 +82,13 @@ public final class KernelSweep {
         b.conv2dForward(x2, w2, null, y2, 0);
         Tensor dw2 = b.allocate(DType.FLOAT32, Shape.of(70, 67, 1, 1));
         b.conv2dBackwardFilter(x2, y2, dw2, null, 0);
+        // channels that are multiples of 8: in BF16 every pass on the tensor-core kernels of conv_tc.cu (odd H, W)
+        Tensor x3 = rnd(b, Shape.of(2, 16, 9, 7), 30);
+        Tensor w3 = rnd(b, Shape.of(24, 16, 3, 3), 31);
+        Tensor y3 = b.allocate(DType.FLOAT32, Shape.of(2, 24, 9, 7));
+        b.conv2dForward(x3, w3, rnd(b, Shape.of(24), 32), y3, 1);
+        b.conv2dBackwardData(y3, w3, b.allocate(DType.FLOAT32, Shape.of(2, 16, 9, 7)), 1);
+        b.conv2dBackwardFilter(x3, y3, b.allocate(DType.FLOAT32, Shape.of(24, 16, 3, 3)), null, 1);
         // GEMM: plain, transposed, and split-K (3 x 3001 . 3001 x 5)
         Tensor a = rnd(b, Shape.of(67, 45), 6);
         Tensor bb = rnd(b, Shape.of(45, 71), 7);

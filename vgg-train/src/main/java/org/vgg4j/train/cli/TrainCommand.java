@@ -83,6 +83,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend (at most one per CPU core)")
     int devices = 1;
 
+    @Option(names = "--precision", paramLabel = "P", description = "operands of the cuda backend's convolutions and GEMMs: fp32 (default), tf32 or bf16 (tensor cores; accumulation, master weights and SGD stay FP32); sets -Dvgg4j.cuda.math for this run. CPU backends: fp32 only")
+    String precision;
+
     @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16 (half the bytes; cuda backends with --devices > 1)")
     String gradPrecision = "fp32";
 
@@ -236,6 +239,26 @@ public final class TrainCommand implements Callable<Integer> {
     /** Trains as the options say; progress goes to {@code progress} (or nowhere), epoch lines to {@code lines}. */
     public Result train(PrintStream progress, PrintStream lines) throws IOException {
         checkOptions();
+        // the cuda backends read their math mode when they are made: set for this run, restored after it
+        String savedMath = System.getProperty(CUDA_MATH);
+        if (precision != null) {
+            System.setProperty(CUDA_MATH, precision.toLowerCase(Locale.ROOT));
+        }
+        try {
+            return trainChecked(progress, lines);
+        } finally {
+            if (savedMath == null) {
+                System.clearProperty(CUDA_MATH);
+            } else {
+                System.setProperty(CUDA_MATH, savedMath);
+            }
+        }
+    }
+
+    /** The system property the cuda backends take their MathMode from (vgg-cuda's CudaBackendProvider). */
+    static final String CUDA_MATH = "vgg4j.cuda.math";
+
+    private Result trainChecked(PrintStream progress, PrintStream lines) throws IOException {
         if (distTimeout < 1) {
             throw new IllegalArgumentException("--dist-timeout " + distTimeout + ": must be >= 1 second");
         }
@@ -283,6 +306,16 @@ public final class TrainCommand implements Callable<Integer> {
                     + " on this machine's " + cores + " CPU core" + (cores == 1 ? "" : "s") + "; expected at most " + cores);
         }
         atLeast("--dist-timeout", distTimeout, 1, "seconds");
+        if (precision != null) {
+            String p = precision.toLowerCase(Locale.ROOT);
+            if (!p.equals("fp32") && !p.equals("tf32") && !p.equals("bf16")) {
+                throw new IllegalArgumentException("--precision " + precision + ": expected fp32, tf32 or bf16");
+            }
+            if (!p.equals("fp32") && !backendName.startsWith("cuda")) {
+                throw new IllegalArgumentException("--precision " + precision + ": the " + backendName + " backend computes"
+                        + " in FP32 only; tf32 and bf16 need the cuda (or cuda-emulated) backend");
+            }
+        }
         if (microBatch != null) {
             atLeast("--micro-batch", microBatch, 1, "images per forward/backward (omit it to run each replica's whole share at once)");
         }
@@ -376,6 +409,10 @@ public final class TrainCommand implements Callable<Integer> {
                 r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
                 src.val().size(), backendName, devices, group == null ? "" : String.format(Locale.ROOT,
                         " per process x %d processes (%s, rank 0 at %s)", world, launch.source(), group.master()));
+        if (precision != null) {
+            lines.printf(Locale.ROOT, "precision %s: operands of the convolutions and GEMMs; FP32 accumulation, master weights"
+                    + " and SGD%n", precision.toLowerCase(Locale.ROOT));
+        }
         if (r.newHead() || r.freezeUpTo() != null || !r.lrMult().isEmpty()) {
             lines.printf(Locale.ROOT, "fine-tuning from %s: %s head%s%s%n", r.initFrom() != null ? r.initFrom() : "a fresh start",
                     r.newHead() ? "a new " + vgg.numClasses() + "-class" : "the checkpoint's",

@@ -1,0 +1,104 @@
+package org.vgg4j.train.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.vgg4j.train.cli.CliRun.vgg;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import java.util.Arrays;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.core.backend.Backends;
+
+/**
+ * {@code vgg train --precision fp32|tf32|bf16}: the cuda backends' operand precision for one run (refused, naming
+ * the value, on the CPU backends and for anything else), set for the run and restored after it.
+ */
+class PrecisionOptionTest {
+    private static final String[] TINY = {"train", "--batch", "8", "--width", "0.125", "--hidden", "16", "--epochs", "1",
+        "--schedule", "constant", "--no-progress"};
+
+    /** Fashion-MNIST's four IDX files with 16 training and 8 test images of noise: validation stays short. */
+    private static Path tinyIdx(Path dir) throws IOException {
+        SplittableRandom r = new SplittableRandom(5);
+        for (String[] split : new String[][] {{"train", "16"}, {"t10k", "8"}}) {
+            int n = Integer.parseInt(split[1]);
+            ByteBuffer images = ByteBuffer.allocate(16 + n * 28 * 28).putInt(0x803).putInt(n).putInt(28).putInt(28);
+            ByteBuffer labels = ByteBuffer.allocate(8 + n).putInt(0x801).putInt(n);
+            for (int i = 0; i < n; i++) {
+                labels.put((byte) (i % 10));
+                for (int px = 0; px < 28 * 28; px++) {
+                    images.put((byte) r.nextInt(256));
+                }
+            }
+            Files.write(dir.resolve(split[0] + "-images-idx3-ubyte"), images.array());
+            Files.write(dir.resolve(split[0] + "-labels-idx1-ubyte"), labels.array());
+        }
+        return dir;
+    }
+
+    private static String[] with(String[] a, String... b) {
+        String[] c = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    /** A usage error: exit code 2 and one line on stderr. */
+    private static String refused(String... args) {
+        CliRun r = vgg(args);
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        return r.err();
+    }
+
+    @Test
+    void cpuBackendsAndUnknownValuesAreRefusedNamingTheValue(@TempDir Path dir) {
+        String[] t = with(TINY, "--out", dir.resolve("run").toString());
+        String err = refused(with(t, "--backend", "reference", "--precision", "bf16"));
+        assertTrue(err.contains("--precision bf16: the reference backend computes in FP32 only; tf32 and bf16 need the"
+                + " cuda (or cuda-emulated) backend"), err);
+        err = refused(with(t, "--backend", "reference", "--precision", "tf32"));
+        assertTrue(err.contains("--precision tf32: the reference backend computes in FP32 only"), err);
+        err = refused(with(t, "--backend", "reference", "--precision", "fp16"));
+        assertTrue(err.contains("--precision fp16: expected fp32, tf32 or bf16"), err);
+    }
+
+    @Test
+    void bf16ReachesTheCudaBackendForThisRunOnly(@TempDir Path dir) throws IOException {
+        try {
+            Backends.deviceCount("cuda-emulated");
+        } catch (RuntimeException e) {
+            Assumptions.abort("emulated CUDA device not available: " + e.getMessage());
+        }
+        String before = System.getProperty(TrainCommand.CUDA_MATH);
+        Path data = tinyIdx(Files.createDirectories(dir.resolve("data")));
+        String[] t = with(TINY, "--backend", "cuda-emulated", "--data", data.toString());
+        CliRun fp32 = vgg(with(t, "--out", dir.resolve("fp32").toString(), "--precision", "fp32"));
+        assertEquals(0, fp32.code(), fp32.err());
+        CliRun bf16 = vgg(with(t, "--out", dir.resolve("bf16").toString(), "--precision", "BF16"));
+        assertEquals(0, bf16.code(), bf16.err());
+        assertTrue(bf16.out().contains("precision bf16: operands of the convolutions and GEMMs; FP32 accumulation,"
+                + " master weights and SGD"), bf16.out());
+        assertEquals(before, System.getProperty(TrainCommand.CUDA_MATH), "the property is restored after the run");
+        // same data, same initial weights: bf16 operands move the loss a little, not a lot
+        double a = trainLoss(fp32.out());
+        double b = trainLoss(bf16.out());
+        assertNotEquals(a, b, "bf16 operands change the loss: the backend ran in bf16");
+        assertTrue(Math.abs(a - b) < 0.05 * a, "fp32 loss " + a + ", bf16 loss " + b);
+    }
+
+    private static double trainLoss(String out) {
+        Matcher m = Pattern.compile("epoch 1: train loss ([0-9.]+)").matcher(out);
+        assertTrue(m.find(), out);
+        return Double.parseDouble(m.group(1));
+    }
+}
