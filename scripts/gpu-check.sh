@@ -4,6 +4,7 @@
 # through the ring all-reduce. Run from the repository root:
 #
 #   scripts/gpu-check.sh --bundle BUNDLE --out OUT_DIR [--emulated] [--budget SECONDS] [--max-batch N] [--stages LIST]
+#                         [--maths LIST]
 #
 #   BUNDLE    the folder or .tar.gz that scripts/make-gpu-bundle.sh made (vgg-cuda/target/gpu-bundle[.tar.gz]): a
 #             jlinked Java runtime, our jars with the PTX and cubins, the check programs; no JDK, Maven or network is
@@ -19,7 +20,10 @@
 #                and g run; e and f run our side at toy size to prove the tools, and report no figures.
 #   --budget S   seconds for the whole run (default 450: a device command may last 10 minutes); each stage's
 #                timeout is its own cap or what is left of the budget, whichever is less.
-#   --max-batch N  the largest batch stage f tries (default 512; it doubles from 64 until a batch does not fit).
+#   --max-batch N  the largest batch stage f tries (default 512; it doubles from 64 until a batch does not fit;
+#                below 128 there is no probe).
+#   --maths LIST  the math modes stages e and f time, ours and the peer's, in this order (default bf16,tf32,fp32: the
+#                peer's fp32 autotuning is its slowest, so it comes last).
 #   --stages LIST  the stages to run, in this order, comma-separated (default a,b,c,g,d,e,f,h: the cheap checks first,
 #                the long timings last). Stage a runs first in any case: the others need what it finds (the GPU, the
 #                kernels, PyTorch, compute-sanitizer).
@@ -47,8 +51,8 @@
 # Exit status: 0 every stage that ran passed, 1 a stage failed or timed out, 2 cannot run (the message says why).
 set -uo pipefail
 
-usage() { echo "usage: $0 --bundle BUNDLE_DIR|BUNDLE.tar.gz --out OUT_DIR [--emulated] [--budget S] [--max-batch N] [--stages a,b,...]" >&2; exit 2; }
-bundle="" out="" emulated=0 budget=450 max_batch=512 stages=a,b,c,g,d,e,f,h
+usage() { echo "usage: $0 --bundle BUNDLE_DIR|BUNDLE.tar.gz --out OUT_DIR [--emulated] [--budget S] [--max-batch N] [--stages a,b,...] [--maths bf16,...]" >&2; exit 2; }
+bundle="" out="" emulated=0 budget=450 max_batch=512 stages=a,b,c,g,d,e,f,h maths=bf16,tf32,fp32
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) bundle=${2:-}; shift 2 ;;
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
         --emulated) emulated=1; shift ;;
         --budget) budget=${2:-}; shift 2 ;;
         --max-batch) max_batch=${2:-}; shift 2 ;;
+        --maths) maths=${2:-}; shift 2 ;;
         --stages) stages=${2:-}; shift 2 ;;
         *) usage ;;
     esac
@@ -349,11 +354,11 @@ if [ $emulated = 1 ]; then
     echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && finish "not run: emulated" "no figures; our tool ran at toy size" || finish FAILED "our tool failed on the emulated device"
 else
-    jrun "$(limit 150)" org.vgg4j.cuda.check.GpuBenchmark layers --batch 64; rc=$?
+    jrun "$(limit 150)" org.vgg4j.cuda.check.GpuBenchmark layers --batch 64 --maths "$maths"; rc=$?
     prc=1
-    # the peer's bf16 and tf32 first: its fp32 autotuning is the slowest (over 120 s on an H200 on 2026-12-04)
+    # the peer's fp32 autotuning is the slowest (over 120 s on an H200 on 2026-12-04): --maths puts it last
     [ $have_torch = 1 ] && { run_t "$(limit 200)" python3 "$bundle/scripts/torch_vgg16_bench.py" layers --batch 64 \
-        --precisions bf16,tf32,fp32; prc=$?; }
+        --precisions "$maths"; prc=$?; }
     echo '```' >> "$stage_file"; layer_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in e-layers.md" || finish FAILED "ours exited $rc, the peer $prc"
 fi
@@ -370,16 +375,18 @@ if [ $emulated = 1 ]; then
     [ $rc = 0 ] && finish "not run: emulated" "no figures; our tool ran at toy size" || finish FAILED "our tool failed on the emulated device"
 else
     # batch 64 for both first, so the comparison lands even if the budget ends while probing larger batches
-    jrun "$(limit 100)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 64 --max-batch 64; rc=$?
+    jrun "$(limit 100)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 64 --max-batch 64 --maths "$maths"; rc=$?
     prc=1
     [ $have_torch = 1 ] && { run_t "$(limit 120)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 64 \
-        --max-batch 64 --precisions bf16,tf32,fp32; prc=$?; }
+        --max-batch 64 --precisions "$maths"; prc=$?; }
+    if [ "$max_batch" -ge 128 ]; then
     echo "-- the largest batch that fits: doubling from 128 up to $max_batch (3 timed steps each)" >> "$stage_file"
     # ours stores fp32 in every math mode (its peak memory is the same for all three): one probe is enough
     jrun "$(limit 120)" org.vgg4j.cuda.check.GpuBenchmark steps --batch 128 --max-batch "$max_batch" --probe --maths fp32 \
         || echo "(our probe ended early: the table shows what fitted before)" >> "$stage_file"
     [ $have_torch = 1 ] && { run_t "$(limit 100)" python3 "$bundle/scripts/torch_vgg16_bench.py" steps --batch 128 \
         --max-batch "$max_batch" --probe --precisions bf16,fp32 || echo "(the peer's probe ended early)" >> "$stage_file"; }
+    fi
     echo '```' >> "$stage_file"; step_table "$stage_file" >> "$stage_file"
     [ $rc = 0 ] && [ $prc = 0 ] && finish passed "table in f-steps.md" || finish FAILED "ours exited $rc, the peer $prc"
 fi
