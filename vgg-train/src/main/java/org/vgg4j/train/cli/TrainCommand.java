@@ -83,7 +83,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--devices", paramLabel = "N", description = "data-parallel replicas (default 1): replica r on GPU r with cuda / cuda-emulated (gradients averaged by a ring all-reduce, overlapped with backward), or N instances of a CPU backend (at most one per CPU core)")
     int devices = 1;
 
-    @Option(names = "--precision", paramLabel = "P", description = "operands of the cuda backend's convolutions and GEMMs: fp32 (default), tf32 or bf16 (tensor cores; accumulation, master weights and SGD stay FP32); sets -Dvgg4j.cuda.math for this run. CPU backends: fp32 only")
+    @Option(names = "--precision", paramLabel = "P", description = "operands of the convolutions and GEMMs: fp32 (default), tf32 or bf16 (accumulation, master weights and SGD stay FP32). cuda: tensor cores, sets -Dvgg4j.cuda.math for this run; cpu: fp32 or bf16 (oneDNN, needs AVX512-BF16), sets -Dvgg4j.cpu.precision; reference: fp32 only")
     String precision;
 
     @Option(names = "--grad-precision", paramLabel = "P", description = "format gradients travel in between devices: fp32 (default), bf16 or fp16 (half the bytes; cuda backends with --devices > 1)")
@@ -239,24 +239,37 @@ public final class TrainCommand implements Callable<Integer> {
     /** Trains as the options say; progress goes to {@code progress} (or nowhere), epoch lines to {@code lines}. */
     public Result train(PrintStream progress, PrintStream lines) throws IOException {
         checkOptions();
-        // the cuda backends read their math mode when they are made: set for this run, restored after it
+        // the backends read their precision when they are made: set for this run, restored after it
         String savedMath = System.getProperty(CUDA_MATH);
+        String savedCpu = System.getProperty(CPU_PRECISION);
         if (precision != null) {
-            System.setProperty(CUDA_MATH, precision.toLowerCase(Locale.ROOT));
+            String p = precision.toLowerCase(Locale.ROOT);
+            System.setProperty(backendName().startsWith("cuda") ? CUDA_MATH : CPU_PRECISION, p);
         }
         try {
             return trainChecked(progress, lines);
         } finally {
-            if (savedMath == null) {
-                System.clearProperty(CUDA_MATH);
-            } else {
-                System.setProperty(CUDA_MATH, savedMath);
-            }
+            restore(CUDA_MATH, savedMath);
+            restore(CPU_PRECISION, savedCpu);
         }
+    }
+
+    private static void restore(String property, String saved) {
+        if (saved == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, saved);
+        }
+    }
+
+    private String backendName() {
+        return backend != null ? backend : ModelOptions.defaultBackend();
     }
 
     /** The system property the cuda backends take their MathMode from (vgg-cuda's CudaBackendProvider). */
     static final String CUDA_MATH = "vgg4j.cuda.math";
+    /** The cpu backend's precision property (CpuBackend reads it when it is made). */
+    static final String CPU_PRECISION = "vgg4j.cpu.precision";
 
     private Result trainChecked(PrintStream progress, PrintStream lines) throws IOException {
         if (distTimeout < 1) {
@@ -311,9 +324,14 @@ public final class TrainCommand implements Callable<Integer> {
             if (!p.equals("fp32") && !p.equals("tf32") && !p.equals("bf16")) {
                 throw new IllegalArgumentException("--precision " + precision + ": expected fp32, tf32 or bf16");
             }
-            if (!p.equals("fp32") && !backendName.startsWith("cuda")) {
+            if (p.equals("tf32") && !backendName.startsWith("cuda")) {
+                throw new IllegalArgumentException("--precision " + precision + ": tf32 is a tensor-core format; the "
+                        + backendName + " backend computes in fp32" + (backendName.equals("cpu") ? " or bf16" : "")
+                        + ", and tf32 needs the cuda (or cuda-emulated) backend");
+            }
+            if (p.equals("bf16") && !backendName.startsWith("cuda") && !backendName.equals("cpu")) {
                 throw new IllegalArgumentException("--precision " + precision + ": the " + backendName + " backend computes"
-                        + " in FP32 only; tf32 and bf16 need the cuda (or cuda-emulated) backend");
+                        + " in FP32 only; bf16 needs the cpu backend (with AVX512-BF16) or a cuda backend");
             }
         }
         if (microBatch != null) {
