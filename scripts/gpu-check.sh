@@ -46,8 +46,9 @@
 #      equal to each other bit for bit and to the whole batch to float32 rounding
 #   h  tensor-core kernels (conv_tc.cu): their test classes on the device (TensorCore*Test, ConvTc*Test, Bf16*Test;
 #      stage b leaves them to h when both are selected; --emulated leaves the 100-step Bf16TrainingTest to Maven's
-#      suite), then the raw kernels on NHWC bf16 per layer at batch 64 (GpuBenchmark tc-layers) next to the peer's
-#      bf16 convs (torch_vgg16_bench.py layers --precisions bf16), as a table with ours-tc columns; ~150 s on an H200
+#      suite), then the raw kernels on NHWC bf16 per layer at batch 64 (GpuBenchmark tc-layers: the 13 convs, and
+#      fc6-fc8 as 1x1 convolutions) next to the peer's bf16 convs and matmuls (torch_vgg16_bench.py layers
+#      --precisions bf16), as a table with ours-tc columns; ~150 s on an H200
 # Exit status: 0 every stage that ran passed, 1 a stage failed or timed out, 2 cannot run (the message says why).
 set -uo pipefail
 
@@ -409,7 +410,7 @@ if [ $emulated = 1 ]; then
     jrun "$(limit 90)" org.vgg4j.cuda.check.GpuBenchmark tc-layers --emulated --batch 2 --size 32 --width 0.125 \
         --reps 1; rc=$?
 else
-    jrun "$(limit 60)" org.vgg4j.cuda.check.GpuBenchmark tc-layers --batch 64; rc=$?
+    jrun "$(limit 90)" org.vgg4j.cuda.check.GpuBenchmark tc-layers --batch 64; rc=$?
     prc=1
     [ $have_torch = 1 ] && { run_t "$(limit 90)" python3 "$bundle/scripts/torch_vgg16_bench.py" layers --batch 64 \
         --precisions bf16; prc=$?; }

@@ -11,16 +11,22 @@
 //                        A[m][(r*S+s)*C+c] = x[n][p+r-pad][q+s-pad][c] (im2col, never written; zero outside),
 //                        B[kd][k] = w[k][kd]: w (K,R,S,C) is B^T row-major, the "col" operand of mma.sync.
 //                        M = pixels (n,p,q), N = out-channels, Kd = (r,s,c) with c fastest: every 8 channels of a
-//                        tap are 16 contiguous bytes, one cp.async (hence C % 8 == 0).
+//                        tap are 16 contiguous bytes, one cp.async (hence C % 8 == 0; a layer with other C, VGG's
+//                        conv1_1 with C = 3, runs with C padded to Cp = the next multiple of 8 by the layout kernels,
+//                        zeros in x and w, which add nothing to any sum).
 //   backward-data        dx = conv_tc_fwd_bf16(dy, conv_tc_flip_weights_bf16(w), pad' = R-1-pad), C and K swapped.
-//   conv_tc_wgrad_bf16   partial_z (K x RSC) = A (K x pixels_z) * B (pixels_z x RSC)
+//   conv_tc_wgrad_bf16   partial_z (K x RSC) = A (K x pixels_z) * B (pixels_z x RSC)  (or += with one slice)
 //                        A[k][pix] = dy[pix][k], B[pix][(r*S+s)*C+c] = x[n][p+r-pad][q+s-pad][c]; both operands
 //                        are contiguous along M / N, so their tiles are stored k-major and read with ldmatrix.trans.
 //   conv_tc_wgrad_reduce dw (K,C,R,S) += sum over z in order of partial_z (deterministic split-K; SPI rule:
-//                        backward-filter accumulates).
-// Layout kernels: conv_tc_pack_weights_bf16 (K,C,R,S f32 -> K,R,S,C bf16), conv_tc_flip_weights_bf16
-// (K,C,R,S f32 -> C,R,S,K bf16, spatially flipped), nchw_to_nhwc_bf16, nhwc_to_nchw_f32. Elementwise: 256 threads,
-// grid-stride, any grid.
+//                        backward-filter accumulates); with padded channels partial_z is (K x R*S*Cp) and only
+//                        the C real channels are written.
+// Layout kernels: conv_tc_pack_weights_bf16 (K,C,R,S f32 -> K,R,S,Cp bf16), conv_tc_flip_weights_bf16
+// (K,C,R,S f32 -> C,R,S,K bf16, spatially flipped), nchw_to_nhwc_bf16 (N,C,HW f32 -> N,HW,Cp bf16),
+// nhwc_to_nchw_f32; Cp >= C, the channels past C zero. Elementwise: 256 threads, grid-stride, any grid.
+// A fully connected layer is a 1x1 convolution of a 1x1 image (N, P = Q = H = W = 1): y (N,O) = x (N,I) w (O,I)^T is
+// conv_tc_fwd_bf16 with C = I, K = O; dx = dy w is the same with w transposed (conv_tc_flip_weights_bf16 at 1x1);
+// dw (O,I) = dy^T x is conv_tc_wgrad_bf16 (TensorCoreGemm).
 //
 // Tiling of the two GEMM kernels: 256 threads = 8 warps, block tile 128 (M) x 128 (N), depth BK = 32 per stage.
 // Warps are 2 (M) x 4 (N), each owning 64 x 32 of the tile: 4 x 4 mma.sync m16n8k16 per 16 of depth, the A
@@ -243,18 +249,21 @@ EMU_KERNEL(conv_tc_fwd_bf16)
 
 // ------------------------------------------------------------------ backward-filter
 
-// partial + z*K*RSC (K, R*S*C) f32 = sum over pixels [z*chunk, min(NPQ, (z+1)*chunk)) of dy[pix][k] * im2col(x).
+// partial + z*K*RSC (K, R*S*C) f32 = sum over pixels [z*chunk, min(NPQ, (z+1)*chunk)) of dy[pix][k] * im2col(x);
+// with accumulate != 0 (one slice only) partial += that sum instead: a fully connected layer's dw (O,I) is this
+// layout, so its weight gradient accumulates in place without a workspace.
 // Launch: 256 threads, grid (ceil(RSC/128), ceil(K/128), Z) with Z * chunk >= N*P*Q. Requires C % 8 == 0,
 // K % 8 == 0, chunk a positive multiple of 32. Every slice is written (zeros where it has no pixels).
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_tc_wgrad_bf16(const uint16_t* x, const uint16_t* dy, float* partial, int n, int h, int w, int c, int k,
-                       int r, int s, int pad, int chunk) {
+                       int r, int s, int pad, int chunk, int accumulate) {
     using namespace tc;
     const int P = h + 2 * pad - r + 1, Q = w + 2 * pad - s + 1;
     KERNEL_REQUIRE(blockDim.x == THREADS && blockDim.y == 1 && blockDim.z == 1);
     KERNEL_REQUIRE(c % 8 == 0 && k % 8 == 0 && c > 0 && k > 0 && n > 0 && P > 0 && Q > 0);
     const int NPQ = n * P * Q, RSC = r * s * c;
     KERNEL_REQUIRE(chunk > 0 && chunk % BK == 0 && (long long)gridDim.z * chunk >= NPQ);
+    KERNEL_REQUIRE(accumulate == 0 || gridDim.z == 1);
     KERNEL_REQUIRE(gridDim.x == (unsigned)((RSC + BN - 1) / BN) && gridDim.y == (unsigned)((k + BM - 1) / BM));
     __shared__ __align__(128) TcSmem sm;
 
@@ -380,17 +389,26 @@ extern "C" __global__ void __launch_bounds__(256, 2)
             for (int ni = 0; ni < 4; ni++) {
                 const int col = n0 + wn * 32 + 8 * ni + 2 * (lane & 3);
                 if (col >= RSC) continue;
-                *reinterpret_cast<TcFloat2*>(out + (long long)m * RSC + col) =
-                    TcFloat2{acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]};
+                TcFloat2* o = reinterpret_cast<TcFloat2*>(out + (long long)m * RSC + col);
+                TcFloat2 v{acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]};
+                if (accumulate) {
+                    const TcFloat2 old = *o;
+                    v.x += old.x;
+                    v.y += old.y;
+                }
+                *o = v;
             }
         }
     }
 }
 EMU_KERNEL(conv_tc_wgrad_bf16)
 
-// dw (K,C,R,S) += sum over zz = 0 .. z-1, in that order, of partial[zz][k][(r*S+s)*C+c].
-extern "C" __global__ void conv_tc_wgrad_reduce(const float* partial, float* dw, int z, int k, int c, int r, int s) {
-    const long long rsc = (long long)r * s * c, total = (long long)k * rsc;
+// dw (K,C,R,S) += sum over zz = 0 .. z-1, in that order, of partial[zz][k][(r*S+s)*Cp+c]: the partials were
+// computed with the channels padded to Cp >= C (zeros), only the C real ones are written.
+extern "C" __global__ void conv_tc_wgrad_reduce(const float* partial, float* dw, int z, int k, int c, int cp, int r,
+                                                int s) {
+    KERNEL_REQUIRE(cp >= c);
+    const long long rscp = (long long)r * s * cp, total = (long long)k * c * r * s, slice = (long long)k * rscp;
     GRID_STRIDE_LOOP(i, total) {
         const int ss = (int)(i % s);
         long long t = i / s;
@@ -398,9 +416,9 @@ extern "C" __global__ void conv_tc_wgrad_reduce(const float* partial, float* dw,
         t /= r;
         const int cc = (int)(t % c);
         const long long kk = t / c;
-        const long long src = kk * rsc + ((long long)rr * s + ss) * c + cc;
+        const long long src = kk * rscp + ((long long)rr * s + ss) * cp + cc;
         float sum = 0.0f;
-        for (int zz = 0; zz < z; zz++) sum += partial[zz * total + src];
+        for (int zz = 0; zz < z; zz++) sum += partial[zz * slice + src];
         dw[i] += sum;
     }
 }
@@ -408,17 +426,19 @@ EMU_KERNEL_NOSYNC(conv_tc_wgrad_reduce)
 
 // ------------------------------------------------------------------ layouts (elementwise, over the output)
 
-// wp (K,R,S,C) bf16 = w (K,C,R,S) f32, rounded to nearest even
-extern "C" __global__ void conv_tc_pack_weights_bf16(const float* w, uint16_t* wp, int k, int c, int r, int s) {
-    const long long total = (long long)k * c * r * s;
+// wp (K,R,S,Cp) bf16 = w (K,C,R,S) f32, rounded to nearest even; channels C .. Cp-1 are zero (Cp >= C)
+extern "C" __global__ void conv_tc_pack_weights_bf16(const float* w, uint16_t* wp, int k, int c, int cp, int r,
+                                                     int s) {
+    KERNEL_REQUIRE(cp >= c);
+    const long long total = (long long)k * cp * r * s;
     GRID_STRIDE_LOOP(i, total) {
-        const int cc = (int)(i % c);
-        long long t = i / c;
+        const int cc = (int)(i % cp);
+        long long t = i / cp;
         const int ss = (int)(t % s);
         t /= s;
         const int rr = (int)(t % r);
         const long long kk = t / r;
-        wp[i] = bf16_bits(w[((kk * c + cc) * r + rr) * s + ss]);
+        wp[i] = cc < c ? bf16_bits(w[((kk * c + cc) * r + rr) * s + ss]) : (uint16_t)0;
     }
 }
 EMU_KERNEL_NOSYNC(conv_tc_pack_weights_bf16)
@@ -439,15 +459,16 @@ extern "C" __global__ void conv_tc_flip_weights_bf16(const float* w, uint16_t* w
 }
 EMU_KERNEL_NOSYNC(conv_tc_flip_weights_bf16)
 
-// y (N,HW,C) bf16 = x (N,C,HW) f32, rounded to nearest even
-extern "C" __global__ void nchw_to_nhwc_bf16(const float* x, uint16_t* y, int n, int c, int hw) {
-    const long long total = (long long)n * c * hw;
+// y (N,HW,Cp) bf16 = x (N,C,HW) f32, rounded to nearest even; channels C .. Cp-1 are zero (Cp >= C)
+extern "C" __global__ void nchw_to_nhwc_bf16(const float* x, uint16_t* y, int n, int c, int cp, int hw) {
+    KERNEL_REQUIRE(cp >= c);
+    const long long total = (long long)n * cp * hw;
     GRID_STRIDE_LOOP(i, total) {
-        const int cc = (int)(i % c);
-        const long long t = i / c;
+        const int cc = (int)(i % cp);
+        const long long t = i / cp;
         const int p = (int)(t % hw);
         const long long img = t / hw;
-        y[i] = bf16_bits(x[(img * c + cc) * hw + p]);
+        y[i] = cc < c ? bf16_bits(x[(img * c + cc) * hw + p]) : (uint16_t)0;
     }
 }
 EMU_KERNEL_NOSYNC(nchw_to_nhwc_bf16)

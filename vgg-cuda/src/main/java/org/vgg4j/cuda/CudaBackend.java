@@ -36,12 +36,16 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  * {@link CudaException} naming the op and the shapes. Is not: thread-safe (one backend per device per thread).
  *
  * <p>Convolutions: with {@link MathMode#BF16} each pass whose shape qualifies runs on the tensor-core kernels of
- * conv_tc.cu ({@link TensorCoreConv}: NHWC BF16 operands converted from and back to NCHW around one implicit GEMM;
- * forward needs C % 8 == 0, backward-data K % 8 == 0 and R == S, pad &lt;= R - 1, backward-filter C and K % 8 == 0);
- * every other pass -- all of FP32 and TF32, and in VGG-16 the forward and backward-filter of conv1_1 (C = 3) --
- * runs the v1 kernels of conv.cu. {@link #convPath} says which path a pass takes, and the first call of each pass
- * and shape logs it at debug level (with the reason for v1). {@code -Dvgg4j.cuda.tensorcores=off} (default auto)
- * keeps every pass on v1, for comparisons.
+ * conv_tc.cu ({@link TensorCoreConv}: NHWC BF16 operands converted from and back to NCHW around one implicit GEMM,
+ * C padded to a multiple of 8 with zeros; forward takes any shape, backward-data needs K % 8 == 0 and R == S,
+ * pad &lt;= R - 1, backward-filter K % 8 == 0; {@link #conv2dBackward} converts dy once for both backward passes);
+ * every other pass -- all of FP32 and TF32 -- runs the v1 kernels of conv.cu. {@link #convPath} says which path a
+ * pass takes, and the first call of each pass and shape logs it at debug level (with the reason for v1).
+ * {@code -Dvgg4j.cuda.tensorcores=off} (default auto) keeps every pass on v1, for comparisons.
+ *
+ * <p>GEMMs: with BF16, the fully connected layer's three GEMMs (gemm(false, true), gemm(false, false),
+ * gemm(true, false)) run on the same tensor-core kernels as 1x1 convolutions when their channel sizes are multiples
+ * of 8 ({@link TensorCoreGemm}); everything else runs gemm.cu. {@link #gemmPath} says which, logged likewise.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input height/width, P/Q output height/width,
  * R/S kernel height/width, F features; GEMM: M rows of op(a), Kd shared dimension, Nd columns of op(b).
@@ -66,7 +70,10 @@ public final class CudaBackend implements Backend {
     private final Map<Integer, Long> liveBytesByLeadingDim = new HashMap<>();
     /** the split-K workspace (see splitKWorkspace); 0 bytes before the first split-K launch */
     private final Scratch workspace;
+    /** the tensor-core path's NHWC / bf16 copies, shared by its convolutions and GEMMs */
+    private final TensorCoreScratch tensorCoreScratch;
     private final TensorCoreConv tensorCoreConv;
+    private final TensorCoreGemm tensorCoreGemm;
     /** pass and shape of every convolution whose path was logged */
     private final Set<String> loggedPaths = new HashSet<>();
 
@@ -91,7 +98,9 @@ public final class CudaBackend implements Backend {
         this.tensorCores = tensorCores ? TensorCoreConv.Setting.AUTO : TensorCoreConv.Setting.OFF;
         this.allocator = new DeviceAllocator(driver);
         this.workspace = new Scratch(allocator, driver);
-        this.tensorCoreConv = new TensorCoreConv(allocator, driver);
+        this.tensorCoreScratch = new TensorCoreScratch(allocator, driver);
+        this.tensorCoreConv = new TensorCoreConv(tensorCoreScratch);
+        this.tensorCoreGemm = new TensorCoreGemm(tensorCoreScratch);
         LOG.debug("backend '{}' on {} ({} math, tensor cores {})", name, driver.describe(), math, this.tensorCores);
     }
 
@@ -145,6 +154,21 @@ public final class CudaBackend implements Backend {
         return why == null;
     }
 
+    /**
+     * Which kernels gemm(transA, transB, 1, a, b, beta, c) runs on in this backend: "tensor cores" (the Linear
+     * layer's three GEMMs on conv_tc.cu, {@link TensorCoreGemm}) or "v1" (gemm.cu). See the class comment.
+     */
+    public String gemmPath(boolean transA, boolean transB, Shape a, Shape b) {
+        if (a.rank() != 2 || b.rank() != 2) {
+            throw new IllegalArgumentException("gemmPath: a " + a + " and b " + b + " must both have rank 2");
+        }
+        int m = transA ? a.dim(1) : a.dim(0);
+        int kd = transA ? a.dim(0) : a.dim(1);
+        int nd = transB ? b.dim(0) : b.dim(1);
+        return (TensorCoreGemm.whyNot(math, tensorCores, transA, transB, m, kd, nd) == null
+                ? TensorCoreConv.Path.TENSOR_CORES : TensorCoreConv.Path.V1).label;
+    }
+
     /** Bytes held by live tensors and scratch (the allocator's rounded sizes). */
     public long deviceBytesInUse() {
         return allocator.inUseBytes();
@@ -175,7 +199,7 @@ public final class CudaBackend implements Backend {
         } catch (CudaOutOfMemoryException oom) {
             // the scratch buffers are the blocks the allocator cannot drop by itself: wait for their users, retry
             boolean released = workspace.release();
-            released |= tensorCoreConv.releaseScratch();
+            released |= tensorCoreScratch.release();
             if (!released) {
                 throw outOfMemory(shape, bytes, oom);
             }
@@ -365,12 +389,43 @@ public final class CudaBackend implements Backend {
         }
         if (onTensorCores(ConvPass.BACKWARD_FILTER, g)) {
             SplitK sk = tensorCoreWgradSplit(g);
-            long ws = splitKWorkspace(4L * sk.splits * g.k * g.c * g.r * g.s);
+            long ws = splitKWorkspace(4L * TensorCoreConv.wgradWorkspaceFloats(g, sk.splits));
             tensorCoreConv.backwardFilter(launcher(op, x, dy, dw), g, ptr(op, "x", x), ptr(op, "dy", dy), dwp, ws,
                     sk.splits, sk.chunk);
         } else {
             backwardFilterV1(op, g, x, dy, dw, dwp);
         }
+        if (db != null) {
+            biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
+        }
+    }
+
+    /**
+     * Both gradients. Where backward-filter and (when dx is wanted) backward-data both run on the tensor cores, dy is
+     * converted to NHWC bf16 once and read by both GEMMs ({@link TensorCoreConv#backward}): the same kernels on the
+     * same operands as the two separate calls, so the same values bit for bit. Otherwise the two calls, each on its
+     * own path.
+     */
+    @Override
+    public void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad) {
+        String op = "conv2dBackward";
+        Conv g = Conv.of(op, x, w, pad);
+        if (!(onTensorCores(ConvPass.BACKWARD_FILTER, g) && (dx == null || onTensorCores(ConvPass.BACKWARD_DATA, g)))) {
+            Backend.super.conv2dBackward(x, w, dy, dx, dw, db, pad);
+            return;
+        }
+        shape(op, "dy", dy, g.ctx, g.n, g.k, g.p, g.q);
+        shape(op, "dw", dw, g.ctx, g.k, g.c, g.r, g.s);
+        if (dx != null) {
+            shape(op, "dx", dx, g.ctx, g.n, g.c, g.h, g.w);
+        }
+        if (db != null) {
+            shape(op, "db", db, g.ctx, g.k);
+        }
+        SplitK sk = tensorCoreWgradSplit(g);
+        long ws = splitKWorkspace(4L * TensorCoreConv.wgradWorkspaceFloats(g, sk.splits));
+        tensorCoreConv.backward(launcher(op, x, w, dy, dx, dw), g, ptr(op, "x", x), ptr(op, "w", w), ptr(op, "dy", dy),
+                dx == null ? 0 : ptr(op, "dx", dx), ptr(op, "dw", dw), ws, sk.splits, sk.chunk);
         if (db != null) {
             biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
         }
@@ -611,6 +666,21 @@ public final class CudaBackend implements Backend {
         int kd = dims.kd();
         int nd = dims.nd();
         long cp = ptr(op, "c", c);
+        if (gemmOnTensorCores(transA, transB, dims, a, b)) {
+            TensorCoreConv.Launcher l = launcher(op, a, b, c);
+            TensorCoreGemm.Pattern pattern = TensorCoreGemm.Pattern.of(transA, transB);
+            if (pattern == TensorCoreGemm.Pattern.BACKWARD_FILTER) {
+                SplitK sk = splitK(TensorCoreGemm.weightGradientTiles(m, nd), kd, (long) m * nd,
+                        TensorCoreConv.WGRAD_CHUNK);
+                long ws = TensorCoreGemm.needsWorkspace(sk.splits, alpha, beta)
+                        ? splitKWorkspace(4L * sk.splits * m * nd) : 0;
+                tensorCoreGemm.weightGradient(l, m, kd, nd, ptr(op, "a", a), ptr(op, "b", b), alpha, beta, cp, ws,
+                        sk.splits, sk.chunk);
+            } else {
+                tensorCoreGemm.product(l, pattern, m, kd, nd, ptr(op, "a", a), ptr(op, "b", b), alpha, beta, cp);
+            }
+            return;
+        }
         KernelArgs args = KernelArgs.of().ptr(ptr(op, "a", a)).ptr(ptr(op, "b", b)).ptr(cp).i32(m).i32(nd).i32(kd)
                 .i32(transA ? 1 : 0).i32(transB ? 1 : 0).i32(a.dim(1)).i32(b.dim(1)).f32((float) alpha)
                 .f32((float) beta);
@@ -625,6 +695,16 @@ public final class CudaBackend implements Backend {
                 a, b, c);
         elementwise(op, "elementwise", "splitk_gemm_epilogue", mn, KernelArgs.of().ptr(ws).i32(sk.splits).i64(mn)
                 .ptr(cp).f32((float) alpha).f32((float) beta), a, b, c);
+    }
+
+    /** Whether this gemm call runs on the tensor cores, logged (debug) the first time its pattern and shapes come by. */
+    private boolean gemmOnTensorCores(boolean transA, boolean transB, OpChecks.GemmDims d, Tensor a, Tensor b) {
+        String why = TensorCoreGemm.whyNot(math, tensorCores, transA, transB, d.m(), d.kd(), d.nd());
+        String ctx = "gemm(" + transA + ", " + transB + ") a " + a.shape() + ", b " + b.shape();
+        if (LOG.isDebugEnabled() && loggedPaths.add(ctx)) {
+            LOG.debug("{} {}: {}", name, ctx, why == null ? "tensor cores (conv_tc.cu)" : "v1 (gemm.cu): " + why);
+        }
+        return why == null;
     }
 
     /**
@@ -651,7 +731,7 @@ public final class CudaBackend implements Backend {
 
     /** Bytes held by the tensor-core path's NHWC scratch buffers (0 before its first use). */
     long tensorCoreScratchBytes() {
-        return tensorCoreConv.scratchBytes();
+        return tensorCoreScratch.bytes();
     }
 
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
@@ -866,7 +946,7 @@ public final class CudaBackend implements Backend {
     public void close() {
         try {
             workspace.release();
-            tensorCoreConv.releaseScratch();
+            tensorCoreScratch.release();
             allocator.releaseCached();
         } finally {
             driver.close(); // also after a failed release: a lost GPU context is reset there
@@ -883,7 +963,7 @@ public final class CudaBackend implements Backend {
         return (int) Math.max(1, (n + per - 1) / per);
     }
 
-    /** The tensor-core path's launches for {@code op}: module conv_tc, failures naming op and tensors. */
+    /** The tensor-core path's launches for {@code op}: module conv_tc (GEMMs), failures naming op and tensors. */
     private TensorCoreConv.Launcher launcher(String op, Tensor... tensors) {
         return new TensorCoreConv.Launcher() {
             @Override
@@ -892,8 +972,8 @@ public final class CudaBackend implements Backend {
             }
 
             @Override
-            public void elementwise(String kernel, long n, KernelArgs args) {
-                CudaBackend.this.elementwise(op, TensorCoreConv.MODULE, kernel, n, args, tensors);
+            public void elementwise(String module, String kernel, long n, KernelArgs args) {
+                CudaBackend.this.elementwise(op, module, kernel, n, args, tensors);
             }
         };
     }

@@ -6,8 +6,8 @@ package org.vgg4j.cuda;
  *
  * <p>TF32 and BF16 run on tensor cores on a GPU (sm_80+); on the emulated device the v1 kernels run their twin
  * path (operands rounded identically, products by FP32 FMA), see gemm_tile.cuh. In BF16 the convolution passes
- * whose shape qualifies run the NHWC tensor-core kernels of conv_tc.cu instead, on both devices (the emulator
- * implements their mma.sync), see {@link CudaBackend}.
+ * and the FC layers' GEMMs whose shape qualifies run the NHWC tensor-core kernels of conv_tc.cu instead, on both
+ * devices (the emulator implements their mma.sync), see {@link CudaBackend}.
  */
 public enum MathMode {
     /** Exact FP32 products (the default, what parity tests compare at tight tolerance). */

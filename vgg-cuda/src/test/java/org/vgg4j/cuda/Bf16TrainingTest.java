@@ -23,8 +23,8 @@ import org.vgg4j.core.testing.TestTensors;
 
 /**
  * Mixed precision end to end: a narrow VGG-A (width 1/16, 32x32 inputs, 10 classes) trained from the same initial
- * parameters on one fixed batch, in BF16 on the device (the tensor-core path for every conv pass that qualifies, v1
- * BF16 for the rest, FP32 master weights and SGD) and in FP32 on the reference backend: the BF16 loss curve stays
+ * parameters on one fixed batch, in BF16 on the device (the tensor-core path for every conv pass and FC GEMM that
+ * qualifies, v1 BF16 for the rest, FP32 master weights and SGD) and in FP32 on the reference backend: the BF16 loss curve stays
  * within {@value #TOLERANCE} of the FP32 one at every step. The tolerance is chosen from the curves observed (see
  * docs/cuda.md, "The tensor-core path", for the gap seen), well below the fall of the FP32 curve over the 100 steps
  * (asserted: more than 1 nat). The learning rate is one at which the descent is smooth: at a rate where the

@@ -24,7 +24,8 @@ import org.vgg4j.cuda.api.CudaException;
  * gradient in one slice and in three (the last one short) reduced onto an existing dw. Exact on small integers, within
  * 1e-5 of the sum of |products| on random bf16-exact reals. The shapes exercise every edge of the 128x128x32 tiles:
  * N*P*Q and K not multiples of 128, K = 8 (one mma column block), R*S*C not a multiple of 32, C = 8 (a stage spans
- * several taps), 1x1, 3x3 and 5x5 kernels. Also the layout kernels bit for bit, and the launch checks.
+ * several taps), 1x1, 3x3 and 5x5 kernels, C = 3 (VGG's conv1_1) run with its channels padded to 8 by the layout
+ * kernels. Also the layout kernels bit for bit (the padding channels zero), and the launch checks.
  */
 @Tag(Parity.DEVICE_TAG)
 class ConvTcKernelTest {
@@ -57,7 +58,8 @@ class ConvTcKernelTest {
                 new Case(2, 16, 7, 7, 24, 1, 1, 0),   // 1x1, R*S*C = 16 < one stage, K = 24
                 new Case(1, 40, 9, 11, 136, 3, 3, 1), // K = 136: two column tiles; C = 40: taps straddle the stages
                 new Case(1, 8, 9, 8, 16, 5, 5, 2),    // 5x5 pad 2
-                new Case(3, 16, 9, 9, 8, 3, 3, 1));   // N*P*Q = 243: two row tiles, the second ragged
+                new Case(3, 16, 9, 9, 8, 3, 3, 1),    // N*P*Q = 243: two row tiles, the second ragged
+                new Case(2, 3, 7, 7, 8, 3, 3, 1));    // C = 3 padded to 8: zeros in x and w, dw's 3 real channels
     }
 
     private Driver d;
@@ -188,12 +190,25 @@ class ConvTcKernelTest {
         d.launch(d.function("conv_tc", kernel), 3, 1, 1, 256, args); // any grid: grid-stride loops
     }
 
-    /** NCHW f32 on the host -> NHWC bf16 on the device. */
-    private long nhwc(double[] nchw, int n, int c, int hw) {
+    /** NCHW f32 on the host -> NHWC bf16 on the device, the channels padded with zeros to cp. */
+    private long nhwc(double[] nchw, int n, int c, int cp, int hw) {
         long f = upload(nchw);
-        long b = mallocBf16(nchw.length);
-        elementwise("nchw_to_nhwc_bf16", KernelArgs.of().ptr(f).ptr(b).i32(n).i32(c).i32(hw));
+        long b = mallocBf16(n * cp * hw);
+        elementwise("nchw_to_nhwc_bf16", KernelArgs.of().ptr(f).ptr(b).i32(n).i32(c).i32(cp).i32(hw));
         return b;
+    }
+
+    /** w (K,C,R,S) f32 on the device -> (K,R,S,Cp) bf16. */
+    private long pack(long wf, Case c, int cp) {
+        long wp = mallocBf16(c.k * cp * c.r * c.s);
+        elementwise("conv_tc_pack_weights_bf16", KernelArgs.of().ptr(wf).ptr(wp).i32(c.k).i32(c.c).i32(cp).i32(c.r)
+                .i32(c.s));
+        return wp;
+    }
+
+    /** The channels the kernels run with: C rounded up to a multiple of 8, as the backend pads them. */
+    private static int padded(int c) {
+        return TensorCoreConv.paddedChannels(c);
     }
 
     /** conv_tc_fwd_bf16 then back to NCHW f32: y (n, k, p*q). */
@@ -209,17 +224,20 @@ class ConvTcKernelTest {
         return download(out, m * k);
     }
 
-    /** dw (K,C,R,S) = dw0 + the weight gradient, through z slices of ceil(N*P*Q / z) pixels rounded up to 32. */
-    private float[] wgrad(Case c, long x, long dy, double[] dw0, int z) {
-        int npq = c.n * c.p() * c.q(), rsc = c.r * c.s * c.c;
+    /**
+     * dw (K,C,R,S) = dw0 + the weight gradient, through z slices of ceil(N*P*Q / z) pixels rounded up to 32, x with
+     * its channels padded to cp.
+     */
+    private float[] wgrad(Case c, int cp, long x, long dy, double[] dw0, int z) {
+        int npq = c.n * c.p() * c.q(), rsc = c.r * c.s * cp;
         int chunk = ((npq + z - 1) / z + 31) / 32 * 32;
         long partial = d.malloc(4L * z * c.k * rsc);
         d.launch(d.function("conv_tc", "conv_tc_wgrad_bf16"), (rsc + 127) / 128, (c.k + 127) / 128, z, 256,
-                KernelArgs.of().ptr(x).ptr(dy).ptr(partial).i32(c.n).i32(c.h).i32(c.w).i32(c.c).i32(c.k).i32(c.r)
-                        .i32(c.s).i32(c.pad).i32(chunk));
+                KernelArgs.of().ptr(x).ptr(dy).ptr(partial).i32(c.n).i32(c.h).i32(c.w).i32(cp).i32(c.k).i32(c.r)
+                        .i32(c.s).i32(c.pad).i32(chunk).i32(0));
         long dw = upload(dw0);
         elementwise("conv_tc_wgrad_reduce",
-                KernelArgs.of().ptr(partial).ptr(dw).i32(z).i32(c.k).i32(c.c).i32(c.r).i32(c.s));
+                KernelArgs.of().ptr(partial).ptr(dw).i32(z).i32(c.k).i32(c.c).i32(cp).i32(c.r).i32(c.s));
         return download(dw, c.nw());
     }
 
@@ -231,10 +249,10 @@ class ConvTcKernelTest {
         Reference ref = new Reference(c, x, w, dy);
         int p = c.p(), q = c.q();
 
-        long xb = nhwc(x, c.n, c.c, c.h * c.w);
+        int cp = padded(c.c);
+        long xb = nhwc(x, c.n, c.c, cp, c.h * c.w);
         long wf = upload(w);
-        long wp = mallocBf16(c.nw());
-        elementwise("conv_tc_pack_weights_bf16", KernelArgs.of().ptr(wf).ptr(wp).i32(c.k).i32(c.c).i32(c.r).i32(c.s));
+        long wp = pack(wf, c, cp);
         long bf = upload(bias);
 
         // forward: no bias, bias, bias + ReLU (fp32 epilogue: the sum rounded, then + bias, then max(0, .))
@@ -243,15 +261,15 @@ class ConvTcKernelTest {
             withBias[i] = (float) ref.y[i] + bias[(i / (p * q)) % c.k];
             relu[i] = Math.max(0, withBias[i]);
         }
-        assertMatches(ref.y, ref.yAbs, forward(xb, wp, 0, c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.pad, false),
+        assertMatches(ref.y, ref.yAbs, forward(xb, wp, 0, c.n, c.h, c.w, cp, c.k, c.r, c.s, c.pad, false),
                 ints, what + " forward");
-        assertMatches(withBias, ref.yAbs, forward(xb, wp, bf, c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.pad, false),
+        assertMatches(withBias, ref.yAbs, forward(xb, wp, bf, c.n, c.h, c.w, cp, c.k, c.r, c.s, c.pad, false),
                 ints, what + " forward + bias");
-        assertMatches(relu, ref.yAbs, forward(xb, wp, bf, c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.pad, true),
+        assertMatches(relu, ref.yAbs, forward(xb, wp, bf, c.n, c.h, c.w, cp, c.k, c.r, c.s, c.pad, true),
                 ints, what + " forward + bias + ReLU");
 
         // backward-data: forward of dy (N,P,Q,K) with the flipped weights (C,R,S,K) and pad R-1-pad gives dx (N,H,W,C)
-        long dyb = nhwc(dy, c.n, c.k, p * q);
+        long dyb = nhwc(dy, c.n, c.k, c.k, p * q);
         long wt = mallocBf16(c.nw());
         elementwise("conv_tc_flip_weights_bf16", KernelArgs.of().ptr(wf).ptr(wt).i32(c.k).i32(c.c).i32(c.r).i32(c.s));
         assertMatches(ref.dx, ref.dxAbs, forward(dyb, wt, 0, c.n, p, q, c.k, c.c, c.r, c.s, c.r - 1 - c.pad, false),
@@ -267,8 +285,8 @@ class ConvTcKernelTest {
         for (int i = 0; i < c.nw(); i++) {
             dwScale[i] += Math.abs(dw0[i]);
         }
-        assertMatches(dwWant, dwScale, wgrad(c, xb, dyb, dw0, 1), ints, what + " weight gradient, Z = 1");
-        assertMatches(dwWant, dwScale, wgrad(c, xb, dyb, dw0, 3), ints, what + " weight gradient, Z = 3");
+        assertMatches(dwWant, dwScale, wgrad(c, cp, xb, dyb, dw0, 1), ints, what + " weight gradient, Z = 1");
+        assertMatches(dwWant, dwScale, wgrad(c, cp, xb, dyb, dw0, 3), ints, what + " weight gradient, Z = 3");
     }
 
     @ParameterizedTest
@@ -283,18 +301,45 @@ class ConvTcKernelTest {
         allPasses(new Case(2, 8, 7, 7, 8, 3, 3, 1), false);
     }
 
+    /**
+     * accumulate = 1: one slice adds its sums onto the buffer instead of storing them (a fully connected layer's
+     * dw += dy^T x in place; for a 1x1 kernel the (K, C) slice is dw's own layout). More than one slice is refused.
+     */
+    @Test
+    void oneSliceAccumulatesInPlace() {
+        Case c = new Case(2, 16, 5, 7, 24, 1, 1, 0);
+        double[] x = data(21, c.nx(), true, 4), dy = data(22, c.ny(), true, 3), dw0 = data(23, c.nw(), true, 5);
+        Reference ref = new Reference(c, x, new double[c.nw()], dy);
+        long xb = nhwc(x, c.n, c.c, c.c, c.h * c.w), dyb = nhwc(dy, c.n, c.k, c.k, c.p() * c.q());
+        long dw = upload(dw0);
+        int npq = c.n * c.p() * c.q(), chunk = (npq + 31) / 32 * 32;
+        KernelArgs args = KernelArgs.of().ptr(xb).ptr(dyb).ptr(dw).i32(c.n).i32(c.h).i32(c.w).i32(c.c).i32(c.k)
+                .i32(1).i32(1).i32(0).i32(chunk).i32(1);
+        d.launch(d.function("conv_tc", "conv_tc_wgrad_bf16"), 1, 1, 1, 256, args);
+        double[] want = new double[c.nw()];
+        for (int i = 0; i < want.length; i++) {
+            want[i] = dw0[i] + ref.dw[i];
+        }
+        assertMatches(want, ref.dwAbs, download(dw, c.nw()), true, c + " dw += in place");
+        Assumptions.assumeFalse(Parity.onGpu(), "a trapped launch would end the GPU context");
+        CudaException e = assertThrows(CudaException.class, () -> {
+            d.launch(d.function("conv_tc", "conv_tc_wgrad_bf16"), 1, 1, 2, 256, args);
+            d.synchronize();
+        });
+        assertTrue(e.getMessage().contains("accumulate == 0 || gridDim.z == 1"), e.getMessage());
+    }
+
     @Test
     void anOddNumberOfOutputChannelsIsStoredOneByOne() {
         Case c = new Case(1, 8, 5, 6, 13, 3, 3, 0); // K = 13: no 8-byte pair stores, a ragged last column block
         double[] x = data(11, c.nx(), true, 4), w = data(12, c.nw(), true, 3), bias = data(13, c.k, true, 5);
         Reference ref = new Reference(c, x, w, new double[c.ny()]);
-        long wf = upload(w), wp = mallocBf16(c.nw());
-        elementwise("conv_tc_pack_weights_bf16", KernelArgs.of().ptr(wf).ptr(wp).i32(c.k).i32(c.c).i32(c.r).i32(c.s));
+        long wp = pack(upload(w), c, c.c);
         double[] want = new double[c.ny()];
         for (int i = 0; i < c.ny(); i++) {
             want[i] = ref.y[i] + bias[(i / (c.p() * c.q())) % c.k];
         }
-        assertMatches(want, ref.yAbs, forward(nhwc(x, c.n, c.c, c.h * c.w), wp, upload(bias), c.n, c.h, c.w, c.c,
+        assertMatches(want, ref.yAbs, forward(nhwc(x, c.n, c.c, c.c, c.h * c.w), wp, upload(bias), c.n, c.h, c.w, c.c,
                 c.k, c.r, c.s, c.pad, false), true, c + " forward + bias");
     }
 
@@ -305,7 +350,7 @@ class ConvTcKernelTest {
         // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: to the even 1; 1 + 3 * 2^-8 is halfway too: to 1 + 2^-6
         double[] x = {1 + 0x1p-8, 1 + 3 * 0x1p-8, -2.5, 0.1, Double.NaN, 7, 8, 9, 10, 11, 12, 13};
         int n = 2, c = 3, hw = 2; // x (2, 3, 2)
-        int[] got = downloadBf16(nhwc(x, n, c, hw), x.length);
+        int[] got = downloadBf16(nhwc(x, n, c, c, hw), x.length);
         for (int img = 0; img < n; img++) {
             for (int p = 0; p < hw; p++) {
                 for (int ch = 0; ch < c; ch++) {
@@ -324,6 +369,40 @@ class ConvTcKernelTest {
     }
 
     @Test
+    void paddedChannelsAreZero() {
+        int n = 2, c = 3, cp = 8, hw = 5;
+        double[] x = new double[n * c * hw];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = i + 1; // exact in bf16, none zero
+        }
+        int[] got = downloadBf16(nhwc(x, n, c, cp, hw), n * cp * hw);
+        for (int img = 0; img < n; img++) {
+            for (int p = 0; p < hw; p++) {
+                for (int ch = 0; ch < cp; ch++) {
+                    int want = ch < c ? bf16Bits(x[(img * c + ch) * hw + p]) : 0;
+                    assertEquals(want, got[(img * hw + p) * cp + ch], "x image " + img + " pixel " + p + " channel " + ch);
+                }
+            }
+        }
+        Case k = new Case(1, 3, 1, 1, 2, 2, 2, 0); // w (2,3,2,2) -> (2,2,2,8)
+        double[] w = new double[k.nw()];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = -(i + 1);
+        }
+        int[] packed = downloadBf16(pack(upload(w), k, cp), k.k * cp * k.r * k.s);
+        for (int kk = 0; kk < k.k; kk++) {
+            for (int rr = 0; rr < k.r; rr++) {
+                for (int ss = 0; ss < k.s; ss++) {
+                    for (int ch = 0; ch < cp; ch++) {
+                        int want = ch < c ? bf16Bits(w[((kk * c + ch) * k.r + rr) * k.s + ss]) : 0;
+                        assertEquals(want, packed[((kk * k.r + rr) * k.s + ss) * cp + ch], "w " + kk + rr + ss + ch);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void packAndFlipPlaceEveryWeight() {
         int k = 3, c = 2, r = 3, s = 2;
         double[] w = new double[k * c * r * s];
@@ -331,7 +410,7 @@ class ConvTcKernelTest {
             w[i] = i + 1; // exact in bf16 (< 256)
         }
         long wf = upload(w), wp = mallocBf16(w.length), wt = mallocBf16(w.length);
-        elementwise("conv_tc_pack_weights_bf16", KernelArgs.of().ptr(wf).ptr(wp).i32(k).i32(c).i32(r).i32(s));
+        elementwise("conv_tc_pack_weights_bf16", KernelArgs.of().ptr(wf).ptr(wp).i32(k).i32(c).i32(c).i32(r).i32(s));
         elementwise("conv_tc_flip_weights_bf16", KernelArgs.of().ptr(wf).ptr(wt).i32(k).i32(c).i32(r).i32(s));
         int[] packed = downloadBf16(wp, w.length), flipped = downloadBf16(wt, w.length);
         for (int kk = 0; kk < k; kk++) {

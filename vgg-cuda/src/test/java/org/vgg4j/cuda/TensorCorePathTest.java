@@ -150,38 +150,92 @@ class TensorCorePathTest {
         return ConvKernelTest.map(v, ConvKernelTest::bf16);
     }
 
-    /** VGG's first layer: C = 3 keeps forward and backward-filter on v1; its backward-data (K = 8) qualifies. */
+    /**
+     * VGG's first layer: C = 3 runs every pass on the tensor cores, the channels padded to 8 with zeros (it ran forward
+     * and backward-filter on v1 before the padding), exactly on small integers.
+     */
     @Test
-    void aThreeChannelInputKeepsForwardAndBackwardFilterOnV1() {
+    void aThreeChannelInputRunsOnTheTensorCoresPaddedToEight() {
         Case c = new Case(2, 3, 6, 6, 8, 3, 3, 1);
         int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
         double[] x = ints(31, nx, -4, 4), w = ints(32, nw, -3, 3), b = ints(33, c.k(), -5, 5);
         double[] dy = ints(34, ny, -3, 3), dw0 = ints(35, nw, -2, 2), db0 = ints(36, c.k(), -2, 2);
         Launches[] log = new Launches[1];
         try (Parity p = bf16(log)) {
-            assertEquals(V1, p.dev.convPath(ConvPass.FORWARD, c.x(), c.wt(), c.pad()));
-            assertEquals(TC, p.dev.convPath(ConvPass.BACKWARD_DATA, c.x(), c.wt(), c.pad()));
-            assertEquals(V1, p.dev.convPath(ConvPass.BACKWARD_FILTER, c.x(), c.wt(), c.pad()));
+            for (ConvPass pass : ConvPass.values()) {
+                assertEquals(TC, p.dev.convPath(pass, c.x(), c.wt(), c.pad()), pass.toString());
+            }
             Tensor xt = t(p.dev, c.x(), x);
             Tensor wt = t(p.dev, c.wt(), w);
             Tensor y = p.dev.allocate(xt.dtype(), c.y());
             log[0].take();
             p.dev.conv2dForward(xt, wt, t(p.dev, Shape.of(c.k()), b), y, c.pad());
-            assertEquals(List.of("conv_fwd_bf16"), kernels(log[0].take()), "forward");
+            assertEquals(List.of("conv_tc_fwd_bf16"), kernels(log[0].take()), "forward");
             Tensor dyt = t(p.dev, c.y(), dy);
             Tensor dx = p.dev.allocate(xt.dtype(), c.x());
             log[0].take();
             p.dev.conv2dBackwardData(dyt, wt, dx, c.pad());
             assertEquals(List.of("conv_tc_fwd_bf16"), kernels(log[0].take()), "backward-data");
             p.dev.conv2dBackwardFilter(xt, dyt, t(p.dev, c.wt(), dw0), t(p.dev, Shape.of(c.k()), db0), c.pad());
-            assertEquals(List.of("conv_bwd_filter_bf16"), kernels(log[0].take()), "backward-filter");
-            // and the mixed paths agree with the reference exactly (small integers)
+            assertEquals(List.of("conv_tc_wgrad_bf16"), kernels(log[0].take()), "backward-filter");
             double[][] got = arrays(threePasses(p.dev, c, x, w, b, dy, dw0, db0));
             double[][] want = arrays(threePasses(p.ref, c, x, w, b, dy, dw0, db0));
             for (int i = 0; i < 4; i++) {
                 Approx.assertExact(want[i], got[i], "output " + i);
             }
         }
+    }
+
+    /** conv1_1's shape (C = 3, padded) and one whose backward-filter splits N*P*Q = 648 into chunks. */
+    static Stream<Case> fusedCases() {
+        return Stream.of(new Case(2, 3, 6, 6, 8, 3, 3, 1), new Case(2, 8, 18, 18, 16, 3, 3, 1));
+    }
+
+    /**
+     * conv2dBackward on the tensor cores converts dy once (and x once) for both GEMMs -- two conversions where the
+     * separate calls make three -- and its dx, dw and db equal those of the two separate calls bit for bit; without
+     * dx it runs the weight gradient alone.
+     */
+    @ParameterizedTest
+    @MethodSource("fusedCases")
+    void theFusedBackwardConvertsDyOnceAndEqualsTheSeparateCalls(Case c) {
+        int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
+        double[] x = floats(51, nx, -1, 1), w = floats(52, nw, -1, 1), dy = floats(53, ny, -1, 1);
+        double[] dw0 = floats(54, nw, -1, 1), db0 = floats(55, c.k(), -1, 1);
+        Launches[] log = new Launches[1];
+        try (Parity p = bf16(log)) {
+            CudaBackend be = p.dev;
+            Tensor xt = t(be, c.x(), x), wt = t(be, c.wt(), w), dyt = t(be, c.y(), dy);
+            Tensor dx1 = be.allocate(xt.dtype(), c.x()), dw1 = t(be, c.wt(), dw0), db1 = t(be, Shape.of(c.k()), db0);
+            Tensor dx2 = be.allocate(xt.dtype(), c.x()), dw2 = t(be, c.wt(), dw0), db2 = t(be, Shape.of(c.k()), db0);
+            Tensor dw3 = t(be, c.wt(), dw0), db3 = t(be, Shape.of(c.k()), db0);
+            be.fill(dx2, 12345); // must be overwritten
+            log[0].take();
+            be.conv2dBackwardFilter(xt, dyt, dw1, db1, c.pad());
+            be.conv2dBackwardData(dyt, wt, dx1, c.pad());
+            List<String> separate = log[0].take();
+            be.conv2dBackward(xt, wt, dyt, dx2, dw2, db2, c.pad());
+            List<String> fused = log[0].take();
+            be.conv2dBackward(xt, wt, dyt, null, dw3, db3, c.pad());
+            List<String> noDx = log[0].take();
+
+            assertEquals(3, conversions(separate), "separate calls: x, dy, dy again: " + separate);
+            assertEquals(2, conversions(fused), "fused: x and dy once: " + fused);
+            assertEquals(List.of("conv_tc_wgrad_bf16", "conv_tc_fwd_bf16"), kernels(fused), "fused GEMMs");
+            assertEquals(kernels(separate), kernels(fused), "the same GEMMs");
+            assertEquals(List.of("conv_tc_wgrad_bf16"), kernels(noDx), "no dx: the weight gradient alone");
+            assertEquals(2, conversions(noDx), "no dx: x and dy");
+            Tensor[][] pairs = {{dx1, dx2}, {dw1, dw2}, {db1, db2}, {dw1, dw3}, {db1, db3}};
+            String[] names = {"dx", "dw", "db", "dw without dx", "db without dx"};
+            for (int i = 0; i < pairs.length; i++) {
+                Approx.assertExact(TestTensors.toArray(pairs[i][0]), TestTensors.toArray(pairs[i][1]),
+                        names[i] + " " + c);
+            }
+        }
+    }
+
+    private static long conversions(List<String> launched) {
+        return launched.stream().filter("nchw_to_nhwc_bf16"::equals).count();
     }
 
     /** The GEMM kernels of a launch list (not the layout conversions, fills or reductions around them). */
@@ -197,6 +251,9 @@ class TensorCorePathTest {
         try (Parity p = bf16(log)) {
             CudaBackend be = p.dev;
             assertEquals(TC, be.convPath(ConvPass.FORWARD, x16, Shape.of(12, 16, 3, 3), 1), "K need not be a multiple of 8");
+            Shape x5 = Shape.of(2, 5, 8, 8);
+            assertEquals(TC, be.convPath(ConvPass.FORWARD, x5, Shape.of(16, 5, 3, 3), 1), "C = 5 is padded to 8");
+            assertEquals(TC, be.convPath(ConvPass.BACKWARD_FILTER, x5, Shape.of(16, 5, 3, 3), 1), "C = 5 is padded");
             assertEquals(V1, be.convPath(ConvPass.BACKWARD_DATA, x16, Shape.of(12, 16, 3, 3), 1), "K = 12");
             assertEquals(V1, be.convPath(ConvPass.BACKWARD_FILTER, x16, Shape.of(12, 16, 3, 3), 1), "K = 12");
             assertEquals(TC, be.convPath(ConvPass.BACKWARD_DATA, Shape.of(2, 5, 8, 8), Shape.of(16, 5, 3, 3), 1),

@@ -28,9 +28,11 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  *   GpuBenchmark layers [--batch 64] [--size 224] [--width 1.0] [--maths fp32,tf32,bf16] [--reps 5] [--emulated]
  *       VGG-16's 13 convs (forward, backward-data, backward-filter) and fc6-fc8 (the same three GEMMs), one line each:
  *       LAYER impl=ours math=fp32 layer=conv1_1 pass=fwd ms=... tflops=...
- *       (BF16 goes through the backend's tensor-core path where a pass qualifies, layout conversions included)
+ *       (BF16 goes through the backend's tensor-core path where a pass or GEMM qualifies, layout conversions
+ *       included)
  *   GpuBenchmark tc-layers [--batch 64] [--size 224] [--width 1.0] [--reps 5] [--emulated]
- *       the raw tensor-core kernels of conv_tc.cu on NHWC bf16 buffers for the 13 convs (TensorCoreBenchmark):
+ *       the raw tensor-core kernels of conv_tc.cu on NHWC bf16 buffers for the 13 convs and fc6-fc8
+ *       (TensorCoreBenchmark):
  *       LAYER impl=ours-tc math=bf16 layer=conv3_2 pass=fwd ms=... tflops=...
  *   GpuBenchmark steps [--batch 64] [--max-batch 512] [--size 224] [--width 1.0] [--maths ...] [--steps 5]
  *                      [--warmup 2] [--probe] [--emulated]
@@ -119,9 +121,7 @@ public final class GpuBenchmark {
                 be.free(t);
             }
         }
-        int side = Math.max(1, size / 32);
-        int hidden = width == 1.0 ? 4096 : 64;
-        int[][] fcs = {{scaled(512, width) * side * side, hidden}, {hidden, hidden}, {hidden, 1000}};
+        int[][] fcs = fcs(size, width);
         for (int i = 0; i < fcs.length; i++) {
             int in = fcs[i][0];
             int out = fcs[i][1];
@@ -139,6 +139,13 @@ public final class GpuBenchmark {
                 be.free(t);
             }
         }
+    }
+
+    /** fc6, fc7, fc8 as {in, out} features: VGG-16's classifier at this input size and width. */
+    static int[][] fcs(int size, double width) {
+        int side = Math.max(1, size / 32);
+        int hidden = width == 1.0 ? 4096 : 64;
+        return new int[][] {{scaled(512, width) * side * side, hidden}, {hidden, hidden}, {hidden, 1000}};
     }
 
     private static void report(MathMode math, String layer, String pass, double flops, int reps, Runnable op,

@@ -10,16 +10,19 @@ import org.vgg4j.cuda.MathMode;
 
 /**
  * {@code GpuBenchmark tc-layers}: the raw tensor-core kernels of conv_tc.cu on NHWC BF16 buffers, for VGG-16's 13
- * convs, without the NCHW layout conversions around them that the backend adds (GpuBenchmark layers times those,
- * what a user gets). One line per pass, in the format of the peer's channels_last rows:
- * {@code LAYER impl=ours-tc math=bf16 layer=conv3_2 pass=fwd ms=... tflops=...}
+ * convs and fc6-fc8, without the NCHW layout conversions and weight packing around them that the backend adds
+ * (GpuBenchmark layers times those, what a user gets). One line per pass, in the format of the peer's channels_last
+ * rows: {@code LAYER impl=ours-tc math=bf16 layer=conv3_2 pass=fwd ms=... tflops=...}
  * <pre>
- *   fwd         conv_tc_fwd_bf16 (x NHWC, w K,R,S,C)
+ *   fwd         conv_tc_fwd_bf16 (x NHWC, w K,R,S,C; conv1_1's C = 3 padded to 8 as the backend does)
  *   bwd_data    conv_tc_fwd_bf16 on dy with the flipped weights (the flip itself, once per step, not timed)
  *   bwd_filter  conv_tc_wgrad_bf16 + conv_tc_wgrad_reduce, split-K as the backend plans it
+ *   fc6-fc8     the same kernels as 1x1 convolutions of a 1x1 image (TensorCoreGemm): fwd y = x w^T, bwd_data
+ *               dx = dy w (w transposed once, not timed), bwd_filter dw += dy^T x (wgrad adding onto dw, or
+ *               split-K partials + splitk_gemm_epilogue, as the backend plans it)
  * </pre>
- * A pass whose shape the kernels do not take (conv1_1's C = 3: forward and backward-filter) prints a "#" line
- * saying so. Is: a command-line tool that asserts nothing; correctness is TensorCorePathTest's.
+ * A pass whose shape the kernels do not take prints a "#" line saying so. Is: a command-line tool that asserts
+ * nothing; correctness is TensorCorePathTest's and TensorCoreGemmTest's.
  */
 final class TensorCoreBenchmark {
     private static final int THREADS = 256;
@@ -34,6 +37,7 @@ final class TensorCoreBenchmark {
         for (Object[] l : GpuBenchmark.CONVS) {
             String name = (String) l[0];
             int c = GpuBenchmark.scaled((Integer) l[1], width);
+            int cp = (c + 7) / 8 * 8; // the channels the kernels run with (TensorCoreConv.paddedChannels)
             int k = GpuBenchmark.scaled((Integer) l[2], width);
             int h = Math.max(1, (Integer) l[3] * size / 224);
             long pixels = (long) n * h * h;
@@ -43,58 +47,111 @@ final class TensorCoreBenchmark {
             Tensor x = KernelSweep.rnd(be, xs, 4);
             Tensor w = KernelSweep.rnd(be, ws, 5);
             Tensor dy = KernelSweep.rnd(be, Shape.of(n, k, h, h), 6);
-            Tensor xh = bf16(be, pixels * c);
+            Tensor xh = bf16(be, pixels * cp);
             Tensor dyh = bf16(be, pixels * k);
-            Tensor wp = bf16(be, 9L * k * c);
+            Tensor wp = bf16(be, 9L * k * cp);
             Tensor wt = bf16(be, 9L * k * c);
             Tensor out = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact(pixels * Math.max(c, k))));
-            elementwise(d, "nchw_to_nhwc_bf16", pixels * c, KernelArgs.of().ptr(ptr(be, x)).ptr(ptr(be, xh)).i32(n)
-                    .i32(c).i32(h * h));
+            elementwise(d, "nchw_to_nhwc_bf16", pixels * cp, KernelArgs.of().ptr(ptr(be, x)).ptr(ptr(be, xh)).i32(n)
+                    .i32(c).i32(cp).i32(h * h));
             elementwise(d, "nchw_to_nhwc_bf16", pixels * k, KernelArgs.of().ptr(ptr(be, dy)).ptr(ptr(be, dyh)).i32(n)
-                    .i32(k).i32(h * h));
-            elementwise(d, "conv_tc_pack_weights_bf16", 9L * k * c, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wp))
-                    .i32(k).i32(c).i32(3).i32(3));
+                    .i32(k).i32(k).i32(h * h));
+            elementwise(d, "conv_tc_pack_weights_bf16", 9L * k * cp, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wp))
+                    .i32(k).i32(c).i32(cp).i32(3).i32(3));
             elementwise(d, "conv_tc_flip_weights_bf16", 9L * k * c, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wt))
                     .i32(k).i32(c).i32(3).i32(3));
-            if (c % 8 == 0) {
-                Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
-                KernelArgs a = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, wp)).ptr(0).ptr(ptr(be, out)).i32(n)
-                        .i32(h).i32(h).i32(c).i32(k).i32(3).i32(3).i32(1).i32(0);
-                report(name, "fwd", flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(k), 1, THREADS, a));
-            } else {
-                System.out.println("# " + name + " fwd: C = " + c + " is not a multiple of 8 (the backend runs v1)");
+            if (cp != c) {
+                System.out.println("# " + name + " fwd, bwd_filter: C = " + c + " padded to " + cp);
             }
+            Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
+            KernelArgs af = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, wp)).ptr(0).ptr(ptr(be, out)).i32(n)
+                    .i32(h).i32(h).i32(cp).i32(k).i32(3).i32(3).i32(1).i32(0);
+            report(name, "fwd", flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(k), 1, THREADS, af));
             if (k % 8 == 0) {
-                Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
                 KernelArgs a = KernelArgs.of().ptr(ptr(be, dyh)).ptr(ptr(be, wt)).ptr(0).ptr(ptr(be, out)).i32(n)
                         .i32(h).i32(h).i32(k).i32(c).i32(3).i32(3).i32(1).i32(0);
                 report(name, "bwd_data", flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(c), 1, THREADS, a));
-            } else {
-                System.out.println("# " + name + " bwd_data: K = " + k + " is not a multiple of 8 (the backend runs v1)");
-            }
-            if (c % 8 == 0 && k % 8 == 0) {
                 CudaBackend.SplitK sk = be.tensorCoreWgradSplit(xs, ws, 1);
-                Tensor partial = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) sk.splits() * k * c * 9)));
+                Tensor partial = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) sk.splits() * k * cp * 9)));
                 Tensor dw = be.allocate(DType.FLOAT32, ws);
                 Driver.Function wgrad = d.function(MODULE, "conv_tc_wgrad_bf16");
-                KernelArgs a = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, dyh)).ptr(ptr(be, partial)).i32(n).i32(h)
-                        .i32(h).i32(c).i32(k).i32(3).i32(3).i32(1).i32(sk.chunk());
+                KernelArgs a2 = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, dyh)).ptr(ptr(be, partial)).i32(n).i32(h)
+                        .i32(h).i32(cp).i32(k).i32(3).i32(3).i32(1).i32(sk.chunk()).i32(0);
                 KernelArgs r = KernelArgs.of().ptr(ptr(be, partial)).ptr(ptr(be, dw)).i32(sk.splits()).i32(k).i32(c)
-                        .i32(3).i32(3);
+                        .i32(cp).i32(3).i32(3);
                 System.out.println("# " + name + " bwd_filter: split-K " + sk.splits() + " x " + sk.chunk() + " pixels");
                 report(name, "bwd_filter", flops, reps, be, () -> {
-                    d.launch(wgrad, tiles(9L * c), tiles(k), sk.splits(), THREADS, a);
+                    d.launch(wgrad, tiles(9L * cp), tiles(k), sk.splits(), THREADS, a2);
                     elementwise(d, "conv_tc_wgrad_reduce", 9L * k * c, r);
                 });
                 be.free(partial);
                 be.free(dw);
             } else {
-                System.out.println("# " + name + " bwd_filter: C = " + c + ", K = " + k
-                        + " not both multiples of 8 (the backend runs v1)");
+                System.out.println("# " + name + " bwd_data, bwd_filter: K = " + k
+                        + " is not a multiple of 8 (the backend runs v1)");
             }
             for (Tensor t : new Tensor[] {x, w, dy, xh, dyh, wp, wt, out}) {
                 be.free(t);
             }
+        }
+        int[][] fcs = GpuBenchmark.fcs(size, width);
+        for (int i = 0; i < fcs.length; i++) {
+            fc(be, "fc" + (6 + i), n, fcs[i][0], fcs[i][1], reps);
+        }
+    }
+
+    /** One fully connected layer, x (N,in), w (out,in), as TensorCoreGemm launches it. */
+    private static void fc(CudaBackend be, String name, int n, int in, int out, int reps) {
+        Driver d = be.driver();
+        double flops = 2.0 * n * in * out;
+        if (in % 8 != 0 || out % 8 != 0) {
+            System.out.println("# " + name + ": in " + in + ", out " + out + " not both multiples of 8 (v1 for some)");
+            return;
+        }
+        Tensor x = KernelSweep.rnd(be, Shape.of(n, in), 6);
+        Tensor w = KernelSweep.rnd(be, Shape.of(out, in), 7);
+        Tensor dy = KernelSweep.rnd(be, Shape.of(n, out), 8);
+        Tensor xh = bf16(be, (long) n * in);
+        Tensor dyh = bf16(be, (long) n * out);
+        Tensor wp = bf16(be, (long) out * in);
+        Tensor wt = bf16(be, (long) out * in);
+        Tensor y = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) n * Math.max(in, out))));
+        elementwise(d, "nchw_to_nhwc_bf16", (long) n * in, KernelArgs.of().ptr(ptr(be, x)).ptr(ptr(be, xh)).i32(n)
+                .i32(in).i32(in).i32(1));
+        elementwise(d, "nchw_to_nhwc_bf16", (long) n * out, KernelArgs.of().ptr(ptr(be, dy)).ptr(ptr(be, dyh)).i32(n)
+                .i32(out).i32(out).i32(1));
+        elementwise(d, "conv_tc_pack_weights_bf16", (long) out * in, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wp))
+                .i32(out).i32(in).i32(in).i32(1).i32(1));
+        elementwise(d, "conv_tc_flip_weights_bf16", (long) out * in, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wt))
+                .i32(out).i32(in).i32(1).i32(1));
+        Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
+        KernelArgs af = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, wp)).ptr(0).ptr(ptr(be, y)).i32(n).i32(1).i32(1)
+                .i32(in).i32(out).i32(1).i32(1).i32(0).i32(0);
+        report(name, "fwd", flops, reps, be, () -> d.launch(fwd, tiles(n), tiles(out), 1, THREADS, af));
+        KernelArgs ad = KernelArgs.of().ptr(ptr(be, dyh)).ptr(ptr(be, wt)).ptr(0).ptr(ptr(be, y)).i32(n).i32(1).i32(1)
+                .i32(out).i32(in).i32(1).i32(1).i32(0).i32(0);
+        report(name, "bwd_data", flops, reps, be, () -> d.launch(fwd, tiles(n), tiles(in), 1, THREADS, ad));
+        // the split-K plan of the backend's gemm(true, false): M = out, Kd = n rows, Nd = in; in one slice the kernel
+        // adds onto dw itself (a Linear layer's alpha = 1, beta = 1), else partials and splitk_gemm_epilogue
+        CudaBackend.SplitK sk = be.tensorCoreWgradSplit(Shape.of(n, in, 1, 1), Shape.of(out, in, 1, 1), 0);
+        boolean direct = sk.splits() == 1;
+        Tensor partial = be.allocate(DType.FLOAT32, Shape.of(direct ? 1 : Math.toIntExact((long) sk.splits() * out * in)));
+        Tensor dw = be.allocate(DType.FLOAT32, Shape.of(out, in));
+        Driver.Function wgrad = d.function(MODULE, "conv_tc_wgrad_bf16");
+        KernelArgs aw = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, dyh)).ptr(ptr(be, direct ? dw : partial)).i32(n)
+                .i32(1).i32(1).i32(in).i32(out).i32(1).i32(1).i32(0).i32(sk.chunk()).i32(direct ? 1 : 0);
+        long mn = (long) out * in;
+        KernelArgs ae = KernelArgs.of().ptr(ptr(be, partial)).i32(sk.splits()).i64(mn).ptr(ptr(be, dw)).f32(1f).f32(1f);
+        System.out.println("# " + name + " bwd_filter: split-K " + sk.splits() + " x " + sk.chunk() + " rows");
+        report(name, "bwd_filter", flops, reps, be, () -> {
+            d.launch(wgrad, tiles(in), tiles(out), sk.splits(), THREADS, aw);
+            if (!direct) {
+                int grid = (int) Math.max(1, Math.min((mn + THREADS - 1) / THREADS, 8192));
+                d.launch(d.function("elementwise", "splitk_gemm_epilogue"), grid, 1, 1, THREADS, ae);
+            }
+        });
+        for (Tensor t : new Tensor[] {x, w, dy, xh, dyh, wp, wt, y, partial, dw}) {
+            be.free(t);
         }
     }
 
