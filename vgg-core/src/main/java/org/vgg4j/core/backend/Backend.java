@@ -67,6 +67,16 @@ public interface Backend extends AutoCloseable {
      */
     void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad);
 
+    /**
+     * y = max(conv(x, w) + b, 0): a convolution and the ReLU after it, shapes as {@link #conv2dForward}. The
+     * default runs {@link #conv2dForward} then {@link #reluForward} in place over y; a backend may apply the ReLU
+     * inside the convolution instead (same values for finite results; a NaN may come out as 0).
+     */
+    default void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        conv2dForward(x, w, b, y, pad);
+        reluForward(y, y);
+    }
+
     /** dx = conv_transpose(dy, w): dy (N,K,P,Q), w (K,C,R,S), dx (N,C,H,W) overwritten. */
     void conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, int pad);
 

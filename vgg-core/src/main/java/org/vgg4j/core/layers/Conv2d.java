@@ -86,6 +86,19 @@ public final class Conv2d extends WeightedLayer {
         return y;
     }
 
+    /**
+     * This layer's forward and the ReLU right after it in one backend call ({@link Backend#conv2dForwardRelu}):
+     * returns y = max(conv(x) + b, 0), which the network then hands to that ReLU's {@link ReLU#forwardFused}.
+     * Backward is unchanged: the ReLU's backward masks dy with y > 0 before it reaches {@link #backward}, which
+     * needs only x. The network fuses a pair only where nothing asks for this layer's pre-ReLU output.
+     */
+    public Tensor forwardRelu(Tensor x, boolean training) {
+        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        backend.conv2dForwardRelu(x, weight, bias, y, pad);
+        savedInput = x;
+        return y;
+    }
+
     @Override
     public Tensor backward(Tensor dy) {
         Tensor dx = needsInputGradient() ? inputGrad.gradient(dy, savedInput.shape()) : null;

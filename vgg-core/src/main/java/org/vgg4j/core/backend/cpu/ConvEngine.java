@@ -107,13 +107,32 @@ final class ConvEngine implements AutoCloseable {
 
     /** y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (null). */
     void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, false);
+    }
+
+    /**
+     * y = max(conv(x, w) + b, 0): in the same oneDNN primitive (an eltwise post-op, see {@link DnnlConv#forward})
+     * where {@link DnnlConv} takes the call, else the convolution then ReLU in place over y.
+     */
+    void forwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, true);
+    }
+
+    private void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu) {
         Engine e = engineFor(w, y);
         if (e == Engine.DNNL) {
             CpuStorage.of(y);
             dnnl.forward(addr(x), addr(w), b == null ? null : addr(b), addr(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
-                    w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(x, y));
+                    w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(x, y), relu);
             return;
         }
+        unfusedForward(x, w, b, y, pad, e);
+        if (relu) {
+            BufLoops.reluForward(y, y);
+        }
+    }
+
+    private void unfusedForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, Engine e) {
         if (e == Engine.GEMM) {
             GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, gemmWork);
             return;

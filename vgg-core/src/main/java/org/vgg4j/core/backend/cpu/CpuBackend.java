@@ -412,6 +412,13 @@ public final class CpuBackend implements Backend {
         conv.forward(x, w, b, y, pad);
     }
 
+    /** One oneDNN primitive with a ReLU post-op where the direct engine takes the call (see ConvEngine). */
+    @Override
+    public void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        own(x, w, b, y);
+        conv.forwardRelu(x, w, b, y, pad);
+    }
+
     @Override
     public void conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, int pad) {
         own(dy, w, dx);

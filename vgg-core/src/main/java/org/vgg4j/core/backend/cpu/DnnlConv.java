@@ -104,7 +104,7 @@ final class DnnlConv implements AutoCloseable {
      */
     String implementations(int n, int c, int h, int w, int k, int r, int s, int pad) {
         Layer l = layer(n, c, h, w, k, r, s, pad);
-        return "forward=" + l.fwd(true).impl + " backward-data=" + l.bwdD().impl + " backward-weights="
+        return "forward=" + l.fwd(true, false).impl + " backward-data=" + l.bwdD().impl + " backward-weights="
                 + l.bwdW(true).impl;
     }
 
@@ -299,7 +299,7 @@ final class DnnlConv implements AutoCloseable {
         final long[] pads;
         final primitive_attr attr = new primitive_attr();
         final convolution_forward.primitive_desc hint; // forward with bias: the backward primitives' hint
-        final Fwd[] fwd = new Fwd[2];      // [0] no bias, [1] bias
+        final Fwd[] fwd = new Fwd[4];      // [bias + 2 * relu]: without/with bias, without/with the ReLU post-op
         final BwdW[] bwdW = new BwdW[2];   // [0] no bias gradient, [1] bias gradient
         BwdD bwdD;
 
@@ -321,7 +321,7 @@ final class DnnlConv implements AutoCloseable {
             yOp = operand == F32 ? yAny : own(new memory.desc(yd, operand, memory.format_tag.any));
             attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
             owned.add(attr);
-            hint = fwdPd(true);
+            hint = fwdPd(true, false);
         }
 
         private <T extends Pointer> T own(T p) {
@@ -329,19 +329,34 @@ final class DnnlConv implements AutoCloseable {
             return p;
         }
 
-        convolution_forward.primitive_desc fwdPd(boolean bias) {
+        /**
+         * The forward primitive, with or without bias, and with or without ReLU as an eltwise post-op: oneDNN applies
+         * max(acc, 0) to the f32 accumulators (bias added) before it stores y, so the fused y is the unfused
+         * conv's y with ReLU applied afterwards (ConvEngineTest checks it bit for bit), except that a NaN
+         * accumulator becomes 0 (the post-op is a vector max with 0 as the second operand) where ReLU keeps it.
+         */
+        convolution_forward.primitive_desc fwdPd(boolean bias, boolean relu) {
+            primitive_attr a = attr;
+            if (relu) {
+                a = own(new primitive_attr());
+                a.set_scratchpad_mode(dnnl.scratchpad_mode.user);
+                post_ops po = own(new post_ops());
+                po.append_eltwise(1f, dnnl.algorithm.eltwise_relu, 0f, 0f);
+                a.set_post_ops(po);
+            }
+            primitive_attr fa = a;
             convolution_forward.desc d = own(bias
                     ? new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
                         xOp, wOp, bPlain, yAny, strides, pads, pads)
                     : new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
                         xOp, wOp, yAny, strides, pads, pads));
-            return own(create(() -> new convolution_forward.primitive_desc(d, attr, eng), "forward", key));
+            return own(create(() -> new convolution_forward.primitive_desc(d, fa, eng), "forward", key));
         }
 
-        Fwd fwd(boolean bias) {
-            int i = bias ? 1 : 0;
+        Fwd fwd(boolean bias, boolean relu) {
+            int i = (bias ? 1 : 0) + (relu ? 2 : 0);
             if (fwd[i] == null) {
-                fwd[i] = new Fwd(this, bias ? hint : fwdPd(false), bias);
+                fwd[i] = new Fwd(this, bias && !relu ? hint : fwdPd(bias, relu), bias);
             }
             return fwd[i];
         }
@@ -529,17 +544,18 @@ final class DnnlConv implements AutoCloseable {
     }
 
     /**
-     * y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (b null), in slices of {@code step} images.
+     * y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (b null), then max(y, 0) when {@code relu}
+     * (a post-op of the same primitive, see {@link Layer#fwdPd}), in slices of {@code step} images.
      * Pointers address element 0 of each tensor.
      */
     void forward(Pointer x, Pointer w, Pointer b, Pointer y, int n, int c, int h, int wd, int k, int r, int s,
-                 int pad, int step) {
+                 int pad, int step, boolean relu) {
         int p = h + 2 * pad - r + 1;
         int q = wd + 2 * pad - s + 1;
         memory.desc wDone = null; // the layout the weights are in, in bufW (once per call, not per slice)
         for (int n0 = 0; n0 < n; n0 += step) {
             int cnt = Math.min(step, n - n0);
-            Fwd f = layer(cnt, c, h, wd, k, r, s, pad).fwd(b != null);
+            Fwd f = layer(cnt, c, h, wd, k, r, s, pad).fwd(b != null, relu);
             wDone = weights(f.w, f.wDesc, f.toW, w, f.wBytes, wDone);
             Pointer xs = at(x, (long) n0 * c * h * wd);
             Pointer ys = at(y, (long) n0 * k * p * q);
