@@ -176,6 +176,39 @@ final class ConvReluFusionTest {
         assertEquals(4 * 4, nans, "each of the 4 output channels has NaN at the 2x2 pixels whose window holds (0,0)");
     }
 
+    /**
+     * featuresAt on the cpu backend: a conv's name gives its pre-ReLU output (the pair then runs unfused), the ReLU's
+     * name the post-ReLU one, both bitwise what the layers give run one by one.
+     */
+    @Test
+    void featuresAtGivesEachLayersOwnActivation() {
+        CpuBackend b = cpu("auto");
+        VggSpec spec = VggSpec.small(VggConfig.A, 32, 10).withWidth(0.125).withHidden(24).withSeed(3);
+        try (Network net = Vgg.build(b, DType.FLOAT32, spec)) {
+            b.copyIn(TestTensors.uniform(8, (int) net.params().values().size(), -0.2, 0.2), 0, net.params().values());
+            Tensor x = TestTensors.random(b, DType.FLOAT32, Shape.of(2, 3, 32, 32), 9, -1, 1);
+            List<float[]> each = new ArrayList<>();
+            Tensor h = x;
+            for (int i = 0; i <= 5; i++) { // features.0 conv, .1 relu, .2 pool, .3 conv, .4 relu, .5 pool
+                h = net.layers().get(i).layer().forward(h, false);
+                each.add(host(b, h));
+            }
+            String[] names = {"features.0", "features.1", "features.4", "features.5"};
+            try (org.vgg4j.core.model.Features f = net.featuresAt(x, names)) {
+                assertBitwise(each.get(0), f.toFloats("features.0"), "conv1 before its ReLU");
+                assertBitwise(each.get(1), f.toFloats("features.1"), "conv1 after its ReLU");
+                assertBitwise(each.get(4), f.toFloats("features.4"), "conv2 after its (fused) ReLU");
+                assertBitwise(each.get(5), f.toFloats("features.5"), "pool2");
+                float[] pre = f.toFloats("features.0");
+                boolean negative = false;
+                for (float v : pre) {
+                    negative |= v < 0;
+                }
+                assertTrue(negative, "a pre-ReLU output has negative values");
+            }
+        }
+    }
+
     static Stream<Arguments> networks() {
         VggSpec a = VggSpec.small(VggConfig.A, 32, 10).withWidth(0.125).withHidden(24).withSeed(5);
         VggSpec bn = VggSpec.small(VggConfig.B, 32, 10).withWidth(0.125).withHidden(24).withBatchNorm(true).withSeed(6);
