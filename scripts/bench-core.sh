@@ -9,6 +9,14 @@
 #   scripts/bench-core.sh                       # REPEATS=3 WARMUP=2 STEPS=5 WORKLOADS="W1 W2 W3"
 #   REPEATS=1 WORKLOADS=W3 scripts/bench-core.sh
 #   PRECISIONS="fp32 bf16" scripts/bench-core.sh   # both sides in each precision (bf16 needs AVX512-BF16)
+#   WORKLOADS="D224 D384" scripts/bench-core.sh     # dense evaluation (inference), see below
+#
+# Inference workloads D224 and D384: the paper's dense evaluation of VGG-16 (FC layers as convolutions over the whole
+# image, score map averaged), eval mode, batch 4 of 224x224 / 384x384 images on both sides: ours
+# org.vgg4j.core.bench.DenseInferenceBench, the peer scripts/bench_dense_peer_torch.py (the same fully convolutional
+# network in PyTorch under no_grad). Before the rounds, both sides' "check" runs once (nothing timed): ours writes a
+# narrow VGG-16's parameters, input and scores, the peer loads them into its network and must give the same scores
+# and classes, else the script stops. Their floor is forward only: GEMM rate / (forward MACs x 2).
 #
 # Precision (PRECISIONS, default "fp32"): for each one, ours runs the cpu backend in it (TrainStepBench's backend
 # cpu-fp32 / cpu-bf16: bf16 operands, f32 accumulation, master weights and update) and the peer the same
@@ -87,6 +95,17 @@ mvn -o -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt
   || mvn -q -pl vgg-core dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
 CP="vgg-core/target/test-classes:vgg-core/target/classes:$(cat "$OUT/cp.txt")"
 
+# which program runs a workload on each side: training steps (W*) or dense inference (D*)
+ours_main() { case "$1" in D*) echo org.vgg4j.core.bench.DenseInferenceBench ;; *) echo org.vgg4j.core.bench.TrainStepBench ;; esac; }
+peer_script() { case "$1" in D*) echo scripts/bench_dense_peer_torch.py ;; *) echo scripts/bench_peer_torch.py ;; esac; }
+case " $WORKLOADS " in
+  *" D"*)
+    rm -rf "$OUT/dense-check"
+    java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.DenseInferenceBench check "$OUT/dense-check" 2>/dev/null | grep '^CHECK'
+    $PYTHON scripts/bench_dense_peer_torch.py check "$OUT/dense-check" \
+      || { echo "bench-core: the peer's dense network does not compute what ours does (see above)" >&2; exit 1; } ;;
+esac
+
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -102,11 +121,11 @@ done
 for r in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
     for p in $PRECISIONS; do
-      env $OURS_ENV java $JAVA_OPTS -cp "$CP" org.vgg4j.core.bench.TrainStepBench "$w" "$WARMUP" "$STEPS" "cpu-$p" \
+      env $OURS_ENV java $JAVA_OPTS -cp "$CP" "$(ours_main "$w")" "$w" "$WARMUP" "$STEPS" "cpu-$p" \
         2>/dev/null | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
       for c in $PEERS; do
         lib=$(peer_lib "$c")
-        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_peer_torch.py "$w" "$WARMUP" "$STEPS" "$p" \
+        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON "$(peer_script "$w")" "$w" "$WARMUP" "$STEPS" "$p" \
           | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
       done
     done
@@ -130,7 +149,7 @@ print("| workload | precision | ours img/s | best peer img/s (configuration) | r
       "| ours CPU-s/img | best peer CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | best peer's peak RSS MiB "
       "| ours faults/step | best peer's faults/step | rounds | ratio vs best fp32 peer |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for w in ["W1", "W2", "W3"]:
+for w in ["W1", "W2", "W3", "D224", "D384"]:
     best_fp32 = None  # img/s of the fastest fp32 peer configuration of this workload
     for pr in ["fp32", "bf16"]:
         ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w and prec(r) == pr]
@@ -146,7 +165,8 @@ for w in ["W1", "W2", "W3"]:
         p = med(peer, "img_s")
         best_fp32 = p if pr == "fp32" else best_fp32
         macs = float(ours[0]["fwd_macs_per_img"])
-        floor = sgemm.get(pr, float("nan")) * 1e9 / (3 * macs * 2)
+        passes = 1 if w.startswith("D") else 3  # inference: the forward only
+        floor = sgemm.get(pr, float("nan")) * 1e9 / (passes * macs * 2)
         every = ", ".join("%s %.3f" % (c, med(peers[c], "img_s")) for c in peers)
         vs_fp32 = "%.2f" % (o / best_fp32) if best_fp32 else "-"
         print("| %s | %s | %.3f | %.3f (%s) | %.2f | %s | %.3f | %.3f | %.2f | %.2f | %d | %d | %.0f | %.0f | %d | %s |"

@@ -67,6 +67,54 @@ public interface Backend extends AutoCloseable {
      */
     void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad);
 
+    /**
+     * y = max(conv(x, w) + b, 0): a convolution and the ReLU after it, shapes as {@link #conv2dForward}. The
+     * default runs {@link #conv2dForward} then {@link #reluForward} in place over y; a backend may apply the ReLU
+     * inside the convolution instead (same values for finite results; a NaN may come out as 0).
+     */
+    default void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        conv2dForward(x, w, b, y, pad);
+        reluForward(y, y);
+    }
+
+    /**
+     * What a backend may keep from one convolution's forward for the backward of the same layer: the cpu backend
+     * keeps x converted to its convolution's layout, so that backward does not convert x again. A layer makes one
+     * ({@link #newConvMemo}), passes it to its forwards and backwards, and closes it when it releases its buffers.
+     */
+    interface ConvMemo extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** A memo for one convolution layer, or null where this backend keeps nothing (the default). */
+    default ConvMemo newConvMemo() {
+        return null;
+    }
+
+    /**
+     * {@link #conv2dForwardRelu} when {@code relu}, else {@link #conv2dForward}, keeping in {@code memo} (null: none)
+     * what {@link #conv2dBackward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int, ConvMemo)} with the same memo
+     * may reuse. The caller guarantees that x's memory is not written between a forward and the backward that
+     * follows it with the same memo (a layer's saved input); each forward replaces what the memo held.
+     */
+    default void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, ConvMemo memo) {
+        if (relu) {
+            conv2dForwardRelu(x, w, b, y, pad);
+        } else {
+            conv2dForward(x, w, b, y, pad);
+        }
+    }
+
+    /**
+     * {@link #conv2dBackward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int)} reusing what the last forward with
+     * {@code memo} kept (null: none); the same values, since x is unchanged since that forward.
+     */
+    default void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad,
+                                ConvMemo memo) {
+        conv2dBackward(x, w, dy, dx, dw, db, pad);
+    }
+
     /** dx = conv_transpose(dy, w): dy (N,K,P,Q), w (K,C,R,S), dx (N,C,H,W) overwritten. */
     void conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, int pad);
 

@@ -17,6 +17,8 @@ public final class Conv2d extends WeightedLayer {
     private final int pad;
     // weight (K,C,R,S), bias (K), output (N,K,P,Q), inputGrad (N,C,H,W)
     private Tensor savedInput;  // (N,C,H,W): what backward needs
+    private Backend.ConvMemo memo; // what the backend keeps from forward for backward (null: nothing, or not made yet)
+    private boolean memoMade;
 
     public Conv2d(Backend backend, int inChannels, int outChannels, int kernel, int pad) {
         super(backend);
@@ -80,16 +82,38 @@ public final class Conv2d extends WeightedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
+        return run(x, false);
+    }
+
+    /**
+     * This layer's forward and the ReLU right after it in one backend call ({@link Backend#conv2dForwardRelu}):
+     * returns y = max(conv(x) + b, 0), which the network then hands to that ReLU's {@link ReLU#forwardFused}.
+     * Backward is unchanged: the ReLU's backward masks dy with y > 0 before it reaches {@link #backward}, which
+     * needs only x. The network fuses a pair only where nothing asks for this layer's pre-ReLU output.
+     */
+    public Tensor forwardRelu(Tensor x, boolean training) {
+        return run(x, true);
+    }
+
+    private Tensor run(Tensor x, boolean relu) {
         Tensor y = output.get(x.dtype(), outputShape(x.shape()));
-        backend.conv2dForward(x, weight, bias, y, pad);
-        savedInput = x;
+        backend.conv2dForward(x, weight, bias, y, pad, relu, memo());
+        savedInput = x; // unwritten until backward (later layers write their own buffers): what the memo relies on
         return y;
+    }
+
+    private Backend.ConvMemo memo() {
+        if (!memoMade) {
+            memo = backend.newConvMemo();
+            memoMade = true;
+        }
+        return memo;
     }
 
     @Override
     public Tensor backward(Tensor dy) {
         Tensor dx = needsInputGradient() ? inputGrad.gradient(dy, savedInput.shape()) : null;
-        backend.conv2dBackward(savedInput, weight, dy, dx, weightGrad, biasGrad, pad);
+        backend.conv2dBackward(savedInput, weight, dy, dx, weightGrad, biasGrad, pad, memo);
         return dx;
     }
 
@@ -97,5 +121,10 @@ public final class Conv2d extends WeightedLayer {
     public void release() {
         super.release();
         savedInput = null;
+        if (memo != null) {
+            memo.close();
+        }
+        memo = null;
+        memoMade = false;
     }
 }

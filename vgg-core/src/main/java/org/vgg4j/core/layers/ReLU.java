@@ -34,6 +34,15 @@ public final class ReLU implements Layer {
         return x;
     }
 
+    /**
+     * Forward when the convolution before already applied this ReLU ({@link Conv2d#forwardRelu}): y is that
+     * output, max(x, 0) already, kept for backward as {@link #forward} keeps its own; returns y.
+     */
+    public Tensor forwardFused(Tensor y) {
+        savedOutput = y;
+        return y;
+    }
+
     @Override
     public Tensor backward(Tensor dy) {
         backend.reluBackward(savedOutput, dy, dy);

@@ -9,10 +9,12 @@ import java.util.Map;
 import java.util.function.IntConsumer;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.GradientArena;
 import org.vgg4j.core.layers.Layer;
 import org.vgg4j.core.layers.ParamSpec;
+import org.vgg4j.core.layers.ReLU;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -20,6 +22,11 @@ import org.vgg4j.core.tensor.Tensor;
 /**
  * A sequence of layers with one {@link ParamStore}. Forward runs the layers in order; backward runs them in
  * reverse, accumulating parameter gradients. It knows nothing of data, losses or optimisers (Trainer's job).
+ *
+ * <p>A {@link Conv2d} directly followed by a {@link ReLU} runs forward as one backend call
+ * ({@link Conv2d#forwardRelu}, then {@link ReLU#forwardFused}): the cpu backend applies the ReLU inside its oneDNN
+ * convolution instead of a second pass over y. Both layers keep their own backward. {@link #featuresAt} runs a
+ * pair unfused when the convolution's own (pre-ReLU) output is asked for.
  */
 public final class Network implements AutoCloseable {
     private final String name;
@@ -29,6 +36,7 @@ public final class Network implements AutoCloseable {
     private final List<NamedLayer> layers;
     private final ParamStore params;
     private final GradientArena gradients; // the two dL/dx buffers all layers share
+    private final boolean[] fusesRelu;     // [i]: layer i is a Conv2d and layer i+1 a ReLU, run as one call
     private boolean closesBackend;         // set for Vgg's one-line models, whose backend is this network's alone
 
     /**
@@ -46,6 +54,10 @@ public final class Network implements AutoCloseable {
         this.inputShape = inputShape;
         this.layers = Collections.unmodifiableList(new ArrayList<>(layers));
         outputShape(1); // validates the chain for one example
+        this.fusesRelu = new boolean[layers.size()];
+        for (int i = 0; i + 1 < layers.size(); i++) {
+            fusesRelu[i] = layers.get(i).layer() instanceof Conv2d && layers.get(i + 1).layer() instanceof ReLU;
+        }
         List<Map.Entry<String, ParamSpec>> specs = new ArrayList<>();
         for (NamedLayer nl : layers) {
             for (ParamSpec s : nl.layer().params()) {
@@ -121,10 +133,25 @@ public final class Network implements AutoCloseable {
             throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
         }
         Tensor h = x;
-        for (NamedLayer nl : layers) {
-            h = nl.layer().forward(h, training);
+        for (int i = 0; i < layers.size(); i++) {
+            if (fusesRelu[i]) {
+                h = forwardFused(i++, h, training);
+            } else {
+                h = layers.get(i).layer().forward(h, training);
+            }
         }
         return h;
+    }
+
+    /** Layers i (a Conv2d) and i + 1 (a ReLU) in one backend call; returns the ReLU's output. */
+    private Tensor forwardFused(int i, Tensor x, boolean training) {
+        Tensor y = ((Conv2d) layers.get(i).layer()).forwardRelu(x, training);
+        return ((ReLU) layers.get(i + 1).layer()).forwardFused(y);
+    }
+
+    /** Whether forward runs layer i (a Conv2d) and layer i + 1 (a ReLU) as one backend call. */
+    public boolean fusesRelu(int i) {
+        return fusesRelu[i];
     }
 
     /**
@@ -201,7 +228,11 @@ public final class Network implements AutoCloseable {
         try {
             Tensor h = x;
             for (int i = 0; i <= deepest; i++) {
-                h = layers.get(i).layer().forward(h, false);
+                if (fusesRelu[i] && !wanted.containsKey(i) && i < deepest) {
+                    h = forwardFused(i++, h, false);
+                } else {
+                    h = layers.get(i).layer().forward(h, false);
+                }
                 String n = wanted.get(i);
                 if (n != null) {
                     Tensor copy = backend.allocate(dtype, h.shape());

@@ -107,13 +107,41 @@ final class ConvEngine implements AutoCloseable {
 
     /** y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (null). */
     void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, false, null);
+    }
+
+    /**
+     * y = max(conv(x, w) + b, 0): in the same oneDNN primitive (an eltwise post-op, see {@link DnnlConv#forward})
+     * where {@link DnnlConv} takes the call, else the convolution then ReLU in place over y.
+     */
+    void forwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, true, null);
+    }
+
+    /** A memo for one convolution layer: the direct engine's {@link DnnlConv.Kept}, or null without that engine. */
+    DnnlConv.Kept newMemo() {
+        return dnnl == null ? null : dnnl.newKept();
+    }
+
+    /**
+     * {@link #forwardRelu} when relu, else {@link #forward}; where {@link DnnlConv} takes the call, its blocked x
+     * goes into {@code memo} (null: none) for {@link #backward}'s backward-weights.
+     */
+    void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, DnnlConv.Kept memo) {
         Engine e = engineFor(w, y);
         if (e == Engine.DNNL) {
             CpuStorage.of(y);
             dnnl.forward(addr(x), addr(w), b == null ? null : addr(b), addr(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
-                    w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(x, y));
+                    w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(x, y), relu, memo);
             return;
         }
+        unfusedForward(x, w, b, y, pad, e);
+        if (relu) {
+            BufLoops.reluForward(y, y);
+        }
+    }
+
+    private void unfusedForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, Engine e) {
         if (e == Engine.GEMM) {
             GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad, gemmWork);
             return;
@@ -133,7 +161,7 @@ final class ConvEngine implements AutoCloseable {
         Engine e = engineFor(w, dy);
         if (e == Engine.DNNL) {
             dnnl.backward(null, addr(w), addr(dy), addr(dx), null, null, null, dx.dim(0), dx.dim(1), dx.dim(2),
-                    dx.dim(3), w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(dx, dy));
+                    dx.dim(3), w.dim(0), w.dim(2), w.dim(3), pad, sliceImages(dx, dy), null);
             return;
         }
         if (e == Engine.GEMM) {
@@ -154,8 +182,12 @@ final class ConvEngine implements AutoCloseable {
      * {@link DnnlConv}'s backward-weights, else im2col + GEMM ({@link GemmConv}): ND4J has no filter-only op.
      */
     void backwardFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad) {
+        backwardFilter(x, dy, dw, db, pad, null);
+    }
+
+    private void backwardFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad, DnnlConv.Kept memo) {
         if (engineFor(dw, dy) == Engine.DNNL) {
-            dnnlBackward(x, null, dy, null, dw, db, pad);
+            dnnlBackward(x, null, dy, null, dw, db, pad, memo);
             return;
         }
         GemmConv.backwardFilter(x, st(x), dy, st(dy), dw, st(dw), pad, gemmWork);
@@ -172,11 +204,16 @@ final class ConvEngine implements AutoCloseable {
      * {@code unfusedMaxPixels} in ND4J (see {@link CpuBackend.Options}); GemmConv computes the two separately.
      */
     void backward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad) {
+        backward(x, w, dy, dx, dw, db, pad, null);
+    }
+
+    /** {@link #backward} taking x's blocked copy from the memo of its forward where it holds it (null: none). */
+    void backward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad, DnnlConv.Kept memo) {
         Engine e = engineFor(dw, dy);
         if (dx == null) {
-            backwardFilter(x, dy, dw, db, pad);
+            backwardFilter(x, dy, dw, db, pad, memo);
         } else if (e == Engine.DNNL) {
-            dnnlBackward(x, w, dy, dx, dw, db, pad);
+            dnnlBackward(x, w, dy, dx, dw, db, pad, memo);
         } else if (e == Engine.ND4J && (long) dy.dim(2) * dy.dim(3) > unfusedMaxPixels) {
             nd4jBackward(x, w, dy, dx, dw, db, pad);
         } else {
@@ -222,12 +259,13 @@ final class ConvEngine implements AutoCloseable {
      * Filter-only (w and dx null) or fused backward through {@link DnnlConv}: dw (and db) accumulated, dx (if not
      * null) overwritten.
      */
-    private void dnnlBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad) {
+    private void dnnlBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad,
+                              DnnlConv.Kept memo) {
         CpuStorage dbTmp = db == null ? null : dbScratch.get(DType.FLOAT32, db.size());
         Runnable addDb = dbTmp == null ? null : () -> BufLoops.accumulate(dbTmp.buf, 0, st(db).buf, off(db), n(db));
         dnnl.backward(addr(x), w == null ? null : addr(w), addr(dy), dx == null ? null : addr(dx), addr(dw),
                 dbTmp == null ? null : DnnlConv.at(dbTmp.address(), 0), addDb, x.dim(0), x.dim(1), x.dim(2), x.dim(3),
-                dw.dim(0), dw.dim(2), dw.dim(3), pad, sliceImages(x, dy));
+                dw.dim(0), dw.dim(2), dw.dim(3), pad, sliceImages(x, dy), memo);
     }
 
     /**

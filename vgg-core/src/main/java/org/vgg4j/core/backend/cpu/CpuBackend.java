@@ -412,6 +412,44 @@ public final class CpuBackend implements Backend {
         conv.forward(x, w, b, y, pad);
     }
 
+    /** The direct oneDNN engine's memo (x kept in its blocked layout for backward-weights); null without it. */
+    @Override
+    public ConvMemo newConvMemo() {
+        return conv.newMemo();
+    }
+
+    @Override
+    public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, ConvMemo memo) {
+        own(x, w, b, y);
+        conv.forward(x, w, b, y, pad, relu, kept(memo));
+    }
+
+    @Override
+    public void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad,
+                               ConvMemo memo) {
+        own(x, w, dy, dx, dw, db);
+        conv.backward(x, w, dy, dx, dw, db, pad, kept(memo));
+    }
+
+    /** memo as this backend's own kind, or an error naming where it came from. */
+    private DnnlConv.Kept kept(ConvMemo memo) {
+        if (memo == null) {
+            return null;
+        }
+        if (memo instanceof DnnlConv.Kept k && k.owner() == conv.dnnl()) {
+            return k;
+        }
+        throw new IllegalArgumentException("convolution memo " + memo + " was not made by this cpu backend's"
+                + " newConvMemo()");
+    }
+
+    /** One oneDNN primitive with a ReLU post-op where the direct engine takes the call (see ConvEngine). */
+    @Override
+    public void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        own(x, w, b, y);
+        conv.forwardRelu(x, w, b, y, pad);
+    }
+
     @Override
     public void conv2dBackwardData(Tensor dy, Tensor w, Tensor dx, int pad) {
         own(dy, w, dx);

@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  * primitive, malloc fresh reorder buffers and a large scratchpad on EVERY call. Here, per layer shape, the
  * primitives are created ONCE and reused; every primitive runs with {@code scratchpad_mode user} on ONE shared
  * scratchpad; the blocked copies of activations and weights live in a few work buffers that grow to the largest
- * layer and are then reused (a training step allocates nothing). The activations stay plain NCHW in the backend's
+ * layer and are then reused (a training step allocates nothing); a layer's {@link Kept} memo holds its blocked x
+ * from forward to backward-weights. The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
  * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
  * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
@@ -72,6 +73,15 @@ final class DnnlConv implements AutoCloseable {
     private static final long ALIGN = 4096; // oneDNN's kernels use aligned vector loads on user buffers
 
     private static Boolean available;
+
+    /**
+     * The largest blocked x (bytes, all slices of one call) a {@link Kept} memo holds from forward to backward. The
+     * keeping costs memory and no work (forward converts x anyway, into the memo instead of a shared buffer); what
+     * it saves is backward-weights' conversion of the same x. 8 MiB keeps every W3 input but conv1_2's (16 MiB) and
+     * about 30 MB of W1's, whose peak resident set is over its target (docs/benchmarks.md, "Memory"). A decision
+     * to measure, not a measurement.
+     */
+    static final long KEEP_MAX_BYTES = 8L << 20;
 
     private final dnnl.algorithm bwdWeightsAlg;
     /** The operands' data type: f32, or bf16 for {@link org.vgg4j.core.backend.CpuPrecision#BF16}. */
@@ -104,7 +114,7 @@ final class DnnlConv implements AutoCloseable {
      */
     String implementations(int n, int c, int h, int w, int k, int r, int s, int pad) {
         Layer l = layer(n, c, h, w, k, r, s, pad);
-        return "forward=" + l.fwd(true).impl + " backward-data=" + l.bwdD().impl + " backward-weights="
+        return "forward=" + l.fwd(true, false).impl + " backward-data=" + l.bwdD().impl + " backward-weights="
                 + l.bwdW(true).impl;
     }
 
@@ -238,6 +248,7 @@ final class DnnlConv implements AutoCloseable {
         }
 
         void run(Pointer src, Pointer dst) {
+            reorders++;
             from.set_data_handle(src);
             to.set_data_handle(dst);
             pad.set_data_handle(scratch.get(scratchNeed));
@@ -277,6 +288,69 @@ final class DnnlConv implements AutoCloseable {
     }
 
     private long scratchNeed = 1; // bytes: the largest scratchpad any primitive or reorder asked for
+    private long generation;      // +1 at every close(): a memo made before then holds layouts of closed primitives
+    private long reorders;        // reorders run since this instance was made (for tests)
+
+    /** Reorders run so far (layout conversions of x, w, y, dy, dx and the dw accumulation): for tests. */
+    long reorderCount() {
+        return reorders;
+    }
+
+    /**
+     * The {@link org.vgg4j.core.backend.Backend.ConvMemo} of this engine: x of a convolution's last forward in the
+     * forward primitive's layout (each slice's), which backward-weights takes instead of converting x again where
+     * its layout is the same and the call is the same (x's address, shape, slicing). Holds at most
+     * {@link #KEEP_MAX_BYTES}; a forward whose blocked x is larger, or whose x needs no conversion, keeps nothing.
+     */
+    final class Kept implements org.vgg4j.core.backend.Backend.ConvMemo {
+        private final Work buf = new Work();
+        private final List<memory.desc> descs = new ArrayList<>(); // per slice: the layout it holds
+        private final List<Long> offsets = new ArrayList<>();      // per slice: bytes into buf
+        private boolean valid;
+        private long xAddress;
+        private Key key;      // the whole call's shape (n = all images)
+        private int step;
+        private long madeIn;  // generation
+
+        DnnlConv owner() {
+            return DnnlConv.this;
+        }
+
+        boolean holds(Pointer x, Key k, int st) {
+            return valid && madeIn == generation && xAddress == address(x) && key.equals(k) && step == st;
+        }
+
+        long bytes() {
+            return buf.bytes();
+        }
+
+        /** Forgets what it holds; keeps its buffer for the next forward. */
+        void reset() {
+            valid = false;
+            descs.clear();
+            offsets.clear();
+        }
+
+        @Override
+        public void close() {
+            reset();
+            buf.free();
+        }
+    }
+
+    /** A new, empty memo of this engine. */
+    Kept newKept() {
+        return new Kept();
+    }
+
+    private static long address(Pointer p) {
+        return p.address() + p.position() * p.sizeof();
+    }
+
+    /** bytes past the start of an aligned work buffer, as a BytePointer. */
+    private static BytePointer plus(BytePointer base, long bytes) {
+        return new BytePointer(base).position(base.position() + bytes);
+    }
 
     /**
      * The primitives of one shape. Forward exists with and without bias; backward-weights with and without the bias
@@ -299,7 +373,7 @@ final class DnnlConv implements AutoCloseable {
         final long[] pads;
         final primitive_attr attr = new primitive_attr();
         final convolution_forward.primitive_desc hint; // forward with bias: the backward primitives' hint
-        final Fwd[] fwd = new Fwd[2];      // [0] no bias, [1] bias
+        final Fwd[] fwd = new Fwd[4];      // [bias + 2 * relu]: without/with bias, without/with the ReLU post-op
         final BwdW[] bwdW = new BwdW[2];   // [0] no bias gradient, [1] bias gradient
         BwdD bwdD;
 
@@ -321,7 +395,7 @@ final class DnnlConv implements AutoCloseable {
             yOp = operand == F32 ? yAny : own(new memory.desc(yd, operand, memory.format_tag.any));
             attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
             owned.add(attr);
-            hint = fwdPd(true);
+            hint = fwdPd(true, false);
         }
 
         private <T extends Pointer> T own(T p) {
@@ -329,19 +403,34 @@ final class DnnlConv implements AutoCloseable {
             return p;
         }
 
-        convolution_forward.primitive_desc fwdPd(boolean bias) {
+        /**
+         * The forward primitive, with or without bias, and with or without ReLU as an eltwise post-op: oneDNN applies
+         * max(acc, 0) to the f32 accumulators (bias added) before it stores y, so the fused y is the unfused
+         * conv's y with ReLU applied afterwards (ConvEngineTest checks it bit for bit), except that a NaN
+         * accumulator becomes 0 (the post-op is a vector max with 0 as the second operand) where ReLU keeps it.
+         */
+        convolution_forward.primitive_desc fwdPd(boolean bias, boolean relu) {
+            primitive_attr a = attr;
+            if (relu) {
+                a = own(new primitive_attr());
+                a.set_scratchpad_mode(dnnl.scratchpad_mode.user);
+                post_ops po = own(new post_ops());
+                po.append_eltwise(1f, dnnl.algorithm.eltwise_relu, 0f, 0f);
+                a.set_post_ops(po);
+            }
+            primitive_attr fa = a;
             convolution_forward.desc d = own(bias
                     ? new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
                         xOp, wOp, bPlain, yAny, strides, pads, pads)
                     : new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
                         xOp, wOp, yAny, strides, pads, pads));
-            return own(create(() -> new convolution_forward.primitive_desc(d, attr, eng), "forward", key));
+            return own(create(() -> new convolution_forward.primitive_desc(d, fa, eng), "forward", key));
         }
 
-        Fwd fwd(boolean bias) {
-            int i = bias ? 1 : 0;
+        Fwd fwd(boolean bias, boolean relu) {
+            int i = (bias ? 1 : 0) + (relu ? 2 : 0);
             if (fwd[i] == null) {
-                fwd[i] = new Fwd(this, bias ? hint : fwdPd(false), bias);
+                fwd[i] = new Fwd(this, bias && !relu ? hint : fwdPd(bias, relu), bias);
             }
             return fwd[i];
         }
@@ -379,6 +468,7 @@ final class DnnlConv implements AutoCloseable {
         final Prim p;
         final memory x, w, b, y;
         final Reorder toX, toW, fromY;
+        final memory.desc xDesc;
         final memory.desc wDesc;
         final long xBytes, wBytes, yBytes;
         final String impl;
@@ -395,6 +485,7 @@ final class DnnlConv implements AutoCloseable {
             y = p.arg(DNNL_ARG_DST, yd, l.owned);
             toX = l.reorder(l.xPlain, xd, false);
             toW = l.reorder(l.wPlain, wd, false);
+            xDesc = xd;
             wDesc = wd;
             fromY = l.reorder(yd, l.yPlain, false);
             xBytes = xd.get_size();
@@ -441,6 +532,7 @@ final class DnnlConv implements AutoCloseable {
     private final class BwdW {
         final Prim p;
         final memory x, dy, dw, db;
+        final memory.desc xDesc;
         final memory.desc dyDesc;
         final Reorder toX, toDy, addDw;
         final long xBytes, dyBytes, dwBytes;
@@ -458,6 +550,7 @@ final class DnnlConv implements AutoCloseable {
             p = new Prim(new convolution_backward_weights(pd), pd, l.owned);
             impl = pd.impl_info_str().getString();
             memory.desc xd = l.own(pd.src_desc());
+            xDesc = xd;
             dyDesc = l.own(pd.diff_dst_desc());
             memory.desc dwd = l.own(pd.diff_weights_desc());
             if (bias && !pd.diff_bias_desc().equals(l.bPlain)) {
@@ -529,21 +622,43 @@ final class DnnlConv implements AutoCloseable {
     }
 
     /**
-     * y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (b null), in slices of {@code step} images.
-     * Pointers address element 0 of each tensor.
+     * y (N,K,P,Q) = conv(x (N,C,H,W), w (K,C,R,S)) + b (K) or no bias (b null), then max(y, 0) when {@code relu}
+     * (a post-op of the same primitive, see {@link Layer#fwdPd}), in slices of {@code step} images.
+     * Pointers address element 0 of each tensor. With a memo ({@code kept}, null: none), x's blocked copy goes
+     * into the memo for the backward (see {@link Kept}).
      */
     void forward(Pointer x, Pointer w, Pointer b, Pointer y, int n, int c, int h, int wd, int k, int r, int s,
-                 int pad, int step) {
+                 int pad, int step, boolean relu, Kept kept) {
         int p = h + 2 * pad - r + 1;
         int q = wd + 2 * pad - s + 1;
+        BytePointer keep = null; // where the blocked x of every slice goes, or null: bufA as before
+        if (kept != null) {
+            kept.reset();
+            long bytes = 0;
+            for (int n0 = 0; n0 < n && bytes >= 0; n0 += step) {
+                Fwd f = layer(Math.min(step, n - n0), c, h, wd, k, r, s, pad).fwd(b != null, relu);
+                bytes = f.toX == null ? -1 : bytes + f.xBytes;
+            }
+            keep = bytes > 0 && bytes <= KEEP_MAX_BYTES ? kept.buf.get(bytes) : null;
+        }
+        long keptBytes = 0;
         memory.desc wDone = null; // the layout the weights are in, in bufW (once per call, not per slice)
         for (int n0 = 0; n0 < n; n0 += step) {
             int cnt = Math.min(step, n - n0);
-            Fwd f = layer(cnt, c, h, wd, k, r, s, pad).fwd(b != null);
+            Fwd f = layer(cnt, c, h, wd, k, r, s, pad).fwd(b != null, relu);
             wDone = weights(f.w, f.wDesc, f.toW, w, f.wBytes, wDone);
             Pointer xs = at(x, (long) n0 * c * h * wd);
             Pointer ys = at(y, (long) n0 * k * p * q);
-            Pointer xb = place(f.x, f.toX, xs, bufA, f.xBytes);
+            Pointer xb;
+            if (keep != null) {
+                xb = plus(keep, keptBytes);
+                f.x.set_data_handle(xb);
+                kept.descs.add(f.xDesc);
+                kept.offsets.add(keptBytes);
+                keptBytes += f.xBytes;
+            } else {
+                xb = place(f.x, f.toX, xs, bufA, f.xBytes);
+            }
             if (f.toX != null) {
                 f.toX.run(xs, xb);
             }
@@ -557,6 +672,13 @@ final class DnnlConv implements AutoCloseable {
             }
         }
         strm._wait();
+        if (keep != null) {
+            kept.valid = true;
+            kept.xAddress = address(x);
+            kept.key = new Key(n, c, h, wd, k, r, s, pad);
+            kept.step = step;
+            kept.madeIn = generation;
+        }
     }
 
     /**
@@ -566,13 +688,17 @@ final class DnnlConv implements AutoCloseable {
      * first so the buffer holding its blocked x can then take its blocked dx.
      *
      * @param dbSlice called after each slice's bias gradient is in db (the caller accumulates it)
+     * @param kept    the memo of this x's forward (null: none): backward-weights takes x from it where it holds
+     *                this call's x in that primitive's layout, instead of converting x again
      */
     void backward(Pointer x, Pointer w, Pointer dy, Pointer dx, Pointer dw, Pointer db, Runnable dbSlice,
-                  int n, int c, int h, int wd, int k, int r, int s, int pad, int step) {
+                  int n, int c, int h, int wd, int k, int r, int s, int pad, int step, Kept kept) {
         int p = h + 2 * pad - r + 1;
         int q = wd + 2 * pad - s + 1;
+        boolean fromKept = kept != null && x != null && kept.holds(x, new Key(n, c, h, wd, k, r, s, pad), step);
+        int slice = 0;
         memory.desc wDone = null; // the layout the weights are in, in bufW (once per call, not per slice)
-        for (int n0 = 0; n0 < n; n0 += step) {
+        for (int n0 = 0; n0 < n; n0 += step, slice++) {
             int cnt = Math.min(step, n - n0);
             Layer l = layer(cnt, c, h, wd, k, r, s, pad);
             Pointer dys = at(dy, (long) n0 * k * p * q);
@@ -581,9 +707,13 @@ final class DnnlConv implements AutoCloseable {
             if (dw != null) {
                 BwdW f = l.bwdW(db != null);
                 Pointer xs = at(x, (long) n0 * c * h * wd);
-                Pointer xb = place(f.x, f.toX, xs, bufA, f.xBytes);
-                if (f.toX != null) {
-                    f.toX.run(xs, xb);
+                if (fromKept && f.toX != null && kept.descs.get(slice).equals(f.xDesc)) {
+                    f.x.set_data_handle(plus(kept.buf.get(kept.bytes()), kept.offsets.get(slice)));
+                } else {
+                    Pointer xb = place(f.x, f.toX, xs, bufA, f.xBytes);
+                    if (f.toX != null) {
+                        f.toX.run(xs, xb);
+                    }
                 }
                 Pointer dyb = place(f.dy, f.toDy, dys, bufB, f.dyBytes);
                 if (f.toDy != null) {
@@ -641,6 +771,7 @@ final class DnnlConv implements AutoCloseable {
             b.free();
         }
         scratchNeed = 1;
+        generation++;
         if (strm != null) {
             strm.close();
             eng.close();
