@@ -70,7 +70,8 @@ public interface Backend extends AutoCloseable {
     /**
      * y = max(conv(x, w) + b, 0): a convolution and the ReLU after it, shapes as {@link #conv2dForward}. The
      * default runs {@link #conv2dForward} then {@link #reluForward} in place over y; a backend may apply the ReLU
-     * inside the convolution instead (same values for finite results; a NaN may come out as 0).
+     * inside the convolution instead (same values for finite results; a NaN may come out as 0, which is why
+     * Network refuses a non-finite input and the trainer checks every gradient before an update).
      */
     default void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         conv2dForward(x, w, b, y, pad);

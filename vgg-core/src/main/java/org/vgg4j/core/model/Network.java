@@ -127,11 +127,13 @@ public final class Network implements AutoCloseable {
         return Shape.of(d);
     }
 
-    /** Logits (N,classes) for x (N,C,H,W). The returned tensor belongs to the last layer. */
+    /**
+     * Logits (N,classes) for x (N,C,H,W). The returned tensor belongs to the last layer.
+     *
+     * @throws IllegalArgumentException when x holds a NaN or an infinity (see {@link #checkInput})
+     */
     public Tensor forward(Tensor x, boolean training) {
-        if (x.dtype() != dtype || x.backend() != backend) {
-            throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
-        }
+        checkInput(x);
         Tensor h = x;
         for (int i = 0; i < layers.size(); i++) {
             if (fusesRelu[i]) {
@@ -141,6 +143,21 @@ public final class Network implements AutoCloseable {
             }
         }
         return h;
+    }
+
+    /**
+     * The input must be of this network's dtype and backend, and finite: a fused convolution + ReLU maps a NaN to 0
+     * (Backend#conv2dForwardRelu), so a NaN pixel would otherwise vanish into finite logits instead of showing in
+     * the loss. One sum of squares over the batch (an overflow to infinity needs values above ~1e154).
+     */
+    private void checkInput(Tensor x) {
+        if (x.dtype() != dtype || x.backend() != backend) {
+            throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
+        }
+        if (!Double.isFinite(backend.sumOfSquares(x))) {
+            throw new IllegalArgumentException("input " + x.shape() + " of network " + name
+                    + " holds a NaN or an infinity; expected finite values");
+        }
     }
 
     /** Layers i (a Conv2d) and i + 1 (a ReLU) in one backend call; returns the ReLU's output. */
@@ -203,9 +220,7 @@ public final class Network implements AutoCloseable {
      * @throws IllegalArgumentException naming an unknown layer and listing the valid names
      */
     public Features featuresAt(Tensor x, String... names) {
-        if (x.dtype() != dtype || x.backend() != backend) {
-            throw new IllegalArgumentException("input " + x + " must be " + dtype + " on backend " + backend.name());
-        }
+        checkInput(x);
         if (names.length == 0) {
             throw new IllegalArgumentException("name at least one layer; valid names: " + layerNames());
         }

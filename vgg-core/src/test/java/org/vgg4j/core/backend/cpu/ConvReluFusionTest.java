@@ -209,6 +209,30 @@ final class ConvReluFusionTest {
         }
     }
 
+    /**
+     * Because a fused pair maps a NaN to 0, a network refuses a non-finite input up front (forward and featuresAt),
+     * naming it, instead of turning a NaN pixel into finite logits.
+     */
+    @Test
+    void aNetworkRefusesANonFiniteInputInsteadOfHidingIt() {
+        CpuBackend b = cpu("auto");
+        VggSpec spec = VggSpec.small(VggConfig.A, 32, 10).withWidth(0.125).withHidden(24).withSeed(3);
+        try (Network net = Vgg.build(b, DType.FLOAT32, spec)) {
+            assertTrue(net.fusesRelu(0), "features.0 and features.1 run fused");
+            for (double bad : new double[] {Double.NaN, Double.POSITIVE_INFINITY}) {
+                double[] xv = TestTensors.uniform(9, 2 * 3 * 32 * 32, -1, 1);
+                xv[100] = bad;
+                Tensor x = TestTensors.of(b, DType.FLOAT32, Shape.of(2, 3, 32, 32), xv);
+                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                        IllegalArgumentException.class, () -> net.forward(x, false));
+                assertTrue(e.getMessage().contains("holds a NaN or an infinity; expected finite values"), e.getMessage());
+                assertTrue(e.getMessage().startsWith("input 2x3x32x32 of network "), e.getMessage());
+                org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> net.featuresAt(x, "features.1"));
+            }
+        }
+    }
+
     static Stream<Arguments> networks() {
         VggSpec a = VggSpec.small(VggConfig.A, 32, 10).withWidth(0.125).withHidden(24).withSeed(5);
         VggSpec bn = VggSpec.small(VggConfig.B, 32, 10).withWidth(0.125).withHidden(24).withBatchNorm(true).withSeed(6);
