@@ -137,7 +137,10 @@ $PYTHON - "$OUT/raw.txt" <<'PY'
 import statistics, sys
 rows = []
 for line in open(sys.argv[1]):
-    kv = dict(t.split("=", 1) for t in line.split()[1:] if "=" in t)
+    kv = {}
+    for t in line.split()[1:]:
+        if "=" in t:  # the first of a repeated key wins: "side=ours" comes before a dense workload's "side=224"
+            kv.setdefault(*t.split("=", 1))
     rows.append(kv)
 prec = lambda r: r.get("precision", "fp32")
 sgemm = {prec(r): float(r["gflops"]) for r in rows if r.get("workload") == "sgemm"}
