@@ -7,9 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.core.testing.Approx;
 import org.vgg4j.cuda.api.CudaException;
@@ -23,27 +20,14 @@ import org.vgg4j.cuda.api.CudaException;
  * their launch.
  */
 @Tag(Parity.EMULATOR_TAG)
-class BrokenKernelTest {
+class BrokenKernelTest extends OnEmulatedDevice {
     // c (M,Nd) = a (M,Kd) * b (Kd,Nd): Kd = 37 is not a multiple of the tile depth 16, so the last stage is partial
     static final int M = 70;
     static final int KD = 37;
     static final int ND = 66;
 
-    private EmulatedDriver d;
-
-    @BeforeAll
-    static void emulator() {
-        Parity.assumeEmulator();
-    }
-
-    @BeforeEach
-    void open() {
-        d = EmulatedDriver.open(1); // the second emulated device: several devices are presented
-    }
-
-    @AfterEach
-    void close() {
-        d.close();
+    BrokenKernelTest() {
+        super(1); // the second emulated device: several devices are presented
     }
 
     /** Runs one of broken.cu's GEMM kernels on integer inputs; returns c and the exact product. */

@@ -166,9 +166,7 @@ class ConvTcKernelTest {
     }
 
     private float[] download(long p, int n) {
-        float[] f = new float[n];
-        d.copyOut(p, f, 0, n);
-        return f;
+        return Parity.download(d, p, n);
     }
 
     /** A buffer of n bf16 values, rounded up to whole floats so it can be read back as floats. */

@@ -161,6 +161,13 @@ final class Parity implements AutoCloseable {
         return v;
     }
 
+    /** n floats copied from the device buffer p. */
+    static float[] download(Driver d, long p, int n) {
+        float[] out = new float[n];
+        d.copyOut(p, out, 0, n);
+        return out;
+    }
+
     static int size(Shape s) {
         return Math.toIntExact(s.size());
     }

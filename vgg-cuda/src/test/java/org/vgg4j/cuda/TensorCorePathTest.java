@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.vgg4j.cuda.Parity.floats;
-import static org.vgg4j.cuda.Parity.ints;
 import static org.vgg4j.cuda.Parity.t;
 
 import java.util.ArrayList;
@@ -90,6 +89,21 @@ class TensorCorePathTest {
         return new Tensor[] {y, dx, dw, db};
     }
 
+    /** Host operands of {@link #threePasses}: x, w, b, dy, and the dw0, db0 the gradients accumulate onto. */
+    record Operands(double[] x, double[] w, double[] b, double[] dy, double[] dw0, double[] db0) {
+        /** Small integers drawn with seeds seed + 1 .. seed + 6: exact in bf16 and in every sum. */
+        static Operands ints(Case c, long seed) {
+            int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
+            return new Operands(Parity.ints(seed + 1, nx, -4, 4), Parity.ints(seed + 2, nw, -3, 3),
+                    Parity.ints(seed + 3, c.k(), -5, 5), Parity.ints(seed + 4, ny, -3, 3),
+                    Parity.ints(seed + 5, nw, -2, 2), Parity.ints(seed + 6, c.k(), -2, 2));
+        }
+    }
+
+    static Tensor[] threePasses(Backend be, Case c, Operands o) {
+        return threePasses(be, c, o.x(), o.w(), o.b(), o.dy(), o.dw0(), o.db0());
+    }
+
     static double[][] arrays(Tensor[] ts) {
         double[][] out = new double[ts.length][];
         for (int i = 0; i < ts.length; i++) {
@@ -105,16 +119,14 @@ class TensorCorePathTest {
     @ParameterizedTest
     @MethodSource("cases")
     void smallIntegersAreExactAndRunOnTheTensorCores(Case c) {
-        int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
-        double[] x = ints(11, nx, -4, 4), w = ints(12, nw, -3, 3), b = ints(13, c.k(), -5, 5);
-        double[] dy = ints(14, ny, -3, 3), dw0 = ints(15, nw, -2, 2), db0 = ints(16, c.k(), -2, 2);
+        Operands o = Operands.ints(c, 10);
         Launches[] log = new Launches[1];
         try (Parity p = bf16(log)) {
             for (ConvPass pass : ConvPass.values()) {
                 assertEquals(TC, p.dev.convPath(pass, c.x(), c.wt(), c.pad()), pass + " " + c);
             }
-            double[][] got = arrays(threePasses(p.dev, c, x, w, b, dy, dw0, db0));
-            double[][] want = arrays(threePasses(p.ref, c, x, w, b, dy, dw0, db0));
+            double[][] got = arrays(threePasses(p.dev, c, o));
+            double[][] want = arrays(threePasses(p.ref, c, o));
             String[] names = {"y", "dx", "dw", "db"};
             for (int i = 0; i < names.length; i++) {
                 Approx.assertExact(want[i], got[i], names[i] + " " + c);
@@ -157,29 +169,28 @@ class TensorCorePathTest {
     @Test
     void aThreeChannelInputRunsOnTheTensorCoresPaddedToEight() {
         Case c = new Case(2, 3, 6, 6, 8, 3, 3, 1);
-        int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
-        double[] x = ints(31, nx, -4, 4), w = ints(32, nw, -3, 3), b = ints(33, c.k(), -5, 5);
-        double[] dy = ints(34, ny, -3, 3), dw0 = ints(35, nw, -2, 2), db0 = ints(36, c.k(), -2, 2);
+        Operands o = Operands.ints(c, 30);
         Launches[] log = new Launches[1];
         try (Parity p = bf16(log)) {
             for (ConvPass pass : ConvPass.values()) {
                 assertEquals(TC, p.dev.convPath(pass, c.x(), c.wt(), c.pad()), pass.toString());
             }
-            Tensor xt = t(p.dev, c.x(), x);
-            Tensor wt = t(p.dev, c.wt(), w);
+            Tensor xt = t(p.dev, c.x(), o.x());
+            Tensor wt = t(p.dev, c.wt(), o.w());
             Tensor y = p.dev.allocate(xt.dtype(), c.y());
             log[0].take();
-            p.dev.conv2dForward(xt, wt, t(p.dev, Shape.of(c.k()), b), y, c.pad());
+            p.dev.conv2dForward(xt, wt, t(p.dev, Shape.of(c.k()), o.b()), y, c.pad());
             assertEquals(List.of("conv_tc_fwd_bf16"), kernels(log[0].take()), "forward");
-            Tensor dyt = t(p.dev, c.y(), dy);
+            Tensor dyt = t(p.dev, c.y(), o.dy());
             Tensor dx = p.dev.allocate(xt.dtype(), c.x());
             log[0].take();
             p.dev.conv2dBackwardData(dyt, wt, dx, c.pad());
             assertEquals(List.of("conv_tc_fwd_bf16"), kernels(log[0].take()), "backward-data");
-            p.dev.conv2dBackwardFilter(xt, dyt, t(p.dev, c.wt(), dw0), t(p.dev, Shape.of(c.k()), db0), c.pad());
+            p.dev.conv2dBackwardFilter(xt, dyt, t(p.dev, c.wt(), o.dw0()), t(p.dev, Shape.of(c.k()), o.db0()),
+                    c.pad());
             assertEquals(List.of("conv_tc_wgrad_bf16"), kernels(log[0].take()), "backward-filter");
-            double[][] got = arrays(threePasses(p.dev, c, x, w, b, dy, dw0, db0));
-            double[][] want = arrays(threePasses(p.ref, c, x, w, b, dy, dw0, db0));
+            double[][] got = arrays(threePasses(p.dev, c, o));
+            double[][] want = arrays(threePasses(p.ref, c, o));
             for (int i = 0; i < 4; i++) {
                 Approx.assertExact(want[i], got[i], "output " + i);
             }
@@ -306,17 +317,16 @@ class TensorCorePathTest {
     void scratchBuffersAreReusedAndCounted() {
         Case c = new Case(2, 16, 8, 8, 24, 3, 3, 1);
         int nx = Parity.size(c.x()), nw = Parity.size(c.wt()), ny = Parity.size(c.y());
-        double[] x = ints(41, nx, -4, 4), w = ints(42, nw, -3, 3), b = ints(43, c.k(), -5, 5);
-        double[] dy = ints(44, ny, -3, 3), dw0 = ints(45, nw, -2, 2), db0 = ints(46, c.k(), -2, 2);
+        Operands o = Operands.ints(c, 40);
         Launches[] log = new Launches[1];
         try (Parity p = bf16(log)) {
-            threePasses(p.dev, c, x, w, b, dy, dw0, db0);
+            threePasses(p.dev, c, o);
             long scratch = p.dev.tensorCoreScratchBytes();
             // N,H,W,C bf16 in, K,R,S,C bf16 weights, N,P,Q,K f32 out, the dy copy of backward-filter
             assertTrue(scratch >= 2L * nx + 2L * nw + 4L * ny + 2L * ny, "scratch " + scratch);
             assertTrue(p.dev.deviceBytesInUse() >= scratch, "scratch counts as in use");
             long afterFirst = p.dev.deviceBytesInUse();
-            threePasses(p.dev, c, x, w, b, dy, dw0, db0);
+            threePasses(p.dev, c, o);
             assertEquals(scratch, p.dev.tensorCoreScratchBytes(), "same shapes, same scratch");
             long tensors = 0; // x, dx; w, dw; y, dy; b, db -- none freed, so each a new block
             for (long elements : new long[] {nx, nx, nw, nw, ny, ny, c.k(), c.k()}) {

@@ -9,9 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.vgg4j.cuda.api.CudaException;
@@ -25,39 +22,14 @@ import org.vgg4j.cuda.api.CudaException;
  * warp op in a barrier-free kernel, copies pending at exit, misaligned addresses. Kernels: src/test/cuda/warp_check.cu.
  */
 @Tag(Parity.EMULATOR_TAG)
-class WarpInstructionsTest {
+class WarpInstructionsTest extends OnEmulatedDevice {
     static final String MODULE = "warp_check";
 
-    private EmulatedDriver d;
-
-    @BeforeAll
-    static void emulator() {
-        Parity.assumeEmulator();
-    }
-
-    @BeforeEach
-    void open() {
-        d = EmulatedDriver.open(0);
-    }
-
-    @AfterEach
-    void close() {
-        d.close();
+    WarpInstructionsTest() {
+        super(0);
     }
 
     // ------------------------------------------------------------------ helpers
-
-    private long upload(float[] host) {
-        long p = d.malloc(4L * host.length);
-        d.copyIn(host, 0, p, host.length);
-        return p;
-    }
-
-    private float[] download(long p, int n) {
-        float[] out = new float[n];
-        d.copyOut(p, out, 0, n);
-        return out;
-    }
 
     private int[] downloadInts(long p, int n) {
         float[] raw = download(p, n);
