@@ -84,20 +84,15 @@ class PrecisionOptionTest {
             Assumptions.abort("emulated CUDA device not available: " + e.getMessage());
         }
         String before = System.getProperty(TrainCommand.CUDA_MATH);
-        Path data = tinyIdx(Files.createDirectories(dir.resolve("data")));
-        String[] t = with(TINY, "--backend", "cuda-emulated", "--data", data.toString());
-        CliRun fp32 = vgg(with(t, "--out", dir.resolve("fp32").toString(), "--precision", "fp32"));
+        String[] t = tinyOn("cuda-emulated", dir);
+        CliRun fp32 = run(t, dir, "fp32", "fp32");
         assertEquals(0, fp32.code(), fp32.err());
-        CliRun bf16 = vgg(with(t, "--out", dir.resolve("bf16").toString(), "--precision", "BF16"));
+        CliRun bf16 = run(t, dir, "bf16", "BF16");
         assertEquals(0, bf16.code(), bf16.err());
         assertTrue(bf16.out().contains("precision bf16: operands of the convolutions and GEMMs; FP32 accumulation,"
                 + " master weights and SGD"), bf16.out());
         assertEquals(before, System.getProperty(TrainCommand.CUDA_MATH), "the property is restored after the run");
-        // same data, same initial weights: bf16 operands move the loss a little, not a lot
-        double a = trainLoss(fp32.out());
-        double b = trainLoss(bf16.out());
-        assertNotEquals(a, b, "bf16 operands change the loss: the backend ran in bf16");
-        assertTrue(Math.abs(a - b) < 0.05 * a, "fp32 loss " + a + ", bf16 loss " + b);
+        assertBf16LossNearFp32(fp32, bf16);
     }
 
     /**
@@ -107,23 +102,38 @@ class PrecisionOptionTest {
     @Test
     void bf16ReachesTheCpuBackendOrIsRefusedNamingWhy(@TempDir Path dir) throws IOException {
         String before = System.getProperty(TrainCommand.CPU_PRECISION);
-        Path data = tinyIdx(Files.createDirectories(dir.resolve("data")));
-        String[] t = with(TINY, "--backend", "cpu", "--data", data.toString());
-        CliRun fp32 = vgg(with(t, "--out", dir.resolve("fp32").toString(), "--precision", "fp32"));
+        String[] t = tinyOn("cpu", dir);
+        CliRun fp32 = run(t, dir, "fp32", "fp32");
         assertEquals(0, fp32.code(), fp32.err());
-        CliRun bf16 = vgg(with(t, "--out", dir.resolve("bf16").toString(), "--precision", "bf16"));
+        CliRun bf16 = run(t, dir, "bf16", "bf16");
         assertEquals(before, System.getProperty(TrainCommand.CPU_PRECISION), "the property is restored after the run");
         boolean hasBf16 = Files.readString(Path.of("/proc/cpuinfo")).contains(" avx512_bf16");
         if (hasBf16) {
             assertEquals(0, bf16.code(), bf16.err());
-            double a = trainLoss(fp32.out());
-            double b = trainLoss(bf16.out());
-            assertNotEquals(a, b, "bf16 operands change the loss: the backend ran in bf16");
-            assertTrue(Math.abs(a - b) < 0.05 * a, "fp32 loss " + a + ", bf16 loss " + b);
+            assertBf16LossNearFp32(fp32, bf16);
         } else {
             assertNotEquals(0, bf16.code(), bf16.out());
             assertTrue(bf16.err().contains("avx512_bf16"), bf16.err());
         }
+    }
+
+    /** TINY on backend, reading tiny IDX data written under dir. */
+    private static String[] tinyOn(String backend, Path dir) throws IOException {
+        Path data = tinyIdx(Files.createDirectories(dir.resolve("data")));
+        return with(TINY, "--backend", backend, "--data", data.toString());
+    }
+
+    /** Runs t at precision, writing under dir/out. */
+    private static CliRun run(String[] t, Path dir, String out, String precision) {
+        return vgg(with(t, "--out", dir.resolve(out).toString(), "--precision", precision));
+    }
+
+    /** Same data, same initial weights: bf16 operands move the loss a little, not a lot. */
+    private static void assertBf16LossNearFp32(CliRun fp32, CliRun bf16) {
+        double a = trainLoss(fp32.out());
+        double b = trainLoss(bf16.out());
+        assertNotEquals(a, b, "bf16 operands change the loss: the backend ran in bf16");
+        assertTrue(Math.abs(a - b) < 0.05 * a, "fp32 loss " + a + ", bf16 loss " + b);
     }
 
     private static double trainLoss(String out) {

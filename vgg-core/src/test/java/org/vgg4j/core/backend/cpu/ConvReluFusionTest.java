@@ -116,9 +116,7 @@ final class ConvReluFusionTest {
         Tensor unfused = b.allocate(DType.FLOAT32, ys);
         Tensor fused = b.allocate(DType.FLOAT32, ys);
         b.fill(fused, Double.NaN); // overwritten, not accumulated
-        b.conv2dForward(x, wt, bt, unfused, pad);
-        b.reluForward(unfused, unfused);
-        b.conv2dForwardRelu(x, wt, bt, fused, pad);
+        convThenReluAndFused(b, x, wt, bt, unfused, fused, pad);
         float[] want = host(b, unfused);
         int zeros = 0;
         for (float v : want) {
@@ -126,6 +124,14 @@ final class ConvReluFusionTest {
         }
         assertTrue(zeros > 0 && zeros < want.length, "the case must have outputs on both sides of 0: " + zeros);
         assertBitwise(want, host(b, fused), engine + " conv" + r + " " + c + "->" + k);
+    }
+
+    /** The convolution then the ReLU in place into unfused, and the fused call into fused. */
+    private static void convThenReluAndFused(Backend b, Tensor x, Tensor wt, Tensor bias, Tensor unfused, Tensor fused,
+                                             int pad) {
+        b.conv2dForward(x, wt, bias, unfused, pad);
+        b.reluForward(unfused, unfused);
+        b.conv2dForwardRelu(x, wt, bias, fused, pad);
     }
 
     /** The SPI's default (the reference backend has no fused call) is the two calls. */
@@ -136,9 +142,7 @@ final class ConvReluFusionTest {
         Tensor wt = TestTensors.random(ref, DType.FLOAT64, Shape.of(3, 2, 3, 3), 4, -1, 1);
         Tensor y1 = ref.allocate(DType.FLOAT64, Shape.of(1, 3, 5, 5));
         Tensor y2 = ref.allocate(DType.FLOAT64, Shape.of(1, 3, 5, 5));
-        ref.conv2dForward(x, wt, null, y1, 1);
-        ref.reluForward(y1, y1);
-        ref.conv2dForwardRelu(x, wt, null, y2, 1);
+        convThenReluAndFused(ref, x, wt, null, y1, y2, 1);
         double[] a = new double[75];
         double[] bb = new double[75];
         ref.copyOut(y1, a, 0);
@@ -159,9 +163,7 @@ final class ConvReluFusionTest {
         Tensor wt = TestTensors.random(b, DType.FLOAT32, Shape.of(4, 8, 3, 3), 22, -0.3, 0.3);
         Tensor unfused = b.allocate(DType.FLOAT32, Shape.of(2, 4, 6, 6));
         Tensor fused = b.allocate(DType.FLOAT32, Shape.of(2, 4, 6, 6));
-        b.conv2dForward(x, wt, null, unfused, 1);
-        b.reluForward(unfused, unfused);
-        b.conv2dForwardRelu(x, wt, null, fused, 1);
+        convThenReluAndFused(b, x, wt, null, unfused, fused, 1);
         float[] u = host(b, unfused);
         float[] f = host(b, fused);
         int nans = 0;

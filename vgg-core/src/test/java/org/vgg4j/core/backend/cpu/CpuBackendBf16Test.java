@@ -116,6 +116,15 @@ final class CpuBackendBf16Test {
     }
 
     /** The BF16 backend refuses to start, naming the missing instruction set: the branch of machines without it. */
+    /** True where bf16 cannot run here, once the backend's refusal is checked to say why. */
+    private static boolean refusedHere() {
+        if (MISSING == null) {
+            return false;
+        }
+        assertRefused();
+        return true;
+    }
+
     private static void assertRefused() {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> new CpuBackend(CpuBackend.Options.defaults().withPrecision(CpuPrecision.BF16)));
@@ -201,8 +210,7 @@ final class CpuBackendBf16Test {
     @ParameterizedTest(name = "N{0} C{1} {2}x{3} K{4}")
     @MethodSource("shapes")
     void eachPassOnSmallIntegersIsExact(int n, int c, int h, int w, int k) {
-        if (MISSING != null) {
-            assertRefused();
+        if (refusedHere()) {
             return;
         }
         allPasses(n, c, h, w, k, true);
@@ -211,8 +219,7 @@ final class CpuBackendBf16Test {
     @ParameterizedTest(name = "N{0} C{1} {2}x{3} K{4}")
     @MethodSource("shapes")
     void eachPassOnRealsMatchesTheReferenceOnBf16Operands(int n, int c, int h, int w, int k) {
-        if (MISSING != null) {
-            assertRefused();
+        if (refusedHere()) {
             return;
         }
         allPasses(n, c, h, w, k, false);
@@ -240,8 +247,7 @@ final class CpuBackendBf16Test {
     @MethodSource("gemmCases")
     void gemmMatchesTheReferenceOnBf16Operands(boolean ta, boolean tb, int m, int n, int k, double alpha,
                                                double beta) {
-        if (MISSING != null) {
-            assertRefused();
+        if (refusedHere()) {
             return;
         }
         for (boolean exact : new boolean[] {true, false}) {
@@ -279,8 +285,7 @@ final class CpuBackendBf16Test {
     /** The operands really are bf16: oneDNN's bf16 kernels run, and reals differ from the f32 result. */
     @Test
     void bf16KernelsRunAndRoundTheOperands() {
-        if (MISSING != null) {
-            assertRefused();
+        if (refusedHere()) {
             return;
         }
         assertEquals(CpuPrecision.BF16, bf16.precision());
@@ -358,8 +363,7 @@ final class CpuBackendBf16Test {
      */
     @Test
     void narrowVggTrainsInBf16LikeFp32() {
-        if (MISSING != null) {
-            assertRefused();
+        if (refusedHere()) {
             return;
         }
         VggSpec spec = VggSpec.small(VggConfig.A, 32, 10).withWidth(0.125).withHidden(32).withDropout(0)
