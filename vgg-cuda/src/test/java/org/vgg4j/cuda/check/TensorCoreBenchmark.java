@@ -52,25 +52,13 @@ final class TensorCoreBenchmark {
             Tensor wp = bf16(be, 9L * k * cp);
             Tensor wt = bf16(be, 9L * k * c);
             Tensor out = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact(pixels * Math.max(c, k))));
-            elementwise(d, "nchw_to_nhwc_bf16", pixels * cp, KernelArgs.of().ptr(ptr(be, x)).ptr(ptr(be, xh)).i32(n)
-                    .i32(c).i32(cp).i32(h * h));
-            elementwise(d, "nchw_to_nhwc_bf16", pixels * k, KernelArgs.of().ptr(ptr(be, dy)).ptr(ptr(be, dyh)).i32(n)
-                    .i32(k).i32(k).i32(h * h));
-            elementwise(d, "conv_tc_pack_weights_bf16", 9L * k * cp, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wp))
-                    .i32(k).i32(c).i32(cp).i32(3).i32(3));
-            elementwise(d, "conv_tc_flip_weights_bf16", 9L * k * c, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wt))
-                    .i32(k).i32(c).i32(3).i32(3));
+            toBf16(be, new Tensor[] {x, dy, w}, new Tensor[] {xh, dyh, wp, wt}, n, h * h, c, cp, k, 3);
             if (cp != c) {
                 System.out.println("# " + name + " fwd, bwd_filter: C = " + c + " padded to " + cp);
             }
-            Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
-            KernelArgs af = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, wp)).ptr(0).ptr(ptr(be, out)).i32(n)
-                    .i32(h).i32(h).i32(cp).i32(k).i32(3).i32(3).i32(1).i32(0);
-            report(name, "fwd", flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(k), 1, THREADS, af));
+            reportFwd(be, name, "fwd", flops, reps, xh, wp, out, n, h, cp, k, 3, 1);
             if (k % 8 == 0) {
-                KernelArgs a = KernelArgs.of().ptr(ptr(be, dyh)).ptr(ptr(be, wt)).ptr(0).ptr(ptr(be, out)).i32(n)
-                        .i32(h).i32(h).i32(k).i32(c).i32(3).i32(3).i32(1).i32(0);
-                report(name, "bwd_data", flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(c), 1, THREADS, a));
+                reportFwd(be, name, "bwd_data", flops, reps, dyh, wt, out, n, h, k, c, 3, 1);
                 CudaBackend.SplitK sk = be.tensorCoreWgradSplit(xs, ws, 1);
                 Tensor partial = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) sk.splits() * k * cp * 9)));
                 Tensor dw = be.allocate(DType.FLOAT32, ws);
@@ -116,21 +104,10 @@ final class TensorCoreBenchmark {
         Tensor wp = bf16(be, (long) out * in);
         Tensor wt = bf16(be, (long) out * in);
         Tensor y = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) n * Math.max(in, out))));
-        elementwise(d, "nchw_to_nhwc_bf16", (long) n * in, KernelArgs.of().ptr(ptr(be, x)).ptr(ptr(be, xh)).i32(n)
-                .i32(in).i32(in).i32(1));
-        elementwise(d, "nchw_to_nhwc_bf16", (long) n * out, KernelArgs.of().ptr(ptr(be, dy)).ptr(ptr(be, dyh)).i32(n)
-                .i32(out).i32(out).i32(1));
-        elementwise(d, "conv_tc_pack_weights_bf16", (long) out * in, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wp))
-                .i32(out).i32(in).i32(in).i32(1).i32(1));
-        elementwise(d, "conv_tc_flip_weights_bf16", (long) out * in, KernelArgs.of().ptr(ptr(be, w)).ptr(ptr(be, wt))
-                .i32(out).i32(in).i32(1).i32(1));
-        Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
-        KernelArgs af = KernelArgs.of().ptr(ptr(be, xh)).ptr(ptr(be, wp)).ptr(0).ptr(ptr(be, y)).i32(n).i32(1).i32(1)
-                .i32(in).i32(out).i32(1).i32(1).i32(0).i32(0);
-        report(name, "fwd", flops, reps, be, () -> d.launch(fwd, tiles(n), tiles(out), 1, THREADS, af));
-        KernelArgs ad = KernelArgs.of().ptr(ptr(be, dyh)).ptr(ptr(be, wt)).ptr(0).ptr(ptr(be, y)).i32(n).i32(1).i32(1)
-                .i32(out).i32(in).i32(1).i32(1).i32(0).i32(0);
-        report(name, "bwd_data", flops, reps, be, () -> d.launch(fwd, tiles(n), tiles(in), 1, THREADS, ad));
+        // a 1x1 convolution over N images of 1x1 pixels with C = in, K = out
+        toBf16(be, new Tensor[] {x, dy, w}, new Tensor[] {xh, dyh, wp, wt}, n, 1, in, in, out, 1);
+        reportFwd(be, name, "fwd", flops, reps, xh, wp, y, n, 1, in, out, 1, 0);
+        reportFwd(be, name, "bwd_data", flops, reps, dyh, wt, y, n, 1, out, in, 1, 0);
         // the split-K plan of the backend's gemm(true, false): M = out, Kd = n rows, Nd = in; in one slice the kernel
         // adds onto dw itself (a Linear layer's alpha = 1, beta = 1), else partials and splitk_gemm_epilogue
         CudaBackend.SplitK sk = be.tensorCoreWgradSplit(Shape.of(n, in, 1, 1), Shape.of(out, in, 1, 1), 0);
@@ -146,8 +123,7 @@ final class TensorCoreBenchmark {
         report(name, "bwd_filter", flops, reps, be, () -> {
             d.launch(wgrad, tiles(in), tiles(out), sk.splits(), THREADS, aw);
             if (!direct) {
-                int grid = (int) Math.max(1, Math.min((mn + THREADS - 1) / THREADS, 8192));
-                d.launch(d.function("elementwise", "splitk_gemm_epilogue"), grid, 1, 1, THREADS, ae);
+                d.launch(d.function("elementwise", "splitk_gemm_epilogue"), grid(mn), 1, 1, THREADS, ae);
             }
         });
         for (Tensor t : new Tensor[] {x, w, dy, xh, dyh, wp, wt, y, partial, dw}) {
@@ -169,8 +145,43 @@ final class TensorCoreBenchmark {
     }
 
     private static void elementwise(Driver d, String kernel, long n, KernelArgs args) {
-        int grid = (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 8192));
-        d.launch(d.function(MODULE, kernel), grid, 1, 1, THREADS, args);
+        d.launch(d.function(MODULE, kernel), grid(n), 1, 1, THREADS, args);
+    }
+
+    /** Blocks for a grid-stride loop over n elements. */
+    private static int grid(long n) {
+        return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 8192));
+    }
+
+    /**
+     * The bf16 operands as TensorCoreConv prepares them: f32 = {x (N,C,HW), dy (N,K,HW), w (K,C,R,R)} into
+     * bf16 = {xh NHWC with C padded to cp, dyh NHWC, wp packed (K,R,R,cp), wt flipped for backward-data}.
+     */
+    private static void toBf16(CudaBackend be, Tensor[] f32, Tensor[] bf16, int n, int hw, int c, int cp, int k, int r) {
+        Driver d = be.driver();
+        long pixels = (long) n * hw;
+        elementwise(d, "nchw_to_nhwc_bf16", pixels * cp, KernelArgs.of().ptr(ptr(be, f32[0])).ptr(ptr(be, bf16[0]))
+                .i32(n).i32(c).i32(cp).i32(hw));
+        elementwise(d, "nchw_to_nhwc_bf16", pixels * k, KernelArgs.of().ptr(ptr(be, f32[1])).ptr(ptr(be, bf16[1]))
+                .i32(n).i32(k).i32(k).i32(hw));
+        elementwise(d, "conv_tc_pack_weights_bf16", (long) r * r * k * cp, KernelArgs.of().ptr(ptr(be, f32[2]))
+                .ptr(ptr(be, bf16[2])).i32(k).i32(c).i32(cp).i32(r).i32(r));
+        elementwise(d, "conv_tc_flip_weights_bf16", (long) r * r * k * c, KernelArgs.of().ptr(ptr(be, f32[2]))
+                .ptr(ptr(be, bf16[3])).i32(k).i32(c).i32(r).i32(r));
+    }
+
+    /**
+     * Reports conv_tc_fwd_bf16 (no bias, no ReLU) on in, NHWC (n,h,h,cin), with weights (cout,r,r,cin) into out:
+     * the forward pass, or backward-data on dy with the flipped weights.
+     */
+    private static void reportFwd(CudaBackend be, String layer, String pass, double flops, int reps, Tensor in,
+                                  Tensor weights, Tensor out, int n, int h, int cin, int cout, int r, int pad) {
+        Driver d = be.driver();
+        Driver.Function fwd = d.function(MODULE, "conv_tc_fwd_bf16");
+        KernelArgs a = KernelArgs.of().ptr(ptr(be, in)).ptr(ptr(be, weights)).ptr(0).ptr(ptr(be, out)).i32(n)
+                .i32(h).i32(h).i32(cin).i32(cout).i32(r).i32(r).i32(pad).i32(0);
+        long pixels = (long) n * h * h;
+        report(layer, pass, flops, reps, be, () -> d.launch(fwd, tiles(pixels), tiles(cout), 1, THREADS, a));
     }
 
     private static int tiles(long n) {
