@@ -110,10 +110,10 @@ class WarpInstructionsTest extends OnEmulatedDevice {
         return new float[][] {a, b, c}; // c stays fp32: the accumulator
     }
 
-    @Test
-    void mmaBf16MultipliesSmallIntegersExactly() {
+    /** Four bf16 mma problems on small integers or reals, each exactly equal to the fma reference. */
+    private void assertMmaBf16EqualsReference(boolean integers) {
         int problems = 4;
-        float[][] in = bf16Inputs(true, problems);
+        float[][] in = bf16Inputs(integers, problems);
         float[] got = mma("mma_bf16_check", 16, problems, in[0], in[1], in[2]);
         for (int p = 0; p < problems; p++) {
             assertArrayEquals(reference(in[0], in[1], in[2], 16, p), problem(got, p), 0f, "problem " + p);
@@ -121,13 +121,13 @@ class WarpInstructionsTest extends OnEmulatedDevice {
     }
 
     @Test
+    void mmaBf16MultipliesSmallIntegersExactly() {
+        assertMmaBf16EqualsReference(true);
+    }
+
+    @Test
     void mmaBf16OnRealsRoundsAsFmaInKOrder() {
-        int problems = 4;
-        float[][] in = bf16Inputs(false, problems);
-        float[] got = mma("mma_bf16_check", 16, problems, in[0], in[1], in[2]);
-        for (int p = 0; p < problems; p++) {
-            assertArrayEquals(reference(in[0], in[1], in[2], 16, p), problem(got, p), 0f, "problem " + p);
-        }
+        assertMmaBf16EqualsReference(false);
     }
 
     @Test

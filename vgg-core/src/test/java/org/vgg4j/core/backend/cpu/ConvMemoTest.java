@@ -142,12 +142,7 @@ final class ConvMemoTest {
     void anotherXInBackwardIsConvertedAsWithoutTheMemo() {
         CpuBackend b = cpu(CpuBackend.Options.defaults());
         int[] s = {2, 16, 8, 16};
-        Step without = step(b, s, true, true, null, true);
-        try (Backend.ConvMemo memo = b.newConvMemo()) {
-            Step with = step(b, s, true, true, memo, true);
-            assertSameValues(without, with);
-            assertEquals(without.reorders, with.reorders);
-        }
+        assertTheMemoChangesNothing(b, s, true);
     }
 
     @Test
@@ -155,9 +150,14 @@ final class ConvMemoTest {
         CpuBackend b = cpu(CpuBackend.Options.defaults());
         int[] s = {33, 64, 32, 16}; // x: 33 x 64 x 32 x 32 floats = 8.25 MiB > KEEP_MAX_BYTES
         assertTrue(33L * 64 * 32 * 32 * 4 > DnnlConv.KEEP_MAX_BYTES);
-        Step without = step(b, s, true, true, null, false);
+        assertTheMemoChangesNothing(b, s, false);
+    }
+
+    /** A step (bias, dx) with a memo gives the values and the reorder count of the same step without one. */
+    private static void assertTheMemoChangesNothing(CpuBackend b, int[] s, boolean anotherX) {
+        Step without = step(b, s, true, true, null, anotherX);
         try (Backend.ConvMemo memo = b.newConvMemo()) {
-            Step with = step(b, s, true, true, memo, false);
+            Step with = step(b, s, true, true, memo, anotherX);
             assertSameValues(without, with);
             assertEquals(without.reorders, with.reorders);
         }
