@@ -34,12 +34,15 @@ public final class KernelSweep {
         boolean emulated = Devices.emulated(args);
         Set<String> launched = new TreeSet<>();
         for (MathMode math : MathMode.values()) {
-            try (CudaBackend be = counted(Devices.open(emulated, 0, math), launched)) {
-                convAndGemm(be);
-                if (math == MathMode.FP32) {
-                    everythingElse(be);
+            // BF16 twice: on the tensor-core kernels (every conv shape now) and on the v1 kernels they replace
+            for (boolean tensorCores : math == MathMode.BF16 ? new boolean[] {true, false} : new boolean[] {false}) {
+                try (CudaBackend be = counted(Devices.open(emulated, 0, math), launched, tensorCores)) {
+                    convAndGemm(be);
+                    if (math == MathMode.FP32) {
+                        everythingElse(be);
+                    }
+                    be.synchronize();
                 }
-                be.synchronize();
             }
         }
         ring(emulated, launched);
@@ -59,8 +62,12 @@ public final class KernelSweep {
     }
 
     private static CudaBackend counted(CudaBackend be, Set<String> launched) {
+        return counted(be, launched, false);
+    }
+
+    private static CudaBackend counted(CudaBackend be, Set<String> launched, boolean tensorCores) {
         // a second backend over the same driver, counting: the first is only a holder for the driver
-        return new CudaBackend(be.name(), new CountingDriver(be.driver(), launched), be.math());
+        return new CudaBackend(be.name(), new CountingDriver(be.driver(), launched), be.math(), tensorCores);
     }
 
     private static void convAndGemm(Backend b) {
