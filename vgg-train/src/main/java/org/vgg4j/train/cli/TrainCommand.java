@@ -290,7 +290,7 @@ public final class TrainCommand implements Callable<Integer> {
         if (!launch.distributed()) {
             return trainOn(launch, null, progress, lines);
         }
-        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        String backendName = backendName();
         if (backendName.startsWith("cuda") && System.getProperty("vgg4j.cuda.device") == null) {
             System.setProperty("vgg4j.cuda.device", Integer.toString(launch.localRank())); // one GPU per local rank
         }
@@ -311,7 +311,7 @@ public final class TrainCommand implements Callable<Integer> {
      * replicas share this machine's cores: more replicas than cores would only take turns on them, so that is refused.
      */
     private void checkOptions() {
-        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        String backendName = backendName();
         int cores = Runtime.getRuntime().availableProcessors();
         atLeast("--devices", devices, 1, "replicas");
         if (!backendName.startsWith("cuda") && devices > cores) {
@@ -422,7 +422,7 @@ public final class TrainCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--out " + out + ": cannot create the directory: " + CliErrors.describe(e), e);
             }
         }
-        String backendName = backend != null ? backend : ModelOptions.defaultBackend();
+        String backendName = backendName();
         lines.printf(Locale.ROOT, "recipe %s: batch %d, lr %s, %s, %d epochs; data %s (%,d train / %,d validation images); backend %s x %d%s%n",
                 r.name(), r.batchSize(), r.baseLr(), r.schedule().describe(), r.maxEpochs(), src.name(), src.train().size(),
                 src.val().size(), backendName, devices, group == null ? "" : String.format(Locale.ROOT,
