@@ -79,7 +79,8 @@ public final class TrainStepBench {
             case "W1" -> { spec = VggSpec.paper(VggConfig.D); batch = 4; }
             case "W2" -> { spec = VggSpec.paper(VggConfig.A); batch = 4; }
             case "W3" -> { spec = VggSpec.small(VggConfig.D, 32, 10); batch = 64; }
-            default -> throw new IllegalArgumentException("workload '" + what + "': expected W1, W2, W3 or sgemm");
+            case "F" -> { spec = fashionSpec(); batch = 128; }
+            default -> throw new IllegalArgumentException("workload '" + what + "': expected W1, W2, W3, F or sgemm");
         }
         Network net = Vgg.build(backend, DType.FLOAT32, spec);
         long params = net.params().trainedCount();
@@ -143,6 +144,14 @@ public final class TrainStepBench {
                 what, backendName, precision, batch, params, macs, median, batch / median, cpuMedian / batch, median(sys),
                 median(faults), rssMib("VmHWM:"), initRss, lastLoss,
                 Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
+    }
+
+    /**
+     * Workload F, the Fashion-MNIST acceptance network: A with BatchNorm at a quarter of the paper's width
+     * (16-32-64-64-128-128-128-128), 3x32x32 input, FC 256-256-10, no dropout (679,882 parameters).
+     */
+    static VggSpec fashionSpec() {
+        return VggSpec.small(VggConfig.A, 32, 10).withBatchNorm(true).withWidth(0.25).withHidden(256).withDropout(0);
     }
 
     /**
@@ -239,6 +248,8 @@ public final class TrainStepBench {
             backend.synchronize();
             double b = (System.nanoTime() - t) / 1e9;
             out.println("PROFILE rss after backward " + layers.get(i).name() + ": current " + rssMib("VmRSS:") + " peak " + rssMib("VmHWM:"));
+            out.printf(Locale.ROOT, "PROFILE layer %s %s fwd %.5f bwd %.5f%n", layers.get(i).name(),
+                    l.getClass().getSimpleName(), fwd[i], b);
             if (l instanceof Conv2d c) {
                 convF += fwd[i];
                 convB += b;
