@@ -677,7 +677,10 @@ public final class CudaBackend implements Backend {
                 tensorCoreGemm.weightGradient(l, m, kd, nd, ptr(op, "a", a), ptr(op, "b", b), alpha, beta, cp, ws,
                         sk.splits, sk.chunk);
             } else {
-                tensorCoreGemm.product(l, pattern, m, kd, nd, ptr(op, "a", a), ptr(op, "b", b), alpha, beta, cp);
+                SplitK sk = tensorCoreProductSplit(m, kd, nd);
+                long ws = sk.splits > 1 ? splitKWorkspace(4L * sk.splits * m * nd) : 0;
+                tensorCoreGemm.product(l, pattern, m, kd, nd, ptr(op, "a", a), ptr(op, "b", b), alpha, beta, cp, ws,
+                        sk.splits, sk.chunk);
             }
             return;
         }
@@ -736,6 +739,34 @@ public final class CudaBackend implements Backend {
 
     /** How a GEMM-shaped launch splits its shared dimension: {@code splits} z-slices of {@code chunk} each. */
     public record SplitK(int splits, int chunk) {
+        /**
+         * The split-K plan of a GEMM-shaped launch of {@code tiles} output tiles summing over {@code depth} on a
+         * device of {@code multiprocessors}: enough slices to give the device about two blocks per multiprocessor,
+         * none shallower than MIN_SPLIT_DEPTH, at most MAX_SPLITS, the workspace (splits x mn floats) at most
+         * MAX_SPLIT_WORKSPACE bytes; chunks a multiple of the tile depth 16, the last one ragged. Unsplit: one chunk
+         * of the whole depth. A pure function of its arguments (the SM count is one: see
+         * {@link Driver#multiprocessorCount}).
+         */
+        static SplitK plan(int multiprocessors, int tiles, long depth, long mn) {
+            long target = 2L * multiprocessors;
+            long splits = Math.min((target + tiles - 1) / tiles, depth / MIN_SPLIT_DEPTH);
+            splits = Math.min(Math.min(splits, MAX_SPLITS), MAX_SPLIT_WORKSPACE / Math.max(1, 4 * mn));
+            if (tiles >= target || splits <= 1) {
+                return new SplitK(1, (int) Math.min(depth, Integer.MAX_VALUE));
+            }
+            long chunk = ((depth + splits - 1) / splits + 15) / 16 * 16;
+            return new SplitK((int) ((depth + chunk - 1) / chunk), (int) chunk);
+        }
+
+        /**
+         * As {@link #plan(int, int, long, long)} for a kernel whose chunks must be multiples of {@code align} (a
+         * multiple of 16), the single chunk of an unsplit plan included (rounded up past {@code depth}).
+         */
+        static SplitK plan(int multiprocessors, int tiles, long depth, long mn, int align) {
+            SplitK sk = plan(multiprocessors, tiles, depth, mn);
+            long chunk = (sk.chunk + (long) align - 1) / align * align;
+            return new SplitK((int) ((depth + chunk - 1) / chunk), Math.toIntExact(chunk));
+        }
     }
 
     /**
@@ -761,29 +792,23 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Split-K plan for a GEMM with {@code tiles} output tiles summing over {@code depth}: enough slices to give the
-     * device about two blocks per multiprocessor, none shallower than MIN_SPLIT_DEPTH, chunks a multiple of the tile
-     * depth 16, the workspace (splits x mn floats) bounded.
+     * The split-K plan of the tensor-core FORWARD or BACKWARD_DATA GEMM c (M,Nd) = op(a) (M,Kd) op(b) (Kd,Nd) on
+     * this device ({@link TensorCoreGemm#productSplit}): one slice runs conv_tc_fwd_bf16, more run
+     * conv_tc_wgrad_bf16 in Kd chunks and splitk_gemm_epilogue. For GpuBenchmark tc-layers, which must launch the
+     * kernels as this backend does.
      */
-    SplitK splitK(int tiles, long depth, long mn) {
-        long target = 2L * driver.multiprocessorCount();
-        long splits = Math.min((target + tiles - 1) / tiles, depth / MIN_SPLIT_DEPTH);
-        splits = Math.min(Math.min(splits, MAX_SPLITS), MAX_SPLIT_WORKSPACE / Math.max(1, 4 * mn));
-        if (tiles >= target || splits <= 1) {
-            return new SplitK(1, (int) Math.min(depth, Integer.MAX_VALUE));
-        }
-        long chunk = ((depth + splits - 1) / splits + 15) / 16 * 16;
-        return new SplitK((int) ((depth + chunk - 1) / chunk), (int) chunk);
+    public SplitK tensorCoreProductSplit(int m, int kd, int nd) {
+        return TensorCoreGemm.productSplit(driver.multiprocessorCount(), m, kd, nd);
     }
 
-    /**
-     * As {@link #splitK(int, long, long)} for a kernel whose chunks must be multiples of {@code align} (a multiple
-     * of 16), the single chunk of an unsplit plan included (rounded up past {@code depth}).
-     */
+    /** {@link SplitK#plan(int, int, long, long)} on this device. */
+    SplitK splitK(int tiles, long depth, long mn) {
+        return SplitK.plan(driver.multiprocessorCount(), tiles, depth, mn);
+    }
+
+    /** {@link SplitK#plan(int, int, long, long, int)} on this device. */
     SplitK splitK(int tiles, long depth, long mn, int align) {
-        SplitK sk = splitK(tiles, depth, mn);
-        long chunk = (sk.chunk + (long) align - 1) / align * align;
-        return new SplitK((int) ((depth + chunk - 1) / chunk), Math.toIntExact(chunk));
+        return SplitK.plan(driver.multiprocessorCount(), tiles, depth, mn, align);
     }
 
     @Override

@@ -194,7 +194,7 @@ final class TensorCoreConv {
     /** (N,C,HW) f32 at {@code src} -> (N,HW,Cp) bf16 in {@code into}, channels past C zero; returns its address. */
     static long toNhwc(Launcher l, long src, Scratch into, int n, int c, int cp, long hw) {
         long dst = into.atLeast(2L * n * cp * hw);
-        l.elementwise("nchw_to_nhwc_bf16", n * cp * hw, KernelArgs.of().ptr(src).ptr(dst).i32(n).i32(c).i32(cp)
+        l.elementwise("nchw_to_nhwc_bf16", (long) n * cp * hw, KernelArgs.of().ptr(src).ptr(dst).i32(n).i32(c).i32(cp)
                 .i32(Math.toIntExact(hw)));
         return dst;
     }

@@ -13,6 +13,10 @@ package org.vgg4j.cuda;
  *                                        N = Kd pixels in split-K chunks, K = M, C = Nd; in one chunk with
  *                                        alpha = 1, beta = 0 or 1 it stores into or adds onto c itself
  * </pre>
+ * FORWARD and BACKWARD_DATA split Kd when their output tile grid is too small for the device and M, Nd are multiples
+ * of 8 ({@link #productSplit}; fc6 at batch 64 is 32 tiles of 128 x 128): then they run on conv_tc_wgrad_bf16, whose
+ * z-slices sum chunks of its pixels, with Kd as the pixels and the operands transposed to (Kd, M) and (Kd, Nd), and
+ * splitk_gemm_epilogue adds the slices in order (deterministic), as BACKWARD_FILTER's split-K does.
  * alpha and beta keep the SPI's meaning exactly as gemm.cu applies them: c = alpha * sum when beta == 0 (the old c
  * never read), else fmaf(beta, c, alpha * sum), by splitk_gemm_epilogue over the f32 sums -- except where the kernel
  * writes c itself with the same value: the forward ones with alpha = 1, beta = 0, the weight gradient in one slice
@@ -66,13 +70,45 @@ final class TensorCoreGemm {
     }
 
     /**
+     * The split-K plan of the FORWARD or BACKWARD_DATA GEMM c (M,Nd) = op(a) (M,Kd) op(b) (Kd,Nd) on a device of
+     * {@code multiprocessors}: {@link CudaBackend.SplitK#plan} over its 128 x 128 output tiles and its depth Kd,
+     * chunks multiples of {@link TensorCoreConv#WGRAD_CHUNK} -- so it splits only while the tile grid is smaller than
+     * about two blocks per multiprocessor (fc6 at batch 64: 32 tiles) and Kd is deep enough. The split runs on
+     * conv_tc_wgrad_bf16, whose channel steps want M % 8 == 0 and Nd % 8 == 0: other sizes stay in one slice.
+     */
+    static CudaBackend.SplitK productSplit(int multiprocessors, int m, int kd, int nd) {
+        if (m % 8 != 0 || nd % 8 != 0) {
+            return new CudaBackend.SplitK(1, kd);
+        }
+        return CudaBackend.SplitK.plan(multiprocessors, weightGradientTiles(m, nd), kd, (long) m * nd,
+                TensorCoreConv.WGRAD_CHUNK);
+    }
+
+    /**
      * c = alpha * op(a) op(b) + beta * c for FORWARD and BACKWARD_DATA (sizes checked by the caller, {@link #whyNot}
-     * null).
+     * null), in {@code splits} slices of Kd ({@link #productSplit}; {@code chunk} rows each, a multiple of
+     * {@link TensorCoreConv#WGRAD_CHUNK}) summed into {@code workspace} (at least splits x M x Nd floats; 0 for one
+     * slice) and added in order by the epilogue.
+     *
+     * <p>One slice is conv_tc_fwd_bf16 (a 1x1 convolution: a's rows are the pixels). Several are conv_tc_wgrad_bf16,
+     * the kernel that already splits its summed pixels: c (M,Nd) = a (M,Kd) op(b) (Kd,Nd) is its dw (K = M, C = Nd)
+     * with the Kd rows as pixels, once its "dy" is a^T (Kd,M) and its "x" op(b) row-major (Kd,Nd). nchw_to_nhwc_bf16
+     * of one image with C = M and HW = Kd transposes a (M,Kd) into (Kd,M) while rounding it; op(b) is b^T (Nd,Kd)
+     * transposed the same way for FORWARD, and b (Kd,Nd) only rounded for BACKWARD_DATA.
      */
     void product(TensorCoreConv.Launcher l, Pattern p, int m, int kd, int nd, long a, long b, double alpha,
-                 double beta, long c) {
+                 double beta, long c, long workspace, int splits, int chunk) {
         if (p == Pattern.BACKWARD_FILTER) {
             throw new IllegalArgumentException("product runs FORWARD and BACKWARD_DATA; BACKWARD_FILTER is weightGradient");
+        }
+        long mn = (long) m * nd;
+        if (splits > 1) {
+            long at = TensorCoreConv.toNhwc(l, a, scratch.first, 1, m, m, kd);
+            long bk = p == Pattern.FORWARD ? TensorCoreConv.toNhwc(l, b, scratch.weights, 1, nd, nd, kd)
+                    : TensorCoreConv.toNhwc(l, b, scratch.weights, kd, nd, nd, 1);
+            wgrad(l, m, kd, nd, bk, at, workspace, splits, chunk, false);
+            epilogue(l, workspace, splits, mn, c, alpha, beta);
+            return;
         }
         long ah = TensorCoreConv.toNhwc(l, a, scratch.first, m, kd, kd, 1);
         long bh = scratch.weights.atLeast(2L * kd * nd);
@@ -84,7 +120,6 @@ final class TensorCoreGemm {
                     .i32(1).i32(1));
         }
         boolean direct = alpha == 1.0 && beta == 0.0;
-        long mn = (long) m * nd;
         long out = direct ? c : scratch.output.atLeast(4L * mn);
         l.launch("conv_tc_fwd_bf16", TensorCoreConv.tiles(m), TensorCoreConv.tiles(nd), 1, KernelArgs.of().ptr(ah)
                 .ptr(bh).ptr(0).ptr(out).i32(m).i32(1).i32(1).i32(kd).i32(nd).i32(1).i32(1).i32(0).i32(0));
@@ -109,19 +144,29 @@ final class TensorCoreGemm {
      */
     void weightGradient(TensorCoreConv.Launcher l, int m, int kd, int nd, long a, long b, double alpha, double beta,
                         long c, long workspace, int splits, int chunk) {
+        long xh = TensorCoreConv.toNhwc(l, b, scratch.first, kd, nd, nd, 1);
+        long dyh = TensorCoreConv.toNhwc(l, a, scratch.second, kd, m, m, 1);
+        boolean direct = !needsWorkspace(splits, alpha, beta);
+        wgrad(l, m, kd, nd, xh, dyh, direct ? c : workspace, splits, chunk, direct && beta == 1.0);
+        if (!direct) {
+            epilogue(l, workspace, splits, (long) m * nd, c, alpha, beta);
+        }
+    }
+
+    /**
+     * out (M,Nd) [+]= sum over the Kd rows of dyh (Kd,M)^T xh (Kd,Nd), both bf16: conv_tc_wgrad_bf16 at 1x1 with the
+     * rows as pixels (K = M, C = Nd), in {@code splits} slices of {@code chunk} rows (slice z at out + z*M*Nd);
+     * {@code accumulate} (one slice only) adds onto out instead of storing.
+     */
+    private static void wgrad(TensorCoreConv.Launcher l, int m, int kd, int nd, long xh, long dyh, long out,
+                              int splits, int chunk, boolean accumulate) {
         if (chunk % TensorCoreConv.WGRAD_CHUNK != 0) {
             throw new IllegalArgumentException("split-K chunk " + chunk + " of conv_tc_wgrad_bf16 must be a multiple of "
                     + TensorCoreConv.WGRAD_CHUNK);
         }
-        long xh = TensorCoreConv.toNhwc(l, b, scratch.first, kd, nd, nd, 1);
-        long dyh = TensorCoreConv.toNhwc(l, a, scratch.second, kd, m, m, 1);
-        boolean direct = !needsWorkspace(splits, alpha, beta);
         l.launch("conv_tc_wgrad_bf16", TensorCoreConv.tiles(nd), TensorCoreConv.tiles(m), splits, KernelArgs.of()
-                .ptr(xh).ptr(dyh).ptr(direct ? c : workspace).i32(kd).i32(1).i32(1).i32(nd).i32(m).i32(1).i32(1).i32(0)
-                .i32(chunk).i32(direct && beta == 1.0 ? 1 : 0));
-        if (!direct) {
-            epilogue(l, workspace, splits, (long) m * nd, c, alpha, beta);
-        }
+                .ptr(xh).ptr(dyh).ptr(out).i32(kd).i32(1).i32(1).i32(nd).i32(m).i32(1).i32(1).i32(0).i32(chunk)
+                .i32(accumulate ? 1 : 0));
     }
 
     /** Output tiles of the BACKWARD_FILTER GEMM (M x Nd), for the split-K plan. */
