@@ -8,8 +8,10 @@ import static org.vgg4j.core.backend.OpChecks.rank;
 import static org.vgg4j.core.backend.OpChecks.sameShape;
 import static org.vgg4j.core.backend.OpChecks.sameSize;
 import static org.vgg4j.core.backend.OpChecks.shape;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.StringJoiner;
@@ -41,11 +43,15 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  * pad &lt;= R - 1, backward-filter K % 8 == 0; {@link #conv2dBackward} converts dy once for both backward passes);
  * every other pass -- all of FP32 and TF32 -- runs the v1 kernels of conv.cu. {@link #convPath} says which path a
  * pass takes, and the first call of each pass and shape logs it at debug level (with the reason for v1).
- * {@code -Dvgg4j.cuda.tensorcores=off} (default auto) keeps every pass on v1, for comparisons.
+ * {@code -Dvgg4j.cuda.tensorcores=off} (default auto) keeps every pass on v1, for comparisons. On the tensor-core path
+ * {@link #newConvMemo} makes a {@link TensorCoreMemo}: the forward converts x into it and the layer's backward-filter
+ * reads it there instead of converting x again; elsewhere there is no memo (null).
  *
  * <p>GEMMs: with BF16, the fully connected layer's three GEMMs (gemm(false, true), gemm(false, false),
  * gemm(true, false)) run on the same tensor-core kernels as 1x1 convolutions when their channel sizes are multiples
- * of 8 ({@link TensorCoreGemm}); everything else runs gemm.cu. {@link #gemmPath} says which, logged likewise.
+ * of 8 ({@link TensorCoreGemm}; the forward and backward-data GEMMs split their depth when their tiles are too few
+ * for the device, {@link #tensorCoreProductSplit}); everything else runs gemm.cu. {@link #gemmPath} says which, logged
+ * likewise.
  *
  * <p>Dimension legend: N batch, C in-channels, K out-channels, H/W input height/width, P/Q output height/width,
  * R/S kernel height/width, F features; GEMM: M rows of op(a), Kd shared dimension, Nd columns of op(b).
@@ -76,6 +82,8 @@ public final class CudaBackend implements Backend {
     private final TensorCoreGemm tensorCoreGemm;
     /** pass and shape of every convolution whose path was logged */
     private final Set<String> loggedPaths = new HashSet<>();
+    /** the convolution memos made and not yet closed, whose buffers close() and the out-of-memory retry release */
+    private final Set<TensorCoreMemo> memos = new LinkedHashSet<>();
 
     /** The three passes of a convolution, for {@link #convPath}. */
     public enum ConvPass {
@@ -200,6 +208,7 @@ public final class CudaBackend implements Backend {
             // the scratch buffers are the blocks the allocator cannot drop by itself: wait for their users, retry
             boolean released = workspace.release();
             released |= tensorCoreScratch.release();
+            released |= releaseMemos();
             if (!released) {
                 throw outOfMemory(shape, bytes, oom);
             }
@@ -346,6 +355,78 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, null);
+    }
+
+    /**
+     * A {@link TensorCoreMemo} where the tensor-core path runs (math BF16, tensor cores not switched off), else null:
+     * nothing to keep, the v1 kernels read x as it is.
+     */
+    @Override
+    public ConvMemo newConvMemo() {
+        if (math != MathMode.BF16 || tensorCores != TensorCoreConv.Setting.AUTO) {
+            return null;
+        }
+        TensorCoreMemo m = new TensorCoreMemo(this, new Scratch(allocator, driver));
+        memos.add(m);
+        return m;
+    }
+
+    /** The forward, x kept in {@code memo} for the backward where its backward-filter runs on the tensor cores. */
+    @Override
+    public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, ConvMemo memo) {
+        forward(x, w, b, y, pad, memo(memo));
+        if (relu) {
+            reluForward(y, y);
+        }
+    }
+
+    /** The backward, x taken from {@code memo} where it holds this x's conversion (see {@link TensorCoreMemo}). */
+    @Override
+    public void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad,
+                               ConvMemo memo) {
+        backward(x, w, dy, dx, dw, db, pad, memo(memo));
+    }
+
+    /** memo as this backend's own kind (null for null), or an error naming where it came from. */
+    private TensorCoreMemo memo(ConvMemo memo) {
+        if (memo == null) {
+            return null;
+        }
+        if (!(memo instanceof TensorCoreMemo m) || m.owner() != this) {
+            throw new IllegalArgumentException("convolution memo " + memo + " was not made by this " + name
+                    + " backend's newConvMemo()");
+        }
+        if (m.closed()) {
+            throw new IllegalArgumentException("convolution memo " + memo + " is used after its close()");
+        }
+        return m;
+    }
+
+    /** A memo's close: the backend stops tracking it. */
+    void closed(TensorCoreMemo m) {
+        memos.remove(m);
+    }
+
+    /** Releases every memo's buffer (after the compute stream drained); true when one was held. */
+    private boolean releaseMemos() {
+        boolean any = false;
+        for (TensorCoreMemo m : new ArrayList<>(memos)) {
+            any |= m.release();
+        }
+        return any;
+    }
+
+    /** Bytes held by the convolution memos not yet closed (0 when none kept an x). */
+    long convMemoBytes() {
+        long sum = 0;
+        for (TensorCoreMemo m : memos) {
+            sum += m.bytes();
+        }
+        return sum;
+    }
+
+    private void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, TensorCoreMemo memo) {
         String op = "conv2dForward";
         Conv g = Conv.of(op, x, w, pad);
         shape(op, "y", y, g.ctx, g.n, g.k, g.p, g.q);
@@ -354,8 +435,19 @@ public final class CudaBackend implements Backend {
             shape(op, "b", b, g.ctx, g.k);
             bp = ptr(op, "b", b);
         }
+        if (memo != null) {
+            memo.forget();
+        }
         if (onTensorCores(ConvPass.FORWARD, g)) {
-            tensorCoreConv.forward(launcher(op, x, w, b, y), g, ptr(op, "x", x), ptr(op, "w", w), bp, ptr(op, "y", y));
+            // the memo keeps x where backward-filter will read it: on the tensor cores too
+            boolean keep = memo != null && path(ConvPass.BACKWARD_FILTER, g.c, g.k, g.r, g.s, g.pad)
+                    == TensorCoreConv.Path.TENSOR_CORES;
+            long xp = ptr(op, "x", x);
+            tensorCoreConv.forward(launcher(op, x, w, b, y), g, xp, keep ? memo.forForward() : tensorCoreScratch.first,
+                    ptr(op, "w", w), bp, ptr(op, "y", y));
+            if (keep) {
+                memo.keep(memoKey(g, xp));
+            }
             return;
         }
         KernelArgs a = KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "w", w)).ptr(bp).ptr(ptr(op, "y", y));
@@ -401,16 +493,25 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Both gradients. Where backward-filter and (when dx is wanted) backward-data both run on the tensor cores, dy is
-     * converted to NHWC bf16 once and read by both GEMMs ({@link TensorCoreConv#backward}): the same kernels on the
-     * same operands as the two separate calls, so the same values bit for bit. Otherwise the two calls, each on its
-     * own path.
+     * Both gradients. Where backward-filter runs on the tensor cores, so does one {@link TensorCoreConv#backward}
+     * call: dy converted to NHWC bf16 once and read by both GEMMs when backward-data (dx wanted) is on the tensor
+     * cores too, else backward-data then runs on its own path; the same kernels on the same operands as the
+     * separate calls, so the same values bit for bit. Otherwise the two calls, each on its own path.
      */
     @Override
     public void conv2dBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad) {
+        backward(x, w, dy, dx, dw, db, pad, null);
+    }
+
+    /**
+     * As {@link #conv2dBackward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int)}; x from {@code memo} (null:
+     * none) where it holds this x.
+     */
+    private void backward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db, int pad,
+                          TensorCoreMemo memo) {
         String op = "conv2dBackward";
         Conv g = Conv.of(op, x, w, pad);
-        if (!(onTensorCores(ConvPass.BACKWARD_FILTER, g) && (dx == null || onTensorCores(ConvPass.BACKWARD_DATA, g)))) {
+        if (!onTensorCores(ConvPass.BACKWARD_FILTER, g)) {
             Backend.super.conv2dBackward(x, w, dy, dx, dw, db, pad);
             return;
         }
@@ -422,13 +523,24 @@ public final class CudaBackend implements Backend {
         if (db != null) {
             shape(op, "db", db, g.ctx, g.k);
         }
+        boolean fusedDx = dx != null && onTensorCores(ConvPass.BACKWARD_DATA, g);
+        long xp = ptr(op, "x", x);
+        long xh = memo == null ? 0 : memo.converted(memoKey(g, xp));
         SplitK sk = tensorCoreWgradSplit(g);
         long ws = splitKWorkspace(4L * TensorCoreConv.wgradWorkspaceFloats(g, sk.splits));
-        tensorCoreConv.backward(launcher(op, x, w, dy, dx, dw), g, ptr(op, "x", x), ptr(op, "w", w), ptr(op, "dy", dy),
-                dx == null ? 0 : ptr(op, "dx", dx), ptr(op, "dw", dw), ws, sk.splits, sk.chunk);
+        tensorCoreConv.backward(launcher(op, x, w, dy, dx, dw), g, xp, xh, ptr(op, "w", w), ptr(op, "dy", dy),
+                fusedDx ? ptr(op, "dx", dx) : 0, ptr(op, "dw", dw), ws, sk.splits, sk.chunk);
         if (db != null) {
             biasGradient(op, dy, db, g.n, g.k, g.p * g.q);
         }
+        if (dx != null && !fusedDx) {
+            conv2dBackwardData(dy, w, dx, pad);
+        }
+    }
+
+    /** What a {@link TensorCoreMemo} holds x of a convolution by: its address and shape. */
+    private static TensorCoreMemo.Key memoKey(Conv g, long x) {
+        return new TensorCoreMemo.Key(x, g.n, g.c, g.h, g.w);
     }
 
     private void backwardFilterV1(String op, Conv g, Tensor x, Tensor dy, Tensor dw, long dwp) {
@@ -972,6 +1084,7 @@ public final class CudaBackend implements Backend {
         try {
             workspace.release();
             tensorCoreScratch.release();
+            releaseMemos();
             allocator.releaseCached();
         } finally {
             driver.close(); // also after a failed release: a lost GPU context is reset there

@@ -18,7 +18,8 @@ import java.util.Locale;
  *   backward-filter  x -> xh (Cp), dy -> dyh; conv_tc_wgrad_bf16 sums Z chunks of N*P*Q into partial
  *                    (Z,K,R*S*Cp); conv_tc_wgrad_reduce adds the Z slices' C real channels to dw (K,C,R,S) in order
  *                    (deterministic)
- *   both backwards   ({@link #backward}) dy is converted once and read by both GEMMs, x once
+ *   both backwards   ({@link #backward}) dy is converted once and read by both GEMMs, x once -- or not at all
+ *                    where the layer's {@link TensorCoreMemo} kept x as its forward converted it
  * </pre>
  * The converted copies live in the backend's {@link TensorCoreScratch} buffers, grown to the largest layer and
  * reused; the split-K partials in the backend's split-K workspace.
@@ -110,10 +111,13 @@ final class TensorCoreConv {
         return (c + 7) / 8 * 8;
     }
 
-    /** y (N,K,P,Q) = conv(x, w) + b; bias 0 for none. */
-    void forward(Launcher l, CudaBackend.Conv g, long x, long w, long bias, long y) {
+    /**
+     * y (N,K,P,Q) = conv(x, w) + b; bias 0 for none. x is converted into {@code xInto}: the backend's first scratch
+     * buffer, or a {@link TensorCoreMemo}'s, which then holds it (N,H,W,Cp bf16) for the backward.
+     */
+    void forward(Launcher l, CudaBackend.Conv g, long x, Scratch xInto, long w, long bias, long y) {
         int cp = paddedChannels(g.c());
-        long xh = toNhwc(l, x, scratch.first, g.n(), g.c(), cp, (long) g.h() * g.w());
+        long xh = toNhwc(l, x, xInto, g.n(), g.c(), cp, (long) g.h() * g.w());
         long wp = scratch.weights.atLeast(2L * g.k() * cp * g.r() * g.s());
         l.elementwise("conv_tc_pack_weights_bf16", (long) g.k() * cp * g.r() * g.s(), KernelArgs.of().ptr(w).ptr(wp)
                 .i32(g.k()).i32(g.c()).i32(cp).i32(g.r()).i32(g.s()));
@@ -138,23 +142,26 @@ final class TensorCoreConv {
      */
     void backwardFilter(Launcher l, CudaBackend.Conv g, long x, long dy, long dw, long workspace, int splits,
                         int chunk) {
-        backward(l, g, x, 0, dy, 0, dw, workspace, splits, chunk);
+        backward(l, g, x, 0, 0, dy, 0, dw, workspace, splits, chunk);
     }
 
     /**
      * Both gradients from one conversion of dy (and of x): dw += corr(x, dy) as {@link #backwardFilter}, then, when
      * {@code dx} is not 0, dx = conv_transpose(dy, w) as {@link #backwardData} (w is not read when dx is 0). The
-     * same kernels on the same operands as the two separate calls, so the same values bit for bit.
+     * same kernels on the same operands as the two separate calls, so the same values bit for bit. {@code xh} is x
+     * already converted by its forward (a {@link TensorCoreMemo}'s buffer), or 0: x is converted here.
      */
-    void backward(Launcher l, CudaBackend.Conv g, long x, long w, long dy, long dx, long dw, long workspace,
-                  int splits, int chunk) {
+    void backward(Launcher l, CudaBackend.Conv g, long x, long xh, long w, long dy, long dx, long dw,
+                  long workspace, int splits, int chunk) {
         if (chunk % WGRAD_CHUNK != 0) {
             throw new IllegalArgumentException("split-K chunk " + chunk + " of conv_tc_wgrad_bf16 must be a multiple of "
                     + WGRAD_CHUNK);
         }
         int cp = paddedChannels(g.c());
         long pq = (long) g.p() * g.q();
-        long xh = toNhwc(l, x, scratch.first, g.n(), g.c(), cp, (long) g.h() * g.w());
+        if (xh == 0) {
+            xh = toNhwc(l, x, scratch.first, g.n(), g.c(), cp, (long) g.h() * g.w());
+        }
         long dyh = toNhwc(l, dy, scratch.second, g.n(), g.k(), g.k(), pq);
         long rscp = (long) g.r() * g.s() * cp;
         l.launch("conv_tc_wgrad_bf16", tiles(rscp), tiles(g.k()), splits, KernelArgs.of().ptr(xh).ptr(dyh)
