@@ -22,7 +22,8 @@ import org.vgg4j.cuda.RingAllReduce;
 /**
  * Stage c of scripts/gpu-check.sh, the program compute-sanitizer runs: every kernel launched at least once, on
  * small odd shapes (nothing a multiple of a tile), through the backend's own ops in all three math modes -- both
- * split-K paths, the sliced and one-block-per-channel reductions, BF16's tensor-core convolutions -- and the ring
+ * split-K paths, the sliced and one-block-per-channel reductions, BF16's tensor-core convolutions (with a
+ * convolution memo, x kept from forward to backward) and fully connected GEMMs (split-K included) -- and the ring
  * all-reduce's kernels on two replicas with each wire format. It prints which kernels ran and exits 1 if a kernel
  * of the built PTX was never launched (the sweep must grow with the kernels). Is not: a parity test (the suite is); results are discarded.
  */
@@ -96,6 +97,20 @@ public final class KernelSweep {
         b.conv2dForward(x3, w3, rnd(b, Shape.of(24), 32), y3, 1);
         b.conv2dBackwardData(y3, w3, b.allocate(DType.FLOAT32, Shape.of(2, 16, 9, 7)), 1);
         b.conv2dBackwardFilter(x3, y3, b.allocate(DType.FLOAT32, Shape.of(24, 16, 3, 3)), null, 1);
+        // the same layer through a convolution memo (BF16 on the tensor cores keeps x converted; elsewhere null)
+        try (Backend.ConvMemo memo = b.newConvMemo()) {
+            b.conv2dForward(x3, w3, null, y3, 1, true, memo);
+            b.conv2dBackward(x3, w3, y3, b.allocate(DType.FLOAT32, Shape.of(2, 16, 9, 7)),
+                    b.allocate(DType.FLOAT32, Shape.of(24, 16, 3, 3)), null, 1, memo);
+        }
+        // a Linear layer's three GEMMs, 16 x 1000 -> 136: in BF16 on the tensor cores, forward and backward-data
+        // split into Kd chunks (2 output tiles: too few for the emulator's 4 nominal SMs and for a GPU's)
+        Tensor fx = rnd(b, Shape.of(16, 1000), 33);
+        Tensor fw = rnd(b, Shape.of(136, 1000), 34);
+        Tensor fy = b.allocate(DType.FLOAT32, Shape.of(16, 136));
+        b.gemm(false, true, 1.0, fx, fw, 0.0, fy);
+        b.gemm(false, false, 1.0, fy, fw, 0.0, b.allocate(DType.FLOAT32, Shape.of(16, 1000)));
+        b.gemm(true, false, 1.0, fy, fx, 1.0, b.allocate(DType.FLOAT32, Shape.of(136, 1000)));
         // GEMM: plain, transposed, and split-K (3 x 3001 . 3001 x 5)
         Tensor a = rnd(b, Shape.of(67, 45), 6);
         Tensor bb = rnd(b, Shape.of(45, 71), 7);

@@ -19,7 +19,10 @@ import org.vgg4j.cuda.MathMode;
  *   bwd_filter  conv_tc_wgrad_bf16 + conv_tc_wgrad_reduce, split-K as the backend plans it
  *   fc6-fc8     the same kernels as 1x1 convolutions of a 1x1 image (TensorCoreGemm): fwd y = x w^T, bwd_data
  *               dx = dy w (w transposed once, not timed), bwd_filter dw += dy^T x (wgrad adding onto dw, or
- *               split-K partials + splitk_gemm_epilogue, as the backend plans it)
+ *               split-K partials + splitk_gemm_epilogue, as the backend plans it); fwd and bwd_data split Kd
+ *               where the backend does (CudaBackend.tensorCoreProductSplit): conv_tc_wgrad_bf16 on the operands
+ *               transposed to (Kd, M) and (Kd, Nd) (not timed, as the layout conversions everywhere here), then
+ *               splitk_gemm_epilogue
  * </pre>
  * A pass whose shape the kernels do not take prints a "#" line saying so. Is: a command-line tool that asserts
  * nothing; correctness is TensorCorePathTest's and TensorCoreGemmTest's.
@@ -106,8 +109,10 @@ final class TensorCoreBenchmark {
         Tensor y = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact((long) n * Math.max(in, out))));
         // a 1x1 convolution over N images of 1x1 pixels with C = in, K = out
         toBf16(be, new Tensor[] {x, dy, w}, new Tensor[] {xh, dyh, wp, wt}, n, 1, in, in, out, 1);
-        reportFwd(be, name, "fwd", flops, reps, xh, wp, y, n, 1, in, out, 1, 0);
-        reportFwd(be, name, "bwd_data", flops, reps, dyh, wt, y, n, 1, out, in, 1, 0);
+        // fwd y (n,out) = x (n,in) w^T: split, the wgrad kernel's "x" is w^T (in,out) = wt, its "dy" x^T (in,n)
+        product(be, name, "fwd", flops, reps, new Tensor[] {xh, wp, wt}, x, y, n, in, out);
+        // bwd_data dx (n,in) = dy (n,out) w: split, its "x" is w (out,in) rounded = wp, its "dy" dy^T (out,n)
+        product(be, name, "bwd_data", flops, reps, new Tensor[] {dyh, wt, wp}, dy, y, n, out, in);
         // the split-K plan of the backend's gemm(true, false): M = out, Kd = n rows, Nd = in; in one slice the kernel
         // adds onto dw itself (a Linear layer's alpha = 1, beta = 1), else partials and splitk_gemm_epilogue
         CudaBackend.SplitK sk = be.tensorCoreWgradSplit(Shape.of(n, in, 1, 1), Shape.of(out, in, 1, 1), 0);
@@ -129,6 +134,39 @@ final class TensorCoreBenchmark {
         for (Tensor t : new Tensor[] {x, w, dy, xh, dyh, wp, wt, y, partial, dw}) {
             be.free(t);
         }
+    }
+
+    /**
+     * The FORWARD or BACKWARD_DATA GEMM out (m,nd) = a (m,kd) op(b) (kd,nd) as the backend launches it: unsplit,
+     * conv_tc_fwd_bf16 on bf16 = {a rounded, op(b)^T (nd,kd)}; split, conv_tc_wgrad_bf16 on a (f32, transposed here
+     * to (kd,m)) and bf16[2] = op(b) (kd,nd), then splitk_gemm_epilogue.
+     */
+    private static void product(CudaBackend be, String layer, String pass, double flops, int reps, Tensor[] bf16,
+                                Tensor a, Tensor out, int m, int kd, int nd) {
+        CudaBackend.SplitK sk = be.tensorCoreProductSplit(m, kd, nd);
+        if (sk.splits() == 1) {
+            reportFwd(be, layer, pass, flops, reps, bf16[0], bf16[1], out, m, 1, kd, nd, 1, 0);
+            return;
+        }
+        Driver d = be.driver();
+        Tensor at = bf16(be, (long) kd * m);
+        elementwise(d, "nchw_to_nhwc_bf16", (long) kd * m, KernelArgs.of().ptr(ptr(be, a)).ptr(ptr(be, at)).i32(1)
+                .i32(m).i32(m).i32(kd));
+        long mn = (long) m * nd;
+        Tensor partial = be.allocate(DType.FLOAT32, Shape.of(Math.toIntExact(sk.splits() * mn)));
+        Driver.Function wgrad = d.function(MODULE, "conv_tc_wgrad_bf16");
+        KernelArgs aw = KernelArgs.of().ptr(ptr(be, bf16[2])).ptr(ptr(be, at)).ptr(ptr(be, partial)).i32(kd).i32(1)
+                .i32(1).i32(nd).i32(m).i32(1).i32(1).i32(0).i32(sk.chunk()).i32(0);
+        KernelArgs ae = KernelArgs.of().ptr(ptr(be, partial)).i32(sk.splits()).i64(mn).ptr(ptr(be, out)).f32(1f)
+                .f32(0f);
+        System.out.println("# " + layer + " " + pass + ": split-K " + sk.splits() + " x " + sk.chunk() + " of Kd = "
+                + kd + " (conv_tc_wgrad_bf16 + splitk_gemm_epilogue)");
+        report(layer, pass, flops, reps, be, () -> {
+            d.launch(wgrad, tiles(nd), tiles(m), sk.splits(), THREADS, aw);
+            d.launch(d.function("elementwise", "splitk_gemm_epilogue"), grid(mn), 1, 1, THREADS, ae);
+        });
+        be.free(at);
+        be.free(partial);
     }
 
     private static void report(String layer, String pass, double flops, int reps, CudaBackend be, Runnable op) {
