@@ -32,8 +32,12 @@ class SplitKPlanTest {
         // its backward-data: dx (64, 25088) = dy (64, 4096) w: 196 tiles < 264 -> 2 chunks of 2048
         assertEquals(new SplitK(2, 2048), TensorCoreGemm.productSplit(132, 64, 4096, 25088));
         assertEquals(1, TensorCoreGemm.productSplit(98, 64, 4096, 25088).splits(), "196 tiles = 2 blocks x 98 SMs");
+        // fc7, both: 1 x 32 tiles, 4096 deep -> 9 chunks of 480
+        assertEquals(new SplitK(9, 480), TensorCoreGemm.productSplit(132, 64, 4096, 4096));
         // fc8: 1 x 8 tiles, 4096 deep: as many chunks as MIN_SPLIT_DEPTH allows (16 of 256)
         assertEquals(new SplitK(16, 256), TensorCoreGemm.productSplit(132, 64, 4096, 1000));
+        // its backward-data: 32 tiles, 1000 deep: 3 chunks (MIN_SPLIT_DEPTH) of 352, the last 296
+        assertEquals(new SplitK(3, 352), TensorCoreGemm.productSplit(132, 64, 1000, 4096));
         assertEquals(new SplitK(1, 512), TensorCoreGemm.productSplit(132, 64, 504, 1000), "too shallow to split");
         assertEquals(new SplitK(1, 4096), TensorCoreGemm.productSplit(132, 60, 4096, 1000), "M % 8 != 0");
         assertEquals(new SplitK(1, 4096), TensorCoreGemm.productSplit(132, 64, 4096, 1001), "Nd % 8 != 0");
