@@ -165,6 +165,33 @@ class TensorCoreMemoTest {
         }
     }
 
+    /**
+     * R = 3, S = 1: backward-filter on the tensor cores (x from the memo), backward-data on v1 after it; the bits of
+     * the two separate calls without a memo.
+     */
+    @Test
+    void aV1BackwardDataRunsAfterTheTensorCoreWeightGradient() {
+        Case c = new Case(2, 8, 6, 6, 16, 3, 1, 0);
+        Launches[] log = new Launches[1];
+        try (Parity p = TensorCorePathTest.bf16(log); Backend.ConvMemo memo = p.dev.newConvMemo()) {
+            CudaBackend be = p.dev;
+            assertEquals(TensorCorePathTest.V1, be.convPath(CudaBackend.ConvPass.BACKWARD_DATA, c.x(), c.wt(), 0));
+            Layer plain = Layer.of(be, c, 100);
+            plain.forward(be, null);
+            be.conv2dBackwardFilter(plain.x(), plain.dy(), plain.dw(), plain.db(), 0);
+            be.conv2dBackwardData(plain.dy(), plain.w(), plain.dx(), 0);
+            Layer kept = Layer.of(be, c, 100);
+            kept.forward(be, memo);
+            log[0].take();
+            kept.backward(be, memo, true);
+            List<String> launched = log[0].take();
+            assertEquals(1, conversions(launched), "dy only: " + launched);
+            assertTrue(launched.contains("conv_tc_wgrad_bf16") && launched.contains("conv_bwd_data_bf16"),
+                    launched.toString());
+            assertBitwise(plain.outputs(), kept.outputs(), "R = 3, S = 1");
+        }
+    }
+
     /** The buffer counts as device memory in use while the memo holds it; close() hands it back. */
     @Test
     void theMemoCountsInDeviceMemoryAndCloseFreesIt() {
