@@ -82,7 +82,7 @@ public final class Conv2d extends WeightedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
-        return run(x, false);
+        return run(x, false, training);
     }
 
     /**
@@ -92,12 +92,20 @@ public final class Conv2d extends WeightedLayer {
      * needs only x. The network fuses a pair only where nothing asks for this layer's pre-ReLU output.
      */
     public Tensor forwardRelu(Tensor x, boolean training) {
-        return run(x, true);
+        return run(x, true, training);
     }
 
-    private Tensor run(Tensor x, boolean relu) {
+    /**
+     * The memo serves training: an inference forward (validation, evaluation) keeps nothing, so that evaluation
+     * holds no backend copies of x, and drops what a training forward kept, since a backward after it must not
+     * take that older x (its memory may hold new values at the same address).
+     */
+    private Tensor run(Tensor x, boolean relu, boolean training) {
         Tensor y = output.get(x.dtype(), outputShape(x.shape()));
-        backend.conv2dForward(x, weight, bias, y, pad, relu, memo());
+        if (!training) {
+            closeMemo();
+        }
+        backend.conv2dForward(x, weight, bias, y, pad, relu, training ? memo() : null);
         savedInput = x; // unwritten until backward (later layers write their own buffers): what the memo relies on
         return y;
     }
@@ -121,6 +129,10 @@ public final class Conv2d extends WeightedLayer {
     public void release() {
         super.release();
         savedInput = null;
+        closeMemo();
+    }
+
+    private void closeMemo() {
         if (memo != null) {
             memo.close();
         }
