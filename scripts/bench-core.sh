@@ -10,6 +10,8 @@
 #   REPEATS=1 WORKLOADS=W3 scripts/bench-core.sh
 #   PRECISIONS="fp32 bf16" scripts/bench-core.sh   # both sides in each precision (bf16 needs AVX512-BF16)
 #   WORKLOADS="D224 D384" scripts/bench-core.sh     # dense evaluation (inference), see below
+#   WORKLOADS=F scripts/bench-core.sh               # the Fashion-MNIST acceptance network's step (A_bn x1/4, 32x32,
+#                                                   # batch 128, FC 256): TrainStepBench.fashionSpec on both sides
 #
 # Inference workloads D224 and D384: the paper's dense evaluation of VGG-16 (FC layers as convolutions over the whole
 # image, score map averaged), eval mode, batch 4 of 224x224 / 384x384 images on both sides: ours
@@ -35,7 +37,8 @@
 # configurations: as installed, with Debian's libtcmalloc-minimal4 and with libjemalloc2 preloaded (LD_PRELOAD);
 # the script installs the two packages when they are missing (apt-get, as root) and stops with the reason when it
 # cannot. Each round runs ours, then every peer configuration, one process at a time; every ratio is against the
-# FASTEST peer configuration of that workload (the median of its rounds), which the table names.
+# FASTEST peer configuration of that workload (the median of its rounds), which the table names. tcmalloc-cl is
+# tcmalloc with the model and input in channels_last (NHWC) memory format.
 #
 # Environment of each side: OURS_ENV (default GLIBC_TUNABLES=glibc.malloc.hugetlb=1) and PEER_ENV (default empty,
 # added to every peer configuration).
@@ -73,15 +76,15 @@ libdir=/usr/lib/$(uname -m)-linux-gnu
 peer_lib() {
   case "$1" in
     installed) echo "" ;;
-    tcmalloc) echo "$libdir/libtcmalloc_minimal.so.4" ;;
+    tcmalloc|tcmalloc-cl) echo "$libdir/libtcmalloc_minimal.so.4" ;;
     jemalloc) echo "$libdir/libjemalloc.so.2" ;;
-    *) echo "bench-core: PEERS has '$1'; expected installed, tcmalloc or jemalloc" >&2; exit 2 ;;
+    *) echo "bench-core: PEERS has '$1'; expected installed, tcmalloc, tcmalloc-cl or jemalloc" >&2; exit 2 ;;
   esac
 }
 for c in $PEERS; do
   lib=$(peer_lib "$c")
   [ -z "$lib" ] || [ -f "$lib" ] && continue
-  pkg=$([ "$c" = tcmalloc ] && echo libtcmalloc-minimal4 || echo libjemalloc2)
+  pkg=$(case "$c" in tcmalloc*) echo libtcmalloc-minimal4 ;; *) echo libjemalloc2 ;; esac)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing $pkg (the peer's $c configuration)" >&2
     apt-get install -y -q "$pkg" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$pkg" >/dev/null; }
@@ -125,7 +128,8 @@ for r in $(seq 1 "$REPEATS"); do
         2>/dev/null | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
       for c in $PEERS; do
         lib=$(peer_lib "$c")
-        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON "$(peer_script "$w")" "$w" "$WARMUP" "$STEPS" "$p" \
+        fmt=$(case "$c" in *-cl) echo channels_last ;; *) echo nchw ;; esac)
+        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON "$(peer_script "$w")" "$w" "$WARMUP" "$STEPS" "$p" "$fmt" \
           | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
       done
     done
@@ -152,7 +156,7 @@ print("| workload | precision | ours img/s | best peer img/s (configuration) | r
       "| ours CPU-s/img | best peer CPU-s/img | CPU ratio | floor img/s | our peak RSS MiB | best peer's peak RSS MiB "
       "| ours faults/step | best peer's faults/step | rounds | ratio vs best fp32 peer |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for w in ["W1", "W2", "W3", "D224", "D384"]:
+for w in ["W1", "W2", "W3", "F", "D224", "D384"]:
     best_fp32 = None  # img/s of the fastest fp32 peer configuration of this workload
     for pr in ["fp32", "bf16"]:
         ours = [r for r in rows if r.get("side") == "ours" and r["workload"] == w and prec(r) == pr]

@@ -7,7 +7,7 @@ them, dropout gone), the class score map averaged over its pixels. Model in eval
 torch.no_grad(). Prints one "RESULT key=value ..." line: median img/s over the timed forwards and the peak resident
 set of this process. One workload per process.
 
-    /usr/bin/python3 scripts/bench_dense_peer_torch.py D224|D384 [warmup=2] [steps=5] [precision=fp32|bf16]
+    /usr/bin/python3 scripts/bench_dense_peer_torch.py D224|D384 [warmup=2] [steps=5] [precision=fp32|bf16] [nchw|channels_last]
     /usr/bin/python3 scripts/bench_dense_peer_torch.py check DIR
 
 D224: batch 4 of 3x224x224 images (score map 1x1); D384: batch 4 of 3x384x384 (score map 6x6); 1000 classes.
@@ -90,6 +90,9 @@ def main():
     precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
     if precision not in ("fp32", "bf16"):
         raise SystemExit("precision must be fp32 or bf16, got " + precision)
+    fmt = sys.argv[5] if len(sys.argv) > 5 else "nchw"
+    if fmt not in ("nchw", "channels_last"):
+        raise SystemExit("memory format must be nchw or channels_last, got " + fmt)
     sides = {"D224": 224, "D384": 384}
     if what not in sides:
         raise SystemExit("workload must be D224, D384 or check, got " + what)
@@ -99,6 +102,9 @@ def main():
     model = dense_vgg16()
     model.eval()
     x = torch.rand(BATCH, 3, side, side) * 2 - 1
+    if fmt == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     times = []
     cpus = []
     scores = None
@@ -118,9 +124,9 @@ def main():
             cpus.append(dc)
     median = statistics.median(times)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print("RESULT workload=%s backend=torch-%s precision=%s threads=%d batch=%d side=%d classes=%d median_step_s=%.4f "
+    print("RESULT workload=%s backend=torch-%s precision=%s format=%s threads=%d batch=%d side=%d classes=%d median_step_s=%.4f "
           "img_s=%.4f cpu_s_per_img=%.4f peak_rss_mib=%d steps=%s"
-          % (what, torch.__version__, precision, torch.get_num_threads(), BATCH, side, scores.shape[1], median,
+          % (what, torch.__version__, precision, fmt, torch.get_num_threads(), BATCH, side, scores.shape[1], median,
              BATCH / median, statistics.median(cpus) / BATCH, peak_mib, [round(t, 3) for t in times]))
 
 
