@@ -45,7 +45,9 @@ import org.vgg4j.cuda.api.CudaOutOfMemoryException;
  * pass takes, and the first call of each pass and shape logs it at debug level (with the reason for v1).
  * {@code -Dvgg4j.cuda.tensorcores=off} (default auto) keeps every pass on v1, for comparisons. On the tensor-core path
  * {@link #newConvMemo} makes a {@link TensorCoreMemo}: the forward converts x into it and the layer's backward-filter
- * reads it there instead of converting x again; elsewhere there is no memo (null).
+ * reads it there instead of converting x again; elsewhere there is no memo (null). A convolution with its ReLU
+ * ({@link #conv2dForwardRelu}, and the memo-taking forward with relu) applies the ReLU in the tensor-core forward's
+ * epilogue, NaN kept as {@link #reluForward} keeps it; on v1 it is conv then relu_fwd.
  *
  * <p>GEMMs: with BF16, the fully connected layer's three GEMMs (gemm(false, true), gemm(false, false),
  * gemm(true, false)) run on the same tensor-core kernels as 1x1 convolutions when their channel sizes are multiples
@@ -355,7 +357,18 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
-        forward(x, w, b, y, pad, null);
+        forward(x, w, b, y, pad, false, null);
+    }
+
+    /**
+     * The convolution and its ReLU: on the tensor-core path in conv_tc_fwd_bf16's epilogue (one launch and one pass
+     * over y fewer than conv then {@link #reluForward}), on v1 the SPI's default, conv then relu_fwd over y. Both
+     * give the bits of conv then {@link #reluForward}, NaN included (the epilogue keeps NaN as relu_fwd does): the
+     * SPI lets a fused ReLU turn NaN into 0, this one does not.
+     */
+    @Override
+    public void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
+        forward(x, w, b, y, pad, true, null);
     }
 
     /**
@@ -372,13 +385,13 @@ public final class CudaBackend implements Backend {
         return m;
     }
 
-    /** The forward, x kept in {@code memo} for the backward where its backward-filter runs on the tensor cores. */
+    /**
+     * The forward, x kept in {@code memo} for the backward where its backward-filter runs on the tensor cores; the
+     * ReLU fused as in {@link #conv2dForwardRelu}.
+     */
     @Override
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, ConvMemo memo) {
-        forward(x, w, b, y, pad, memo(memo));
-        if (relu) {
-            reluForward(y, y);
-        }
+        forward(x, w, b, y, pad, relu, memo(memo));
     }
 
     /** The backward, x taken from {@code memo} where it holds this x's conversion (see {@link TensorCoreMemo}). */
@@ -426,8 +439,9 @@ public final class CudaBackend implements Backend {
         return sum;
     }
 
-    private void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, TensorCoreMemo memo) {
-        String op = "conv2dForward";
+    /** y = conv(x, w) + b, then ReLU over y when {@code relu}: in the tensor-core kernel, else by relu_fwd. */
+    private void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, TensorCoreMemo memo) {
+        String op = relu ? "conv2dForwardRelu" : "conv2dForward";
         Conv g = Conv.of(op, x, w, pad);
         shape(op, "y", y, g.ctx, g.n, g.k, g.p, g.q);
         long bp = 0;
@@ -444,7 +458,7 @@ public final class CudaBackend implements Backend {
                     == TensorCoreConv.Path.TENSOR_CORES;
             long xp = ptr(op, "x", x);
             tensorCoreConv.forward(launcher(op, x, w, b, y), g, xp, keep ? memo.forForward() : tensorCoreScratch.first,
-                    ptr(op, "w", w), bp, ptr(op, "y", y));
+                    ptr(op, "w", w), bp, ptr(op, "y", y), relu);
             if (keep) {
                 memo.keep(memoKey(g, xp));
             }
@@ -453,6 +467,10 @@ public final class CudaBackend implements Backend {
         KernelArgs a = KernelArgs.of().ptr(ptr(op, "x", x)).ptr(ptr(op, "w", w)).ptr(bp).ptr(ptr(op, "y", y));
         launch(op, "conv", "conv_fwd_" + math.suffix, blocks((long) g.n * g.p * g.q), blocks(g.k), g.geometry(a),
                 x, w, b, y);
+        if (relu) {
+            // conv.cu's v1 kernels have no ReLU epilogue
+            reluForward(y, y);
+        }
     }
 
     @Override

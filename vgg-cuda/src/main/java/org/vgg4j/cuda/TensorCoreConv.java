@@ -12,7 +12,7 @@ import java.util.Locale;
  * are zeros, so they add nothing):
  * <pre>
  *   forward          x -> xh (N,H,W,Cp bf16); w -> wp (K,R,S,Cp bf16); conv_tc_fwd_bf16 -> yh (N,P,Q,K f32)
- *                    (+ bias); yh -> y (N,K,P,Q)
+ *                    (+ bias, ReLU when fused); yh -> y (N,K,P,Q)
  *   backward-data    dy -> dyh (N,P,Q,K bf16); w -> wt (C,R,S,K bf16, flipped); conv_tc_fwd_bf16 with pad' =
  *                    R-1-pad -> dxh (N,H,W,C f32); dxh -> dx (N,C,H,W, overwritten)
  *   backward-filter  x -> xh (Cp), dy -> dyh; conv_tc_wgrad_bf16 sums Z chunks of N*P*Q into partial
@@ -112,10 +112,13 @@ final class TensorCoreConv {
     }
 
     /**
-     * y (N,K,P,Q) = conv(x, w) + b; bias 0 for none. x is converted into {@code xInto}: the backend's first scratch
-     * buffer, or a {@link TensorCoreMemo}'s, which then holds it (N,H,W,Cp bf16) for the backward.
+     * y (N,K,P,Q) = conv(x, w) + b, then max(., 0) when {@code relu}; bias 0 for none. x is converted into
+     * {@code xInto}: the backend's first scratch buffer, or a {@link TensorCoreMemo}'s, which then holds it
+     * (N,H,W,Cp bf16) for the backward. The ReLU is conv_tc_fwd_bf16's epilogue (tc_relu): on each f32 sum after
+     * the bias, before the copy back to NCHW, with relu_fwd's rule (NaN kept, -0 to +0), so y has the bits of this
+     * forward without it followed by {@link CudaBackend#reluForward}.
      */
-    void forward(Launcher l, CudaBackend.Conv g, long x, Scratch xInto, long w, long bias, long y) {
+    void forward(Launcher l, CudaBackend.Conv g, long x, Scratch xInto, long w, long bias, long y, boolean relu) {
         int cp = paddedChannels(g.c());
         long xh = toNhwc(l, x, xInto, g.n(), g.c(), cp, (long) g.h() * g.w());
         long wp = scratch.weights.atLeast(2L * g.k() * cp * g.r() * g.s());
@@ -125,7 +128,7 @@ final class TensorCoreConv {
         long yh = scratch.output.atLeast(4L * g.n() * pq * g.k());
         l.launch("conv_tc_fwd_bf16", tiles(g.n() * pq), tiles(g.k()), 1, KernelArgs.of().ptr(xh).ptr(wp).ptr(bias)
                 .ptr(yh).i32(g.n()).i32(g.h()).i32(g.w()).i32(cp).i32(g.k()).i32(g.r()).i32(g.s()).i32(g.pad())
-                .i32(0));
+                .i32(relu ? 1 : 0));
         fromNhwc(l, yh, y, g.n(), g.k(), pq);
     }
 
