@@ -22,10 +22,11 @@ import org.vgg4j.cuda.RingAllReduce;
 /**
  * Stage c of scripts/gpu-check.sh, the program compute-sanitizer runs: every kernel launched at least once, on
  * small odd shapes (nothing a multiple of a tile), through the backend's own ops in all three math modes -- both
- * split-K paths, the sliced and one-block-per-channel reductions, BF16's tensor-core convolutions (with a
- * convolution memo, x kept from forward to backward) and fully connected GEMMs (split-K included) -- and the ring
- * all-reduce's kernels on two replicas with each wire format. It prints which kernels ran and exits 1 if a kernel
- * of the built PTX was never launched (the sweep must grow with the kernels). Is not: a parity test (the suite is); results are discarded.
+ * split-K paths, the sliced and one-block-per-channel reductions, BF16's tensor-core convolutions (the ReLU fused
+ * into the forward; with a convolution memo, x kept from forward to backward) and fully connected GEMMs (split-K
+ * included) -- and the ring all-reduce's kernels on two replicas with each wire format. It prints which kernels ran
+ * and exits 1 if a kernel of the built PTX was never launched (the sweep must grow with the kernels). Is not: a
+ * parity test (the suite is); results are discarded.
  */
 public final class KernelSweep {
     private KernelSweep() {
@@ -97,6 +98,8 @@ public final class KernelSweep {
         b.conv2dForward(x3, w3, rnd(b, Shape.of(24), 32), y3, 1);
         b.conv2dBackwardData(y3, w3, b.allocate(DType.FLOAT32, Shape.of(2, 16, 9, 7)), 1);
         b.conv2dBackwardFilter(x3, y3, b.allocate(DType.FLOAT32, Shape.of(24, 16, 3, 3)), null, 1);
+        // its forward with the ReLU (BF16 on the tensor cores: conv_tc_fwd_bf16's bias + ReLU epilogue; else relu_fwd)
+        b.conv2dForwardRelu(x3, w3, rnd(b, Shape.of(24), 35), y3, 1);
         // the same layer through a convolution memo (BF16 on the tensor cores keeps x converted; elsewhere null)
         try (Backend.ConvMemo memo = b.newConvMemo()) {
             b.conv2dForward(x3, w3, null, y3, 1, true, memo);
