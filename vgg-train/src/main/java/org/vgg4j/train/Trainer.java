@@ -46,6 +46,7 @@ public final class Trainer {
     private final List<TrainingListener> listeners;
     private final RankSync ranks;
     private final int classes;
+    private int validateEvery = 1;
 
     public Trainer(Replicas replicas, DataPipeline train, Validation validation, Recipe recipe, Checkpointer checkpointer,
                    Initialization init, List<TrainingListener> listeners) {
@@ -72,6 +73,28 @@ public final class Trainer {
         this.listeners = List.copyOf(listeners);
         this.ranks = new RankSync(replicas.group());
         this.classes = Math.toIntExact(replicas.primary().outputShape(1).dim(1));
+    }
+
+    /**
+     * Validate after every {@code epochs}-th epoch and after the run's last one (its epoch or iteration limit) instead
+     * of after every epoch (1, the default): the epochs between have no validation figures (NaN in the metrics), no
+     * best checkpoint and, with the plateau schedule, no decision, so the plateau schedule refuses more than 1.
+     */
+    public Trainer validateEvery(int epochs) {
+        checkValidateEvery(epochs);
+        if (epochs > 1 && recipe.schedule() instanceof Schedule.Plateau) {
+            throw new IllegalArgumentException("validation every " + epochs + " epochs: the plateau schedule decides"
+                    + " after every epoch's validation, so it needs validation every epoch (1)");
+        }
+        this.validateEvery = epochs;
+        return this;
+    }
+
+    /** Refuses a validation interval below 1 epoch, naming it. */
+    static void checkValidateEvery(int epochs) {
+        if (epochs < 1) {
+            throw new IllegalArgumentException("validation every " + epochs + " epochs: expected 1 or more");
+        }
     }
 
     /** Steps the run takes at most: the epoch limit in steps, capped by the iteration limit. */
@@ -196,7 +219,9 @@ public final class Trainer {
     private TrainState endOfEpoch(EpochPass pass, List<EpochMetrics> history) throws IOException {
         TrainState s = pass.state();
         boolean midEpoch = s.position() < train.batchesPerEpoch();
-        Evaluator.Result v = validation == null ? null
+        boolean due = (s.epoch() + 1) % validateEvery == 0 || s.epoch() + 1 >= recipe.maxEpochs()
+                || s.step() >= totalSteps();
+        Evaluator.Result v = validation == null || !due ? null
                 : ranks.fromLeader(ranks.leader() ? validation.evaluate(replicas.primary()) : null);
         Schedule.Plateau.State plateau = v == null || midEpoch ? s.plateau()
                 : recipe.schedule().afterValidation(s.plateau(), v.top1Error());

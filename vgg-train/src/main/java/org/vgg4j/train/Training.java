@@ -145,6 +145,15 @@ public final class Training {
         return this;
     }
 
+    /**
+     * Validate after every {@code epochs}-th epoch and after the last one only (default 1: after every epoch): less
+     * time on validation in short runs. The plateau schedule refuses more than 1 (it decides on each validation).
+     */
+    public Training validateEvery(int epochs) {
+        run.validateEvery(epochs);
+        return this;
+    }
+
     /** The output folder: checkpoints, metrics.csv/json, curves.png (default: none, nothing written). */
     public Training out(Path dir) {
         run.out(dir);

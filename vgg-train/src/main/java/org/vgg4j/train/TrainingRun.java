@@ -59,6 +59,7 @@ public final class TrainingRun {
     private final ImageDataset val;
     private final SampleTransform valTransform;
     private final boolean valFlips;
+    private final int validateEvery;
     private final Validation validation;
     private final int threads;
     private final Path out;
@@ -80,6 +81,7 @@ public final class TrainingRun {
         this.val = b.val;
         this.valTransform = b.valTransform;
         this.valFlips = b.valFlips;
+        this.validateEvery = b.validateEvery;
         this.validation = b.validation;
         this.threads = b.threads;
         this.out = b.out;
@@ -169,7 +171,8 @@ public final class TrainingRun {
                 all.add(new CurvePlot(out, metrics)); // after metrics: it plots the rows the log holds
             }
             Validation v = validation != null ? validation : valData == null ? null : Evaluator.onBatches(valData, valFlips);
-            return new Trainer(replicas, trainData, v, recipe, checkpointer, recipe.initialization(model), all).run();
+            return new Trainer(replicas, trainData, v, recipe, checkpointer, recipe.initialization(model), all)
+                    .validateEvery(validateEvery).run();
         }
     }
 
@@ -223,6 +226,7 @@ public final class TrainingRun {
         private ImageDataset val;
         private SampleTransform valTransform;
         private boolean valFlips;
+        private int validateEvery = 1;
         private Validation validation;
         private int threads = 1;
         private Path out;
@@ -310,6 +314,13 @@ public final class TrainingRun {
         /** Validate on each image and its mirror, softmax averaged (the paper's test-set flips). */
         public Builder validationFlips(boolean flips) {
             this.valFlips = flips;
+            return this;
+        }
+
+        /** Validate after every {@code epochs}-th epoch and the last (default 1: every epoch); see {@link Trainer#validateEvery}. */
+        public Builder validateEvery(int epochs) {
+            Trainer.checkValidateEvery(epochs);
+            this.validateEvery = epochs;
             return this;
         }
 

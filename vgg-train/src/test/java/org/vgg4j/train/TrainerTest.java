@@ -1,6 +1,8 @@
 package org.vgg4j.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -57,5 +59,48 @@ class TrainerTest {
         assertEquals(6, epochs.size()); // the last, partial epoch is validated too
         assertEquals(17, epochs.get(5).step());
         assertEquals(0.3, epochs.get(5).valTop1Error(), 1e-12);
+    }
+
+    @Test
+    void validationEveryNthEpochAndAfterTheLast() throws IOException {
+        Recipe recipe = Recipes.fashion().toBuilder().batchSize(8).microBatch(0).maxEpochs(5).stuckLossSteps(0).build();
+        int[] calls = {0};
+        Validation counted = net -> {
+            calls[0]++;
+            return new Evaluator.Result(100, 10, 0);
+        };
+        List<EpochMetrics> epochs = new ArrayList<>();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(16, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, Tiny.spec(false, 0.5), DType.FLOAT32, 0.9, 5e-4)) {
+            Trainer t = new Trainer(r, train, counted, recipe, null,
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1),
+                    List.of(new TrainingListener() {
+                        @Override
+                        public void onEpoch(EpochMetrics m) {
+                            epochs.add(m);
+                        }
+                    }));
+            assertThrows(IllegalArgumentException.class, () -> t.validateEvery(0));
+            t.validateEvery(2).run();
+        }
+        assertEquals(3, calls[0], "after epochs 2, 4 and the last (5)");
+        assertEquals(5, epochs.size());
+        for (int e = 0; e < 5; e++) {
+            boolean validated = e == 1 || e == 3 || e == 4;
+            assertEquals(validated, !Double.isNaN(epochs.get(e).valTop1Error()), "epoch " + (e + 1));
+        }
+    }
+
+    @Test
+    void thePlateauScheduleNeedsValidationEveryEpoch() throws IOException {
+        Recipe recipe = Recipes.paperA().toBuilder().batchSize(8).microBatch(0).maxEpochs(2).build();
+        try (DataPipeline train = Tiny.pipeline(Tiny.fashion(16, FashionMnist.Split.TRAIN), 8, 1, true);
+             Replicas r = Tiny.replicas(1, Tiny.spec(false, 0.5), DType.FLOAT32, 0.9, 5e-4)) {
+            Trainer t = new Trainer(r, train, net -> new Evaluator.Result(100, 10, 0), recipe, null,
+                    net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1), List.of());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.validateEvery(3));
+            assertTrue(e.getMessage().contains("plateau"), e.getMessage());
+            t.validateEvery(1); // allowed
+        }
     }
 }

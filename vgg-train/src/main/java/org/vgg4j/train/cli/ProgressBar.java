@@ -62,10 +62,12 @@ public final class ProgressBar implements TrainingListener {
             out.println();
             dirty = false;
         }
-        out.printf(Locale.ROOT, "epoch %d: train loss %.4f, validation top-1 error %.2f %% (accuracy %.2f %%), top-5 error %.2f %%,"
-                        + " %.0f img/s, %s elapsed%s%n", m.epoch(), m.trainLoss(), 100 * m.valTop1Error(),
-                100 * (1 - m.valTop1Error()), 100 * m.valTop5Error(), m.imagesPerSecond(),
-                clock((System.nanoTime() - startNanos) / 1e9), skippedNote(m.skippedImages()));
+        String validation = Double.isNaN(m.valTop1Error()) ? "no validation this epoch"
+                : String.format(Locale.ROOT, "validation top-1 error %.2f %% (accuracy %.2f %%), top-5 error %.2f %%",
+                        100 * m.valTop1Error(), 100 * (1 - m.valTop1Error()), 100 * m.valTop5Error());
+        out.printf(Locale.ROOT, "epoch %d: train loss %.4f, %s, %.0f img/s, %s elapsed%s%n", m.epoch(), m.trainLoss(),
+                validation, m.imagesPerSecond(), clock((System.nanoTime() - startNanos) / 1e9),
+                skippedNote(m.skippedImages()));
     }
 
     /**

@@ -160,6 +160,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--val-flips", description = "validate on each image and its mirror, softmax averaged (the paper's test-set flips; twice the validation cost)")
     boolean valFlips;
 
+    @Option(names = "--val-every", paramLabel = "N", description = "validate after every N-th epoch and after the last (default 1: every epoch; the plateau schedule needs 1)")
+    int valEvery = 1;
+
     /** How this process learns about the others. */
     public enum Dist { auto, env, none }
 
@@ -341,6 +344,7 @@ public final class TrainCommand implements Callable<Integer> {
             atLeast("--limit", limit, 1, "training images (omit it to use them all)");
         }
         atLeast("--threads", threads, 1, "data loading threads");
+        atLeast("--val-every", valEvery, 1, "epochs from one validation to the next (1: every epoch)");
         if (pad != null) {
             atLeast("--pad", pad, 0, "pixels of random shift");
         }
@@ -400,6 +404,10 @@ public final class TrainCommand implements Callable<Integer> {
         int world = launch.worldSize();
         boolean leader = launch.rank() == 0;
         Recipe r = recipe();
+        if (valEvery > 1 && r.schedule() instanceof Schedule.Plateau) {
+            throw new IllegalArgumentException("--val-every " + valEvery + ": the plateau schedule of recipe " + r.name()
+                    + " decides after every epoch's validation; expected 1, or another --schedule");
+        }
         if (r.batchSize() % world != 0) {
             throw new IllegalArgumentException("--batch " + r.batchSize() + " (the global batch) cannot be split evenly"
                     + " over WORLD_SIZE=" + world + " processes; use a multiple of " + world);
@@ -448,6 +456,7 @@ public final class TrainCommand implements Callable<Integer> {
         if (valFlips) {
             training.validationFlips();
         }
+        training.validateEvery(valEvery);
         if (resume) {
             training.resume();
         }

@@ -123,6 +123,26 @@ class VggCliTest {
     }
 
     @Test
+    void valEveryValidatesEveryNthEpochAndTheLast(@TempDir Path dir) throws Exception {
+        String[] common = {"train", "--backend", "reference", "--data", "fashion-mnist-sample", "--limit", "32",
+            "--batch", "16", "--width", "0.0625", "--hidden", "16", "--epochs", "3", "--schedule", "constant"};
+        CliRun r = vgg(concat(common, "--val-every", "2", "--out", dir.resolve("run").toString()));
+        assertEquals(0, r.code(), r.err());
+        List<String> epochs = r.out().lines().filter(l -> l.startsWith("epoch ")).toList();
+        assertEquals(3, epochs.size(), r.out());
+        assertTrue(epochs.get(0).contains(", no validation this epoch, "), epochs.get(0));
+        assertTrue(epochs.get(1).contains(", validation top-1 error "), epochs.get(1));
+        assertTrue(epochs.get(2).contains(", validation top-1 error "), epochs.get(2)); // the last epoch is validated
+        List<String> csv = Files.readAllLines(dir.resolve("run").resolve("metrics.csv"));
+        assertTrue(csv.get(1).matches("1,2,[^,]+,,,.*"), csv.get(1)); // no validation figures: empty fields
+        assertTrue(csv.get(2).matches("2,4,[^,]+,0\\.\\d+,0\\.\\d+,.*"), csv.get(2));
+        says(refused(concat(common, "--val-every", "0", "--out", dir.resolve("zero").toString())),
+                "--val-every 0: expected 1 or more epochs from one validation to the next (1: every epoch)");
+        says(refused(concat(common, "--val-every", "2", "--schedule", "plateau", "--out", dir.resolve("p").toString())),
+                "--val-every 2: the plateau schedule of recipe fashion decides after every epoch's validation");
+    }
+
+    @Test
     void versionIsThePomsVersion() throws Exception {
         CliRun r = vgg("--version");
         assertEquals(0, r.code(), r.err());
