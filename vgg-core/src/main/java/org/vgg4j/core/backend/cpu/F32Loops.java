@@ -19,7 +19,13 @@ final class F32Loops {
     private F32Loops() {
     }
 
-    private static FloatBuffer at(FloatBuffer b, int offset, int length) {
+    /** This thread's three work arrays of at least {@link #BLOCK} floats (contents unspecified). */
+    static float[][] scratch() {
+        return SCRATCH.get();
+    }
+
+    /** A view of {@code b}'s elements [offset, offset + length), for one bulk get or put. */
+    static FloatBuffer at(FloatBuffer b, int offset, int length) {
         FloatBuffer d = b.duplicate();
         d.position(offset).limit(offset + length);
         return d;
