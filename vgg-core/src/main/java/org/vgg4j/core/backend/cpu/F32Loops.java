@@ -118,21 +118,22 @@ final class F32Loops {
         return s;
     }
 
-    /** 2x2/2 max-pool of {@code planes} planes (H, W) into (H/2, W/2), see {@link CpuBackend#maxPool2x2Forward}. */
+    /**
+     * 2x2/2 max-pool of {@code planes} planes (H, W) into (H/2, W/2), see {@link CpuBackend#maxPool2x2Forward}: each
+     * output is the window's element {@link #firstMax} picks, bit for bit (a NaN in first place, -0 before +0).
+     */
     static void maxPool(FloatBuffer x, int xo, FloatBuffer y, int yo, int planes, int h, int w) {
         int p = h / 2;
         int q = w / 2;
         Parallel.forRange(planes, 4, (from, to) -> {
-            float[][] s = rows(Math.max(w, BLOCK));
-            float[] r0 = s[0];
-            float[] r1 = s[1];
-            float[] out = s[2];
+            float[][] s = rows(Math.max(2 * w, BLOCK));
+            float[] in = s[0];  // rows 2i and 2i+1 of x
+            float[] out = s[1];
             for (int plane = from; plane < to; plane++) {
                 for (int i = 0; i < p; i++) {
-                    at(x, xo + (plane * h + 2 * i) * w, w).get(r0, 0, w);
-                    at(x, xo + (plane * h + 2 * i + 1) * w, w).get(r1, 0, w);
+                    at(x, xo + (plane * h + 2 * i) * w, 2 * w).get(in, 0, 2 * w);
                     for (int j = 0; j < q; j++) {
-                        out[j] = Math.max(Math.max(r0[2 * j], r0[2 * j + 1]), Math.max(r1[2 * j], r1[2 * j + 1]));
+                        out[j] = in[2 * j + firstMax(in, 2 * j, w)];
                     }
                     at(y, yo + (plane * p + i) * q, q).put(out, 0, q);
                 }
@@ -140,32 +141,27 @@ final class F32Loops {
         });
     }
 
-    /** Gradient of {@link #maxPool}: the FIRST maximum of each window (row-major) takes dy, the rest 0. */
-    static void maxPoolBackward(FloatBuffer x, int xo, FloatBuffer y, int yo, FloatBuffer dy, int go, FloatBuffer dx,
-                                int dOff, int planes, int h, int w) {
+    /**
+     * Gradient of {@link #maxPool}: the element {@link #firstMax} picks in each window takes dy, the rest 0. Like
+     * the reference, the winner is found again from x (y is not read), so a NaN or a signed zero picks the element
+     * the forward took.
+     */
+    static void maxPoolBackward(FloatBuffer x, int xo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int planes,
+                                int h, int w) {
         int p = h / 2;
         int q = w / 2;
         Parallel.forRange(planes, 4, (from, to) -> {
-            float[][] s = rows(Math.max(2 * w + q, BLOCK));
-            float[] in = s[0];   // rows 2i and 2i+1 of x, then of dx
+            float[][] s = rows(Math.max(2 * w, BLOCK));
+            float[] in = s[0];   // rows 2i and 2i+1 of x
             float[] out = s[1];  // dx rows 2i and 2i+1
-            float[] ys = s[2];   // y row i, then dy row i at [q, 2q)
+            float[] gs = s[2];   // dy row i
             for (int plane = from; plane < to; plane++) {
                 for (int i = 0; i < p; i++) {
-                    int row = xo + (plane * h + 2 * i) * w;
-                    at(x, row, 2 * w).get(in, 0, 2 * w);
-                    at(y, yo + (plane * p + i) * q, q).get(ys, 0, q);
-                    at(dy, go + (plane * p + i) * q, q).get(ys, q, q);
+                    at(x, xo + (plane * h + 2 * i) * w, 2 * w).get(in, 0, 2 * w);
+                    at(dy, go + (plane * p + i) * q, q).get(gs, 0, q);
                     java.util.Arrays.fill(out, 0, 2 * w, 0f);
                     for (int j = 0; j < q; j++) {
-                        // The first of the window's four (row-major) equal to the max: computed with int selects,
-                        // not nested jumps, which the max's random position made unpredictable.
-                        float m = ys[j];
-                        int a = 2 * j;
-                        int at = in[a + w] == m ? a + w : a + w + 1;
-                        at = in[a + 1] == m ? a + 1 : at;
-                        at = in[a] == m ? a : at;
-                        out[at] = ys[q + j];
+                        out[2 * j + firstMax(in, 2 * j, w)] = gs[j];
                     }
                     at(dx, dOff + (plane * h + 2 * i) * w, 2 * w).put(out, 0, 2 * w);
                 }
@@ -174,6 +170,27 @@ final class F32Loops {
                 }
             }
         });
+    }
+
+    /**
+     * Where the maximum of the 2x2 window at {@code in[a]} (rows {@code w} apart) lies, as an offset from a: 0, 1,
+     * w or w + 1. The reference's rule: the first element in row-major order, replaced only by a later one that is
+     * strictly greater; so ties go to the first (-0 and +0 tie), and a NaN wins only in first place (no comparison
+     * with a NaN is true). Int selects on the comparisons, not jumps: the max's position is random, and a jump on
+     * it mispredicts (a float select would compile to a jump: x86 has no float cmov).
+     */
+    static int firstMax(float[] in, int a, int w) {
+        float v0 = in[a];
+        float v1 = in[a + 1];
+        float v2 = in[a + w];
+        float v3 = in[a + w + 1];
+        boolean g = v1 > v0;
+        int at = g ? 1 : 0;
+        int best = g ? Float.floatToRawIntBits(v1) : Float.floatToRawIntBits(v0);
+        g = v2 > Float.intBitsToFloat(best);
+        at = g ? w : at;
+        best = g ? Float.floatToRawIntBits(v2) : best;
+        return v3 > Float.intBitsToFloat(best) ? w + 1 : at;
     }
 
     private static float[] zerosRow(int w) {

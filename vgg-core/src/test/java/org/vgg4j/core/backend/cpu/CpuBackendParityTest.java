@@ -430,6 +430,60 @@ final class CpuBackendParityTest {
         }
     }
 
+    /** The 7 kinds of value a max-pool window mixes: 7^4 = 2401 windows, 49 planes of 7x7 windows. */
+    private static final double[] POOL_KINDS = {Double.NaN, -0.0, 0.0, 1.0, -1.0, Double.POSITIVE_INFINITY,
+        Double.NEGATIVE_INFINITY};
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void maxPoolOnNaNSignedZerosInfinitiesAndTiesIsTheReferenceBitForBit(DType dt) {
+        // x (7, 7, 15, 15): window k (plane k / 49, row (k % 49) / 7, column k % 7) holds, at its element e
+        // (row-major), POOL_KINDS[digit e of k in base 7]: every combination once. H and W odd: the last row and
+        // column are ignored (2.0 there, more than any finite kind).
+        int[] s = {7, 7, 15, 15};
+        double[] xv = new double[7 * 7 * 15 * 15];
+        java.util.Arrays.fill(xv, 2.0);
+        double[] dyv = new double[2401];
+        for (int k = 0; k < 2401; k++) {
+            for (int e = 0; e < 4; e++) {
+                xv[poolElement(k, e)] = POOL_KINDS[(k / (int) Math.pow(7, e)) % 7];
+            }
+            dyv[k] = k + 1; // where each window's gradient lands is visible
+        }
+        Pair x = pair(cpu, dt, Shape.of(s), xv);
+        Pair y = random(cpu, dt, 2, 7, 7, 7, 7);
+        Pair dy = pair(cpu, dt, Shape.of(7, 7, 7, 7), dyv);
+        Pair dx = random(cpu, dt, 4, s);
+        ref.maxPool2x2Forward(x.r, y.r);
+        cpu.maxPool2x2Forward(x.c, y.c);
+        assertArrayEquals(y.ref(), y.cpu(), dt + " maxpool forward"); // bits: NaN equals NaN, -0 is not +0
+        ref.maxPool2x2Backward(x.r, y.r, dy.r, dx.r);
+        cpu.maxPool2x2Backward(x.c, y.c, dy.c, dx.c);
+        assertArrayEquals(dx.ref(), dx.cpu(), dt + " maxpool backward");
+        // The rule, spelt out on a few windows (kinds: 0 NaN, 1 -0, 2 +0, 3 one, 4 minus one, 5 +inf, 6 -inf):
+        // the first element, replaced only by a strictly greater later one.
+        double[] yc = y.cpu();
+        double[] dxc = dx.cpu();
+        int[][] windows = {{0, 3, 3, 3, 0}, {3, 0, 6, 5, 3}, {1, 2, 4, 4, 0}, {2, 1, 4, 4, 0}, {3, 3, 3, 3, 0},
+            {4, 0, 0, 4, 0}, {6, 6, 6, 0, 0}};
+        for (int[] w : windows) { // four kinds, then the element that wins
+            int k = w[0] + 7 * w[1] + 49 * w[2] + 343 * w[3];
+            String at = dt + " window " + java.util.Arrays.toString(java.util.Arrays.copyOf(w, 4));
+            assertEquals(Double.doubleToLongBits(POOL_KINDS[w[w[4]]]), Double.doubleToLongBits(yc[k]), at);
+            for (int e = 0; e < 4; e++) {
+                assertEquals(e == w[4] ? k + 1 : 0.0, dxc[poolElement(k, e)], at + " element " + e);
+            }
+        }
+    }
+
+    /** Index in x (7, 7, 15, 15) of element e (row-major) of 2x2 window k. */
+    private static int poolElement(int k, int e) {
+        int plane = k / 49;
+        int i = (k % 49) / 7;
+        int j = k % 7;
+        return (plane * 15 + 2 * i + e / 2) * 15 + 2 * j + e % 2;
+    }
+
     @ParameterizedTest
     @EnumSource(DType.class)
     void reluBackwardOnSpecialValuesIsTheDefinitionBitForBit(DType dt) {
