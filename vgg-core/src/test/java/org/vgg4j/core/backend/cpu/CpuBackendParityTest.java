@@ -603,6 +603,119 @@ final class CpuBackendParityTest {
         close(y, dt, dt + " batchnorm inference");
     }
 
+    /**
+     * dtype, N, C, H, W, and whether the values sit at 1000 with a standard deviation of 0.1: C of 1, 3 and 16,
+     * batches of 1 and 7, H*W below, equal to and above F32Loops.BLOCK (so planes of one block, of a block and a
+     * remainder, and of less), mostly odd.
+     */
+    static Stream<Arguments> batchNormCases() {
+        int[][] shapes = {{1, 1, 5, 7}, {7, 1, 3, 3}, {7, 3, 13, 17}, {7, 16, 9, 11}, {1, 3, 67, 71}, {1, 16, 64, 64},
+            {2, 3, 65, 65}};
+        List<Arguments> cases = new ArrayList<>();
+        for (DType dt : DType.values()) {
+            for (int[] s : shapes) {
+                for (boolean largeMean : new boolean[] {false, true}) {
+                    cases.add(Arguments.of(dt, s[0], s[1], s[2], s[3], largeMean));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    /**
+     * Training forward, backward and inference against the reference on odd shapes. At mean 1000 and variance
+     * 1e-2, sums in float (a one-pass E[x^2] - E[x]^2 above all) or a mean rounded to float in the element loops
+     * miss the reference by far more than the tolerance (ulp(1000) in float is 6e-5, 6e-4 of a standard deviation).
+     */
+    @ParameterizedTest(name = "{0} {1}x{2}x{3}x{4} large mean {5}")
+    @MethodSource("batchNormCases")
+    void batchNormMatchesReferenceOnOddShapesAndLargeMeans(DType dt, int nb, int c, int h, int w, boolean largeMean) {
+        int[] s = {nb, c, h, w};
+        int n = nb * c * h * w;
+        java.util.Random rnd = new java.util.Random(nb * 1000 + c * 100 + h);
+        double[] xv = new double[n];
+        for (int i = 0; i < n; i++) {
+            xv[i] = largeMean ? 1000 + 0.1 * rnd.nextGaussian() : rnd.nextGaussian();
+        }
+        String what = dt + " " + Shape.of(s) + (largeMean ? " at mean 1000" : "");
+        Pair x = pair(cpu, dt, Shape.of(s), xv);
+        Pair gamma = pair(cpu, dt, Shape.of(c), TestTensors.uniform(2, c, 0.5, 2));
+        Pair beta = random(cpu, dt, 3, c);
+        Pair y = random(cpu, dt, 4, s);
+        Pair rm = random(cpu, dt, 5, c);
+        Pair rv = pair(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2));
+        Pair sm = random(cpu, dt, 7, c);
+        Pair si = random(cpu, dt, 8, c);
+        ref.batchNormForwardTraining(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, sm.r, si.r, 0.1, 1e-5);
+        cpu.batchNormForwardTraining(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, sm.c, si.c, 0.1, 1e-5);
+        close(y, dt, what + " training output");
+        close(rm, dt, what + " running mean");
+        close(rv, dt, what + " running var");
+        close(sm, dt, what + " saved mean");
+        close(si, dt, what + " saved inverse std");
+        Pair dy = random(cpu, dt, 9, s);
+        Pair dx = random(cpu, dt, 10, s);
+        Pair dg = random(cpu, dt, 11, c);
+        Pair dbt = random(cpu, dt, 12, c);
+        ref.batchNormBackward(x.r, dy.r, gamma.r, sm.r, si.r, dx.r, dg.r, dbt.r);
+        cpu.batchNormBackward(x.c, dy.c, gamma.c, sm.c, si.c, dx.c, dg.c, dbt.c);
+        close(dx, dt, what + " dx");
+        close(dg, dt, what + " dgamma (accumulated)");
+        close(dbt, dt, what + " dbeta (accumulated)");
+        ref.batchNormForwardInference(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, 1e-5);
+        cpu.batchNormForwardInference(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, 1e-5);
+        close(y, dt, what + " inference");
+    }
+
+    /**
+     * Every batch-norm output is the same bits split over 1, 2 or 3 threads. The shapes are big enough for
+     * the float32 loops to make several parts (H*W 1155 with 16 channels; planes of two segments with 3).
+     */
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void batchNormGivesTheSameBitsOnOneTwoAndThreeThreads(DType dt) {
+        for (int[] s : new int[][] {{7, 16, 33, 35}, {7, 3, 67, 71}}) {
+            List<double[]> one = batchNormOutputs(dt, s, 1);
+            for (int threads = 2; threads <= 3; threads++) {
+                List<double[]> more = batchNormOutputs(dt, s, threads);
+                for (int k = 0; k < one.size(); k++) {
+                    assertArrayEquals(one.get(k), more.get(k), dt + " " + Shape.of(s) + " output " + k + " on "
+                            + threads + " threads");
+                }
+            }
+        }
+    }
+
+    /** y, running mean and var, saved mean and inverse std, dx, dgamma, dbeta, inference y: cpu, on threads. */
+    private static List<double[]> batchNormOutputs(DType dt, int[] s, int threads) {
+        int c = s[1];
+        int n = s[0] * c * s[2] * s[3];
+        Tensor x = viewWith(cpu, dt, Shape.of(s), TestTensors.uniform(1, n, 3, 5), 5);
+        Tensor gamma = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(2, c, 0.5, 2), 1);
+        Tensor beta = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(3, c, -1, 1), 1);
+        Tensor y = viewWith(cpu, dt, Shape.of(s), new double[n], 3);
+        Tensor rm = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(5, c, -1, 1), 1);
+        Tensor rv = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2), 1);
+        Tensor sm = viewWith(cpu, dt, Shape.of(c), new double[c], 1);
+        Tensor si = viewWith(cpu, dt, Shape.of(c), new double[c], 1);
+        Tensor dy = viewWith(cpu, dt, Shape.of(s), TestTensors.uniform(9, n, -1, 1), 7);
+        Tensor dx = viewWith(cpu, dt, Shape.of(s), new double[n], 3);
+        Tensor dg = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(11, c, -1, 1), 1);
+        Tensor dbt = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(12, c, -1, 1), 1);
+        NormLoops.batchNormForwardTraining(x, gamma, beta, y, rm, rv, sm, si, 0.1, 1e-5, threads);
+        List<double[]> out = new ArrayList<>();
+        for (Tensor t : new Tensor[] {y, rm, rv, sm, si}) {
+            out.add(TestTensors.toArray(t));
+        }
+        NormLoops.batchNormBackward(x, dy, gamma, sm, si, dx, dg, dbt, threads);
+        for (Tensor t : new Tensor[] {dx, dg, dbt}) {
+            out.add(TestTensors.toArray(t));
+        }
+        NormLoops.batchNormForwardInference(x, gamma, beta, y, rm, rv, 1e-5, threads);
+        out.add(TestTensors.toArray(y));
+        return out;
+    }
+
     // ---------------------------------------------------------------- dense algebra, loss, optimiser
 
     @ParameterizedTest
