@@ -176,21 +176,27 @@ final class F32Loops {
      * Where the maximum of the 2x2 window at {@code in[a]} (rows {@code w} apart) lies, as an offset from a: 0, 1,
      * w or w + 1. The reference's rule: the first element in row-major order, replaced only by a later one that is
      * strictly greater; so ties go to the first (-0 and +0 tie), and a NaN wins only in first place (no comparison
-     * with a NaN is true). Int selects on the comparisons, not jumps: the max's position is random, and a jump on
-     * it mispredicts (a float select would compile to a jump: x86 has no float cmov).
+     * with a NaN is true). Computed on {@link #orderKey}s with int maxima and int selects: no jumps, which the max's
+     * random position would mispredict, and no float selects (x86 has no float cmov).
      */
     static int firstMax(float[] in, int a, int w) {
-        float v0 = in[a];
-        float v1 = in[a + 1];
-        float v2 = in[a + w];
-        float v3 = in[a + w + 1];
-        boolean g = v1 > v0;
-        int at = g ? 1 : 0;
-        int best = g ? Float.floatToRawIntBits(v1) : Float.floatToRawIntBits(v0);
-        g = v2 > Float.intBitsToFloat(best);
-        at = g ? w : at;
-        best = g ? Float.floatToRawIntBits(v2) : best;
-        return v3 > Float.intBitsToFloat(best) ? w + 1 : at;
+        int k0 = orderKey(in[a], Integer.MAX_VALUE); // a NaN first beats everything
+        int k1 = orderKey(in[a + 1], Integer.MIN_VALUE); // a NaN later beats nothing
+        int k2 = orderKey(in[a + w], Integer.MIN_VALUE);
+        int k3 = orderKey(in[a + w + 1], Integer.MIN_VALUE);
+        int at = k1 > k0 ? 1 : 0;
+        int best = Math.max(k0, k1);
+        at = k2 > best ? w : at;
+        best = Math.max(best, k2);
+        return k3 > best ? w + 1 : at;
+    }
+
+    /** An int ordered as the floats are by {@code >} (-0 and +0 equal, -inf lowest, +inf highest); {@code nan} for a NaN. */
+    static int orderKey(float v, int nan) {
+        int bits = Float.floatToRawIntBits(v);
+        int magnitude = bits & 0x7FFFFFFF;
+        int sign = bits >> 31; // 0 or -1
+        return magnitude > 0x7F800000 ? nan : (magnitude ^ sign) - sign; // -magnitude when negative
     }
 
     private static float[] zerosRow(int w) {
