@@ -20,9 +20,11 @@ import java.nio.FloatBuffer;
  * <p>Numerics: every sum is accumulated in double. A unit's mean and its sum of squared deviations around that mean
  * are two passes over its array; units combine exactly as the pairwise update of Chan, Golub and LeVeque,
  * sq = sum over units of (sq_u + n_u (mean_u - mean)^2), so there is no E[x^2] - E[x]^2 cancellation. The
- * element-wise loops run in float with each channel mean split into two floats, hi + lo: x - hi is one rounding of
- * a small difference and lo restores what rounding the mean to float lost, so a channel of large mean and small
- * spread (1000 + N(0, 0.01)) is normalised to float rounding, not to ulp(1000) / std.
+ * element-wise loops run in float with each mean split into two floats, hi + lo: x - hi is exact or one rounding
+ * of the difference itself, and lo restores what rounding the mean to float lost, so a channel of large mean and
+ * small spread (1000 + N(0, 0.01)) keeps float precision relative to its spread, not to ulp(1000). The terms of the
+ * sums around a mean, (x - mean)^2 and dy * (x - mean), are formed that way in float, a few roundings each of its
+ * own size, and then added in double.
  *
  * <p>Why Java loops and not oneDNN's batch_normalization primitive: the SPI asks for double sums combined in an
  * order that does not depend on the thread count, for the running statistics with the unbiased variance, the saved
@@ -33,34 +35,38 @@ final class F32BatchNorm {
     private F32BatchNorm() {
     }
 
+    /** Work on one unit: its index, its channel, its first element (from the tensor's first) and its length. */
+    private interface UnitBody {
+        void run(int u, int ch, int start, int len);
+    }
+
     /**
      * Per channel: {@code mean[c]} and {@code sq[c]}, the sum of squared deviations from that mean over the N*H*W
      * values of x (N, C, H*W) at xo.
      */
     static void moments(FloatBuffer x, int xo, int nb, int c, int hw, double[] mean, double[] sq, int threads) {
-        int segs = segments(hw);
-        double[] uSum = new double[nb * c * segs];
+        double[] uSum = new double[units(nb, c, hw)];
         double[] uSq = new double[uSum.length];
-        Parallel.forRange(uSum.length, grain(hw), threads, (u0, u1) -> {
-            float[] a = F32Loops.scratch()[0];
-            for (int u = u0; u < u1; u++) {
-                int from = (u % segs) * BLOCK; // inside the plane
-                int len = Math.min(BLOCK, hw - from);
-                F32Loops.at(x, xo + (u / segs) * hw + from, len).get(a, 0, len);
-                double s = sum(a, len);
-                uSum[u] = s;
-                uSq[u] = squaredDeviations(a, len, s / len);
+        forEachUnit(nb, c, hw, threads, (u, ch, start, len) -> {
+            float[][] s = F32Loops.scratch();
+            float[] a = s[0];
+            float[] t = s[1];
+            F32Loops.at(x, xo + start, len).get(a, 0, len);
+            double sum = sum(a, len);
+            double mu = sum / len;
+            float hi = (float) mu;
+            float lo = (float) (mu - hi);
+            for (int j = 0; j < len; j++) {
+                float d = (a[j] - hi) - lo;
+                t[j] = d * d;
             }
+            uSum[u] = sum;
+            uSq[u] = sum(t, len);
         });
+        int segs = segments(hw);
         long m = (long) nb * hw;
         for (int ch = 0; ch < c; ch++) {
-            double s = 0;
-            for (int i = 0; i < nb; i++) {
-                for (int k = 0; k < segs; k++) {
-                    s += uSum[(i * c + ch) * segs + k];
-                }
-            }
-            double mu = s / m;
+            double mu = perChannel(uSum, nb, c, segs, ch) / m;
             double q = 0;
             for (int i = 0; i < nb; i++) {
                 for (int k = 0; k < segs; k++) {
@@ -78,24 +84,17 @@ final class F32BatchNorm {
     /** y = gamma * (x - mean) * invStd + beta per channel; x, y (N, C, H*W) at xo, yo. */
     static void normalise(FloatBuffer x, int xo, FloatBuffer y, int yo, int nb, int c, int hw, double[] mean,
                           double[] invStd, double[] gamma, double[] beta, int threads) {
-        int segs = segments(hw);
-        Parallel.forRange(nb * c * segs, grain(hw), threads, (u0, u1) -> {
+        forEachUnit(nb, c, hw, threads, (u, ch, start, len) -> {
             float[] a = F32Loops.scratch()[0];
-            for (int u = u0; u < u1; u++) {
-                int ch = (u / segs) % c;
-                int from = (u % segs) * BLOCK;
-                int len = Math.min(BLOCK, hw - from);
-                int plane = (u / segs) * hw + from;
-                float hi = (float) mean[ch];
-                float lo = (float) (mean[ch] - hi);
-                float scale = (float) (gamma[ch] * invStd[ch]);
-                float shift = (float) beta[ch];
-                F32Loops.at(x, xo + plane, len).get(a, 0, len);
-                for (int j = 0; j < len; j++) {
-                    a[j] = ((a[j] - hi) - lo) * scale + shift;
-                }
-                F32Loops.at(y, yo + plane, len).put(a, 0, len);
+            float hi = (float) mean[ch];
+            float lo = (float) (mean[ch] - hi);
+            float scale = (float) (gamma[ch] * invStd[ch]);
+            float shift = (float) beta[ch];
+            F32Loops.at(x, xo + start, len).get(a, 0, len);
+            for (int j = 0; j < len; j++) {
+                a[j] = ((a[j] - hi) - lo) * scale + shift;
             }
+            F32Loops.at(y, yo + start, len).put(a, 0, len);
         });
     }
 
@@ -105,35 +104,26 @@ final class F32BatchNorm {
      */
     static void gradientSums(FloatBuffer x, int xo, FloatBuffer dy, int go, int nb, int c, int hw, double[] mean,
                              double[] invStd, double[] sumDy, double[] sumDyXhat, int threads) {
-        int segs = segments(hw);
-        double[] uDy = new double[nb * c * segs];
+        double[] uDy = new double[units(nb, c, hw)];
         double[] uDyXc = new double[uDy.length]; // sum of dy * (x - mean): invStd is applied per channel
-        Parallel.forRange(uDy.length, grain(hw), threads, (u0, u1) -> {
+        forEachUnit(nb, c, hw, threads, (u, ch, start, len) -> {
             float[][] s = F32Loops.scratch();
             float[] xs = s[0];
             float[] gs = s[1];
-            for (int u = u0; u < u1; u++) {
-                int ch = (u / segs) % c;
-                int from = (u % segs) * BLOCK;
-                int len = Math.min(BLOCK, hw - from);
-                int plane = (u / segs) * hw + from;
-                F32Loops.at(x, xo + plane, len).get(xs, 0, len);
-                F32Loops.at(dy, go + plane, len).get(gs, 0, len);
-                uDy[u] = sum(gs, len);
-                uDyXc[u] = dotCentred(gs, xs, len, mean[ch]);
+            F32Loops.at(x, xo + start, len).get(xs, 0, len);
+            F32Loops.at(dy, go + start, len).get(gs, 0, len);
+            uDy[u] = sum(gs, len);
+            float hi = (float) mean[ch];
+            float lo = (float) (mean[ch] - hi);
+            for (int j = 0; j < len; j++) {
+                xs[j] = gs[j] * ((xs[j] - hi) - lo);
             }
+            uDyXc[u] = sum(xs, len);
         });
+        int segs = segments(hw);
         for (int ch = 0; ch < c; ch++) {
-            double d = 0;
-            double centred = 0;
-            for (int i = 0; i < nb; i++) {
-                for (int k = 0; k < segs; k++) {
-                    d += uDy[(i * c + ch) * segs + k];
-                    centred += uDyXc[(i * c + ch) * segs + k];
-                }
-            }
-            sumDy[ch] = d;
-            sumDyXhat[ch] = centred * invStd[ch];
+            sumDy[ch] = perChannel(uDy, nb, c, segs, ch);
+            sumDyXhat[ch] = perChannel(uDyXc, nb, c, segs, ch) * invStd[ch];
         }
     }
 
@@ -144,32 +134,51 @@ final class F32BatchNorm {
     static void inputGradient(FloatBuffer x, int xo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int nb, int c,
                               int hw, double[] mean, double[] invStd, double[] gamma, double[] sumDy,
                               double[] sumDyXhat, int threads) {
-        int segs = segments(hw);
         long m = (long) nb * hw;
-        Parallel.forRange(nb * c * segs, grain(hw), threads, (u0, u1) -> {
+        forEachUnit(nb, c, hw, threads, (u, ch, start, len) -> {
             float[][] s = F32Loops.scratch();
             float[] xs = s[0];
             float[] gs = s[1];
+            float xHi = (float) mean[ch];
+            float xLo = (float) (mean[ch] - xHi);
+            double meanDy = sumDy[ch] / m;
+            float dHi = (float) meanDy;
+            float dLo = (float) (meanDy - dHi);
+            float scale = (float) (gamma[ch] * invStd[ch]);
+            float slope = (float) (invStd[ch] * sumDyXhat[ch] / m); // xhat * sumDyXhat / m = (x - mean) * slope
+            F32Loops.at(x, xo + start, len).get(xs, 0, len);
+            F32Loops.at(dy, go + start, len).get(gs, 0, len);
+            for (int j = 0; j < len; j++) {
+                gs[j] = scale * (((gs[j] - dHi) - dLo) - ((xs[j] - xHi) - xLo) * slope);
+            }
+            F32Loops.at(dx, dOff + start, len).put(gs, 0, len);
+        });
+    }
+
+    /** Runs body on every unit, split over at most {@code threads} threads. */
+    private static void forEachUnit(int nb, int c, int hw, int threads, UnitBody body) {
+        int segs = segments(hw);
+        Parallel.forRange(units(nb, c, hw), grain(hw), threads, (u0, u1) -> {
             for (int u = u0; u < u1; u++) {
-                int ch = (u / segs) % c;
-                int from = (u % segs) * BLOCK;
-                int len = Math.min(BLOCK, hw - from);
-                int plane = (u / segs) * hw + from;
-                float xHi = (float) mean[ch];
-                float xLo = (float) (mean[ch] - xHi);
-                double meanDy = sumDy[ch] / m;
-                float dHi = (float) meanDy;
-                float dLo = (float) (meanDy - dHi);
-                float scale = (float) (gamma[ch] * invStd[ch]);
-                float slope = (float) (invStd[ch] * sumDyXhat[ch] / m); // xhat * sumDyXhat / m = (x - mean) * slope
-                F32Loops.at(x, xo + plane, len).get(xs, 0, len);
-                F32Loops.at(dy, go + plane, len).get(gs, 0, len);
-                for (int j = 0; j < len; j++) {
-                    gs[j] = scale * (((gs[j] - dHi) - dLo) - ((xs[j] - xHi) - xLo) * slope);
-                }
-                F32Loops.at(dx, dOff + plane, len).put(gs, 0, len);
+                int from = (u % segs) * BLOCK; // inside the plane
+                body.run(u, (u / segs) % c, (u / segs) * hw + from, Math.min(BLOCK, hw - from));
             }
         });
+    }
+
+    /** The per-unit values of channel ch added in unit order: image by image, segment by segment. */
+    private static double perChannel(double[] perUnit, int nb, int c, int segs, int ch) {
+        double s = 0;
+        for (int i = 0; i < nb; i++) {
+            for (int k = 0; k < segs; k++) {
+                s += perUnit[(i * c + ch) * segs + k];
+            }
+        }
+        return s;
+    }
+
+    private static int units(int nb, int c, int hw) {
+        return nb * c * segments(hw);
     }
 
     private static int segments(int hw) {
@@ -196,49 +205,6 @@ final class F32BatchNorm {
         }
         for (; j < len; j++) {
             s0 += a[j];
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    /** Sum of (a[j] - mu)^2 over [0, len) in double. */
-    private static double squaredDeviations(float[] a, int len, double mu) {
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        int j = 0;
-        for (; j + 4 <= len; j += 4) {
-            double d0 = a[j] - mu;
-            double d1 = a[j + 1] - mu;
-            double d2 = a[j + 2] - mu;
-            double d3 = a[j + 3] - mu;
-            s0 += d0 * d0;
-            s1 += d1 * d1;
-            s2 += d2 * d2;
-            s3 += d3 * d3;
-        }
-        for (; j < len; j++) {
-            double d = a[j] - mu;
-            s0 += d * d;
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    /** Sum of g[j] * (x[j] - mu) over [0, len) in double. */
-    private static double dotCentred(float[] g, float[] x, int len, double mu) {
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        int j = 0;
-        for (; j + 4 <= len; j += 4) {
-            s0 += g[j] * (x[j] - mu);
-            s1 += g[j + 1] * (x[j + 1] - mu);
-            s2 += g[j + 2] * (x[j + 2] - mu);
-            s3 += g[j + 3] * (x[j + 3] - mu);
-        }
-        for (; j < len; j++) {
-            s0 += g[j] * (x[j] - mu);
         }
         return (s0 + s1) + (s2 + s3);
     }

@@ -136,8 +136,7 @@ final class NormLoops {
             F32BatchNorm.inputGradient(fx.b(), off(x), fg.b(), off(dy), fd.b(), off(dx), nb, c, hw, mean, inv, g, sumDy,
                     sumDyXhat, threads);
         } else {
-            gradientSums(x, dy, mean, inv, sumDy, sumDyXhat, threads);
-            inputGradient(x, dy, dx, mean, inv, g, sumDy, sumDyXhat, threads);
+            backward(x, dy, dx, mean, inv, g, sumDy, sumDyXhat, threads);
         }
         for (int ch = 0; ch < c; ch++) {
             buf(dgamma).add(off(dgamma) + ch, sumDyXhat[ch]);
@@ -197,16 +196,22 @@ final class NormLoops {
         });
     }
 
-    /** Per channel: the sums of dy and of dy * xhat, xhat = (x - mean) * inv. */
-    private static void gradientSums(Tensor x, Tensor dy, double[] mean, double[] inv, double[] sumDy,
-                                     double[] sumDyXhat, int threads) {
+    /**
+     * The generic backward: per channel the sums of dy and of dy * xhat, xhat = (x - mean) * inv, then
+     * dx = gamma * inv / m * (m * dy - sumDy - xhat * sumDyXhat), one (n, c) plane per work item.
+     */
+    private static void backward(Tensor x, Tensor dy, Tensor dx, double[] mean, double[] inv, double[] gamma,
+                                 double[] sumDy, double[] sumDyXhat, int threads) {
         Buf xb = buf(x);
         Buf gyb = buf(dy);
+        Buf dxb = buf(dx);
         int xo = off(x);
         int go = off(dy);
+        int dOff = off(dx);
         int nb = x.dim(0);
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
+        long m = (long) nb * hw;
         Parallel.forRange(c, 1, threads, (from, to) -> {
             for (int ch = from; ch < to; ch++) {
                 double sd = 0;
@@ -223,21 +228,6 @@ final class NormLoops {
                 sumDyXhat[ch] = sdx;
             }
         });
-    }
-
-    /** dx = gamma * inv / m * (m * dy - sumDy - xhat * sumDyXhat), one (n, c) plane per work item. */
-    private static void inputGradient(Tensor x, Tensor dy, Tensor dx, double[] mean, double[] inv, double[] gamma,
-                                      double[] sumDy, double[] sumDyXhat, int threads) {
-        Buf xb = buf(x);
-        Buf gyb = buf(dy);
-        Buf dxb = buf(dx);
-        int xo = off(x);
-        int go = off(dy);
-        int dOff = off(dx);
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int hw = n(x) / (nb * c);
-        long m = (long) nb * hw;
         Parallel.forRange(nb * c, 1, threads, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int ch = plane % c;

@@ -573,34 +573,43 @@ final class CpuBackendParityTest {
     @ParameterizedTest
     @EnumSource(DType.class)
     void batchNormMatchesReference(DType dt) {
-        int[] s = {3, 5, 4, 7};
-        Pair x = random(cpu, dt, 1, s);
-        Pair gamma = random(cpu, dt, 2, 5);
-        Pair beta = random(cpu, dt, 3, 5);
+        assertBatchNormMatches(dt, new int[] {3, 5, 4, 7}, TestTensors.uniform(1, 3 * 5 * 4 * 7, -1, 1),
+                TestTensors.uniform(2, 5, -1, 1), dt + " batchnorm");
+    }
+
+    /**
+     * Training forward, backward and inference of batch norm on x (s) of these values and gamma, every other input
+     * random, cpu against the reference; {@code what} names the case.
+     */
+    private static void assertBatchNormMatches(DType dt, int[] s, double[] xv, double[] gammaV, String what) {
+        int c = s[1];
+        Pair x = pair(cpu, dt, Shape.of(s), xv);
+        Pair gamma = pair(cpu, dt, Shape.of(c), gammaV);
+        Pair beta = random(cpu, dt, 3, c);
         Pair y = random(cpu, dt, 4, s);
-        Pair rm = random(cpu, dt, 5, 5);
-        Pair rv = pair(cpu, dt, Shape.of(5), TestTensors.uniform(6, 5, 0.5, 2));
-        Pair sm = random(cpu, dt, 7, 5);
-        Pair si = random(cpu, dt, 8, 5);
+        Pair rm = random(cpu, dt, 5, c);
+        Pair rv = pair(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2));
+        Pair sm = random(cpu, dt, 7, c);
+        Pair si = random(cpu, dt, 8, c);
         ref.batchNormForwardTraining(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, sm.r, si.r, 0.1, 1e-5);
         cpu.batchNormForwardTraining(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, sm.c, si.c, 0.1, 1e-5);
-        close(y, dt, dt + " batchnorm training output");
-        close(rm, dt, dt + " running mean");
-        close(rv, dt, dt + " running var");
-        close(sm, dt, dt + " saved mean");
-        close(si, dt, dt + " saved inverse std");
+        close(y, dt, what + " training output");
+        close(rm, dt, what + " running mean");
+        close(rv, dt, what + " running var");
+        close(sm, dt, what + " saved mean");
+        close(si, dt, what + " saved inverse std");
         Pair dy = random(cpu, dt, 9, s);
         Pair dx = random(cpu, dt, 10, s);
-        Pair dg = random(cpu, dt, 11, 5);
-        Pair dbt = random(cpu, dt, 12, 5);
+        Pair dg = random(cpu, dt, 11, c);
+        Pair dbt = random(cpu, dt, 12, c);
         ref.batchNormBackward(x.r, dy.r, gamma.r, sm.r, si.r, dx.r, dg.r, dbt.r);
         cpu.batchNormBackward(x.c, dy.c, gamma.c, sm.c, si.c, dx.c, dg.c, dbt.c);
-        close(dx, dt, dt + " batchnorm dx");
-        close(dg, dt, dt + " batchnorm dgamma (accumulated)");
-        close(dbt, dt, dt + " batchnorm dbeta (accumulated)");
+        close(dx, dt, what + " dx");
+        close(dg, dt, what + " dgamma (accumulated)");
+        close(dbt, dt, what + " dbeta (accumulated)");
         ref.batchNormForwardInference(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, 1e-5);
         cpu.batchNormForwardInference(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, 1e-5);
-        close(y, dt, dt + " batchnorm inference");
+        close(y, dt, what + " inference");
     }
 
     /**
@@ -637,34 +646,8 @@ final class CpuBackendParityTest {
         for (int i = 0; i < n; i++) {
             xv[i] = largeMean ? 1000 + 0.1 * rnd.nextGaussian() : rnd.nextGaussian();
         }
-        String what = dt + " " + Shape.of(s) + (largeMean ? " at mean 1000" : "");
-        Pair x = pair(cpu, dt, Shape.of(s), xv);
-        Pair gamma = pair(cpu, dt, Shape.of(c), TestTensors.uniform(2, c, 0.5, 2));
-        Pair beta = random(cpu, dt, 3, c);
-        Pair y = random(cpu, dt, 4, s);
-        Pair rm = random(cpu, dt, 5, c);
-        Pair rv = pair(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2));
-        Pair sm = random(cpu, dt, 7, c);
-        Pair si = random(cpu, dt, 8, c);
-        ref.batchNormForwardTraining(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, sm.r, si.r, 0.1, 1e-5);
-        cpu.batchNormForwardTraining(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, sm.c, si.c, 0.1, 1e-5);
-        close(y, dt, what + " training output");
-        close(rm, dt, what + " running mean");
-        close(rv, dt, what + " running var");
-        close(sm, dt, what + " saved mean");
-        close(si, dt, what + " saved inverse std");
-        Pair dy = random(cpu, dt, 9, s);
-        Pair dx = random(cpu, dt, 10, s);
-        Pair dg = random(cpu, dt, 11, c);
-        Pair dbt = random(cpu, dt, 12, c);
-        ref.batchNormBackward(x.r, dy.r, gamma.r, sm.r, si.r, dx.r, dg.r, dbt.r);
-        cpu.batchNormBackward(x.c, dy.c, gamma.c, sm.c, si.c, dx.c, dg.c, dbt.c);
-        close(dx, dt, what + " dx");
-        close(dg, dt, what + " dgamma (accumulated)");
-        close(dbt, dt, what + " dbeta (accumulated)");
-        ref.batchNormForwardInference(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, 1e-5);
-        cpu.batchNormForwardInference(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, 1e-5);
-        close(y, dt, what + " inference");
+        assertBatchNormMatches(dt, s, xv, TestTensors.uniform(2, c, 0.5, 2),
+                dt + " " + Shape.of(s) + (largeMean ? " at mean 1000" : ""));
     }
 
     /**
