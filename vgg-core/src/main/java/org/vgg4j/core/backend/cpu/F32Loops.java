@@ -191,7 +191,7 @@ final class F32Loops {
         return k3 > best ? w + 1 : at;
     }
 
-    /** An int ordered as the floats are by {@code >} (-0 and +0 equal, -inf lowest, +inf highest); {@code nan} for a NaN. */
+    /** An int ordered as floats are by {@code >} (-0 and +0 equal, -inf lowest, +inf highest); {@code nan} for NaN. */
     static int orderKey(float v, int nan) {
         int bits = Float.floatToRawIntBits(v);
         int magnitude = bits & 0x7FFFFFFF;

@@ -614,12 +614,12 @@ final class CpuBackendParityTest {
 
     /**
      * dtype, N, C, H, W, and whether the values sit at 1000 with a standard deviation of 0.1: C of 1, 3 and 16,
-     * batches of 1 and 7, H*W below, equal to and above F32Loops.BLOCK (so planes of one block, of a block and a
-     * remainder, and of less), mostly odd.
+     * batches of 1 and 7, H*W below, equal to and above F32Loops.BLOCK (planes of one block, of a block and a
+     * remainder, and of less; tiny planes, many to a block, the blocks not aligned with images), mostly odd.
      */
     static Stream<Arguments> batchNormCases() {
         int[][] shapes = {{1, 1, 5, 7}, {7, 1, 3, 3}, {7, 3, 13, 17}, {7, 16, 9, 11}, {1, 3, 67, 71}, {1, 16, 64, 64},
-            {2, 3, 65, 65}};
+            {2, 3, 65, 65}, {7, 16, 2, 2}, {3, 5, 1, 3}};
         List<Arguments> cases = new ArrayList<>();
         for (DType dt : DType.values()) {
             for (int[] s : shapes) {
@@ -652,12 +652,13 @@ final class CpuBackendParityTest {
 
     /**
      * Every batch-norm output is the same bits split over 1, 2 or 3 threads. The shapes are big enough for
-     * the float32 loops to make several parts (H*W 1155 with 16 channels; planes of two segments with 3).
+     * the float32 loops to make several parts (H*W 1155, three planes to a block; planes of two segments; 2x2
+     * planes, 1024 to a block).
      */
     @ParameterizedTest
     @EnumSource(DType.class)
     void batchNormGivesTheSameBitsOnOneTwoAndThreeThreads(DType dt) {
-        for (int[] s : new int[][] {{7, 16, 33, 35}, {7, 3, 67, 71}}) {
+        for (int[] s : new int[][] {{7, 16, 33, 35}, {7, 3, 67, 71}, {128, 128, 2, 2}}) {
             List<double[]> one = batchNormOutputs(dt, s, 1);
             for (int threads = 2; threads <= 3; threads++) {
                 List<double[]> more = batchNormOutputs(dt, s, threads);
