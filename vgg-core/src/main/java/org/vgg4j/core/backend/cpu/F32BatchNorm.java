@@ -193,7 +193,8 @@ final class F32BatchNorm {
         int planes = nb * c;
         int perBlock = segs > 1 ? 1 : BLOCK / hw; // whole planes per block
         int blocks = segs > 1 ? planes * segs : (planes + perBlock - 1) / perBlock;
-        int grain = Math.max(1, (1 << 15) / Math.min(BLOCK, perBlock * hw)); // about 32 K elements per thread
+        // at least 64 K elements per thread: below that a hand-over to a worker costs more than the loop saves
+        int grain = Math.max(1, (1 << 16) / Math.min(BLOCK, perBlock * hw));
         Parallel.forRange(blocks, grain, threads, (b0, b1) -> {
             float[][] s = F32Loops.scratch();
             for (int b = b0; b < b1; b++) {
