@@ -59,21 +59,17 @@ final class BufLoops {
                 int xp = xo + plane * h * w;
                 int yp = yo + plane * p * q;
                 for (int i = 0; i < p; i++) {
-                    int r0 = xp + 2 * i * w;
-                    int r1 = r0 + w;
                     for (int j = 0; j < q; j++) {
-                        double m = Math.max(Math.max(xb.get(r0 + 2 * j), xb.get(r0 + 2 * j + 1)),
-                                Math.max(xb.get(r1 + 2 * j), xb.get(r1 + 2 * j + 1)));
-                        yb.set(yp + i * q + j, m);
+                        yb.set(yp + i * q + j, xb.get(firstMax(xb, xp + 2 * i * w + 2 * j, w)));
                     }
                 }
             }
         });
     }
 
+    /** dx: zeros, and each window's dy at the element {@link #firstMax} picks (found again from x; y is not read). */
     static void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx) {
         Buf xb = buf(x);
-        Buf yb = buf(y);
         Buf gb = buf(dy);
         Buf db = buf(dx);
         int h = x.dim(2);
@@ -81,11 +77,10 @@ final class BufLoops {
         int p = y.dim(2);
         int q = y.dim(3);
         int xo = off(x);
-        int yo = off(y);
         int go = off(dy);
         int dOff = off(dx);
-        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.maxPoolBackward(fx.b(), xo, fy.b(), yo, fg.b(), go, fd.b(), dOff, x.dim(0) * x.dim(1), h, w);
+        if (xb instanceof Buf.F32 fx && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
+            F32Loops.maxPoolBackward(fx.b(), xo, fg.b(), go, fd.b(), dOff, x.dim(0) * x.dim(1), h, w);
             return;
         }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
@@ -95,27 +90,34 @@ final class BufLoops {
                 for (int i = 0; i < h * w; i++) {
                     db.set(dp + i, 0.0);
                 }
-                int yp = yo + plane * p * q;
                 int gp = go + plane * p * q;
                 for (int i = 0; i < p; i++) {
                     for (int j = 0; j < q; j++) {
-                        double m = yb.get(yp + i * q + j);
-                        int at = 2 * i * w + 2 * j;
-                        // the FIRST element (row-major in the window) equal to the max takes the gradient
-                        if (xb.get(xp + at) != m) {
-                            at += 1;
-                            if (xb.get(xp + at) != m) {
-                                at += w - 1;
-                                if (xb.get(xp + at) != m) {
-                                    at += 1;
-                                }
-                            }
-                        }
+                        int at = firstMax(xb, xp + 2 * i * w + 2 * j, w) - xp;
                         db.set(dp + at, gb.get(gp + i * q + j));
                     }
                 }
             }
         });
+    }
+
+    /**
+     * Index of the maximum of the 2x2 window whose first element is {@code a} (rows {@code w} apart): the FIRST in
+     * row-major order, replaced only by a strictly greater later one, the reference's rule (ties, -0 and +0
+     * included, go to the first; a NaN wins only in first place). {@link F32Loops#firstMax} is its float32 twin.
+     */
+    private static int firstMax(Buf b, int a, int w) {
+        int best = a;
+        if (b.get(a + 1) > b.get(best)) {
+            best = a + 1;
+        }
+        if (b.get(a + w) > b.get(best)) {
+            best = a + w;
+        }
+        if (b.get(a + w + 1) > b.get(best)) {
+            best = a + w + 1;
+        }
+        return best;
     }
 
     static void reluForward(Tensor x, Tensor y) {

@@ -528,21 +528,21 @@ public final class CpuBackend implements Backend {
                                          double eps) {
         mine(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
         NormLoops.batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum,
-                eps);
+                eps, Parallel.THREADS);
     }
 
     @Override
     public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                           Tensor runningVar, double eps) {
         mine(x, gamma, beta, y, runningMean, runningVar);
-        NormLoops.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps);
+        NormLoops.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, Parallel.THREADS);
     }
 
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
                                   Tensor dgamma, Tensor dbeta) {
         mine(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        NormLoops.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        NormLoops.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, Parallel.THREADS);
     }
 
     // ------------------------------------------------------------------------------------------ dense algebra

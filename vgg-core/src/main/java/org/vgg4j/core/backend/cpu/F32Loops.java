@@ -19,7 +19,13 @@ final class F32Loops {
     private F32Loops() {
     }
 
-    private static FloatBuffer at(FloatBuffer b, int offset, int length) {
+    /** This thread's three work arrays of at least {@link #BLOCK} floats (contents unspecified). */
+    static float[][] scratch() {
+        return SCRATCH.get();
+    }
+
+    /** A view of {@code b}'s elements [offset, offset + length), for one bulk get or put. */
+    static FloatBuffer at(FloatBuffer b, int offset, int length) {
         FloatBuffer d = b.duplicate();
         d.position(offset).limit(offset + length);
         return d;
@@ -112,21 +118,22 @@ final class F32Loops {
         return s;
     }
 
-    /** 2x2/2 max-pool of {@code planes} planes (H, W) into (H/2, W/2), see {@link CpuBackend#maxPool2x2Forward}. */
+    /**
+     * 2x2/2 max-pool of {@code planes} planes (H, W) into (H/2, W/2), see {@link CpuBackend#maxPool2x2Forward}: each
+     * output is the window's element {@link #firstMax} picks, bit for bit (a NaN in first place, -0 before +0).
+     */
     static void maxPool(FloatBuffer x, int xo, FloatBuffer y, int yo, int planes, int h, int w) {
         int p = h / 2;
         int q = w / 2;
         Parallel.forRange(planes, 4, (from, to) -> {
-            float[][] s = rows(Math.max(w, BLOCK));
-            float[] r0 = s[0];
-            float[] r1 = s[1];
-            float[] out = s[2];
+            float[][] s = rows(Math.max(2 * w, BLOCK));
+            float[] in = s[0];  // rows 2i and 2i+1 of x
+            float[] out = s[1];
             for (int plane = from; plane < to; plane++) {
                 for (int i = 0; i < p; i++) {
-                    at(x, xo + (plane * h + 2 * i) * w, w).get(r0, 0, w);
-                    at(x, xo + (plane * h + 2 * i + 1) * w, w).get(r1, 0, w);
+                    at(x, xo + (plane * h + 2 * i) * w, 2 * w).get(in, 0, 2 * w);
                     for (int j = 0; j < q; j++) {
-                        out[j] = Math.max(Math.max(r0[2 * j], r0[2 * j + 1]), Math.max(r1[2 * j], r1[2 * j + 1]));
+                        out[j] = in[2 * j + firstMax(in, 2 * j, w)];
                     }
                     at(y, yo + (plane * p + i) * q, q).put(out, 0, q);
                 }
@@ -134,32 +141,27 @@ final class F32Loops {
         });
     }
 
-    /** Gradient of {@link #maxPool}: the FIRST maximum of each window (row-major) takes dy, the rest 0. */
-    static void maxPoolBackward(FloatBuffer x, int xo, FloatBuffer y, int yo, FloatBuffer dy, int go, FloatBuffer dx,
-                                int dOff, int planes, int h, int w) {
+    /**
+     * Gradient of {@link #maxPool}: the element {@link #firstMax} picks in each window takes dy, the rest 0. Like
+     * the reference, the winner is found again from x (y is not read), so a NaN or a signed zero picks the element
+     * the forward took.
+     */
+    static void maxPoolBackward(FloatBuffer x, int xo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int planes,
+                                int h, int w) {
         int p = h / 2;
         int q = w / 2;
         Parallel.forRange(planes, 4, (from, to) -> {
-            float[][] s = rows(Math.max(2 * w + q, BLOCK));
-            float[] in = s[0];   // rows 2i and 2i+1 of x, then of dx
+            float[][] s = rows(Math.max(2 * w, BLOCK));
+            float[] in = s[0];   // rows 2i and 2i+1 of x
             float[] out = s[1];  // dx rows 2i and 2i+1
-            float[] ys = s[2];   // y row i, then dy row i at [q, 2q)
+            float[] gs = s[2];   // dy row i
             for (int plane = from; plane < to; plane++) {
                 for (int i = 0; i < p; i++) {
-                    int row = xo + (plane * h + 2 * i) * w;
-                    at(x, row, 2 * w).get(in, 0, 2 * w);
-                    at(y, yo + (plane * p + i) * q, q).get(ys, 0, q);
-                    at(dy, go + (plane * p + i) * q, q).get(ys, q, q);
+                    at(x, xo + (plane * h + 2 * i) * w, 2 * w).get(in, 0, 2 * w);
+                    at(dy, go + (plane * p + i) * q, q).get(gs, 0, q);
                     java.util.Arrays.fill(out, 0, 2 * w, 0f);
                     for (int j = 0; j < q; j++) {
-                        // The first of the window's four (row-major) equal to the max: computed with int selects,
-                        // not nested jumps, which the max's random position made unpredictable.
-                        float m = ys[j];
-                        int a = 2 * j;
-                        int at = in[a + w] == m ? a + w : a + w + 1;
-                        at = in[a + 1] == m ? a + 1 : at;
-                        at = in[a] == m ? a : at;
-                        out[at] = ys[q + j];
+                        out[2 * j + firstMax(in, 2 * j, w)] = gs[j];
                     }
                     at(dx, dOff + (plane * h + 2 * i) * w, 2 * w).put(out, 0, 2 * w);
                 }
@@ -168,6 +170,33 @@ final class F32Loops {
                 }
             }
         });
+    }
+
+    /**
+     * Where the maximum of the 2x2 window at {@code in[a]} (rows {@code w} apart) lies, as an offset from a: 0, 1,
+     * w or w + 1. The reference's rule: the first element in row-major order, replaced only by a later one that is
+     * strictly greater; so ties go to the first (-0 and +0 tie), and a NaN wins only in first place (no comparison
+     * with a NaN is true). Computed on {@link #orderKey}s with int maxima and int selects: no jumps, which the max's
+     * random position would mispredict, and no float selects (x86 has no float cmov).
+     */
+    static int firstMax(float[] in, int a, int w) {
+        int k0 = orderKey(in[a], Integer.MAX_VALUE); // a NaN first beats everything
+        int k1 = orderKey(in[a + 1], Integer.MIN_VALUE); // a NaN later beats nothing
+        int k2 = orderKey(in[a + w], Integer.MIN_VALUE);
+        int k3 = orderKey(in[a + w + 1], Integer.MIN_VALUE);
+        int at = k1 > k0 ? 1 : 0;
+        int best = Math.max(k0, k1);
+        at = k2 > best ? w : at;
+        best = Math.max(best, k2);
+        return k3 > best ? w + 1 : at;
+    }
+
+    /** An int ordered as floats are by {@code >} (-0 and +0 equal, -inf lowest, +inf highest); {@code nan} for NaN. */
+    static int orderKey(float v, int nan) {
+        int bits = Float.floatToRawIntBits(v);
+        int magnitude = bits & 0x7FFFFFFF;
+        int sign = bits >> 31; // 0 or -1
+        return magnitude > 0x7F800000 ? nan : (magnitude ^ sign) - sign; // -magnitude when negative
     }
 
     private static float[] zerosRow(int w) {

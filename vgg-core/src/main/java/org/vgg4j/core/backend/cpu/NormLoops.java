@@ -5,9 +5,10 @@ import org.vgg4j.core.tensor.Tensor;
 
 /**
  * The normalisation ops of the {@code cpu} backend: local response normalisation and batch normalisation, written
- * once against {@link Buf} (float32 and float64, computed in double). Semantics are the {@link
- * org.vgg4j.core.backend.Backend} SPI's; {@link CpuBackend} checks that the tensors are its own before it calls in.
- * Each output element, and each channel's sums, are computed by one thread ({@link Parallel}) in a fixed order.
+ * once against {@link Buf} (float32 and float64, computed in double), batch normalisation's float32 element loops
+ * and sums in {@link F32BatchNorm}. Semantics are the {@link org.vgg4j.core.backend.Backend} SPI's; {@link
+ * CpuBackend} checks that the tensors are its own before it calls in. Each output element, and each partial sum, is
+ * computed by one thread ({@link Parallel}) in a fixed order, and partial sums are combined in a fixed order.
  */
 final class NormLoops {
     private NormLoops() {
@@ -76,98 +77,134 @@ final class NormLoops {
         });
     }
 
+    /**
+     * Training forward over {@code threads} threads at most (the backend passes {@link Parallel#THREADS}; tests vary
+     * it). Float32 tensors take {@link F32BatchNorm}'s loops, float64 the generic ones below.
+     */
     static void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                          Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
-                                         double eps) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf gb = buf(gamma);
-        Buf bb = buf(beta);
-        Buf rm = buf(runningMean);
-        Buf rv = buf(runningVar);
-        Buf sm = buf(saveMean);
-        Buf si = buf(saveInvStd);
-        int xo = off(x);
-        int yo = off(y);
+                                         double eps, int threads) {
         int nb = x.dim(0);
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
         long m = (long) nb * hw;
-        Parallel.forRange(c, 1, (from, to) -> {
-            for (int ch = from; ch < to; ch++) {
-                double sum = 0;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        sum += xb.get(xo + base + j);
-                    }
-                }
-                double mean = sum / m;
-                double sq = 0;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        double d = xb.get(xo + base + j) - mean;
-                        sq += d * d;
-                    }
-                }
-                double var = sq / m;
-                double inv = 1.0 / Math.sqrt(var + eps);
-                double g = gb.get(off(gamma) + ch);
-                double bt = bb.get(off(beta) + ch);
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        yb.set(yo + base + j, g * (xb.get(xo + base + j) - mean) * inv + bt);
-                    }
-                }
-                double unbiased = m > 1 ? sq / (m - 1) : var;
-                rm.set(off(runningMean) + ch, (1 - momentum) * rm.get(off(runningMean) + ch) + momentum * mean);
-                rv.set(off(runningVar) + ch, (1 - momentum) * rv.get(off(runningVar) + ch) + momentum * unbiased);
-                sm.set(off(saveMean) + ch, mean);
-                si.set(off(saveInvStd) + ch, inv);
-            }
-        });
+        double[] mean = new double[c];
+        double[] sq = new double[c]; // sum of squared deviations from the mean
+        if (buf(x) instanceof Buf.F32 fx) {
+            F32BatchNorm.moments(fx.b(), off(x), nb, c, hw, mean, sq, threads);
+        } else {
+            moments(buf(x), off(x), nb, c, hw, mean, sq, threads);
+        }
+        double[] inv = new double[c];
+        Buf rm = buf(runningMean);
+        Buf rv = buf(runningVar);
+        for (int ch = 0; ch < c; ch++) {
+            double var = sq[ch] / m;
+            inv[ch] = 1.0 / Math.sqrt(var + eps);
+            double unbiased = m > 1 ? sq[ch] / (m - 1) : var;
+            rm.set(off(runningMean) + ch, (1 - momentum) * rm.get(off(runningMean) + ch) + momentum * mean[ch]);
+            rv.set(off(runningVar) + ch, (1 - momentum) * rv.get(off(runningVar) + ch) + momentum * unbiased);
+            buf(saveMean).set(off(saveMean) + ch, mean[ch]);
+            buf(saveInvStd).set(off(saveInvStd) + ch, inv[ch]);
+        }
+        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), threads);
     }
 
     static void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
-                                          Tensor runningVar, double eps) {
-        Buf xb = buf(x);
-        Buf yb = buf(y);
-        Buf gb = buf(gamma);
-        Buf bb = buf(beta);
-        Buf rm = buf(runningMean);
-        Buf rv = buf(runningVar);
-        int xo = off(x);
-        int yo = off(y);
+                                          Tensor runningVar, double eps, int threads) {
+        int c = x.dim(1);
+        double[] mean = channels(runningMean, c);
+        double[] inv = channels(runningVar, c);
+        for (int ch = 0; ch < c; ch++) {
+            inv[ch] = 1.0 / Math.sqrt(inv[ch] + eps);
+        }
+        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), threads);
+    }
+
+    static void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+                                  Tensor dgamma, Tensor dbeta, int threads) {
         int nb = x.dim(0);
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
-        Parallel.forRange(nb * c, 1, (from, to) -> {
+        double[] mean = channels(saveMean, c);
+        double[] inv = channels(saveInvStd, c);
+        double[] g = channels(gamma, c);
+        double[] sumDy = new double[c];
+        double[] sumDyXhat = new double[c];
+        if (buf(x) instanceof Buf.F32 fx && buf(dy) instanceof Buf.F32 fg && buf(dx) instanceof Buf.F32 fd) {
+            F32BatchNorm.gradientSums(fx.b(), off(x), fg.b(), off(dy), nb, c, hw, mean, inv, sumDy, sumDyXhat, threads);
+            F32BatchNorm.inputGradient(fx.b(), off(x), fg.b(), off(dy), fd.b(), off(dx), nb, c, hw, mean, inv, g, sumDy,
+                    sumDyXhat, threads);
+        } else {
+            backward(x, dy, dx, mean, inv, g, sumDy, sumDyXhat, threads);
+        }
+        for (int ch = 0; ch < c; ch++) {
+            buf(dgamma).add(off(dgamma) + ch, sumDyXhat[ch]);
+            buf(dbeta).add(off(dbeta) + ch, sumDy[ch]);
+        }
+    }
+
+    /** Per channel of x (N, C, H*W) at xo: the mean and the sum of squared deviations from it (two passes). */
+    private static void moments(Buf xb, int xo, int nb, int c, int hw, double[] mean, double[] sq, int threads) {
+        long m = (long) nb * hw;
+        Parallel.forRange(c, 1, threads, (from, to) -> {
+            for (int ch = from; ch < to; ch++) {
+                double sum = 0;
+                for (int i = 0; i < nb; i++) {
+                    int base = xo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++) {
+                        sum += xb.get(base + j);
+                    }
+                }
+                double mu = sum / m;
+                double q = 0;
+                for (int i = 0; i < nb; i++) {
+                    int base = xo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++) {
+                        double d = xb.get(base + j) - mu;
+                        q += d * d;
+                    }
+                }
+                mean[ch] = mu;
+                sq[ch] = q;
+            }
+        });
+    }
+
+    /** y = gamma * (x - mean) * inv + beta per channel, one (n, c) plane per work item. */
+    private static void normalise(Tensor x, Tensor y, double[] mean, double[] inv, double[] gamma, double[] beta,
+                                  int threads) {
+        int nb = x.dim(0);
+        int c = x.dim(1);
+        int hw = n(x) / (nb * c);
+        if (buf(x) instanceof Buf.F32 fx && buf(y) instanceof Buf.F32 fy) {
+            F32BatchNorm.normalise(fx.b(), off(x), fy.b(), off(y), nb, c, hw, mean, inv, gamma, beta, threads);
+            return;
+        }
+        Buf xb = buf(x);
+        Buf yb = buf(y);
+        int xo = off(x);
+        int yo = off(y);
+        Parallel.forRange(nb * c, 1, threads, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int ch = plane % c;
-                double mean = rm.get(off(runningMean) + ch);
-                double inv = 1.0 / Math.sqrt(rv.get(off(runningVar) + ch) + eps);
-                double g = gb.get(off(gamma) + ch);
-                double bt = bb.get(off(beta) + ch);
                 int base = plane * hw;
                 for (int j = 0; j < hw; j++) {
-                    yb.set(yo + base + j, g * (xb.get(xo + base + j) - mean) * inv + bt);
+                    yb.set(yo + base + j, gamma[ch] * (xb.get(xo + base + j) - mean[ch]) * inv[ch] + beta[ch]);
                 }
             }
         });
     }
 
-    static void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
-                                  Tensor dgamma, Tensor dbeta) {
+    /**
+     * The generic backward: per channel the sums of dy and of dy * xhat, xhat = (x - mean) * inv, then
+     * dx = gamma * inv / m * (m * dy - sumDy - xhat * sumDyXhat), one (n, c) plane per work item.
+     */
+    private static void backward(Tensor x, Tensor dy, Tensor dx, double[] mean, double[] inv, double[] gamma,
+                                 double[] sumDy, double[] sumDyXhat, int threads) {
         Buf xb = buf(x);
         Buf gyb = buf(dy);
-        Buf gb = buf(gamma);
-        Buf sm = buf(saveMean);
-        Buf si = buf(saveInvStd);
         Buf dxb = buf(dx);
-        Buf dgb = buf(dgamma);
-        Buf dbb = buf(dbeta);
         int xo = off(x);
         int go = off(dy);
         int dOff = off(dx);
@@ -175,32 +212,43 @@ final class NormLoops {
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
         long m = (long) nb * hw;
-        Parallel.forRange(c, 1, (from, to) -> {
+        Parallel.forRange(c, 1, threads, (from, to) -> {
             for (int ch = from; ch < to; ch++) {
-                double mean = sm.get(off(saveMean) + ch);
-                double inv = si.get(off(saveInvStd) + ch);
-                double sumDy = 0;
-                double sumDyXhat = 0;
+                double sd = 0;
+                double sdx = 0;
                 for (int i = 0; i < nb; i++) {
                     int base = (i * c + ch) * hw;
                     for (int j = 0; j < hw; j++) {
                         double g = gyb.get(go + base + j);
-                        sumDy += g;
-                        sumDyXhat += g * (xb.get(xo + base + j) - mean) * inv;
+                        sd += g;
+                        sdx += g * (xb.get(xo + base + j) - mean[ch]) * inv[ch];
                     }
                 }
-                double k = gb.get(off(gamma) + ch) * inv / m;
-                for (int i = 0; i < nb; i++) {
-                    int base = (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) {
-                        double xhat = (xb.get(xo + base + j) - mean) * inv;
-                        dxb.set(dOff + base + j, k * (m * gyb.get(go + base + j) - sumDy - xhat * sumDyXhat));
-                    }
-                }
-                dgb.set(off(dgamma) + ch, dgb.get(off(dgamma) + ch) + sumDyXhat);
-                dbb.set(off(dbeta) + ch, dbb.get(off(dbeta) + ch) + sumDy);
+                sumDy[ch] = sd;
+                sumDyXhat[ch] = sdx;
             }
         });
+        Parallel.forRange(nb * c, 1, threads, (from, to) -> {
+            for (int plane = from; plane < to; plane++) {
+                int ch = plane % c;
+                double k = gamma[ch] * inv[ch] / m;
+                int base = plane * hw;
+                for (int j = 0; j < hw; j++) {
+                    double xhat = (xb.get(xo + base + j) - mean[ch]) * inv[ch];
+                    dxb.set(dOff + base + j, k * (m * gyb.get(go + base + j) - sumDy[ch] - xhat * sumDyXhat[ch]));
+                }
+            }
+        });
+    }
+
+    /** The c values of a per-channel tensor (C), as doubles. */
+    private static double[] channels(Tensor t, int c) {
+        double[] v = new double[c];
+        Buf b = buf(t);
+        for (int ch = 0; ch < c; ch++) {
+            v[ch] = b.get(off(t) + ch);
+        }
+        return v;
     }
 
     /** The Buf of a tensor the backend has checked to be its own. */

@@ -430,6 +430,60 @@ final class CpuBackendParityTest {
         }
     }
 
+    /** The 7 kinds of value a max-pool window mixes: 7^4 = 2401 windows, 49 planes of 7x7 windows. */
+    private static final double[] POOL_KINDS = {Double.NaN, -0.0, 0.0, 1.0, -1.0, Double.POSITIVE_INFINITY,
+        Double.NEGATIVE_INFINITY};
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void maxPoolOnNaNSignedZerosInfinitiesAndTiesIsTheReferenceBitForBit(DType dt) {
+        // x (7, 7, 15, 15): window k (plane k / 49, row (k % 49) / 7, column k % 7) holds, at its element e
+        // (row-major), POOL_KINDS[digit e of k in base 7]: every combination once. H and W odd: the last row and
+        // column are ignored (2.0 there, more than any finite kind).
+        int[] s = {7, 7, 15, 15};
+        double[] xv = new double[7 * 7 * 15 * 15];
+        java.util.Arrays.fill(xv, 2.0);
+        double[] dyv = new double[2401];
+        for (int k = 0; k < 2401; k++) {
+            for (int e = 0; e < 4; e++) {
+                xv[poolElement(k, e)] = POOL_KINDS[(k / (int) Math.pow(7, e)) % 7];
+            }
+            dyv[k] = k + 1; // where each window's gradient lands is visible
+        }
+        Pair x = pair(cpu, dt, Shape.of(s), xv);
+        Pair y = random(cpu, dt, 2, 7, 7, 7, 7);
+        Pair dy = pair(cpu, dt, Shape.of(7, 7, 7, 7), dyv);
+        Pair dx = random(cpu, dt, 4, s);
+        ref.maxPool2x2Forward(x.r, y.r);
+        cpu.maxPool2x2Forward(x.c, y.c);
+        assertArrayEquals(y.ref(), y.cpu(), dt + " maxpool forward"); // bits: NaN equals NaN, -0 is not +0
+        ref.maxPool2x2Backward(x.r, y.r, dy.r, dx.r);
+        cpu.maxPool2x2Backward(x.c, y.c, dy.c, dx.c);
+        assertArrayEquals(dx.ref(), dx.cpu(), dt + " maxpool backward");
+        // The rule, spelt out on a few windows (kinds: 0 NaN, 1 -0, 2 +0, 3 one, 4 minus one, 5 +inf, 6 -inf):
+        // the first element, replaced only by a strictly greater later one.
+        double[] yc = y.cpu();
+        double[] dxc = dx.cpu();
+        int[][] windows = {{0, 3, 3, 3, 0}, {3, 0, 6, 5, 3}, {1, 2, 4, 4, 0}, {2, 1, 4, 4, 0}, {3, 3, 3, 3, 0},
+            {4, 0, 0, 4, 0}, {6, 6, 6, 0, 0}};
+        for (int[] w : windows) { // four kinds, then the element that wins
+            int k = w[0] + 7 * w[1] + 49 * w[2] + 343 * w[3];
+            String at = dt + " window " + java.util.Arrays.toString(java.util.Arrays.copyOf(w, 4));
+            assertEquals(Double.doubleToLongBits(POOL_KINDS[w[w[4]]]), Double.doubleToLongBits(yc[k]), at);
+            for (int e = 0; e < 4; e++) {
+                assertEquals(e == w[4] ? k + 1 : 0.0, dxc[poolElement(k, e)], at + " element " + e);
+            }
+        }
+    }
+
+    /** Index in x (7, 7, 15, 15) of element e (row-major) of 2x2 window k. */
+    private static int poolElement(int k, int e) {
+        int plane = k / 49;
+        int i = (k % 49) / 7;
+        int j = k % 7;
+        return (plane * 15 + 2 * i + e / 2) * 15 + 2 * j + e % 2;
+    }
+
     @ParameterizedTest
     @EnumSource(DType.class)
     void reluBackwardOnSpecialValuesIsTheDefinitionBitForBit(DType dt) {
@@ -519,34 +573,131 @@ final class CpuBackendParityTest {
     @ParameterizedTest
     @EnumSource(DType.class)
     void batchNormMatchesReference(DType dt) {
-        int[] s = {3, 5, 4, 7};
-        Pair x = random(cpu, dt, 1, s);
-        Pair gamma = random(cpu, dt, 2, 5);
-        Pair beta = random(cpu, dt, 3, 5);
+        assertBatchNormMatches(dt, new int[] {3, 5, 4, 7}, TestTensors.uniform(1, 3 * 5 * 4 * 7, -1, 1),
+                TestTensors.uniform(2, 5, -1, 1), dt + " batchnorm");
+    }
+
+    /**
+     * Training forward, backward and inference of batch norm on x (s) of these values and gamma, every other input
+     * random, cpu against the reference; {@code what} names the case.
+     */
+    private static void assertBatchNormMatches(DType dt, int[] s, double[] xv, double[] gammaV, String what) {
+        int c = s[1];
+        Pair x = pair(cpu, dt, Shape.of(s), xv);
+        Pair gamma = pair(cpu, dt, Shape.of(c), gammaV);
+        Pair beta = random(cpu, dt, 3, c);
         Pair y = random(cpu, dt, 4, s);
-        Pair rm = random(cpu, dt, 5, 5);
-        Pair rv = pair(cpu, dt, Shape.of(5), TestTensors.uniform(6, 5, 0.5, 2));
-        Pair sm = random(cpu, dt, 7, 5);
-        Pair si = random(cpu, dt, 8, 5);
+        Pair rm = random(cpu, dt, 5, c);
+        Pair rv = pair(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2));
+        Pair sm = random(cpu, dt, 7, c);
+        Pair si = random(cpu, dt, 8, c);
         ref.batchNormForwardTraining(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, sm.r, si.r, 0.1, 1e-5);
         cpu.batchNormForwardTraining(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, sm.c, si.c, 0.1, 1e-5);
-        close(y, dt, dt + " batchnorm training output");
-        close(rm, dt, dt + " running mean");
-        close(rv, dt, dt + " running var");
-        close(sm, dt, dt + " saved mean");
-        close(si, dt, dt + " saved inverse std");
+        close(y, dt, what + " training output");
+        close(rm, dt, what + " running mean");
+        close(rv, dt, what + " running var");
+        close(sm, dt, what + " saved mean");
+        close(si, dt, what + " saved inverse std");
         Pair dy = random(cpu, dt, 9, s);
         Pair dx = random(cpu, dt, 10, s);
-        Pair dg = random(cpu, dt, 11, 5);
-        Pair dbt = random(cpu, dt, 12, 5);
+        Pair dg = random(cpu, dt, 11, c);
+        Pair dbt = random(cpu, dt, 12, c);
         ref.batchNormBackward(x.r, dy.r, gamma.r, sm.r, si.r, dx.r, dg.r, dbt.r);
         cpu.batchNormBackward(x.c, dy.c, gamma.c, sm.c, si.c, dx.c, dg.c, dbt.c);
-        close(dx, dt, dt + " batchnorm dx");
-        close(dg, dt, dt + " batchnorm dgamma (accumulated)");
-        close(dbt, dt, dt + " batchnorm dbeta (accumulated)");
+        close(dx, dt, what + " dx");
+        close(dg, dt, what + " dgamma (accumulated)");
+        close(dbt, dt, what + " dbeta (accumulated)");
         ref.batchNormForwardInference(x.r, gamma.r, beta.r, y.r, rm.r, rv.r, 1e-5);
         cpu.batchNormForwardInference(x.c, gamma.c, beta.c, y.c, rm.c, rv.c, 1e-5);
-        close(y, dt, dt + " batchnorm inference");
+        close(y, dt, what + " inference");
+    }
+
+    /**
+     * dtype, N, C, H, W, and whether the values sit at 1000 with a standard deviation of 0.1: C of 1, 3 and 16,
+     * batches of 1 and 7, H*W below, equal to and above F32Loops.BLOCK (planes of one block, of a block and a
+     * remainder, and of less; tiny planes, many to a block, the blocks not aligned with images), mostly odd.
+     */
+    static Stream<Arguments> batchNormCases() {
+        int[][] shapes = {{1, 1, 5, 7}, {7, 1, 3, 3}, {7, 3, 13, 17}, {7, 16, 9, 11}, {1, 3, 67, 71}, {1, 16, 64, 64},
+            {2, 3, 65, 65}, {7, 16, 2, 2}, {3, 5, 1, 3}};
+        List<Arguments> cases = new ArrayList<>();
+        for (DType dt : DType.values()) {
+            for (int[] s : shapes) {
+                for (boolean largeMean : new boolean[] {false, true}) {
+                    cases.add(Arguments.of(dt, s[0], s[1], s[2], s[3], largeMean));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    /**
+     * Training forward, backward and inference against the reference on odd shapes. At mean 1000 and variance
+     * 1e-2, sums in float (a one-pass E[x^2] - E[x]^2 above all) or a mean rounded to float in the element loops
+     * miss the reference by far more than the tolerance (ulp(1000) in float is 6e-5, 6e-4 of a standard deviation).
+     */
+    @ParameterizedTest(name = "{0} {1}x{2}x{3}x{4} large mean {5}")
+    @MethodSource("batchNormCases")
+    void batchNormMatchesReferenceOnOddShapesAndLargeMeans(DType dt, int nb, int c, int h, int w, boolean largeMean) {
+        int[] s = {nb, c, h, w};
+        int n = nb * c * h * w;
+        java.util.Random rnd = new java.util.Random(nb * 1000 + c * 100 + h);
+        double[] xv = new double[n];
+        for (int i = 0; i < n; i++) {
+            xv[i] = largeMean ? 1000 + 0.1 * rnd.nextGaussian() : rnd.nextGaussian();
+        }
+        assertBatchNormMatches(dt, s, xv, TestTensors.uniform(2, c, 0.5, 2),
+                dt + " " + Shape.of(s) + (largeMean ? " at mean 1000" : ""));
+    }
+
+    /**
+     * Every batch-norm output is the same bits split over 1, 2 or 3 threads. The shapes are big enough for
+     * the float32 loops to make two parts or more (H*W 1155, three planes to a block; planes of two segments;
+     * 4x4 planes, 256 to a block, in up to four parts).
+     */
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void batchNormGivesTheSameBitsOnOneTwoAndThreeThreads(DType dt) {
+        for (int[] s : new int[][] {{7, 16, 33, 35}, {7, 3, 67, 71}, {128, 128, 4, 4}}) {
+            List<double[]> one = batchNormOutputs(dt, s, 1);
+            for (int threads = 2; threads <= 3; threads++) {
+                List<double[]> more = batchNormOutputs(dt, s, threads);
+                for (int k = 0; k < one.size(); k++) {
+                    assertArrayEquals(one.get(k), more.get(k), dt + " " + Shape.of(s) + " output " + k + " on "
+                            + threads + " threads");
+                }
+            }
+        }
+    }
+
+    /** y, running mean and var, saved mean and inverse std, dx, dgamma, dbeta, inference y: cpu, on threads. */
+    private static List<double[]> batchNormOutputs(DType dt, int[] s, int threads) {
+        int c = s[1];
+        int n = s[0] * c * s[2] * s[3];
+        Tensor x = viewWith(cpu, dt, Shape.of(s), TestTensors.uniform(1, n, 3, 5), 5);
+        Tensor gamma = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(2, c, 0.5, 2), 1);
+        Tensor beta = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(3, c, -1, 1), 1);
+        Tensor y = viewWith(cpu, dt, Shape.of(s), new double[n], 3);
+        Tensor rm = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(5, c, -1, 1), 1);
+        Tensor rv = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(6, c, 0.5, 2), 1);
+        Tensor sm = viewWith(cpu, dt, Shape.of(c), new double[c], 1);
+        Tensor si = viewWith(cpu, dt, Shape.of(c), new double[c], 1);
+        Tensor dy = viewWith(cpu, dt, Shape.of(s), TestTensors.uniform(9, n, -1, 1), 7);
+        Tensor dx = viewWith(cpu, dt, Shape.of(s), new double[n], 3);
+        Tensor dg = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(11, c, -1, 1), 1);
+        Tensor dbt = viewWith(cpu, dt, Shape.of(c), TestTensors.uniform(12, c, -1, 1), 1);
+        NormLoops.batchNormForwardTraining(x, gamma, beta, y, rm, rv, sm, si, 0.1, 1e-5, threads);
+        List<double[]> out = new ArrayList<>();
+        for (Tensor t : new Tensor[] {y, rm, rv, sm, si}) {
+            out.add(TestTensors.toArray(t));
+        }
+        NormLoops.batchNormBackward(x, dy, gamma, sm, si, dx, dg, dbt, threads);
+        for (Tensor t : new Tensor[] {dx, dg, dbt}) {
+            out.add(TestTensors.toArray(t));
+        }
+        NormLoops.batchNormForwardInference(x, gamma, beta, y, rm, rv, 1e-5, threads);
+        out.add(TestTensors.toArray(y));
+        return out;
     }
 
     // ---------------------------------------------------------------- dense algebra, loss, optimiser
