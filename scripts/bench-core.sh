@@ -11,7 +11,8 @@
 #   PRECISIONS="fp32 bf16" scripts/bench-core.sh   # both sides in each precision (bf16 needs AVX512-BF16)
 #   WORKLOADS="D224 D384" scripts/bench-core.sh     # dense evaluation (inference), see below
 #   WORKLOADS=F scripts/bench-core.sh               # the Fashion-MNIST acceptance network's step (A_bn x1/4, 32x32,
-#                                                   # batch 128, FC 256): TrainStepBench.fashionSpec on both sides
+#                                                   # batch 128, FC 256): TrainStepBench.fashionSpec on both sides,
+#                                                   # F_WARMUP=5 F_STEPS=15 (its steps are short: the JIT warms up)
 #
 # Inference workloads D224 and D384: the paper's dense evaluation of VGG-16 (FC layers as convolutions over the whole
 # image, score map averaged), eval mode, batch 4 of 224x224 / 384x384 images on both sides: ours
@@ -53,6 +54,9 @@ cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-2}
 STEPS=${STEPS:-5}
+# F's steps are short (~60 ms): the JIT is still compiling during the first few, so F warms up longer and times more
+F_WARMUP=${F_WARMUP:-5}
+F_STEPS=${F_STEPS:-15}
 WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
 PRECISIONS=${PRECISIONS:-fp32}
 OUT=$(realpath -m "${OUT:-bench-out}")
@@ -123,13 +127,15 @@ for p in $PRECISIONS; do
 done
 for r in $(seq 1 "$REPEATS"); do
   for w in $WORKLOADS; do
+    wu=$([ "$w" = F ] && echo "$F_WARMUP" || echo "$WARMUP")
+    st=$([ "$w" = F ] && echo "$F_STEPS" || echo "$STEPS")
     for p in $PRECISIONS; do
-      env $OURS_ENV java $JAVA_OPTS -cp "$CP" "$(ours_main "$w")" "$w" "$WARMUP" "$STEPS" "cpu-$p" \
+      env $OURS_ENV java $JAVA_OPTS -cp "$CP" "$(ours_main "$w")" "$w" "$wu" "$st" "cpu-$p" \
         2>/dev/null | grep '^RESULT' | sed "s/^RESULT/RESULT side=ours round=$r/" | tee -a "$OUT/raw.txt"
       for c in $PEERS; do
         lib=$(peer_lib "$c")
         fmt=$(case "$c" in *-cl) echo channels_last ;; *) echo nchw ;; esac)
-        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON "$(peer_script "$w")" "$w" "$WARMUP" "$STEPS" "$p" "$fmt" \
+        env $PEER_ENV ${lib:+LD_PRELOAD=$lib} $PYTHON "$(peer_script "$w")" "$w" "$wu" "$st" "$p" "$fmt" \
           | grep '^RESULT' | sed "s/^RESULT/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
       done
     done

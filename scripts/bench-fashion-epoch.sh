@@ -4,18 +4,18 @@
 # Ours: `vgg train --data fashion-mnist` with the acceptance recipe (A_bn at width 1/4, 32x32, batch 128, FC 256,
 # no dropout, --pad 2) for one epoch over the first IMAGES training images; its img/s is what metrics.csv records
 # (data pipeline included, validation excluded). The peer: scripts/bench_fashion_epoch_torch.py, the same network,
-# data, augmentation and optimiser in PyTorch with its data pipeline at its best, run as installed and with
-# tcmalloc preloaded (PEERS). REPEATS rounds, alternated, one process at a time; prints the medians and the ratio
+# data, augmentation and optimiser in PyTorch with its data pipeline at its best, run as installed, with tcmalloc
+# preloaded, and with tcmalloc and the channels_last memory format (PEERS). REPEATS rounds, alternated, one process at a time; prints the medians and the ratio
 # against the fastest peer configuration. Needs Debian's dataset-fashion-mnist (installed when missing, as root).
 #
-#   scripts/bench-fashion-epoch.sh                     # REPEATS=3 IMAGES=25600 DEVICES=1 PEERS="installed tcmalloc"
+#   scripts/bench-fashion-epoch.sh                     # REPEATS=3 IMAGES=25600 DEVICES=1 PEERS="installed tcmalloc tcmalloc-cl"
 #   DEVICES=2 scripts/bench-fashion-epoch.sh           # ours as two replicas of one core each (OMP_NUM_THREADS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-3}
 IMAGES=${IMAGES:-25600}
 DEVICES=${DEVICES:-1}
-PEERS=${PEERS:-"installed tcmalloc"}
+PEERS=${PEERS:-"installed tcmalloc tcmalloc-cl"}
 PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=$(realpath -m "${OUT:-bench-out/fashion-epoch}")
 DATA=/usr/share/datasets/fashion-mnist
@@ -31,17 +31,17 @@ need dataset-fashion-mnist "$DATA/train-images-idx3-ubyte.gz"
 for c in $PEERS; do
   case "$c" in
     installed) ;;
-    tcmalloc) need libtcmalloc-minimal4 "$libdir/libtcmalloc_minimal.so.4" ;;
-    *) echo "bench-fashion-epoch: PEERS has '$c'; expected installed or tcmalloc" >&2; exit 2 ;;
+    tcmalloc|tcmalloc-cl) need libtcmalloc-minimal4 "$libdir/libtcmalloc_minimal.so.4" ;;
+    *) echo "bench-fashion-epoch: PEERS has '$c'; expected installed, tcmalloc or tcmalloc-cl" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$OUT"
 : > "$OUT/raw.txt"
 
-# offline first (the usual case); online once on a fresh machine
-mvn -o -q -DskipTests -pl vgg-train -am package || mvn -q -DskipTests -pl vgg-train -am package
-mvn -o -q -pl vgg-train dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null \
-  || mvn -q -pl vgg-train dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
+# offline first (the usual case); online once on a fresh machine. One reactor build, so that the classpath names
+# the reactor's modules (written last by vgg-train) without needing them in the local repository
+mvn -o -q -DskipTests -pl vgg-train -am package dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null \
+  || mvn -q -DskipTests -pl vgg-train -am package dependency:build-classpath -Dmdep.outputFile="$OUT/cp.txt" > /dev/null
 # the reactor's own modules from their class folders, never from the local repository
 CP="vgg-train/target/classes:vgg-core/target/classes:vgg-data/target/classes:$(tr ':' '\n' < "$OUT/cp.txt" \
   | grep -v '/org/vgg4j/' | paste -sd:)"
@@ -59,8 +59,9 @@ for r in $(seq 1 "$REPEATS"); do
   awk -F, -v r="$r" -v n="$IMAGES" 'NR == 2 { printf "RESULT side=ours round=%s images=%s seconds=%s img_s=%s\n", r, n, $7, $8 }' \
     "$OUT/run/metrics.csv" | tee -a "$OUT/raw.txt"
   for c in $PEERS; do
-    lib=$([ "$c" = tcmalloc ] && echo "$libdir/libtcmalloc_minimal.so.4" || echo "")
-    env ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_fashion_epoch_torch.py "$IMAGES" 2 "$DATA" \
+    lib=$(case "$c" in tcmalloc*) echo "$libdir/libtcmalloc_minimal.so.4" ;; esac)
+    fmt=$(case "$c" in *-cl) echo channels_last ;; *) echo nchw ;; esac)
+    env ${lib:+LD_PRELOAD=$lib} $PYTHON scripts/bench_fashion_epoch_torch.py "$IMAGES" 2 "$DATA" "$fmt" \
       | grep '^RESULT' | sed "s/^RESULT side=peer/RESULT side=peer config=$c round=$r/" | tee -a "$OUT/raw.txt"
   done
 done

@@ -9,7 +9,7 @@ in all three channels; batch 128 in a shuffled order, SGD with momentum 0.9 and 
 pipeline is PyTorch at its best on two cores: the whole set in one uint8 tensor, each batch cut and flipped with
 tensor ops in the training thread (no DataLoader worker processes, which would take the cores from the step).
 
-    /usr/bin/python3 scripts/bench_fashion_epoch_torch.py [images=60000] [pad=2] [dir=/usr/share/datasets/fashion-mnist]
+    /usr/bin/python3 scripts/bench_fashion_epoch_torch.py [images=60000] [pad=2] [dir=/usr/share/datasets/fashion-mnist] [nchw|channels_last]
 
 Prints one "RESULT key=value ..." line: images per second over the first `images` training images (data included,
 validation excluded, as the img/s that `vgg train` writes in metrics.csv), the last batch's loss and the peak RSS.
@@ -41,6 +41,10 @@ def main():
     images = int(sys.argv[1]) if len(sys.argv) > 1 else 60000
     pad = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     folder = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
+    fmt = sys.argv[4] if len(sys.argv) > 4 else "nchw"
+    if fmt not in ("nchw", "channels_last"):
+        raise SystemExit("memory format must be nchw or channels_last, got " + fmt)
+    memory_format = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
     torch.set_num_threads(2)
     torch.manual_seed(1)
     x = torch.from_numpy(idx(os.path.join(folder, "train-images-idx3-ubyte.gz")).copy())  # (60000, 28, 28) uint8
@@ -51,7 +55,7 @@ def main():
     border = 2 + pad  # 28 + 2 * 2 = 32, and pad more each side for the shift
     canvas = torch.zeros(x.shape[0], 28 + 2 * border, 28 + 2 * border, dtype=torch.uint8)
     canvas[:, border:border + 28, border:border + 28] = x  # (60000, 32 + 2 pad, 32 + 2 pad)
-    model = fashion_a_bn()
+    model = fashion_a_bn().to(memory_format=memory_format)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
@@ -68,15 +72,15 @@ def main():
         for i in range(n):  # (32, 32) windows of the padded canvas
             c = canvas[idxs[i], shift[i, 0]:shift[i, 0] + 32, shift[i, 1]:shift[i, 1] + 32]
             crops[i] = c.flip(1) if flips[i] else c
-        inp = ((crops.float() / 255 - mean) / std).unsqueeze(1).expand(n, 3, 32, 32).contiguous()
+        inp = ((crops.float() / 255 - mean) / std).unsqueeze(1).expand(n, 3, 32, 32).contiguous(memory_format=memory_format)
         opt.zero_grad(set_to_none=False)
         loss = loss_fn(model(inp), y[idxs])
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print("RESULT side=peer workload=fashion-epoch backend=torch-%s threads=%d images=%d seconds=%.2f img_s=%.1f "
-          "loss=%.4f peak_rss_mib=%d" % (torch.__version__, torch.get_num_threads(), images, seconds, images / seconds,
+    print("RESULT side=peer workload=fashion-epoch backend=torch-%s format=%s threads=%d images=%d seconds=%.2f img_s=%.1f "
+          "loss=%.4f peak_rss_mib=%d" % (torch.__version__, fmt, torch.get_num_threads(), images, seconds, images / seconds,
                                          loss.item(), peak_mib))
 
 
