@@ -21,6 +21,8 @@ import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 import org.vgg4j.cuda.ConvKernelTest.Case;
 import org.vgg4j.cuda.TensorCorePathTest.Launches;
+import org.vgg4j.core.testing.TestTensors;
+import org.vgg4j.core.testing.Approx;
 
 /**
  * The cuda backend's convolution with its ReLU ({@link CudaBackend#conv2dForwardRelu}, and the memo-taking
@@ -79,24 +81,11 @@ class TensorCoreReluTest {
                 be.conv2dForward(o.x(), o.w(), o.b(), y3, pad, true, memo);
                 withMemo = log.take();
             }
-            return new Forwards(host(be, y1), host(be, y2), host(be, y3), separate, fused, withMemo);
+            return new Forwards(TestTensors.floats(y1), TestTensors.floats(y2), TestTensors.floats(y3), separate, fused, withMemo);
         }
     }
 
-    private static float[] host(Backend be, Tensor t) {
-        float[] out = new float[Parity.size(t.shape())];
-        be.copyOut(t, out, 0);
-        return out;
-    }
 
-    /** want and got bit for bit (raw float bits: NaN payloads too). */
-    private static void assertBitwise(float[] want, float[] got, String what) {
-        assertEquals(want.length, got.length, what);
-        for (int i = 0; i < want.length; i++) {
-            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
-                    what + ": element " + i + " is " + got[i] + ", conv then reluForward gives " + want[i]);
-        }
-    }
 
     private static List<String> without(List<String> launched, String kernel) {
         List<String> out = new ArrayList<>(launched);
@@ -121,8 +110,8 @@ class TensorCoreReluTest {
                 }
                 assertTrue(zeros > 0 && positive > 0, what + ": the ReLU clips some outputs and keeps others ("
                         + zeros + " zeros, " + positive + " positive)");
-                assertBitwise(f.separate(), f.fused(), what + " fused");
-                assertBitwise(f.separate(), f.memo(), what + " fused, with a memo");
+                Approx.assertSameBits(f.separate(), f.fused(), what + " fused");
+                Approx.assertSameBits(f.separate(), f.memo(), what + " fused, with a memo");
 
                 assertEquals(f.separateLaunches().size() - 1, f.fusedLaunches().size(),
                         what + ": one launch fewer, " + f.separateLaunches() + " -> " + f.fusedLaunches());
@@ -170,8 +159,8 @@ class TensorCoreReluTest {
                 nans += Float.isNaN(v) ? 1 : 0;
             }
             assertEquals(9 * c.k(), nans, "a 3x3 patch of each of the K out-channels of image 0 is NaN");
-            assertBitwise(f.separate(), f.fused(), "fused, NaN in x");
-            assertBitwise(f.separate(), f.memo(), "fused with a memo, NaN in x");
+            Approx.assertSameBits(f.separate(), f.fused(), "fused, NaN in x");
+            Approx.assertSameBits(f.separate(), f.memo(), "fused with a memo, NaN in x");
         }
     }
 
@@ -190,8 +179,8 @@ class TensorCoreReluTest {
                 assertEquals(List.of("conv_fwd_" + s.math().suffix, "relu_fwd"), f.separateLaunches(), what);
                 assertEquals(f.separateLaunches(), f.fusedLaunches(), what);
                 assertEquals(f.separateLaunches(), f.memoLaunches(), what + " (no memo: null)");
-                assertBitwise(f.separate(), f.fused(), what);
-                assertBitwise(f.separate(), f.memo(), what);
+                Approx.assertSameBits(f.separate(), f.fused(), what);
+                Approx.assertSameBits(f.separate(), f.memo(), what);
             }
         }
     }

@@ -58,11 +58,6 @@ final class Conv2dMemoTest {
         return t;
     }
 
-    private static float[] host(Tensor t) {
-        float[] v = new float[(int) t.size()];
-        CPU.copyOut(t, v, 0);
-        return v;
-    }
 
     @Test
     void aBackwardAfterAnInferenceForwardTakesThatForwardsInput() {
@@ -77,16 +72,16 @@ final class Conv2dMemoTest {
         conv.forward(x, true);
         CPU.copyIn(x2, 0, x);
         conv.forward(x, false);
-        float[] dx = host(conv.backward(dy));
+        float[] dx = TestTensors.floats(conv.backward(dy));
 
         // the same layer that only ever saw x2
         List<Tensor> want = new ArrayList<>();
         Conv2d fresh = layer(CPU, want);
         fresh.forward(tensor(X, x2), false);
-        float[] dxWant = host(fresh.backward(dy));
+        float[] dxWant = TestTensors.floats(fresh.backward(dy));
 
-        assertArrayEquals(host(want.get(0)), host(got.get(0)), "dL/dw after an inference forward");
-        assertArrayEquals(host(want.get(1)), host(got.get(1)), "dL/db after an inference forward");
+        assertArrayEquals(TestTensors.floats(want.get(0)), TestTensors.floats(got.get(0)), "dL/dw after an inference forward");
+        assertArrayEquals(TestTensors.floats(want.get(1)), TestTensors.floats(got.get(1)), "dL/db after an inference forward");
         assertArrayEquals(dxWant, dx, "dL/dx after an inference forward");
         conv.release();
         fresh.release();

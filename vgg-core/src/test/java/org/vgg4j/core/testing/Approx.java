@@ -1,5 +1,6 @@
 package org.vgg4j.core.testing;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
@@ -51,6 +52,26 @@ public final class Approx {
             fail(what + ": " + bad + " of " + expected.length + " values differ; first at [" + first + "]: expected "
                     + expected[first] + ", got " + actual[first] + "; worst error " + worst + " (rtol " + rtol
                     + ", atol " + atol + ")");
+        }
+    }
+
+    /**
+     * The same raw float bits, element by element (NaN payloads and the sign of zero included): for a result that
+     * must be the other's bit for bit. {@code want} null: {@code got} must be null too.
+     */
+    public static void assertSameBits(float[] want, float[] got, String what) {
+        if (want == null) {
+            assertEquals(null, got, what);
+            return;
+        }
+        assertEquals(want.length, got.length, what + ": length");
+        for (int i = 0; i < want.length; i++) {
+            int w = Float.floatToRawIntBits(want[i]);
+            int g = Float.floatToRawIntBits(got[i]);
+            if (w != g) {
+                fail(what + ": element " + i + " is " + got[i] + " (bits " + Integer.toHexString(g) + "), expected "
+                        + want[i] + " (bits " + Integer.toHexString(w) + ")");
+            }
         }
     }
 

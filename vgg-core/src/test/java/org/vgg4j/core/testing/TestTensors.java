@@ -78,6 +78,13 @@ public final class TestTensors {
         return of(backend, dtype, shape, uniform(seed, Math.toIntExact(shape.size()), lo, hi));
     }
 
+    /** The tensor's elements as floats, in row-major order. */
+    public static float[] floats(Tensor t) {
+        float[] v = new float[Math.toIntExact(t.size())];
+        t.backend().copyOut(t, v, 0);
+        return v;
+    }
+
     /** The tensor's elements as doubles, in row-major order. */
     public static double[] toArray(Tensor t) {
         double[] v = new double[Math.toIntExact(t.size())];

@@ -20,6 +20,7 @@ import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 import org.vgg4j.core.testing.TestTensors;
+import org.vgg4j.core.testing.Approx;
 
 /**
  * The cpu backend's convolution memo ({@link Backend#newConvMemo}, {@link DnnlConv.Kept}): backward-weights takes x
@@ -48,11 +49,6 @@ final class ConvMemoTest {
     private record Step(float[] y, float[] dx, float[] dw, float[] db, long reorders) {
     }
 
-    private static float[] host(Backend b, Tensor t) {
-        float[] v = new float[Math.toIntExact(t.size())];
-        b.copyOut(t, v, 0);
-        return v;
-    }
 
     private static Step step(CpuBackend b, int[] s, boolean bias, boolean needDx, Backend.ConvMemo memo,
                              boolean otherXInBackward) {
@@ -74,26 +70,15 @@ final class ConvMemoTest {
         }
         b.conv2dBackward(xb, w, dy, dx, dw, db, 1, memo);
         long reorders = b.dnnl().reorderCount() - r0;
-        return new Step(host(b, y), dx == null ? null : host(b, dx), host(b, dw), bias ? host(b, db) : null, reorders);
+        return new Step(TestTensors.floats(y), dx == null ? null : TestTensors.floats(dx), TestTensors.floats(dw), bias ? TestTensors.floats(db) : null, reorders);
     }
 
-    private static void assertBitwise(float[] want, float[] got, String what) {
-        if (want == null) {
-            assertEquals(null, got, what);
-            return;
-        }
-        assertEquals(want.length, got.length, what);
-        for (int i = 0; i < want.length; i++) {
-            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
-                    what + " element " + i + ": " + got[i] + " with the memo, " + want[i] + " without");
-        }
-    }
 
     private static void assertSameValues(Step without, Step with) {
-        assertBitwise(without.y, with.y, "y");
-        assertBitwise(without.dx, with.dx, "dx");
-        assertBitwise(without.dw, with.dw, "dw");
-        assertBitwise(without.db, with.db, "db");
+        Approx.assertSameBits(without.y, with.y, "y");
+        Approx.assertSameBits(without.dx, with.dx, "dx");
+        Approx.assertSameBits(without.dw, with.dw, "dw");
+        Approx.assertSameBits(without.db, with.db, "db");
     }
 
     static Stream<Arguments> cases() {
@@ -181,7 +166,7 @@ final class ConvMemoTest {
             b.conv2dBackward(x, w, dy, null, dwMemo, null, 1, memo);
             assertTrue(b.dnnl().reorderCount() - r0 >= 2, "x and dy converted again");
         }
-        assertBitwise(host(b, dwPlain), host(b, dwMemo), "dw");
+        Approx.assertSameBits(TestTensors.floats(dwPlain), TestTensors.floats(dwMemo), "dw");
     }
 
     @Test

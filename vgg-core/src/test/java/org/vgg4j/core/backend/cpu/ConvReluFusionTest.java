@@ -31,6 +31,7 @@ import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
 import org.vgg4j.core.testing.TestTensors;
+import org.vgg4j.core.testing.Approx;
 
 /**
  * Convolution + bias + ReLU in one call ({@link Backend#conv2dForwardRelu}; on the direct oneDNN engine a ReLU
@@ -88,21 +89,7 @@ final class ConvReluFusionTest {
         return a.stream();
     }
 
-    private static float[] host(Backend b, Tensor t) {
-        float[] v = new float[Math.toIntExact(t.size())];
-        b.copyOut(t, v, 0);
-        return v;
-    }
 
-    private static void assertBitwise(float[] want, float[] got, String what) {
-        assertEquals(want.length, got.length, what);
-        for (int i = 0; i < want.length; i++) {
-            if (Float.floatToRawIntBits(want[i]) != Float.floatToRawIntBits(got[i])) {
-                throw new AssertionError(what + ": element " + i + " fused " + got[i] + " (bits "
-                        + Integer.toHexString(Float.floatToRawIntBits(got[i])) + "), unfused " + want[i]);
-            }
-        }
-    }
 
     @ParameterizedTest(name = "{0} {1} bias={2}")
     @MethodSource("cases")
@@ -117,13 +104,13 @@ final class ConvReluFusionTest {
         Tensor fused = b.allocate(DType.FLOAT32, ys);
         b.fill(fused, Double.NaN); // overwritten, not accumulated
         convThenReluAndFused(b, x, wt, bt, unfused, fused, pad);
-        float[] want = host(b, unfused);
+        float[] want = TestTensors.floats(unfused);
         int zeros = 0;
         for (float v : want) {
             zeros += v == 0 ? 1 : 0;
         }
         assertTrue(zeros > 0 && zeros < want.length, "the case must have outputs on both sides of 0: " + zeros);
-        assertBitwise(want, host(b, fused), engine + " conv" + r + " " + c + "->" + k);
+        Approx.assertSameBits(want, TestTensors.floats(fused), engine + " conv" + r + " " + c + "->" + k);
     }
 
     /** The convolution then the ReLU in place into unfused, and the fused call into fused. */
@@ -164,8 +151,8 @@ final class ConvReluFusionTest {
         Tensor unfused = b.allocate(DType.FLOAT32, Shape.of(2, 4, 6, 6));
         Tensor fused = b.allocate(DType.FLOAT32, Shape.of(2, 4, 6, 6));
         convThenReluAndFused(b, x, wt, null, unfused, fused, 1);
-        float[] u = host(b, unfused);
-        float[] f = host(b, fused);
+        float[] u = TestTensors.floats(unfused);
+        float[] f = TestTensors.floats(fused);
         int nans = 0;
         for (int i = 0; i < u.length; i++) {
             if (Float.isNaN(u[i])) {
@@ -193,14 +180,14 @@ final class ConvReluFusionTest {
             Tensor h = x;
             for (int i = 0; i <= 5; i++) { // features.0 conv, .1 relu, .2 pool, .3 conv, .4 relu, .5 pool
                 h = net.layers().get(i).layer().forward(h, false);
-                each.add(host(b, h));
+                each.add(TestTensors.floats(h));
             }
             String[] names = {"features.0", "features.1", "features.4", "features.5"};
             try (org.vgg4j.core.model.Features f = net.featuresAt(x, names)) {
-                assertBitwise(each.get(0), f.toFloats("features.0"), "conv1 before its ReLU");
-                assertBitwise(each.get(1), f.toFloats("features.1"), "conv1 after its ReLU");
-                assertBitwise(each.get(4), f.toFloats("features.4"), "conv2 after its (fused) ReLU");
-                assertBitwise(each.get(5), f.toFloats("features.5"), "pool2");
+                Approx.assertSameBits(each.get(0), f.toFloats("features.0"), "conv1 before its ReLU");
+                Approx.assertSameBits(each.get(1), f.toFloats("features.1"), "conv1 after its ReLU");
+                Approx.assertSameBits(each.get(4), f.toFloats("features.4"), "conv2 after its (fused) ReLU");
+                Approx.assertSameBits(each.get(5), f.toFloats("features.5"), "pool2");
                 float[] pre = f.toFloats("features.0");
                 boolean negative = false;
                 for (float v : pre) {
@@ -276,20 +263,20 @@ final class ConvReluFusionTest {
             SoftmaxCrossEntropy loss = new SoftmaxCrossEntropy(b);
 
             Tensor logits = net.forward(x, true);
-            float[] fusedLogits = host(b, logits);
+            float[] fusedLogits = TestTensors.floats(logits);
             loss.forwardBackward(logits, labels);
             net.backward(loss.gradient());
-            float[] fusedGrads = host(b, net.params().grads());
+            float[] fusedGrads = TestTensors.floats(net.params().grads());
 
             b.fill(net.params().grads(), 0);
             Tensor h = x;
             for (NamedLayer nl : net.layers()) {
                 h = nl.layer().forward(h, true);
             }
-            assertBitwise(host(b, h), fusedLogits, "logits");
+            Approx.assertSameBits(TestTensors.floats(h), fusedLogits, "logits");
             loss.forwardBackward(h, labels);
             net.backward(loss.gradient());
-            assertBitwise(host(b, net.params().grads()), fusedGrads, "parameter gradients");
+            Approx.assertSameBits(TestTensors.floats(net.params().grads()), fusedGrads, "parameter gradients");
         }
     }
 }
