@@ -43,12 +43,14 @@ import org.vgg4j.data.DataPipeline;
  *                        weight decay, no gradient computed; null: nothing frozen
  * @param lrMult          learning-rate multipliers by layer-name prefix ("features" to 0.1: Caffe's lr_mult); the
  *                        longest prefix wins, a parameter under none gets 1; empty: one rate for all
+ * @param labelSmoothing  EXTENSION beyond the paper: the loss's targets are (1 - e) onehot + e / classes (0: the
+ *                        paper's plain cross-entropy; {@link org.vgg4j.core.layers.SoftmaxCrossEntropy})
  */
 public record Recipe(String name, int batchSize, int microBatch, double baseLr, double momentum, double weightDecay,
                      Schedule schedule, int maxEpochs, long maxIterations, Init init, Path initFrom, long initSeed,
                      long dataSeed, int scaleMin, int scaleMax, int checkpointEvery, int keepLast,
                      NonFinitePolicy onNonFinite, int stuckLossSteps, boolean newHead, String freezeUpTo,
-                     Map<String, Double> lrMult) {
+                     Map<String, Double> lrMult, double labelSmoothing) {
 
     /** Where the parameters come from. */
     public enum Init {
@@ -135,6 +137,9 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
             }
         }
         lrMult = Collections.unmodifiableMap(new LinkedHashMap<>(lrMult));
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+            throw new IllegalArgumentException("label smoothing " + labelSmoothing + " must be in [0, 1) (0: none)");
+        }
     }
 
     /** A recipe that trains every parameter at the base rate and keeps the checkpoint's head (no transfer learning). */
@@ -144,7 +149,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
                   NonFinitePolicy onNonFinite, int stuckLossSteps) {
         this(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs, maxIterations, init, initFrom,
                 initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast, onNonFinite, stuckLossSteps, false, null,
-                Map.of());
+                Map.of(), 0);
     }
 
     /** A builder with nothing set but the defaults listed at {@link Builder}. */
@@ -158,7 +163,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
                 .weightDecay(weightDecay).schedule(schedule).maxEpochs(maxEpochs).maxIterations(maxIterations).init(init)
                 .initFrom(initFrom).initSeed(initSeed).dataSeed(dataSeed).scales(scaleMin, scaleMax)
                 .checkpointEvery(checkpointEvery).keepLast(keepLast).onNonFinite(onNonFinite).stuckLossSteps(stuckLossSteps)
-                .newHead(newHead).freezeUpTo(freezeUpTo).lrMult(lrMult);
+                .newHead(newHead).freezeUpTo(freezeUpTo).lrMult(lrMult).labelSmoothing(labelSmoothing);
     }
 
     /** The solver's settings: momentum and weight decay. */
@@ -223,6 +228,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
         private boolean newHead;
         private String freezeUpTo;
         private Map<String, Double> lrMult = new LinkedHashMap<>();
+        private double labelSmoothing;
 
         private Builder() {
         }
@@ -363,6 +369,12 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
             return this;
         }
 
+        /** Label smoothing e in [0, 1): targets (1 - e) onehot + e / classes (default 0: none). */
+        public Builder labelSmoothing(double e) {
+            this.labelSmoothing = e;
+            return this;
+        }
+
         /**
          * The recipe; every value is checked here.
          *
@@ -381,7 +393,7 @@ public record Recipe(String name, int batchSize, int microBatch, double baseLr, 
             }
             return new Recipe(name, batchSize, microBatch, baseLr, momentum, weightDecay, schedule, maxEpochs,
                     maxIterations, init, initFrom, initSeed, dataSeed, scaleMin, scaleMax, checkpointEvery, keepLast,
-                    onNonFinite, stuckLossSteps, newHead, freezeUpTo, lrMult);
+                    onNonFinite, stuckLossSteps, newHead, freezeUpTo, lrMult, labelSmoothing);
         }
     }
 }

@@ -72,7 +72,7 @@ public final class Replicas implements AutoCloseable {
         final Backend backend;
         final Network net;
         final Sgd sgd;
-        final SoftmaxCrossEntropy loss;
+        SoftmaxCrossEntropy loss; // replaced by labelSmoothing
         final Map<Integer, Tensor> inputs = new HashMap<>(); // micro-batch size -> (m,C,H,W)
         /** (layers) for layer i, the element ranges {from, to} of its parameters' gradients in the grads buffer */
         final long[][][] layerGrads;
@@ -229,6 +229,21 @@ public final class Replicas implements AutoCloseable {
     /** Examples in the last {@link #forwardBackward} batch summed over every process (= its size in one process). */
     public int examplesLastStep() {
         return lastExamples;
+    }
+
+    /**
+     * Every replica's loss from now on: softmax cross-entropy with label smoothing {@code e} in [0, 1) (0, the default:
+     * the plain loss). See {@link SoftmaxCrossEntropy}.
+     */
+    public Replicas labelSmoothing(double e) {
+        for (Replica rep : replicas) {
+            if (rep.loss.smoothing() != e) {
+                SoftmaxCrossEntropy smoothed = new SoftmaxCrossEntropy(rep.backend, e); // refuses e outside [0, 1)
+                rep.loss.release();
+                rep.loss = smoothed;
+            }
+        }
+        return this;
     }
 
     /**

@@ -64,7 +64,7 @@ public final class Trainer {
         if (recipe.schedule() instanceof Schedule.Plateau && validation == null) {
             throw new IllegalArgumentException("the plateau schedule needs a validation set");
         }
-        this.replicas = replicas;
+        this.replicas = replicas.labelSmoothing(recipe.labelSmoothing());
         this.train = train;
         this.validation = validation;
         this.recipe = recipe;

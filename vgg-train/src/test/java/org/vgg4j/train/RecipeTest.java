@@ -58,6 +58,8 @@ class RecipeTest {
         refused(b -> b.baseLr(Double.NaN), "learning rate NaN");
         refused(b -> b.baseLr(Double.POSITIVE_INFINITY), "learning rate Infinity", "finite");
         refused(b -> b.momentum(1.0), "momentum 1.0", "[0, 1)");
+        refused(b -> b.labelSmoothing(1.0), "label smoothing 1.0", "[0, 1)");
+        refused(b -> b.labelSmoothing(Double.NaN), "label smoothing NaN", "[0, 1)");
         refused(b -> b.weightDecay(-1e-4), "weight decay -1.0E-4", ">= 0");
         refused(b -> b.maxEpochs(0), "maximum epochs 0", ">= 1");
         refused(b -> b.maxIterations(-5), "maximum iterations -5", ">= 0");
@@ -120,6 +122,10 @@ class RecipeTest {
         assertEquals(256, changed.scaleMin());
         assertEquals(512, changed.scaleMax());
         assertEquals(warm, changed.toBuilder().baseLr(warm.baseLr()).scale(256).build());
+        Recipe smoothed = warm.toBuilder().labelSmoothing(0.1).build();
+        assertEquals(0.1, smoothed.labelSmoothing());
+        assertEquals(0.1, smoothed.toBuilder().build().labelSmoothing());
+        assertEquals(0.0, warm.labelSmoothing(), "the default");
     }
 
     @Test

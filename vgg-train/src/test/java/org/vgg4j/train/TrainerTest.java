@@ -103,4 +103,22 @@ class TrainerTest {
             t.validateEvery(1); // allowed
         }
     }
+
+    @Test
+    void theRecipesLabelSmoothingReachesTheLoss() throws IOException {
+        double[] firstEpochLoss = new double[2];
+        for (int run = 0; run < 2; run++) {
+            Recipe recipe = Recipes.fashion().toBuilder().batchSize(8).microBatch(0).maxEpochs(1).stuckLossSteps(0)
+                    .labelSmoothing(run == 0 ? 0 : 0.3).build();
+            try (DataPipeline train = Tiny.pipeline(Tiny.fashion(16, FashionMnist.Split.TRAIN), 8, 1, true);
+                 Replicas r = Tiny.replicas(1, Tiny.spec(false, 0.5), DType.FLOAT32, 0.9, 5e-4)) {
+                Trainer.Result res = new Trainer(r, train, null, recipe, null,
+                        net -> Initializers.initialize(net, Initializers.Scheme.GLOROT_UNIFORM, 1), List.of()).run();
+                firstEpochLoss[run] = res.epochs().get(0).trainLoss();
+            }
+        }
+        assertTrue(Double.isFinite(firstEpochLoss[0]) && Double.isFinite(firstEpochLoss[1]));
+        assertTrue(Math.abs(firstEpochLoss[0] - firstEpochLoss[1]) > 1e-4,
+                "smoothing 0.3 must change the loss: " + firstEpochLoss[0] + " and " + firstEpochLoss[1]);
+    }
 }

@@ -133,6 +133,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--weight-decay", paramLabel = "X", description = "L2 weight decay (default: the recipe's)")
     Double weightDecay;
 
+    @Option(names = "--label-smoothing", paramLabel = "E", description = "label smoothing: the loss's targets are (1 - E) onehot + E / classes, E in [0, 1) (default 0: the paper's plain cross-entropy)")
+    Double labelSmoothing;
+
     @Option(names = "--seed", paramLabel = "N", description = "seed of initialisation, data order, augmentation and dropout (default 1)")
     long seed = 1;
 
@@ -345,6 +348,10 @@ public final class TrainCommand implements Callable<Integer> {
         }
         atLeast("--threads", threads, 1, "data loading threads");
         atLeast("--val-every", valEvery, 1, "epochs from one validation to the next (1: every epoch)");
+        if (labelSmoothing != null && !(labelSmoothing >= 0 && labelSmoothing < 1)) {
+            throw new IllegalArgumentException("--label-smoothing " + labelSmoothing + ": expected a value in [0, 1)"
+                    + " (0: the plain cross-entropy)");
+        }
         if (pad != null) {
             atLeast("--pad", pad, 0, "pixels of random shift");
         }
@@ -567,6 +574,9 @@ public final class TrainCommand implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "Invalid value for option '--schedule': " + e.getMessage());
             }
+        }
+        if (labelSmoothing != null) {
+            b.labelSmoothing(labelSmoothing);
         }
         if (weightDecay != null) {
             b.weightDecay(weightDecay);

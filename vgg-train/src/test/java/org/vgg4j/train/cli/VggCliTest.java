@@ -174,6 +174,8 @@ class VggCliTest {
         says(refused(concat(t, "--pad", "-1")), "--pad -1: expected 0 or more pixels of random shift");
         says(refused(concat(t, "--checkpoint-every", "-1")), "--checkpoint-every -1: expected 0 or more steps (0: at epoch ends only)");
         says(refused(concat(t, "--epochs", "0")), "--epochs 0: expected 1 or more epochs");
+        says(refused(concat(t, "--label-smoothing", "1")), "--label-smoothing 1.0: expected a value in [0, 1) (0: the plain cross-entropy)");
+        says(refused(concat(t, "--label-smoothing", "-0.1")), "--label-smoothing -0.1: expected a value in [0, 1)");
         int cores = Runtime.getRuntime().availableProcessors();
         says(refused(concat(t, "--devices", Integer.toString(cores + 1))), "--devices " + (cores + 1)
                 + ": the reference backend runs every replica on this machine's " + cores + " CPU core");
