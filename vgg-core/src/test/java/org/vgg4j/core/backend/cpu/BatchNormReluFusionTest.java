@@ -17,10 +17,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.vgg4j.core.backend.Backend;
 import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.layers.BatchNorm2d;
-import org.vgg4j.core.layers.Layer;
-import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.ReLU;
-import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.model.Features;
 import org.vgg4j.core.model.NamedLayer;
 import org.vgg4j.core.model.Network;
@@ -218,8 +215,8 @@ final class BatchNormReluFusionTest {
 
     /**
      * A training step through {@link Network} (every BatchNorm2d + ReLU fused) against the same layers run one by
-     * one ({@link Layer#forward}, no fusion) from the same parameters: logits, every parameter gradient and the
-     * running statistics bitwise equal; then an evaluation forward (the inference twin) likewise.
+     * one ({@link FusionSteps}): logits, every parameter gradient and the running statistics bitwise equal; then an
+     * evaluation forward (the inference twin) on those statistics likewise.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("networks")
@@ -235,40 +232,14 @@ final class BatchNormReluFusionTest {
             }
             long convs = spec.config().layers().stream().filter(t -> !t.equals("M") && !t.equals("LRN")).count();
             assertEquals(convs, pairs, "fused pairs");
-            for (ParamStore.Entry e : net.params().entries()) {
-                if (e.spec().role() == ParamSpec.Role.STATE) {
-                    if (e.key().endsWith("running_var")) {
-                        CPU.fill(e.value(), 1.0);
-                    }
-                    continue;
-                }
-                CPU.copyIn(TestTensors.uniform(e.key().hashCode(), (int) e.value().size(), -0.2, 0.2), 0, e.value());
-            }
-            float[] start = TestTensors.floats(net.params().state()); // running mean and var
+            FusionSteps.initialise(CPU, net);
             Tensor x = TestTensors.random(CPU, DType.FLOAT32, Shape.of(3, 3, 32, 32), 9, -1, 1);
-            int[] labels = {1, 7, 4};
-            SoftmaxCrossEntropy loss = new SoftmaxCrossEntropy(CPU);
-
-            Tensor logits = net.forward(x, true);
-            float[] fusedLogits = TestTensors.floats(logits);
-            loss.forwardBackward(logits, labels);
-            net.backward(loss.gradient());
-            float[] fusedGrads = TestTensors.floats(net.params().grads());
-            float[] fusedState = TestTensors.floats(net.params().state()); // the running statistics moved
-            float[] fusedEval = TestTensors.floats(net.forward(x, false));
-
-            CPU.copyIn(start, 0, net.params().state());
-            CPU.fill(net.params().grads(), 0);
+            FusionSteps[] steps = FusionSteps.fusedAndUnfused(net, x, new int[] {1, 7, 4});
+            Approx.assertSameBits(steps[1].logits(), steps[0].logits(), "logits");
+            Approx.assertSameBits(steps[1].grads(), steps[0].grads(), "parameter gradients");
+            Approx.assertSameBits(steps[1].state(), steps[0].state(), "running statistics");
+            float[] fusedEval = TestTensors.floats(net.forward(x, false)); // on those running statistics
             Tensor h = x;
-            for (NamedLayer nl : net.layers()) {
-                h = nl.layer().forward(h, true);
-            }
-            Approx.assertSameBits(TestTensors.floats(h), fusedLogits, "logits");
-            loss.forwardBackward(h, labels);
-            net.backward(loss.gradient());
-            Approx.assertSameBits(TestTensors.floats(net.params().grads()), fusedGrads, "parameter gradients");
-            Approx.assertSameBits(TestTensors.floats(net.params().state()), fusedState, "running statistics");
-            h = x;
             for (NamedLayer nl : net.layers()) {
                 h = nl.layer().forward(h, false);
             }
