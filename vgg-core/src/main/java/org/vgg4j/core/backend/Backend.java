@@ -185,6 +185,31 @@ public interface Backend extends AutoCloseable {
     void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean, Tensor runningVar,
                                    double eps);
 
+    /**
+     * {@link #batchNormForwardTraining} and the ReLU after it: y = max(BN(x), 0), the running and saved statistics
+     * those of x as without the ReLU. The default runs {@link #batchNormForwardTraining} then {@link #reluForward} in
+     * place over y; a backend may apply the ReLU in its normalisation loop instead, with the same result bit for
+     * bit, NaN included (unlike {@link #conv2dForwardRelu}): a NaN stays NaN and -0 becomes +0, as reluForward.
+     * The backward needs no pre-ReLU y: the ReLU's backward masks dy with the saved y > 0, and
+     * {@link #batchNormBackward} reads x and the saved statistics.
+     */
+    default void batchNormForwardTrainingRelu(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                              Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
+                                              double eps) {
+        batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum, eps);
+        reluForward(y, y);
+    }
+
+    /**
+     * {@link #batchNormForwardInference} and the ReLU after it, y = max(BN(x), 0). The default runs the two calls; an
+     * override gives their bits, NaN and -0 as in {@link #batchNormForwardTrainingRelu}.
+     */
+    default void batchNormForwardInferenceRelu(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                               Tensor runningVar, double eps) {
+        batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps);
+        reluForward(y, y);
+    }
+
     /** dx overwritten; dgamma, dbeta accumulated (+=). */
     void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
                            Tensor dgamma, Tensor dbeta);

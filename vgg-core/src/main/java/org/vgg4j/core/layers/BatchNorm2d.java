@@ -72,17 +72,43 @@ public final class BatchNorm2d extends WeightedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
+        return run(x, false, training);
+    }
+
+    /**
+     * This layer's forward and the ReLU right after it in one backend call
+     * ({@link Backend#batchNormForwardTrainingRelu}, {@link Backend#batchNormForwardInferenceRelu}): returns
+     * y = max(BN(x), 0), which the network then hands to that ReLU's {@link ReLU#forwardFused}. Backward is
+     * unchanged: the ReLU's backward masks dy with y > 0, and {@link #backward} needs only x and the saved
+     * statistics, never its own pre-ReLU output. The network fuses a pair only where nothing asks for that output.
+     */
+    public Tensor forwardRelu(Tensor x, boolean training) {
+        return run(x, true, training);
+    }
+
+    private Tensor run(Tensor x, boolean relu, boolean training) {
         Tensor y = output.get(x.dtype(), outputShape(x.shape()));
         if (training) {
             if (x.size() / channels < 2) {
                 throw new IllegalArgumentException("batchnorm in training needs more than one value per channel, got input " + x.shape());
             }
             Shape c = Shape.of(channels);
-            backend.batchNormForwardTraining(x, weight, bias, y, runningMean, runningVar,
-                    saveMean.get(x.dtype(), c), saveInvStd.get(x.dtype(), c), MOMENTUM, EPS);
+            Tensor mean = saveMean.get(x.dtype(), c);
+            Tensor invStd = saveInvStd.get(x.dtype(), c);
+            if (relu) {
+                backend.batchNormForwardTrainingRelu(x, weight, bias, y, runningMean, runningVar, mean, invStd,
+                        MOMENTUM, EPS);
+            } else {
+                backend.batchNormForwardTraining(x, weight, bias, y, runningMean, runningVar, mean, invStd, MOMENTUM,
+                        EPS);
+            }
             savedInput = x;
         } else {
-            backend.batchNormForwardInference(x, weight, bias, y, runningMean, runningVar, EPS);
+            if (relu) {
+                backend.batchNormForwardInferenceRelu(x, weight, bias, y, runningMean, runningVar, EPS);
+            } else {
+                backend.batchNormForwardInference(x, weight, bias, y, runningMean, runningVar, EPS);
+            }
             savedInput = null;
         }
         return y;

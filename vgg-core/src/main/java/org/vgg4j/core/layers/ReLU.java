@@ -35,8 +35,9 @@ public final class ReLU implements Layer {
     }
 
     /**
-     * Forward when the convolution before already applied this ReLU ({@link Conv2d#forwardRelu}): y is that
-     * output, max(x, 0) already, kept for backward as {@link #forward} keeps its own; returns y.
+     * Forward when the layer before already applied this ReLU ({@link Conv2d#forwardRelu},
+     * {@link BatchNorm2d#forwardRelu}): y is that output, max(x, 0) already, kept for backward as {@link #forward}
+     * keeps its own; returns y.
      */
     public Tensor forwardFused(Tensor y) {
         savedOutput = y;

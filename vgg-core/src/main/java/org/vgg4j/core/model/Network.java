@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.function.IntConsumer;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.BatchNorm2d;
 import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.GradientArena;
@@ -25,8 +26,10 @@ import org.vgg4j.core.tensor.Tensor;
  *
  * <p>A {@link Conv2d} directly followed by a {@link ReLU} runs forward as one backend call
  * ({@link Conv2d#forwardRelu}, then {@link ReLU#forwardFused}): the cpu backend applies the ReLU inside its oneDNN
- * convolution instead of a second pass over y. Both layers keep their own backward. {@link #featuresAt} runs a
- * pair unfused when the convolution's own (pre-ReLU) output is asked for.
+ * convolution instead of a second pass over y. A {@link BatchNorm2d} directly followed by a ReLU (the _bn
+ * networks, where no Conv2d meets a ReLU) runs the same way ({@link BatchNorm2d#forwardRelu}): the cpu backend
+ * applies the ReLU in the loop that writes y. Both layers of a pair keep their own backward. {@link #featuresAt}
+ * runs a pair unfused when the first layer's own (pre-ReLU) output is asked for.
  */
 public final class Network implements AutoCloseable {
     private final String name;
@@ -36,7 +39,7 @@ public final class Network implements AutoCloseable {
     private final List<NamedLayer> layers;
     private final ParamStore params;
     private final GradientArena gradients; // the two dL/dx buffers all layers share
-    private final boolean[] fusesRelu;     // [i]: layer i is a Conv2d and layer i+1 a ReLU, run as one call
+    private final boolean[] fused;         // [i]: layer i is a Conv2d or a BatchNorm2d and layer i+1 a ReLU, run as one call
     private boolean closesBackend;         // set for Vgg's one-line models, whose backend is this network's alone
 
     /**
@@ -54,9 +57,11 @@ public final class Network implements AutoCloseable {
         this.inputShape = inputShape;
         this.layers = Collections.unmodifiableList(new ArrayList<>(layers));
         outputShape(1); // validates the chain for one example
-        this.fusesRelu = new boolean[layers.size()];
+        this.fused = new boolean[layers.size()];
         for (int i = 0; i + 1 < layers.size(); i++) {
-            fusesRelu[i] = layers.get(i).layer() instanceof Conv2d && layers.get(i + 1).layer() instanceof ReLU;
+            Layer first = layers.get(i).layer();
+            fused[i] = (first instanceof Conv2d || first instanceof BatchNorm2d)
+                    && layers.get(i + 1).layer() instanceof ReLU;
         }
         List<Map.Entry<String, ParamSpec>> specs = new ArrayList<>();
         for (NamedLayer nl : layers) {
@@ -136,7 +141,7 @@ public final class Network implements AutoCloseable {
         checkInput(x);
         Tensor h = x;
         for (int i = 0; i < layers.size(); i++) {
-            if (fusesRelu[i]) {
+            if (fused[i]) {
                 h = forwardFused(i++, h, training);
             } else {
                 h = layers.get(i).layer().forward(h, training);
@@ -160,15 +165,22 @@ public final class Network implements AutoCloseable {
         }
     }
 
-    /** Layers i (a Conv2d) and i + 1 (a ReLU) in one backend call; returns the ReLU's output. */
+    /** Layers i (a Conv2d or a BatchNorm2d) and i + 1 (a ReLU) in one backend call; returns the ReLU's output. */
     private Tensor forwardFused(int i, Tensor x, boolean training) {
-        Tensor y = ((Conv2d) layers.get(i).layer()).forwardRelu(x, training);
+        Layer first = layers.get(i).layer();
+        Tensor y = first instanceof Conv2d conv ? conv.forwardRelu(x, training)
+                : ((BatchNorm2d) first).forwardRelu(x, training);
         return ((ReLU) layers.get(i + 1).layer()).forwardFused(y);
     }
 
     /** Whether forward runs layer i (a Conv2d) and layer i + 1 (a ReLU) as one backend call. */
     public boolean fusesRelu(int i) {
-        return fusesRelu[i];
+        return fused[i] && layers.get(i).layer() instanceof Conv2d;
+    }
+
+    /** Whether forward runs layer i (a BatchNorm2d) and layer i + 1 (a ReLU) as one backend call. */
+    public boolean fusesBatchNormRelu(int i) {
+        return fused[i] && layers.get(i).layer() instanceof BatchNorm2d;
     }
 
     /**
@@ -243,7 +255,7 @@ public final class Network implements AutoCloseable {
         try {
             Tensor h = x;
             for (int i = 0; i <= deepest; i++) {
-                if (fusesRelu[i] && !wanted.containsKey(i) && i < deepest) {
+                if (fused[i] && !wanted.containsKey(i) && i < deepest) {
                     h = forwardFused(i++, h, false);
                 } else {
                     h = layers.get(i).layer().forward(h, false);

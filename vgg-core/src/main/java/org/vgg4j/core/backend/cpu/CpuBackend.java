@@ -538,6 +538,23 @@ public final class CpuBackend implements Backend {
         NormLoops.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, Parallel.THREADS);
     }
 
+    /** The ReLU in the loop that writes y ({@link F32BatchNorm#normalise}): one pass over y instead of two. */
+    @Override
+    public void batchNormForwardTrainingRelu(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                             Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
+                                             double eps) {
+        mine(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd);
+        NormLoops.batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum,
+                eps, true, Parallel.THREADS);
+    }
+
+    @Override
+    public void batchNormForwardInferenceRelu(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                              Tensor runningVar, double eps) {
+        mine(x, gamma, beta, y, runningMean, runningVar);
+        NormLoops.batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, true, Parallel.THREADS);
+    }
+
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
                                   Tensor dgamma, Tensor dbeta) {

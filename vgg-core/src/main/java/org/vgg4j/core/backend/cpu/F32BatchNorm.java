@@ -86,9 +86,13 @@ final class F32BatchNorm {
         }
     }
 
-    /** y = gamma * (x - mean) * invStd + beta per channel; x, y (N, C, H*W) at xo, yo. */
+    /**
+     * y = gamma * (x - mean) * invStd + beta per channel, and with {@code relu} y = max(that, 0) in the same loop
+     * (the ReLU after a BatchNorm2d: one write of y instead of a second pass, the bits of {@link F32Loops#relu}
+     * applied after it, NaN kept and -0 made +0); x, y (N, C, H*W) at xo, yo.
+     */
     static void normalise(FloatBuffer x, int xo, FloatBuffer y, int yo, int nb, int c, int hw, double[] mean,
-                          double[] invStd, double[] gamma, double[] beta, int threads) {
+                          double[] invStd, double[] gamma, double[] beta, boolean relu, int threads) {
         int segs = segments(hw);
         float[] hi = high(mean);
         float[] lo = low(mean, hi);
@@ -106,8 +110,14 @@ final class F32BatchNorm {
                 float l = lo[ch];
                 float a = scale[ch];
                 float b = shift[ch];
-                for (int j = off; j < end; j++) {
-                    out[j] = ((xs[j] - h) - l) * a + b;
+                if (relu) {
+                    for (int j = off; j < end; j++) {
+                        out[j] = Math.max(((xs[j] - h) - l) * a + b, 0f);
+                    }
+                } else {
+                    for (int j = off; j < end; j++) {
+                        out[j] = ((xs[j] - h) - l) * a + b;
+                    }
                 }
             }
         });

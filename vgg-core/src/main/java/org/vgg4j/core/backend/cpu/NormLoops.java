@@ -84,6 +84,17 @@ final class NormLoops {
     static void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                          Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
                                          double eps, int threads) {
+        batchNormForwardTraining(x, gamma, beta, y, runningMean, runningVar, saveMean, saveInvStd, momentum, eps,
+                false, threads);
+    }
+
+    /**
+     * The training forward, with {@code relu}: y = max(BN(x), 0) in the same pass that writes y, the bits of
+     * BN then {@link BufLoops#reluForward} (NaN kept, -0 to +0); the statistics are those of x either way.
+     */
+    static void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                         Tensor runningVar, Tensor saveMean, Tensor saveInvStd, double momentum,
+                                         double eps, boolean relu, int threads) {
         int nb = x.dim(0);
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
@@ -107,18 +118,24 @@ final class NormLoops {
             buf(saveMean).set(off(saveMean) + ch, mean[ch]);
             buf(saveInvStd).set(off(saveInvStd) + ch, inv[ch]);
         }
-        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), threads);
+        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), relu, threads);
     }
 
     static void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
                                           Tensor runningVar, double eps, int threads) {
+        batchNormForwardInference(x, gamma, beta, y, runningMean, runningVar, eps, false, threads);
+    }
+
+    /** The inference forward, with {@code relu} as in the training forward. */
+    static void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor runningMean,
+                                          Tensor runningVar, double eps, boolean relu, int threads) {
         int c = x.dim(1);
         double[] mean = channels(runningMean, c);
         double[] inv = channels(runningVar, c);
         for (int ch = 0; ch < c; ch++) {
             inv[ch] = 1.0 / Math.sqrt(inv[ch] + eps);
         }
-        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), threads);
+        normalise(x, y, mean, inv, channels(gamma, c), channels(beta, c), relu, threads);
     }
 
     static void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
@@ -171,14 +188,17 @@ final class NormLoops {
         });
     }
 
-    /** y = gamma * (x - mean) * inv + beta per channel, one (n, c) plane per work item. */
+    /**
+     * y = gamma * (x - mean) * inv + beta per channel, then max(y, 0) when {@code relu}, one (n, c) plane per work
+     * item.
+     */
     private static void normalise(Tensor x, Tensor y, double[] mean, double[] inv, double[] gamma, double[] beta,
-                                  int threads) {
+                                  boolean relu, int threads) {
         int nb = x.dim(0);
         int c = x.dim(1);
         int hw = n(x) / (nb * c);
         if (buf(x) instanceof Buf.F32 fx && buf(y) instanceof Buf.F32 fy) {
-            F32BatchNorm.normalise(fx.b(), off(x), fy.b(), off(y), nb, c, hw, mean, inv, gamma, beta, threads);
+            F32BatchNorm.normalise(fx.b(), off(x), fy.b(), off(y), nb, c, hw, mean, inv, gamma, beta, relu, threads);
             return;
         }
         Buf xb = buf(x);
@@ -190,7 +210,8 @@ final class NormLoops {
                 int ch = plane % c;
                 int base = plane * hw;
                 for (int j = 0; j < hw; j++) {
-                    yb.set(yo + base + j, gamma[ch] * (xb.get(xo + base + j) - mean[ch]) * inv[ch] + beta[ch]);
+                    double v = gamma[ch] * (xb.get(xo + base + j) - mean[ch]) * inv[ch] + beta[ch];
+                    yb.set(yo + base + j, relu ? Math.max(v, 0.0) : v); // BufLoops.reluForward's max
                 }
             }
         });

@@ -18,12 +18,8 @@ import org.vgg4j.core.backend.Backends;
 import org.vgg4j.core.backend.CpuPrecision;
 import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Layer;
-import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.ReLU;
-import org.vgg4j.core.layers.SoftmaxCrossEntropy;
-import org.vgg4j.core.model.NamedLayer;
 import org.vgg4j.core.model.Network;
-import org.vgg4j.core.model.ParamStore;
 import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
@@ -232,8 +228,8 @@ final class ConvReluFusionTest {
 
     /**
      * A training forward and backward through {@link Network} (fused pairs) against the same layers run one by one
-     * (each {@link Layer#forward}, no fusion): logits and every parameter gradient bitwise equal. Dropout off
-     * (p = 0) so both passes draw nothing.
+     * ({@link FusionSteps}: each {@link Layer#forward}, no fusion): logits and every parameter gradient bitwise
+     * equal. Dropout off (p = 0) so both passes draw nothing.
      */
     @ParameterizedTest(name = "{0} on {1}")
     @MethodSource("networks")
@@ -249,34 +245,11 @@ final class ConvReluFusionTest {
             }
             long convs = spec.config().layers().stream().filter(t -> !t.equals("M") && !t.equals("LRN")).count();
             assertEquals(spec.batchNorm() ? 0 : convs, pairs, "fused pairs");
-            for (ParamStore.Entry e : net.params().entries()) {
-                if (e.spec().role() == ParamSpec.Role.STATE) {
-                    if (e.key().endsWith("running_var")) {
-                        b.fill(e.value(), 1.0);
-                    }
-                    continue;
-                }
-                b.copyIn(TestTensors.uniform(e.key().hashCode(), (int) e.value().size(), -0.2, 0.2), 0, e.value());
-            }
+            FusionSteps.initialise(b, net);
             Tensor x = TestTensors.random(b, DType.FLOAT32, Shape.of(3, 3, 32, 32), 9, -1, 1);
-            int[] labels = {1, 7, 4};
-            SoftmaxCrossEntropy loss = new SoftmaxCrossEntropy(b);
-
-            Tensor logits = net.forward(x, true);
-            float[] fusedLogits = TestTensors.floats(logits);
-            loss.forwardBackward(logits, labels);
-            net.backward(loss.gradient());
-            float[] fusedGrads = TestTensors.floats(net.params().grads());
-
-            b.fill(net.params().grads(), 0);
-            Tensor h = x;
-            for (NamedLayer nl : net.layers()) {
-                h = nl.layer().forward(h, true);
-            }
-            Approx.assertSameBits(TestTensors.floats(h), fusedLogits, "logits");
-            loss.forwardBackward(h, labels);
-            net.backward(loss.gradient());
-            Approx.assertSameBits(TestTensors.floats(net.params().grads()), fusedGrads, "parameter gradients");
+            FusionSteps[] steps = FusionSteps.fusedAndUnfused(net, x, new int[] {1, 7, 4});
+            Approx.assertSameBits(steps[1].logits(), steps[0].logits(), "logits");
+            Approx.assertSameBits(steps[1].grads(), steps[0].grads(), "parameter gradients");
         }
     }
 }
