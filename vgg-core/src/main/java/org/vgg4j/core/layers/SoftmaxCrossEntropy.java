@@ -19,6 +19,8 @@ public final class SoftmaxCrossEntropy {
     private final Slot logitsGrad; // (N,F)
     private final Slot correction; // (N,F) e (onehot - 1/F) / N, with smoothing only
     private Tensor lastGradient;
+    private double[] hostLogits = new double[0];     // (N*F) with smoothing: reused while the batch shape holds
+    private double[] hostCorrection = new double[0]; // (N*F)
 
     public SoftmaxCrossEntropy(Backend backend) {
         this(backend, 0);
@@ -64,9 +66,13 @@ public final class SoftmaxCrossEntropy {
     private double smooth(Tensor logits, int[] labels) {
         int n = logits.dim(0);
         int f = logits.dim(1);
-        double[] z = new double[n * f];
+        if (hostLogits.length != n * f) {
+            hostLogits = new double[n * f];
+            hostCorrection = new double[n * f];
+        }
+        double[] z = hostLogits;
+        double[] c = hostCorrection;
         backend.copyOut(logits, z, 0);
-        double[] c = new double[n * f];
         double extra = 0;
         for (int i = 0; i < n; i++) {
             double mean = 0;
