@@ -17,6 +17,7 @@ check DIR times nothing: it loads what `DenseInferenceBench check DIR` wrote (a 
 input and its scores), runs the same network built here at that width, and exits non-zero unless the score shapes
 and each image's top class match and the scores agree to float32 rounding (see TOLERANCE).
 """
+import os
 import resource
 import statistics
 import sys
@@ -26,6 +27,9 @@ import torch
 import torch.nn as nn
 import torchvision
 from torchvision.models.vgg import cfgs, make_layers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peer_torch import in_format, run_options  # noqa: E402  (the training peer's options, shared)
 
 BATCH = 4
 TOLERANCE = 1e-4  # |ours - peer| <= TOLERANCE * (1 + |peer|): two float32 summation orders of the same network
@@ -85,14 +89,7 @@ def main():
     if what == "check":
         check(sys.argv[2])
         return
-    warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise SystemExit("precision must be fp32 or bf16, got " + precision)
-    fmt = sys.argv[5] if len(sys.argv) > 5 else "nchw"
-    if fmt not in ("nchw", "channels_last"):
-        raise SystemExit("memory format must be nchw or channels_last, got " + fmt)
+    warmup, steps, precision, fmt = run_options(sys.argv)
     sides = {"D224": 224, "D384": 384}
     if what not in sides:
         raise SystemExit("workload must be D224, D384 or check, got " + what)
@@ -102,9 +99,7 @@ def main():
     model = dense_vgg16()
     model.eval()
     x = torch.rand(BATCH, 3, side, side) * 2 - 1
-    if fmt == "channels_last":
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    model, x = in_format(model, x, fmt)
     times = []
     cpus = []
     scores = None

@@ -52,16 +52,30 @@ def fashion_a_bn():
                          nn.Linear(128, 256), nn.ReLU(True), nn.Linear(256, 256), nn.ReLU(True), nn.Linear(256, 10))
 
 
-def main():
-    what = sys.argv[1]
-    warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
+def run_options(argv):
+    """[warmup=2] [steps=5] [precision=fp32|bf16] [nchw|channels_last] after the workload (argv[1]), checked; the
+    dense-inference peer shares them."""
+    warmup = int(argv[2]) if len(argv) > 2 else 2
+    steps = int(argv[3]) if len(argv) > 3 else 5
+    precision = argv[4] if len(argv) > 4 else "fp32"
     if precision not in ("fp32", "bf16"):
         raise SystemExit("precision must be fp32 or bf16, got " + precision)
-    fmt = sys.argv[5] if len(sys.argv) > 5 else "nchw"
+    fmt = argv[5] if len(argv) > 5 else "nchw"
     if fmt not in ("nchw", "channels_last"):
         raise SystemExit("memory format must be nchw or channels_last, got " + fmt)
+    return warmup, steps, precision, fmt
+
+
+def in_format(model, x, fmt):
+    """The model and input in the memory format: channels_last keeps activations NHWC through oneDNN (mkldnn)."""
+    if fmt == "channels_last":
+        return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return model, x
+
+
+def main():
+    what = sys.argv[1]
+    warmup, steps, precision, fmt = run_options(sys.argv)
     torch.set_num_threads(2)
     torch.manual_seed(0)
     if what == "W1":
@@ -82,9 +96,7 @@ def main():
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     x = torch.rand(batch, 3, side, side) * 2 - 1
-    if fmt == "channels_last":  # activations in NHWC through oneDNN (mkldnn), parameters likewise
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    model, x = in_format(model, x, fmt)
     y = torch.randint(0, classes, (batch,))
     loss_fn = nn.CrossEntropyLoss()
     times = []
