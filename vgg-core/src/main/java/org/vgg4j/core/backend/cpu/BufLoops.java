@@ -1,5 +1,7 @@
 package org.vgg4j.core.backend.cpu;
 
+import java.nio.IntBuffer;
+
 import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.backend.DropoutRng;
 import org.vgg4j.core.tensor.Tensor;
@@ -42,6 +44,11 @@ final class BufLoops {
     }
 
     static void maxPool2x2Forward(Tensor x, Tensor y) {
+        maxPool2x2Forward(x, y, Parallel.THREADS);
+    }
+
+    /** {@link #maxPool2x2Forward(Tensor, Tensor)} over at most {@code threads} threads (tests vary it). */
+    static void maxPool2x2Forward(Tensor x, Tensor y, int threads) {
         Buf xb = buf(x);
         Buf yb = buf(y);
         int h = x.dim(2);
@@ -50,11 +57,11 @@ final class BufLoops {
         int q = y.dim(3);
         int xo = off(x);
         int yo = off(y);
-        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy) {
-            F32Loops.maxPool(fx.b(), xo, fy.b(), yo, x.dim(0) * x.dim(1), h, w);
+        if (xb instanceof Buf.F32 && yb instanceof Buf.F32) {
+            F32MaxPool.forward(bits(x), xo, bits(y), yo, x.dim(0) * x.dim(1), h, w, threads);
             return;
         }
-        Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
+        Parallel.forRange(x.dim(0) * x.dim(1), 4, threads, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int xp = xo + plane * h * w;
                 int yp = yo + plane * p * q;
@@ -69,6 +76,11 @@ final class BufLoops {
 
     /** dx: zeros, and each window's dy at the element {@link #firstMax} picks (found again from x; y is not read). */
     static void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx) {
+        maxPool2x2Backward(x, y, dy, dx, Parallel.THREADS);
+    }
+
+    /** {@link #maxPool2x2Backward(Tensor, Tensor, Tensor, Tensor)} over at most {@code threads} threads. */
+    static void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx, int threads) {
         Buf xb = buf(x);
         Buf gb = buf(dy);
         Buf db = buf(dx);
@@ -79,11 +91,11 @@ final class BufLoops {
         int xo = off(x);
         int go = off(dy);
         int dOff = off(dx);
-        if (xb instanceof Buf.F32 fx && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.maxPoolBackward(fx.b(), xo, fg.b(), go, fd.b(), dOff, x.dim(0) * x.dim(1), h, w);
+        if (xb instanceof Buf.F32 && gb instanceof Buf.F32 && db instanceof Buf.F32) {
+            F32MaxPool.backward(bits(x), xo, bits(dy), go, bits(dx), dOff, x.dim(0) * x.dim(1), h, w, threads);
             return;
         }
-        Parallel.forRange(x.dim(0) * x.dim(1), 4, (from, to) -> {
+        Parallel.forRange(x.dim(0) * x.dim(1), 4, threads, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
                 int xp = xo + plane * h * w;
                 int dp = dOff + plane * h * w;
@@ -104,7 +116,7 @@ final class BufLoops {
     /**
      * Index of the maximum of the 2x2 window whose first element is {@code a} (rows {@code w} apart): the FIRST in
      * row-major order, replaced only by a strictly greater later one, the reference's rule (ties, -0 and +0
-     * included, go to the first; a NaN wins only in first place). {@link F32Loops#firstMax} is its float32 twin.
+     * included, go to the first; a NaN wins only in first place). {@link F32MaxPool#firstMax} is its float32 twin.
      */
     private static int firstMax(Buf b, int a, int w) {
         int best = a;
@@ -137,17 +149,22 @@ final class BufLoops {
     }
 
     static void reluBackward(Tensor y, Tensor dy, Tensor dx) {
+        reluBackward(y, dy, dx, Parallel.THREADS);
+    }
+
+    /** {@link #reluBackward(Tensor, Tensor, Tensor)} over at most {@code threads} threads (tests vary it). */
+    static void reluBackward(Tensor y, Tensor dy, Tensor dx, int threads) {
         Buf yb = buf(y);
         Buf gb = buf(dy);
         Buf db = buf(dx);
         int yo = off(y);
         int go = off(dy);
         int dOff = off(dx);
-        if (yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg && db instanceof Buf.F32 fd) {
-            F32Loops.reluBackward(fy.b(), yo, fg.b(), go, fd.b(), dOff, n(y));
+        if (yb instanceof Buf.F32 && gb instanceof Buf.F32 && db instanceof Buf.F32) {
+            F32Loops.reluBackward(bits(y), yo, bits(dy), go, bits(dx), dOff, n(y), threads);
             return;
         }
-        Parallel.forRange(n(y), 1 << 15, (from, to) -> {
+        Parallel.forRange(n(y), 1 << 15, threads, (from, to) -> {
             for (int i = from; i < to; i++) {
                 db.set(dOff + i, yb.get(yo + i) > 0 ? gb.get(go + i) : 0.0);
             }
@@ -314,6 +331,11 @@ final class BufLoops {
     /** The Buf of a tensor the backend has checked to be its own. */
     private static Buf buf(Tensor t) {
         return CpuStorage.of(t).buf;
+    }
+
+    /** The float32 bits view ({@link CpuStorage#bits}) of a float32 tensor the backend has checked to be its own. */
+    private static IntBuffer bits(Tensor t) {
+        return CpuStorage.of(t).bits;
     }
 
     private static int off(Tensor t) {

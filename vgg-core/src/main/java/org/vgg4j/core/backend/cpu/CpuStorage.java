@@ -1,7 +1,10 @@
 package org.vgg4j.core.backend.cpu;
 
+import java.nio.IntBuffer;
+
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -12,7 +15,8 @@ import org.vgg4j.core.tensor.DType;
 /**
  * One allocation of the {@code cpu} backend: a 1-D ND4J array in native memory (off the Java heap), seen three
  * ways: as the ND4J {@link INDArray} that custom ops (convolution) take as views, as a raw address for OpenBLAS,
- * and as a direct NIO buffer ({@link Buf}) for the Java loops. Tensors are (storage, offset, shape) windows on it.
+ * and as a direct NIO buffer ({@link Buf}) for the Java loops, plus, for float32, an int view of the raw bits for
+ * the loops that only move or select bits. Tensors are (storage, offset, shape) windows on it.
  *
  * <p>What it is not: a tensor, or a memory pool; freeing releases the native memory at once (ND4J's
  * garbage-collector-driven release would otherwise keep ~1.7 GB of dead VGG-16 buffers alive on a small heap).
@@ -22,6 +26,7 @@ final class CpuStorage {
     final DataType ndType;
     final INDArray base;      // (size) the whole allocation, 1-D
     final Buf buf;            // Java view of the same memory
+    final IntBuffer bits;     // (size) FLOAT32: the same memory as raw float bits; null for FLOAT64
     private final Pointer address;  // FloatPointer or DoublePointer at element 0
     private boolean freed;
 
@@ -37,9 +42,11 @@ final class CpuStorage {
         if (dtype == DType.FLOAT32) {
             this.address = new FloatPointer(p);
             this.buf = new Buf.F32(base.data().asNioFloat(), 0);
+            this.bits = new IntPointer(p).position(0).capacity(size).asBuffer(); // native order, like buf
         } else {
             this.address = new DoublePointer(p);
             this.buf = new Buf.F64(base.data().asNioDouble(), 0);
+            this.bits = null;
         }
     }
 
