@@ -12,10 +12,10 @@ import java.util.Arrays;
  *
  * <p>Pieces: a piece is as many whole planes as fit in {@link #PIECE} elements (at least one), or, for a plane
  * larger than PIECE, a run of as many row pairs as fit in PIECE (at least one; the last run of a plane of odd H also
- * holds the ignored last row). Each piece moves in one bulk copy per tensor each way, so the small
- * planes of the last layers (8x8 down to 2x2) do not pay a copy per row pair. In a piece, the order keys of all its
- * elements are computed in one loop; then each window is resolved on its four keys (scalar, without jumps). Pieces
- * are split over threads ({@link Parallel}); every output is computed by one thread with the same arithmetic, so
+ * holds the ignored last row). Each piece moves in one bulk copy per tensor each way, so the small planes of the
+ * last layers (8x8 down to 2x2) do not pay a copy per row pair. In a piece, the order keys of all its elements are
+ * computed in one loop; then each window is resolved on its four keys (scalar, written without jumps). Pieces are
+ * split over threads ({@link Parallel}); every output is computed by one thread with the same arithmetic, so
  * results are the same bits whatever the thread count.
  */
 final class F32MaxPool {
@@ -121,6 +121,7 @@ final class F32MaxPool {
         void run(Piece piece, int[] a, int[] b, int[] c);
     }
 
+    /** Runs body on every piece, the pieces split over at most {@code threads} threads. */
     private void run(int threads, Body body) {
         int grain = Math.max(1, GRAIN_ELEMENTS / Math.max(1, longest));
         Parallel.forRange(pieces, grain, threads, (from, to) -> {
