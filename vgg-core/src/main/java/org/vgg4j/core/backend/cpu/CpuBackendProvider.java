@@ -40,6 +40,7 @@ public final class CpuBackendProvider implements BackendProvider {
      * cannot run fails with the reason.
      */
     public Backend create(CpuPrecision precision) {
+        OpenMpWaitPolicy.valueToSet(System.getProperty(OpenMpWaitPolicy.PROPERTY), null); // a bad value fails every time
         String why = probe();
         if (why != null) {
             throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
@@ -63,6 +64,7 @@ public final class CpuBackendProvider implements BackendProvider {
             NativeVariant.liftPhysicalBytesLimit();
             NativeVariant.quietNd4jInitialization();
             GlibcMalloc.tune();
+            OpenMpWaitPolicy.apply();
             try {
                 org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();
                 org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
