@@ -56,6 +56,11 @@ public final class CpuBackendProvider implements BackendProvider {
         }
     }
 
+    /** Whether {@link #probe()} has run in this process (ND4J's, OpenBLAS's and OpenMP's natives loaded or tried). */
+    static synchronized boolean loaded() {
+        return probed;
+    }
+
     /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */
     static synchronized String probe() {
         if (!probed) {
