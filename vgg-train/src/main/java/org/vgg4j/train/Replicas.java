@@ -156,6 +156,9 @@ public final class Replicas implements AutoCloseable {
         if (n < 1) {
             throw new IllegalArgumentException("number of replicas " + n + " must be >= 1");
         }
+        if (backendName.equals("cpu") && n > 1) {
+            Backends.shareCpuCores(n); // before the backend loads: cores / n threads each
+        }
         boolean pickDevices = n > 1 || firstDevice > 0;
         int devices = pickDevices ? Backends.deviceCount(backendName) : 0;
         if (devices > 0 && firstDevice + n > devices) {

@@ -57,6 +57,17 @@ public final class Backends {
     }
 
     /**
+     * Call before the first {@code cpu} backend of a process that will run {@code replicas} of them side by side
+     * (data-parallel replicas): gives each {@code cores / replicas} threads (at least 1) for OpenMP and for the
+     * backend's Java loops, unless the user set {@code OMP_NUM_THREADS} or {@code -Dvgg4j.cpu.threads}. Both are read
+     * once when the backend loads; called later it changes nothing and logs what to set instead. Returns the
+     * threads per replica it set, 0 where it left the counts alone. {@code Replicas} calls it for {@code --devices N}.
+     */
+    public static int shareCpuCores(int replicas) {
+        return org.vgg4j.core.backend.cpu.CpuThreads.shareCores(replicas);
+    }
+
+    /**
      * A new {@code cuda} backend on GPU {@code device} (0-based); needs the org.vgg4j:vgg-cuda dependency and a CUDA
      * driver, else fails saying which is missing. The caller owns it: close it after every network built on it.
      */

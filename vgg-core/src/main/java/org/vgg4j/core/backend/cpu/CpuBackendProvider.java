@@ -40,6 +40,7 @@ public final class CpuBackendProvider implements BackendProvider {
      * cannot run fails with the reason.
      */
     public Backend create(CpuPrecision precision) {
+        OpenMpWaitPolicy.valueToSet(System.getProperty(OpenMpWaitPolicy.PROPERTY), null); // a bad value fails every time
         String why = probe();
         if (why != null) {
             throw new IllegalStateException("backend 'cpu' cannot run here: " + why);
@@ -55,6 +56,11 @@ public final class CpuBackendProvider implements BackendProvider {
         }
     }
 
+    /** Whether {@link #probe()} has run in this process (ND4J's, OpenBLAS's and OpenMP's natives loaded or tried). */
+    static synchronized boolean loaded() {
+        return probed;
+    }
+
     /** Loads ND4J's and OpenBLAS's natives once; null when they work, else the reason. */
     static synchronized String probe() {
         if (!probed) {
@@ -63,6 +69,7 @@ public final class CpuBackendProvider implements BackendProvider {
             NativeVariant.liftPhysicalBytesLimit();
             NativeVariant.quietNd4jInitialization();
             GlibcMalloc.tune();
+            OpenMpWaitPolicy.apply();
             try {
                 org.nd4j.linalg.factory.Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, 1).close();
                 org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
