@@ -9,18 +9,18 @@ import java.util.Arrays;
  * given offsets of direct buffers; channel c's values are the N planes (n, c) of H*W contiguous floats. Per-channel
  * vectors (C) are double[]; {@link NormLoops} reads and writes the tensors behind them.
  *
- * <p>Tiles, blocks and pieces ({@link Layout}, fixed by the shape alone): a tile is a run of positions of one
- * image's C*H*W values, as many whole planes as fit in {@link #TILE}, or, for planes larger than TILE, one
- * TILE-sized segment of one (the last shorter). Images are taken in fixed groups, enough (up to {@link #GROUP})
- * that a plane over a group holds about {@link #PIECE} values: a group is one image for planes of 16x16 and more,
- * 32 images for 2x2 planes. A block is one tile over one group: its values are bulk-copied into per-thread float[]
- * rows, one per image, and worked on there (per-element buffer access does not vectorise). A piece is one plane (or
- * segment) of a block: one channel's values over the group's images, with one mean, one hi + lo split and one slot
- * of sums, so small planes no longer pay that per plane. Every per-channel parameter of an element loop is spread
- * over the tile's positions first, so each loop is one plain pass over a tile per image whatever the plane size,
- * every array indexed alike. Blocks, in memory order, not channels, are split across threads ({@link Parallel});
- * each piece's sums are computed by one thread and combined per channel in slot order (group by group, segment by
- * segment), serially: results are the same bits whatever the thread count.
+ * <p>Tiles, blocks and pieces ({@link Layout}, fixed by the shape alone): a tile is a run of positions of one image's
+ * C*H*W values, as many whole planes as fit in {@link #TILE}, or, for planes larger than TILE, one TILE-sized segment
+ * of one (the last shorter). Images are taken in fixed groups, enough (up to {@link #GROUP}) that a plane over a group
+ * holds about {@link #PIECE} values: one image for planes of 32x32 and more (blocks then run in memory order, one
+ * contiguous tile after another), 4 for 16x16, 16 for 8x8, 32 for 4x4 and 2x2. A block is one tile over one group: its
+ * values are bulk-copied into per-thread float[] rows, one per image, and worked on there (per-element buffer access
+ * does not vectorise). A piece is one plane (or segment) of a block: one channel's values over the group's images, with
+ * one mean, one hi + lo split and one slot of sums, so small planes do not pay that per plane. Every per-channel
+ * parameter of an element loop is spread over the tile's positions first, so each loop is one plain pass over a tile
+ * per image whatever the plane size, every array indexed alike. Blocks (group by group, tile by tile), not channels,
+ * are split across threads ({@link Parallel}); each piece's sums are computed by one thread and combined per channel in
+ * slot order (group by group, segment by segment), serially: results are the same bits whatever the thread count.
  *
  * <p>Numerics: every sum is accumulated in double. A piece's mean and its sum of squared deviations around that
  * mean are two passes over its block; pieces combine exactly as the pairwise update of Chan, Golub and LeVeque,
@@ -43,8 +43,11 @@ final class F32BatchNorm {
      */
     static final int TILE = 1024;
 
-    /** Values of a piece that a group gathers, as far as {@link #GROUP} images allow. */
-    static final int PIECE = 256;
+    /**
+     * Values of a piece that a group gathers, as far as {@link #GROUP} images allow; no more, as a group of several
+     * images reads each of them in tile-sized pieces, strided by an image, not in one stream.
+     */
+    static final int PIECE = 1024;
 
     /** Images of a group at most. */
     static final int GROUP = 32;
