@@ -9,6 +9,7 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.Random;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -150,6 +151,28 @@ class F32BatchNormTest {
                 assertArrayEquals(one[k], more[k], "output " + k + " on " + threads + " threads");
             }
         }
+    }
+
+    /** How the Fashion-MNIST network's planes are cut: the tiles, groups and pieces the class javadoc names. */
+    @Test
+    void layoutsOfTheFashionNetworksPlanes() {
+        // 32x32: one plane a tile, one image a group: blocks in memory order
+        assertEquals(new F32BatchNorm.Layout(128, 16, 1024, 1, 1, 16, 1, 128), F32BatchNorm.Layout.of(128, 16, 1024));
+        // 16x16: four planes a tile, four images a group
+        assertEquals(new F32BatchNorm.Layout(128, 32, 256, 1, 4, 8, 4, 32), F32BatchNorm.Layout.of(128, 32, 256));
+        // 8x8: sixteen planes a tile, sixteen images a group
+        assertEquals(new F32BatchNorm.Layout(128, 64, 64, 1, 16, 4, 16, 8), F32BatchNorm.Layout.of(128, 64, 64));
+        // 2x2: a whole image a tile, 32 images a group: 128 values a piece
+        F32BatchNorm.Layout small = F32BatchNorm.Layout.of(128, 128, 4);
+        assertEquals(new F32BatchNorm.Layout(128, 128, 4, 1, 128, 1, 32, 4), small);
+        assertEquals(512, small.length(0));
+        assertEquals(128, small.count(3, 0));
+        // 67x71: five segments a plane, the last of 4757 - 4 * 1024 = 661 positions
+        F32BatchNorm.Layout big = F32BatchNorm.Layout.of(3, 2, 67 * 71);
+        assertEquals(5, big.segs());
+        assertEquals(661, big.length(4));
+        assertEquals(67 * 71 + 4 * 1024, big.start(9));
+        assertEquals((2 * 2 + 1) * 5 + 4, big.slot(2, 9, 0));
     }
 
     static Stream<Arguments> threadShapes() {
