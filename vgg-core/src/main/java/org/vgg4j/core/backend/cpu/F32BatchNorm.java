@@ -1,8 +1,7 @@
 package org.vgg4j.core.backend.cpu;
 
-import static org.vgg4j.core.backend.cpu.F32Loops.BLOCK;
-
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 
 /**
  * Float32 fast paths of batch normalisation for {@link NormLoops}: the per-channel sums of the training forward and
@@ -10,17 +9,21 @@ import java.nio.FloatBuffer;
  * given offsets of direct buffers; channel c's values are the N planes (n, c) of H*W contiguous floats. Per-channel
  * vectors (C) are double[]; {@link NormLoops} reads and writes the tensors behind them.
  *
- * <p>Pieces and blocks: a piece is a whole (n, c) plane, or, for planes larger than {@link F32Loops#BLOCK}, a
- * BLOCK-sized segment of one (the last shorter); slot {@code s} is segment {@code s % segs} of plane
- * {@code s / segs}. A block (one segment, or as many whole planes as fit in BLOCK) is bulk-copied into per-thread
- * float[] arrays and worked on there: the passes over it stay in the L1 cache, and the element-wise loops vectorise
- * (per-element buffer access does not). Blocks, not channels, are split across threads ({@link Parallel}), so a
- * layer of few channels (16 in the narrow networks' first block) still keeps every thread busy. Each piece's sums
- * are computed by one thread and combined per channel in slot order, serially: results are the same bits whatever
- * the thread count.
+ * <p>Tiles, blocks and pieces ({@link Layout}, fixed by the shape alone): a tile is a run of positions of one image's
+ * C*H*W values, as many whole planes as fit in {@link #TILE}, or, for planes larger than TILE, one TILE-sized segment
+ * of one (the last shorter). Images are taken in fixed groups, enough (up to {@link #GROUP}) that a plane over a group
+ * holds about {@link #PIECE} values: one image for planes of 32x32 and more (blocks then run in memory order, one
+ * contiguous tile after another), 4 for 16x16, 16 for 8x8, 32 for 4x4 and 2x2. A block is one tile over one group: its
+ * values are bulk-copied into per-thread float[] rows, one per image, and worked on there (per-element buffer access
+ * does not vectorise). A piece is one plane (or segment) of a block: one channel's values over the group's images, with
+ * one mean, one hi + lo split and one slot of sums, so small planes do not pay that per plane. Every per-channel
+ * parameter of an element loop is spread over the tile's positions first, so each loop is one plain pass over a tile
+ * per image whatever the plane size, every array indexed alike. Blocks (group by group, tile by tile), not channels,
+ * are split across threads ({@link Parallel}); each piece's sums are computed by one thread and combined per channel in
+ * slot order (group by group, segment by segment), serially: results are the same bits whatever the thread count.
  *
  * <p>Numerics: every sum is accumulated in double. A piece's mean and its sum of squared deviations around that
- * mean are two passes over its array; pieces combine exactly as the pairwise update of Chan, Golub and LeVeque,
+ * mean are two passes over its block; pieces combine exactly as the pairwise update of Chan, Golub and LeVeque,
  * sq = sum over pieces of (sq_p + n_p (mean_p - mean)^2), so there is no E[x^2] - E[x]^2 cancellation. The
  * element-wise loops run in float with each mean split into two floats, hi + lo: x - hi is exact or one rounding
  * of the difference itself, and lo restores what rounding the mean to float lost, so a channel of large mean and
@@ -34,16 +37,99 @@ import java.nio.FloatBuffer;
  * backend does not fix, and the rest would still be passes of our own around it.
  */
 final class F32BatchNorm {
+    /**
+     * Positions of a tile at most: a tile's spread parameters (up to six float arrays) stay in the L1 cache while
+     * a block's images stream past them.
+     */
+    static final int TILE = 1024;
+
+    /**
+     * Values of a piece that a group gathers, as far as {@link #GROUP} images allow; no more, as a group of several
+     * images reads each of them in tile-sized pieces, strided by an image, not in one stream.
+     */
+    static final int PIECE = 1024;
+
+    /** Images of a group at most. */
+    static final int GROUP = 32;
+
+    private static final ThreadLocal<Work> WORK = ThreadLocal.withInitial(Work::new);
+
     private F32BatchNorm() {
     }
 
     /**
-     * Work on one block: its pieces, from slot {@code slot0} on, lie one after another in [0, len) of the block's
-     * arrays (every piece a plane of H*W, the last maybe shorter, or one segment); xs holds x, gs dy (when the call
-     * reads it), and out is to be filled when the call writes a tensor (else it is free for temporaries).
+     * How (N, C, H*W) is cut, from its shape alone. Tile t covers {@code planes} whole planes, channels from
+     * t * planes on, when a plane fits in a tile ({@code segs} == 1), else segment t % segs of channel t / segs.
+     * Group g holds images [g * group, g * group + images(g)). A piece's slot is (g * C + channel) * segs + segment:
+     * one channel's pieces are added in slot order.
+     */
+    record Layout(int nb, int c, int hw, int segs, int planes, int tiles, int group, int groups) {
+        static Layout of(int nb, int c, int hw) {
+            int segs = (hw + TILE - 1) / TILE;
+            int planes = segs > 1 ? 1 : Math.min(c, TILE / hw);
+            int tiles = segs > 1 ? c * segs : (c + planes - 1) / planes;
+            int group = Math.max(1, Math.min(nb, Math.min(GROUP, PIECE / hw)));
+            return new Layout(nb, c, hw, segs, planes, tiles, group, (nb + group - 1) / group);
+        }
+
+        int blocks() {
+            return tiles * groups;
+        }
+
+        int pieces() {
+            return groups * c * segs;
+        }
+
+        /** Positions in tile t. */
+        int length(int t) {
+            return segs > 1 ? Math.min(TILE, hw - (t % segs) * TILE) : Math.min(planes, c - t * planes) * hw;
+        }
+
+        /** Where tile t starts in an image's C*H*W values. */
+        int start(int t) {
+            return segs > 1 ? (t / segs) * hw + (t % segs) * TILE : t * planes * hw;
+        }
+
+        /** Positions of each piece of tile t: a plane, or the whole tile when it is a segment. */
+        int pieceLength(int t) {
+            return segs > 1 ? length(t) : hw;
+        }
+
+        /** The channel of piece q of tile t. */
+        int channel(int t, int q) {
+            return segs > 1 ? t / segs : t * planes + q;
+        }
+
+        int slot(int g, int t, int q) {
+            return (g * c + channel(t, q)) * segs + (segs > 1 ? t % segs : 0);
+        }
+
+        int images(int g) {
+            return Math.min(group, nb - g * group);
+        }
+
+        /** Values of the piece of group g and segment k (0 when planes are not segmented). */
+        long count(int g, int k) {
+            return (long) images(g) * (segs > 1 ? Math.min(TILE, hw - k * TILE) : hw);
+        }
+    }
+
+    /** One thread's work arrays; {@code tile} names the tile whose positions {@code p} were last spread over. */
+    private static final class Work {
+        final float[][] x = new float[GROUP][TILE];
+        final float[][] g = new float[GROUP][TILE];
+        final float[][] out = new float[GROUP][TILE];
+        final float[][] p = new float[6][TILE];
+        int tile = -1;
+    }
+
+    /**
+     * Work on one block: tile t of group g, whose n images' len values lie in w.x[i] (x) and w.g[i] (dy, when the
+     * call reads it), i in [0, n); w.out[i] is to be filled the same way when the call writes a tensor (else it is
+     * free for temporaries). Every array of a loop is indexed alike, [0, len), so that the loop vectorises.
      */
     private interface Block {
-        void run(int slot0, float[] xs, float[] gs, float[] out, int len);
+        void run(Work w, int t, int g, int n, int len);
     }
 
     /**
@@ -51,34 +137,43 @@ final class F32BatchNorm {
      * values of x (N, C, H*W) at xo.
      */
     static void moments(FloatBuffer x, int xo, int nb, int c, int hw, double[] mean, double[] sq, int threads) {
-        int segs = segments(hw);
-        double[] pSum = new double[nb * c * segs];
+        Layout l = Layout.of(nb, c, hw);
+        double[] pSum = new double[l.pieces()];
         double[] pSq = new double[pSum.length];
-        forEachBlock(nb, c, hw, threads, x, xo, null, 0, null, 0, (slot0, xs, gs, t, len) -> {
-            for (int off = 0, slot = slot0; off < len; off += hw, slot++) {
-                int end = off + Math.min(hw, len - off);
-                double sum = sum(xs, off, end);
-                double mu = sum / (end - off);
+        forEachBlock(l, threads, x, xo, null, 0, null, 0, (w, t, g, n, len) -> {
+            int pl = l.pieceLength(t);
+            for (int q = 0, from = 0; from < len; q++, from += pl) {
+                double sum = pieceSum(w.x, n, from, pl);
+                double mu = sum / ((long) n * pl);
                 float hi = (float) mu;
-                float lo = (float) (mu - hi);
-                for (int j = off; j < end; j++) {
-                    float d = (xs[j] - hi) - lo;
-                    t[j] = d * d;
+                Arrays.fill(w.p[0], from, from + pl, hi);
+                Arrays.fill(w.p[1], from, from + pl, (float) (mu - hi));
+                pSum[l.slot(g, t, q)] = sum;
+            }
+            float[] hi = w.p[0];
+            float[] lo = w.p[1];
+            for (int i = 0; i < n; i++) {
+                float[] xs = w.x[i];
+                float[] d2 = w.out[i];
+                for (int j = 0; j < len; j++) {
+                    float d = (xs[j] - hi[j]) - lo[j];
+                    d2[j] = d * d;
                 }
-                pSum[slot] = sum;
-                pSq[slot] = sum(t, off, end);
+            }
+            for (int q = 0, from = 0; from < len; q++, from += pl) {
+                pSq[l.slot(g, t, q)] = pieceSum(w.out, n, from, pl);
             }
         });
         long m = (long) nb * hw;
         for (int ch = 0; ch < c; ch++) {
-            double mu = perChannel(pSum, nb, c, segs, ch) / m;
+            double mu = perChannel(l, pSum, ch) / m;
             double q = 0;
-            for (int i = 0; i < nb; i++) {
-                for (int k = 0; k < segs; k++) {
-                    int slot = (i * c + ch) * segs + k;
-                    int len = Math.min(BLOCK, hw - k * BLOCK);
-                    double d = pSum[slot] / len - mu;
-                    q += pSq[slot] + len * d * d;
+            for (int g = 0; g < l.groups(); g++) {
+                for (int k = 0; k < l.segs(); k++) {
+                    int slot = (g * c + ch) * l.segs() + k;
+                    long cnt = l.count(g, k);
+                    double d = pSum[slot] / cnt - mu;
+                    q += pSq[slot] + cnt * d * d;
                 }
             }
             mean[ch] = mu;
@@ -93,30 +188,31 @@ final class F32BatchNorm {
      */
     static void normalise(FloatBuffer x, int xo, FloatBuffer y, int yo, int nb, int c, int hw, double[] mean,
                           double[] invStd, double[] gamma, double[] beta, boolean relu, int threads) {
-        int segs = segments(hw);
+        Layout l = Layout.of(nb, c, hw);
         float[] hi = high(mean);
-        float[] lo = low(mean, hi);
         float[] scale = new float[c];
         float[] shift = new float[c];
         for (int ch = 0; ch < c; ch++) {
             scale[ch] = (float) (gamma[ch] * invStd[ch]);
             shift[ch] = (float) beta[ch];
         }
-        forEachBlock(nb, c, hw, threads, x, xo, null, 0, y, yo, (slot0, xs, gs, out, len) -> {
-            for (int off = 0, slot = slot0; off < len; off += hw, slot++) {
-                int end = off + Math.min(hw, len - off);
-                int ch = (slot / segs) % c;
-                float h = hi[ch];
-                float l = lo[ch];
-                float a = scale[ch];
-                float b = shift[ch];
+        float[][] perChannel = {hi, low(mean, hi), scale, shift};
+        forEachBlock(l, threads, x, xo, null, 0, y, yo, (w, t, g, n, len) -> {
+            spread(l, w, t, perChannel);
+            float[] h = w.p[0];
+            float[] lo = w.p[1];
+            float[] a = w.p[2];
+            float[] b = w.p[3];
+            for (int i = 0; i < n; i++) {
+                float[] xs = w.x[i];
+                float[] out = w.out[i];
                 if (relu) {
-                    for (int j = off; j < end; j++) {
-                        out[j] = Math.max(((xs[j] - h) - l) * a + b, 0f);
+                    for (int j = 0; j < len; j++) {
+                        out[j] = Math.max(((xs[j] - h[j]) - lo[j]) * a[j] + b[j], 0f);
                     }
                 } else {
-                    for (int j = off; j < end; j++) {
-                        out[j] = ((xs[j] - h) - l) * a + b;
+                    for (int j = 0; j < len; j++) {
+                        out[j] = ((xs[j] - h[j]) - lo[j]) * a[j] + b[j];
                     }
                 }
             }
@@ -129,27 +225,32 @@ final class F32BatchNorm {
      */
     static void gradientSums(FloatBuffer x, int xo, FloatBuffer dy, int go, int nb, int c, int hw, double[] mean,
                              double[] invStd, double[] sumDy, double[] sumDyXhat, int threads) {
-        int segs = segments(hw);
+        Layout l = Layout.of(nb, c, hw);
         float[] hi = high(mean);
-        float[] lo = low(mean, hi);
-        double[] pDy = new double[nb * c * segs];
+        float[][] perChannel = {hi, low(mean, hi)};
+        double[] pDy = new double[l.pieces()];
         double[] pDyXc = new double[pDy.length]; // sum of dy * (x - mean): invStd is applied per channel
-        forEachBlock(nb, c, hw, threads, x, xo, dy, go, null, 0, (slot0, xs, gs, t, len) -> {
-            for (int off = 0, slot = slot0; off < len; off += hw, slot++) {
-                int end = off + Math.min(hw, len - off);
-                int ch = (slot / segs) % c;
-                float h = hi[ch];
-                float l = lo[ch];
-                for (int j = off; j < end; j++) {
-                    t[j] = gs[j] * ((xs[j] - h) - l);
+        forEachBlock(l, threads, x, xo, dy, go, null, 0, (w, t, g, n, len) -> {
+            spread(l, w, t, perChannel);
+            float[] h = w.p[0];
+            float[] lo = w.p[1];
+            for (int i = 0; i < n; i++) {
+                float[] xs = w.x[i];
+                float[] gs = w.g[i];
+                float[] prod = w.out[i];
+                for (int j = 0; j < len; j++) {
+                    prod[j] = gs[j] * ((xs[j] - h[j]) - lo[j]);
                 }
-                pDy[slot] = sum(gs, off, end);
-                pDyXc[slot] = sum(t, off, end);
+            }
+            int pl = l.pieceLength(t);
+            for (int q = 0, from = 0; from < len; q++, from += pl) {
+                pDy[l.slot(g, t, q)] = pieceSum(w.g, n, from, pl);
+                pDyXc[l.slot(g, t, q)] = pieceSum(w.out, n, from, pl);
             }
         });
         for (int ch = 0; ch < c; ch++) {
-            sumDy[ch] = perChannel(pDy, nb, c, segs, ch);
-            sumDyXhat[ch] = perChannel(pDyXc, nb, c, segs, ch) * invStd[ch];
+            sumDy[ch] = perChannel(l, pDy, ch);
+            sumDyXhat[ch] = perChannel(l, pDyXc, ch) * invStd[ch];
         }
     }
 
@@ -160,10 +261,9 @@ final class F32BatchNorm {
     static void inputGradient(FloatBuffer x, int xo, FloatBuffer dy, int go, FloatBuffer dx, int dOff, int nb, int c,
                               int hw, double[] mean, double[] invStd, double[] gamma, double[] sumDy,
                               double[] sumDyXhat, int threads) {
-        int segs = segments(hw);
+        Layout l = Layout.of(nb, c, hw);
         long m = (long) nb * hw;
         float[] xHi = high(mean);
-        float[] xLo = low(mean, xHi);
         double[] meanDy = new double[c];
         float[] scale = new float[c];
         float[] slope = new float[c]; // xhat * sumDyXhat / m = (x - mean) * slope
@@ -173,55 +273,75 @@ final class F32BatchNorm {
             slope[ch] = (float) (invStd[ch] * sumDyXhat[ch] / m);
         }
         float[] dHi = high(meanDy);
-        float[] dLo = low(meanDy, dHi);
-        forEachBlock(nb, c, hw, threads, x, xo, dy, go, dx, dOff, (slot0, xs, gs, out, len) -> {
-            for (int off = 0, slot = slot0; off < len; off += hw, slot++) {
-                int end = off + Math.min(hw, len - off);
-                int ch = (slot / segs) % c;
-                float xh = xHi[ch];
-                float xl = xLo[ch];
-                float dh = dHi[ch];
-                float dl = dLo[ch];
-                float a = scale[ch];
-                float b = slope[ch];
-                for (int j = off; j < end; j++) {
-                    out[j] = a * (((gs[j] - dh) - dl) - ((xs[j] - xh) - xl) * b);
+        float[][] perChannel = {xHi, low(mean, xHi), dHi, low(meanDy, dHi), scale, slope};
+        forEachBlock(l, threads, x, xo, dy, go, dx, dOff, (w, t, g, n, len) -> {
+            spread(l, w, t, perChannel);
+            float[] xh = w.p[0];
+            float[] xl = w.p[1];
+            float[] dh = w.p[2];
+            float[] dl = w.p[3];
+            float[] a = w.p[4];
+            float[] b = w.p[5];
+            for (int i = 0; i < n; i++) {
+                float[] xs = w.x[i];
+                float[] gs = w.g[i];
+                float[] out = w.out[i];
+                for (int j = 0; j < len; j++) {
+                    out[j] = a[j] * (((gs[j] - dh[j]) - dl[j]) - ((xs[j] - xh[j]) - xl[j]) * b[j]);
                 }
             }
         });
     }
 
     /**
-     * Runs body on every block, the blocks split over at most {@code threads} threads. A block is one segment of a
-     * plane larger than {@link F32Loops#BLOCK}, else as many whole planes as fit in BLOCK (planes (n, c) are
-     * contiguous in NCHW, so the small planes of the last layers still move in large copies). x and, when given,
-     * dy are loaded into the block's arrays before body runs; out, when given, is written after.
+     * Runs body on every block, the blocks split over at most {@code threads} threads, group by group and tile by
+     * tile within a group (memory order when a group is one image; a thread re-spreads parameters only when the
+     * tile changes, so once per call when an image is one tile). x and, when given, dy are loaded into the block's
+     * rows before body runs; out, when given, is written after.
      */
-    private static void forEachBlock(int nb, int c, int hw, int threads, FloatBuffer x, int xo, FloatBuffer dy,
-                                     int go, FloatBuffer out, int oo, Block body) {
-        int segs = segments(hw);
-        int planes = nb * c;
-        int perBlock = segs > 1 ? 1 : BLOCK / hw; // whole planes per block
-        int blocks = segs > 1 ? planes * segs : (planes + perBlock - 1) / perBlock;
+    private static void forEachBlock(Layout l, int threads, FloatBuffer x, int xo, FloatBuffer dy, int go,
+                                     FloatBuffer out, int oo, Block body) {
+        int image = l.c() * l.hw();
         // at least 64 K elements per thread: below that a hand-over to a worker costs more than the loop saves
-        int grain = Math.max(1, (1 << 16) / Math.min(BLOCK, perBlock * hw));
-        Parallel.forRange(blocks, grain, threads, (b0, b1) -> {
-            float[][] s = F32Loops.scratch();
+        int grain = Math.max(1, (1 << 16) / (l.group() * l.length(0)));
+        Parallel.forRange(l.blocks(), grain, threads, (b0, b1) -> {
+            Work w = WORK.get();
+            w.tile = -1; // spread by an earlier call
             for (int b = b0; b < b1; b++) {
-                int slot0 = segs > 1 ? b : b * perBlock;
-                int start = segs > 1 ? (b / segs) * hw + (b % segs) * BLOCK : slot0 * hw;
-                int len = segs > 1 ? Math.min(BLOCK, hw - (b % segs) * BLOCK)
-                        : (Math.min(planes, slot0 + perBlock) - slot0) * hw;
-                F32Loops.at(x, xo + start, len).get(s[0], 0, len);
-                if (dy != null) {
-                    F32Loops.at(dy, go + start, len).get(s[1], 0, len);
+                int g = b / l.tiles();
+                int t = b % l.tiles();
+                int n = l.images(g);
+                int len = l.length(t);
+                int start = g * l.group() * image + l.start(t);
+                for (int i = 0; i < n; i++) {
+                    F32Loops.at(x, xo + start + i * image, len).get(w.x[i], 0, len);
+                    if (dy != null) {
+                        F32Loops.at(dy, go + start + i * image, len).get(w.g[i], 0, len);
+                    }
                 }
-                body.run(slot0, s[0], s[1], s[2], len);
+                body.run(w, t, g, n, len);
                 if (out != null) {
-                    F32Loops.at(out, oo + start, len).put(s[2], 0, len);
+                    for (int i = 0; i < n; i++) {
+                        F32Loops.at(out, oo + start + i * image, len).put(w.out[i], 0, len);
+                    }
                 }
             }
         });
+    }
+
+    /** Fills w.p[k] over tile t's positions with perChannel[k] of each position's channel, unless already done. */
+    private static void spread(Layout l, Work w, int t, float[][] perChannel) {
+        if (w.tile == t) {
+            return;
+        }
+        int len = l.length(t);
+        int pl = l.pieceLength(t);
+        for (int k = 0; k < perChannel.length; k++) {
+            for (int q = 0, from = 0; from < len; q++, from += pl) {
+                Arrays.fill(w.p[k], from, from + pl, perChannel[k][l.channel(t, q)]);
+            }
+        }
+        w.tile = t;
     }
 
     /** Each value rounded to float: the high half of the split v = hi + lo. */
@@ -242,36 +362,36 @@ final class F32BatchNorm {
         return lo;
     }
 
-    /** The per-piece values of channel ch added in slot order: image by image, segment by segment. */
-    private static double perChannel(double[] perSlot, int nb, int c, int segs, int ch) {
+    /** The per-piece values of channel ch added in slot order: group by group, segment by segment. */
+    private static double perChannel(Layout l, double[] perSlot, int ch) {
         double s = 0;
-        for (int i = 0; i < nb; i++) {
-            for (int k = 0; k < segs; k++) {
-                s += perSlot[(i * c + ch) * segs + k];
+        for (int g = 0; g < l.groups(); g++) {
+            for (int k = 0; k < l.segs(); k++) {
+                s += perSlot[(g * l.c() + ch) * l.segs() + k];
             }
         }
         return s;
     }
 
-    private static int segments(int hw) {
-        return (hw + BLOCK - 1) / BLOCK;
-    }
-
-    /** Sum of a[from, to) in double, four interleaved accumulators combined in a fixed order. */
-    private static double sum(float[] a, int from, int to) {
+    /** Sum in double of positions [from, from + pl) of rows[0, n), row after row. */
+    private static double pieceSum(float[][] rows, int n, int from, int pl) {
         double s0 = 0;
         double s1 = 0;
         double s2 = 0;
         double s3 = 0;
-        int j = from;
-        for (; j + 4 <= to; j += 4) {
-            s0 += a[j];
-            s1 += a[j + 1];
-            s2 += a[j + 2];
-            s3 += a[j + 3];
-        }
-        for (; j < to; j++) {
-            s0 += a[j];
+        for (int i = 0; i < n; i++) {
+            float[] a = rows[i];
+            int j = from;
+            int to = from + pl;
+            for (; j + 4 <= to; j += 4) {
+                s0 += a[j];
+                s1 += a[j + 1];
+                s2 += a[j + 2];
+                s3 += a[j + 3];
+            }
+            for (; j < to; j++) {
+                s0 += a[j];
+            }
         }
         return (s0 + s1) + (s2 + s3);
     }
