@@ -12,7 +12,8 @@
 #   WORKLOADS="D224 D384" scripts/bench-core.sh     # dense evaluation (inference), see below
 #   WORKLOADS=F scripts/bench-core.sh               # the Fashion-MNIST acceptance network's step (A_bn x1/4, 32x32,
 #                                                   # batch 128, FC 256): TrainStepBench.fashionSpec on both sides,
-#                                                   # F_WARMUP=5 F_STEPS=15 (its steps are short: the JIT warms up)
+#                                                   # F_WARMUP=30 F_STEPS=20 (its steps are short: the JIT warms up
+#                                                   # over the first ~30; an epoch has 469)
 #
 # Inference workloads D224 and D384: the paper's dense evaluation of VGG-16 (FC layers as convolutions over the whole
 # image, score map averaged), eval mode, batch 4 of 224x224 / 384x384 images on both sides: ours
@@ -55,8 +56,8 @@ REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-2}
 STEPS=${STEPS:-5}
 # F's steps are short (~60 ms): the JIT is still compiling during the first few, so F warms up longer and times more
-F_WARMUP=${F_WARMUP:-5}
-F_STEPS=${F_STEPS:-15}
+F_WARMUP=${F_WARMUP:-30}
+F_STEPS=${F_STEPS:-20}
 WORKLOADS=${WORKLOADS:-"W1 W2 W3"}
 PRECISIONS=${PRECISIONS:-fp32}
 OUT=$(realpath -m "${OUT:-bench-out}")
