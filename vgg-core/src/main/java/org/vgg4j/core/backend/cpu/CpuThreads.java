@@ -11,7 +11,7 @@ import org.slf4j.LoggerFactory;
  * the backend's Java loops ({@code -Dvgg4j.cpu.threads}).
  *
  * <p>Why: N replicas each with as many threads as cores oversubscribe the machine; one core per replica is the
- * fast configuration for small networks (docs/training.md, "Several replicas on one machine"). Both counts are
+ * fast configuration for small networks (docs/training.md, "One step": the cpu backend's replicas). Both counts are
  * read once, when OpenMP loads and when the loops' pool starts, so this must run first.
  *
  * <p>What it is not: an override. A count the user set ({@code OMP_NUM_THREADS} in the environment or
