@@ -1,6 +1,5 @@
 package org.vgg4j.core.backend.cpu;
 
-import com.sun.jna.Native;
 import com.sun.jna.Platform;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -60,8 +59,7 @@ public final class CpuThreads {
         System.setProperty(CpuBackend.Options.THREADS, Integer.toString(t));
         if (Platform.isLinux()) {
             try {
-                ((OpenMpWaitPolicy.LibC) Native.loadLibrary("c", OpenMpWaitPolicy.LibC.class))
-                        .setenv("OMP_NUM_THREADS", Integer.toString(t), 0);
+                LibC.load().setenv("OMP_NUM_THREADS", Integer.toString(t), 0);
             } catch (Throwable e) {
                 LOG.warn("could not set OMP_NUM_THREADS={} for {} replicas (oneDNN keeps {} threads each): {}", t,
                         replicas, cores, e.toString());

@@ -23,11 +23,6 @@ final class F32Loops {
     private F32Loops() {
     }
 
-    /** This thread's three work arrays of at least {@link #BLOCK} floats (contents unspecified). */
-    static float[][] scratch() {
-        return SCRATCH.get();
-    }
-
     /** This thread's three int work arrays of at least max(length, {@link #BLOCK}) ints (contents unspecified). */
     static int[][] intScratch(int length) {
         int[][] s = INT_SCRATCH.get();

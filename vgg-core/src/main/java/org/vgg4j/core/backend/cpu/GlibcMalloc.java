@@ -1,7 +1,5 @@
 package org.vgg4j.core.backend.cpu;
 
-import com.sun.jna.Library;
-import com.sun.jna.Native;
 import com.sun.jna.Platform;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,11 +24,6 @@ final class GlibcMalloc {
     static final int THRESHOLD_BYTES = 1 << 20;
     private static boolean done;
 
-    /** The one libc function we call. */
-    interface LibC extends Library {
-        int mallopt(int param, int value);
-    }
-
     private GlibcMalloc() {
     }
 
@@ -47,8 +40,7 @@ final class GlibcMalloc {
             if (!Platform.isLinux()) {
                 return;
             }
-            LibC libc = (LibC) Native.loadLibrary("c", LibC.class);
-            int ok = libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES);
+            int ok = LibC.load().mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES);
             LOG.debug("mallopt(M_MMAP_THRESHOLD, {}) = {}", THRESHOLD_BYTES, ok);
         } catch (Throwable t) {
             LOG.info("could not set glibc's mmap threshold (peak memory may be higher): {}", t.toString());

@@ -1,7 +1,5 @@
 package org.vgg4j.core.backend.cpu;
 
-import com.sun.jna.Library;
-import com.sun.jna.Native;
 import com.sun.jna.Platform;
 import java.util.Locale;
 import org.slf4j.Logger;
@@ -28,13 +26,6 @@ final class OpenMpWaitPolicy {
     static final String VARIABLE = "OMP_WAIT_POLICY";
     private static final Logger LOG = LoggerFactory.getLogger(OpenMpWaitPolicy.class);
     private static boolean done;
-
-    /** The libc functions we call. */
-    interface LibC extends Library {
-        int setenv(String name, String value, int overwrite);
-
-        String getenv(String name);
-    }
 
     private OpenMpWaitPolicy() {
     }
@@ -69,8 +60,7 @@ final class OpenMpWaitPolicy {
             return;
         }
         try {
-            LibC libc = (LibC) Native.loadLibrary("c", LibC.class);
-            int rc = libc.setenv(VARIABLE, value, 0);
+            int rc = LibC.load().setenv(VARIABLE, value, 0);
             LOG.debug("setenv({}, {}) = {}", VARIABLE, value, rc);
         } catch (Throwable t) {
             LOG.info("could not set {} (OpenMP threads keep their default wait policy): {}", VARIABLE, t.toString());
@@ -82,6 +72,6 @@ final class OpenMpWaitPolicy {
         if (!Platform.isLinux()) {
             return null;
         }
-        return ((LibC) Native.loadLibrary("c", LibC.class)).getenv(VARIABLE);
+        return LibC.load().getenv(VARIABLE);
     }
 }
