@@ -31,14 +31,15 @@ public final class Guardrails {
 
     /**
      * Null when the loss and every gradient of {@code net} are finite; otherwise a message naming the step and
-     * the layer. One sumOfSquares over the whole buffer on the happy path; per-tensor only when it is not finite.
+     * the layer. One sumOfSquares over the whole buffer on the happy path (and a bound from the factors of the
+     * gradients held as factors); per-tensor only when it is not finite.
      */
     public static String nonFinite(long step, double loss, Network net) {
         ParamStore p = net.params();
-        double ss = net.backend().sumOfSquares(p.grads());
-        if (Double.isFinite(loss) && Double.isFinite(ss)) {
+        if (Double.isFinite(loss) && p.gradsSurelyFinite()) {
             return null;
         }
+        p.densifyGrads(); // the exact search below reads every gradient element by element
         // A parameter that is itself not finite is the cause.
         for (ParamStore.Entry e : p.entries()) {
             if (!Double.isFinite(net.backend().sumOfSquares(e.value()))) {

@@ -124,6 +124,10 @@ public final class Replicas implements AutoCloseable {
         }
         this.allReduce = allReduce;
         this.ownsBackends = ownsBackends;
+        if (nets.size() * allReduce.group().size() == 1 && nets.get(0).backend().lowRankGradientsPay()) {
+            // nothing to all-reduce: the FC weights' gradients can stay factors (Network#deferLinearWeightGradients)
+            nets.get(0).deferLinearWeightGradients();
+        }
         this.pool = nets.size() == 1 ? null : Executors.newFixedThreadPool(nets.size(), r -> {
             Thread t = new Thread(r, "vgg-replica");
             t.setDaemon(true);

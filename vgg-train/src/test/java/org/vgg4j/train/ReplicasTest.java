@@ -12,6 +12,7 @@ import org.vgg4j.core.model.Vgg;
 import org.vgg4j.core.optim.Sgd;
 import org.vgg4j.core.parallel.AllReduce;
 import org.vgg4j.core.model.Initializers;
+import org.vgg4j.core.model.VggConfig;
 import org.vgg4j.core.model.VggSpec;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.data.Batch;
@@ -50,6 +51,12 @@ class ReplicasTest {
     private static double[][] trainOneSeed(int replicas, int micro, List<Batch> data, VggSpec spec) {
         return train(Replicas.create("reference", replicas, (b, k) -> Vgg.build(b, DType.FLOAT64, spec),
                 new Sgd.Settings(0.9, 5e-4), new HostAllReduce()), micro, data);
+    }
+
+    /** {@code n} replicas of {@code spec} in float64 on the cpu backend, one dropout seed. */
+    private static Replicas cpu(int n, VggSpec spec) {
+        return Replicas.create("cpu", n, (b, k) -> Vgg.build(b, DType.FLOAT64, spec), new Sgd.Settings(0.9, 5e-4),
+                new HostAllReduce());
     }
 
     private static double[][] train(Replicas replicas, int micro, List<Batch> data) {
@@ -104,6 +111,27 @@ class ReplicasTest {
         assertClose(one[0], two[0], 1e-9);
         assertClose(one[0], three[0], 1e-9);
         assertClose(one[1], three[1], 1e-12);
+    }
+
+    /**
+     * One replica on the cpu backend holds the FC weights' gradients as factors (Network#deferLinearWeightGradients:
+     * here fc7, 512 x 512), two replicas keep them dense for the all-reduce, and the reference backend, where the
+     * factors would not pay, never defers: the same training every way (float64).
+     */
+    @Test
+    void oneCpuReplicaDefersItsFcGradientsAndTrainsAsTwoDense() {
+        VggSpec spec = new VggSpec(VggConfig.A, false, 10, 32, 0.0625, 512, 0.0, 7);
+        List<Batch> data = batches(10, 3);
+        try (Replicas one = cpu(1, spec); Replicas two = cpu(2, spec);
+             Replicas ref = Tiny.replicas(1, spec, DType.FLOAT64, 0.9, 5e-4)) {
+            assertEquals(1, one.primary().params().lowRank().size(), "one replica: fc7's gradient as factors");
+            assertEquals(0, two.primary().params().lowRank().size(), "two replicas: dense for the all-reduce");
+            assertEquals(0, ref.primary().params().lowRank().size(), "reference backend: dense");
+        }
+        double[][] one = train(cpu(1, spec), 3, data); // micro-batches: factors accumulate over 4 backward passes
+        double[][] two = train(cpu(2, spec), 0, data);
+        assertClose(one[0], two[0], 1e-9);
+        assertClose(one[1], two[1], 1e-12);
     }
 
     /**

@@ -254,6 +254,42 @@ public interface Backend extends AutoCloseable {
     void sgdStep(Tensor param, Tensor grad, Tensor velocity, double lr, double momentum, double weightDecay,
                  long decayedCount);
 
+    /**
+     * The same step as {@link #sgdStep} for a weight (M,K) whose gradient is held as its factors: grad = dy^T x,
+     * dy (R,M), x (R,K), R the examples since the last step (a fully connected layer's weight gradient, see
+     * {@code LowRankGradient}). {@code decayed}: the whole weight takes weight decay. The gradient is rounded as
+     * {@link #gemm} rounds it. A backend may update the weight piece by piece and never hold the (M,K) gradient;
+     * this default builds it whole (correct, but it allocates M*K elements for the call).
+     */
+    default void sgdStepLowRank(Tensor param, Tensor velocity, Tensor dy, Tensor x, double lr, double momentum,
+                                double weightDecay, boolean decayed) {
+        Tensor grad = allocate(param.dtype(), param.shape());
+        try {
+            gemm(true, false, 1.0, dy, x, 0.0, grad);
+            sgdStep(param, grad, velocity, lr, momentum, weightDecay, decayed ? param.size() : 0);
+        } finally {
+            free(grad);
+        }
+    }
+
+    /**
+     * Whether holding FC weight gradients as factors ({@code Network.deferLinearWeightGradients}) saves this backend
+     * memory and time: true where {@link #sgdStepLowRank} and {@link #zeroAndRelease} are its own (the cpu
+     * backend); false where they are these defaults, which build the gradient whole for the step. Training asks
+     * it before deferring; results are the same either way.
+     */
+    default boolean lowRankGradientsPay() {
+        return false;
+    }
+
+    /**
+     * t = 0, and the backend may hand t's memory back to the system until it is next written (the next write then
+     * pays a page fault per page): for a gradient that stays zero while it is held as factors. Default: a fill.
+     */
+    default void zeroAndRelease(Tensor t) {
+        fill(t, 0.0);
+    }
+
     /** Sum of squares of all elements (for gradient-norm logging and finiteness checks). */
     double sumOfSquares(Tensor x);
 

@@ -9,8 +9,9 @@ import java.util.Locale;
  * <p>BF16: the three passes of every float32 convolution (forward, backward-data, backward-weights) run in oneDNN
  * with x, w and dy rounded to bfloat16 (round to nearest even, in the reorders into oneDNN's blocked layouts) and
  * float32 accumulation; y, dx, dw and db are float32. The float32 GEMMs (the FC layers' three) likewise: A and B
- * rounded to bf16, C float32, through oneDNN's matmul; GEMMs with M, N or K of 1 (matrix-vector: GlobalAvgPool's
- * averaging, an FC layer at batch 1) stay float32. What stays float32: the parameters themselves (master weights),
+ * rounded to bf16, C float32, through oneDNN's matmul, where M, N and K are all at least 32; smaller GEMMs
+ * (GlobalAvgPool's averaging, an FC layer at a batch below 32, a layer of fewer than 32 outputs) are bound by reading
+ * their operands, not by arithmetic, and stay float32 with unrounded operands. What stays float32: the parameters themselves (master weights),
  * the SGD update, every memory-bound op (ReLU, pooling, LRN, batch norm, softmax, bias) and all float64 work.
  * Needs the AVX512-BF16 instructions (the {@code avx512_bf16} flag of /proc/cpuinfo, and oneDNN's effective ISA
  * avx512_core_bf16) and the cpu backend's direct oneDNN engine.

@@ -12,6 +12,7 @@ public final class Linear extends WeightedLayer {
     private final int outFeatures;
     // weight (out,in), bias (out), output (N,out), inputGrad (N,in)
     private Tensor savedInput;  // (N,in)
+    private LowRankGradient lowRank; // the weight gradient as factors, or null: dense in weightGrad
 
     public Linear(Backend backend, int inFeatures, int outFeatures) {
         super(backend);
@@ -62,9 +63,24 @@ public final class Linear extends WeightedLayer {
         return y;
     }
 
+    /**
+     * From now on the weight gradient accumulates as factors in {@code g} (which stands for this layer's weight
+     * gradient) instead of in the dense gradient; null goes back to dense.
+     */
+    public void deferWeightGradient(LowRankGradient g) {
+        if (g != null && g.dense() != weightGrad) {
+            throw new IllegalArgumentException(describe() + ": the low-rank gradient must stand for this layer's weight gradient");
+        }
+        lowRank = g;
+    }
+
     @Override
     public Tensor backward(Tensor dy) {
-        backend.gemm(true, false, 1.0, dy, savedInput, 1.0, weightGrad); // dW (out,in) += dy^T x
+        if (lowRank != null) {
+            lowRank.add(dy, savedInput); // dW (out,in) += dy^T x, kept as the factors
+        } else {
+            backend.gemm(true, false, 1.0, dy, savedInput, 1.0, weightGrad); // dW (out,in) += dy^T x
+        }
         backend.biasBackward(dy, biasGrad);
         if (!needsInputGradient()) {
             return null;

@@ -14,6 +14,8 @@ import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.GradientArena;
 import org.vgg4j.core.layers.Layer;
+import org.vgg4j.core.layers.Linear;
+import org.vgg4j.core.layers.LowRankGradient;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.ReLU;
 import org.vgg4j.core.tensor.DType;
@@ -195,6 +197,45 @@ public final class Network implements AutoCloseable {
             }
         }
     }
+
+    /**
+     * Holds the weight gradient of every {@link Linear} layer where it pays as factors ({@link LowRankGradient}):
+     * dy^T x of the step's examples instead of a dense (out,in) tensor, and that part of {@link ParamStore#grads()}
+     * zero and its memory handed back. For the paper's networks at the batches of one device this drops fc6's
+     * 392 MiB gradient from memory and from every step's traffic (it is written, read and cleared no more); the
+     * SGD step builds it a few rows at a time. A layer whose factors would not be small (fewer than 64 examples
+     * fit in a quarter of its weight, e.g. the small networks' FC layers) stays dense.
+     *
+     * <p>The caller then owns the contract: {@link ParamStore#grads()} is zero there until
+     * {@link ParamStore#densifyGrads()}; the SGD step ({@code Sgd}), {@link ParamStore#gradsSurelyFinite()} and
+     * {@link ParamStore#zeroGrads()} know the factors. Data-parallel training must not use it (the all-reduce
+     * reads the dense buffer): {@code Replicas} calls it for one replica in one process only, and only where the
+     * backend says it pays ({@link Backend#lowRankGradientsPay}). Idempotent.
+     *
+     * @return the number of layers whose gradient is now held as factors
+     */
+    public int deferLinearWeightGradients() {
+        int n = 0;
+        for (NamedLayer nl : layers) {
+            if (nl.layer() instanceof Linear fc) {
+                ParamStore.Entry e = params.get(nl.name() + ".weight");
+                if (LowRankGradient.maxRows(fc.outFeatures(), fc.inFeatures()) < MIN_LOW_RANK_ROWS) {
+                    continue;
+                }
+                boolean already = params.lowRank().stream().anyMatch(g -> g.dense() == e.grad());
+                if (!already) {
+                    LowRankGradient g = new LowRankGradient(backend, e.grad());
+                    fc.deferWeightGradient(g);
+                    params.addLowRank(g);
+                }
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** A weight gets a {@link LowRankGradient} only where at least this many examples' factors fit. */
+    static final int MIN_LOW_RANK_ROWS = 64;
 
     /** Backpropagates dL/dlogits of the last training forward; parameter gradients accumulate. */
     public void backward(Tensor dLogits) {

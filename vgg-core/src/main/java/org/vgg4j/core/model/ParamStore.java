@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.LowRankGradient;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
@@ -37,6 +38,7 @@ public final class ParamStore {
     private final List<Entry> entries;            // network (torchvision state-dict) order
     private final Map<String, Entry> byKey;
     private final Map<String, Double> lrMultipliers = new LinkedHashMap<>(); // trained key -> multiplier != 1
+    private final List<LowRankGradient> lowRank = new ArrayList<>(); // gradients held as factors, in buffer order
 
     ParamStore(Backend backend, DType dtype, List<Map.Entry<String, ParamSpec>> specs) {
         this.backend = backend;
@@ -203,12 +205,76 @@ public final class ParamStore {
         return Collections.unmodifiableList(groups);
     }
 
-    /** Sets every gradient to zero. */
+    /**
+     * Registers {@code g}, which holds the gradient of one entry as factors (see {@link LowRankGradient}): the SGD
+     * step, {@link #gradsSurelyFinite} and {@link #zeroGrads} take it into account, and its part of
+     * {@link #grads()} stays zero while factors are pending. Called by {@code Network.deferLinearWeightGradients}.
+     */
+    void addLowRank(LowRankGradient g) {
+        lowRank.add(g);
+        lowRank.sort(java.util.Comparator.comparingLong(t -> t.dense().offset()));
+        if (backend.sumOfSquares(g.dense()) == 0) {
+            backend.zeroAndRelease(g.dense());
+        } else {
+            g.toDense(); // a gradient accumulated before: kept, and dense from now on
+        }
+    }
+
+    /** The gradients held as factors, in buffer order; empty unless the network deferred them. */
+    public List<LowRankGradient> lowRank() {
+        return Collections.unmodifiableList(lowRank);
+    }
+
+    /**
+     * Adds every pending factor into {@link #grads()}, so that the buffer holds the whole gradient (for a check
+     * that reads it element by element); until the next step those gradients then accumulate densely.
+     */
+    public void densifyGrads() {
+        for (LowRankGradient g : lowRank) {
+            g.toDense();
+        }
+    }
+
+    /**
+     * Whether every gradient is finite, cheaply: one sum of squares over {@link #grads()} and a bound on each
+     * low-rank gradient from its factors; where the bound is not conclusive, that gradient is made dense and
+     * checked exactly.
+     */
+    public boolean gradsSurelyFinite() {
+        for (LowRankGradient g : lowRank) {
+            if (!g.surelyFinite()) {
+                g.toDense();
+            }
+        }
+        return Double.isFinite(backend.sumOfSquares(grads));
+    }
+
+    /** Sets every gradient to zero (pending factors discarded). */
     public void zeroGrads() {
-        backend.fill(grads, 0.0);
+        if (lowRank.isEmpty()) {
+            backend.fill(grads, 0.0);
+            return;
+        }
+        long at = 0; // fill around the low-rank gradients, which clear themselves without touching their memory
+        for (LowRankGradient g : lowRank) {
+            long from = g.dense().offset() - grads.offset();
+            fillGrads(at, from);
+            g.clear();
+            at = from + g.dense().size();
+        }
+        fillGrads(at, grads.size());
+    }
+
+    private void fillGrads(long from, long to) {
+        if (to > from) {
+            backend.fill(grads.view(from, Shape.of(Math.toIntExact(to - from))), 0.0);
+        }
     }
 
     void free() {
+        for (LowRankGradient g : lowRank) {
+            g.free();
+        }
         backend.free(values);
         backend.free(grads);
         if (state != null) {

@@ -1,6 +1,7 @@
 package org.vgg4j.core.optim;
 
 import org.vgg4j.core.backend.Backend;
+import org.vgg4j.core.layers.LowRankGradient;
 import org.vgg4j.core.model.ParamStore;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
@@ -23,6 +24,10 @@ import org.vgg4j.core.tensor.Tensor;
  * m = 0 freezes it: no update, no decay, its velocity untouched, its gradient cleared. Then the step is one backend
  * call per {@link ParamStore.Group} (a few: weights and biases of each run of equal multipliers); with every
  * multiplier 1 it stays the one call over the whole buffer.
+ *
+ * <p>A gradient held as factors ({@link LowRankGradient}, a fully connected layer's weight after
+ * {@code Network.deferLinearWeightGradients}) takes {@link Backend#sgdStepLowRank} instead: the same update with
+ * grad = dy^T x, built a few rows at a time.
  */
 public final class Sgd implements AutoCloseable {
 
@@ -65,21 +70,46 @@ public final class Sgd implements AutoCloseable {
             throw new IllegalArgumentException("learning rate " + lr + " must be finite and >= 0");
         }
         Backend b = params.backend();
-        if (params.uniformLr()) {
+        if (params.uniformLr() && params.lowRank().isEmpty()) {
             b.sgdStep(params.values(), params.grads(), velocity, lr, settings.momentum(), settings.weightDecay(),
                     params.decayedCount());
             return;
         }
+        long base = params.grads().offset();
         for (ParamStore.Group g : params.groups()) {
-            Shape s = Shape.of(Math.toIntExact(g.count()));
-            Tensor grad = params.grads().view(g.offset(), s);
-            if (g.lrMult() == 0) {
-                b.fill(grad, 0.0); // frozen: the step clears the gradient as it does every other
-                continue;
+            long at = g.offset();
+            for (LowRankGradient f : params.lowRank()) {
+                long from = f.dense().offset() - base;
+                if (from < g.offset() || from >= g.offset() + g.count() || f.isDense() || f.rows() == 0) {
+                    continue; // another group's, or dense now (a step without examples uses the zero dense view)
+                }
+                dense(g, at, from, lr);
+                if (g.lrMult() != 0) {
+                    Shape s = f.dense().shape();
+                    b.sgdStepLowRank(params.values().view(from, s), velocity.view(from, s), f.dy(), f.x(),
+                            lr * g.lrMult(), settings.momentum(), settings.weightDecay(), g.decayed());
+                }
+                f.stepDone();
+                at = from + f.dense().size();
             }
-            b.sgdStep(params.values().view(g.offset(), s), grad, velocity.view(g.offset(), s), lr * g.lrMult(),
-                    settings.momentum(), settings.weightDecay(), g.decayed() ? g.count() : 0);
+            dense(g, at, g.offset() + g.count(), lr);
         }
+    }
+
+    /** The step of elements [from, to) of group g, with their gradient in the dense buffer. */
+    private void dense(ParamStore.Group g, long from, long to, double lr) {
+        if (to <= from) {
+            return;
+        }
+        Backend b = params.backend();
+        Shape s = Shape.of(Math.toIntExact(to - from));
+        Tensor grad = params.grads().view(from, s);
+        if (g.lrMult() == 0) {
+            b.fill(grad, 0.0); // frozen: the step clears the gradient as it does every other
+            return;
+        }
+        b.sgdStep(params.values().view(from, s), grad, velocity.view(from, s), lr * g.lrMult(), settings.momentum(),
+                settings.weightDecay(), g.decayed() ? to - from : 0);
     }
 
     @Override

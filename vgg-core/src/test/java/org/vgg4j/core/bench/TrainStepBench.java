@@ -35,7 +35,7 @@ import org.vgg4j.core.tensor.Tensor;
  * the PyTorch peer (scripts/bench_peer_torch.py) side by side and prints the comparison table.
  *
  * <pre>
- *   java -Xmx1g -cp ... org.vgg4j.core.bench.TrainStepBench W1|W2|W3 [warmup=2] [steps=5] [backend=cpu] [profile]
+ *   java -Xmx1g -cp ... org.vgg4j.core.bench.TrainStepBench W1|W2|W3 [warmup=2] [steps=5] [backend=cpu] [profile] [dense-fc]
  *   java -cp ... org.vgg4j.core.bench.TrainStepBench sgemm      (sgemm 2048^3 through the backend: oneDNN's, or OpenBLAS without it)
  *   java -cp ... org.vgg4j.core.bench.TrainStepBench W1 2 5 cpu-bf16   (the cpu backend in BF16: Backends.cpu(BF16))
  * </pre>
@@ -49,6 +49,8 @@ import org.vgg4j.core.tensor.Tensor;
  * Output: one "RESULT key=value ..." line on stdout (this is a program, not the library, so it prints): medians of
  * wall time, process CPU time, kernel CPU time and minor page faults per step (the last two show what fresh
  * mappings cost: docs/benchmarks.md, "Page faults"), peak RSS; with "profile", per-layer-kind times of one extra step.
+ * The FC layers' weight gradients are held as factors (Network#deferLinearWeightGradients), as the Trainer holds
+ * them for one replica; "dense-fc" keeps them dense, as data-parallel training does.
  */
 public final class TrainStepBench {
     private TrainStepBench() {
@@ -57,7 +59,7 @@ public final class TrainStepBench {
     public static void main(String[] args) throws IOException {
         PrintStream out = System.out;
         if (args.length == 0) {
-            throw new IllegalArgumentException("usage: TrainStepBench W1|W2|W3|sgemm [warmup] [steps] [backend] [profile]");
+            throw new IllegalArgumentException("usage: TrainStepBench W1|W2|W3|sgemm [warmup] [steps] [backend] [profile] [dense-fc]");
         }
         String what = args[0];
         String backendName = args.length > 3 ? args[3] : "cpu";
@@ -83,6 +85,9 @@ public final class TrainStepBench {
             default -> throw new IllegalArgumentException("workload '" + what + "': expected W1, W2, W3, F or sgemm");
         }
         Network net = Vgg.build(backend, DType.FLOAT32, spec);
+        if (!Arrays.asList(args).contains("dense-fc")) {
+            net.deferLinearWeightGradients(); // as the Trainer does for one replica ("dense-fc": as before)
+        }
         long params = net.params().trainedCount();
         if (what.equals("W3") && params != 15_245_130L) {
             throw new IllegalStateException("W3 must have exactly 15,245,130 parameters, has " + params);

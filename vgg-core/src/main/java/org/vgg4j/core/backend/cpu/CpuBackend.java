@@ -174,11 +174,23 @@ public final class CpuBackend implements Backend {
     private final ConvEngine conv;
     private final CpuPrecision precision;
     /**
-     * The FC layers' GEMM in BF16 (oneDNN's matmul); null in FP32. Matrix-vector and outer-product shapes (M, N or
-     * K of 1: GlobalAvgPool's averaging column, an FC layer at batch 1) stay f32 there: memory-bound, bf16 would
-     * only round them (1/(H*W) included).
+     * The FC layers' GEMM in BF16 (oneDNN's matmul); null in FP32. Shapes with M, N or K below
+     * {@link #BF16_GEMM_MIN_DIM} (GlobalAvgPool's averaging column, an FC layer at a small batch, a 10-class output)
+     * stay f32 there: memory-bound, bf16 would only add a conversion and round them (1/(H*W) included).
      */
     private final DnnlMatmul bf16Gemm;
+
+    /**
+     * The smallest M, N and K a float32 GEMM runs in BF16 with. Below it the GEMM is bound by reading its operands
+     * (an FC layer at a batch of a few examples reads the whole weight for a few rows), and BF16 would only add a
+     * conversion of the weight before it: such GEMMs run in float32, operands unrounded.
+     */
+    static final int BF16_GEMM_MIN_DIM = 32;
+
+    /** Whether a float32 GEMM of these sizes runs in BF16 (see {@link #BF16_GEMM_MIN_DIM}). */
+    private boolean gemmInBf16(int m, int n, int k) {
+        return bf16Gemm != null && Math.min(m, Math.min(n, k)) >= BF16_GEMM_MIN_DIM;
+    }
 
     /**
      * A backend with these settings; ND4J's natives are loaded first ({@link CpuBackendProvider#probe()}).
@@ -587,7 +599,7 @@ public final class CpuBackend implements Backend {
             // BLAS may multiply old contents by 0 (NaN * 0 = NaN); the SPI says they are ignored.
             fill(c, 0.0);
         }
-        if (a.dtype() == DType.FLOAT32 && bf16Gemm != null && Math.min(m, Math.min(nn, kd)) > 1) {
+        if (a.dtype() == DType.FLOAT32 && gemmInBf16(m, nn, kd)) {
             bf16Gemm.gemm(transA, transB, m, nn, kd, (float) alpha, DnnlConv.at(sa.address(), a.offset()),
                     DnnlConv.at(sb.address(), b.offset()), (float) beta, DnnlConv.at(sc.address(), c.offset()));
         } else if (a.dtype() == DType.FLOAT32 && conv.dnnl() != null) { // one thread pool for all float32 compute: see DnnlConv.sgemm
@@ -648,6 +660,106 @@ public final class CpuBackend implements Backend {
         BufLoops.sgdStep(param, grad, velocity, lr, momentum, weightDecay, decayedCount);
     }
 
+    /**
+     * The weight is updated in pieces of whole rows (~{@value #LOW_RANK_PIECE} elements): each piece's gradient
+     * rows dy[:, rows]^T x go into a small scratch by oneDNN's sgemm and are applied by the same loop as
+     * {@link #sgdStep}, so the (M,K) gradient is never written, read or cleared in memory. Where {@link #gemm}
+     * would run the dense gradient's GEMM in BF16 (R of at least {@value #BF16_GEMM_MIN_DIM}), the factors are first
+     * rounded to bf16, the operands it would have used (their products are exact in float32, accumulated in
+     * float32 as there).
+     */
+    @Override
+    public void sgdStepLowRank(Tensor param, Tensor velocity, Tensor dy, Tensor x, double lr, double momentum,
+                               double weightDecay, boolean decayed) {
+        mine(param, velocity, dy, x);
+        sameDtype(param, velocity, dy, x);
+        int m = param.dim(0);
+        int k = param.dim(1);
+        int r = dy.dim(0);
+        if (param.rank() != 2 || !velocity.shape().equals(param.shape()) || dy.rank() != 2 || dy.dim(1) != m
+                || x.rank() != 2 || x.dim(0) != r || x.dim(1) != k) {
+            throw new IllegalArgumentException("sgdStepLowRank: param and velocity (M,K), dy (R,M), x (R,K) expected, got "
+                    + param.shape() + ", " + velocity.shape() + ", " + dy.shape() + ", " + x.shape());
+        }
+        if (param.dtype() != DType.FLOAT32 || conv.dnnl() == null) {
+            Backend.super.sgdStepLowRank(param, velocity, dy, x, lr, momentum, weightDecay, decayed);
+            return;
+        }
+        int rows = Math.max(1, Math.min(m, LOW_RANK_PIECE / k));
+        long pieceSize = (long) rows * k;
+        boolean bf16 = gemmInBf16(m, k, r); // the dense gradient's GEMM: (M,K) = dy^T (M,R) x (R,K)
+        Tensor scratch = lowRankScratch(pieceSize + (bf16 ? dy.size() + x.size() : 0));
+        Tensor piece = scratch.view(0, Shape.of(rows, k));
+        Tensor a = dy;
+        Tensor b = x;
+        if (bf16) { // the operands the BF16 GEMM would have used
+            a = scratch.view(pieceSize, dy.shape());
+            b = scratch.view(pieceSize + dy.size(), x.shape());
+            copy(dy, a);
+            copy(x, b);
+            F32Loops.roundToBf16(((Buf.F32) st(a).buf).b(), off(a), n(a));
+            F32Loops.roundToBf16(((Buf.F32) st(b).buf).b(), off(b), n(b));
+        }
+        for (int r0 = 0; r0 < m; r0 += rows) {
+            int h = Math.min(rows, m - r0);
+            long at = (long) r0 * k;
+            Shape s = Shape.of(h, k);
+            // piece (h,K) = dy[:, r0:r0+h]^T x: A is dy's columns r0.. with leading dimension M
+            DnnlConv.sgemm(true, false, h, k, r, 1f, st(a).floatAt(a.offset() + r0), m, st(b).floatAt(b.offset()), k,
+                    0f, st(piece).floatAt(piece.offset()), k);
+            BufLoops.sgdStep(param.view(at, s), piece.view(0, s), velocity.view(at, s), lr, momentum, weightDecay,
+                    decayed ? (long) h * k : 0);
+        }
+    }
+
+    @Override
+    public boolean lowRankGradientsPay() {
+        return true;
+    }
+
+    /** Elements of one piece of {@link #sgdStepLowRank}: 4 MiB of float32, within a Zen core complex's L3 share. */
+    private static final int LOW_RANK_PIECE = 1 << 20;
+
+    private Tensor lowRankScratch; // (at least the last size asked) kept: a fresh one each step would page-fault
+
+    private Tensor lowRankScratch(long size) {
+        if (lowRankScratch == null || lowRankScratch.size() < size) {
+            if (lowRankScratch != null) {
+                free(lowRankScratch);
+            }
+            lowRankScratch = allocate(DType.FLOAT32, Shape.of(Math.toIntExact(size)));
+        }
+        return lowRankScratch;
+    }
+
+    /**
+     * The page-aligned interior of t is handed back with {@code madvise(MADV_DONTNEED)}: the cpu backend's
+     * buffers are private anonymous memory (malloc), whose released pages read as zero and are backed again on
+     * the next write. The ends, and everything where madvise is not available, are filled with zeros.
+     */
+    @Override
+    public void zeroAndRelease(Tensor t) {
+        mine(t);
+        long bytes = t.size() * t.dtype().bytes;
+        long start = st(t).address().address() + t.offset() * t.dtype().bytes;
+        long from = (start + PAGE - 1) / PAGE * PAGE;
+        long to = (start + bytes) / PAGE * PAGE;
+        if (to - from < 16 * PAGE || !LibC.madviseDontNeed(from, to - from)) {
+            fill(t, 0.0);
+            return;
+        }
+        int headElements = Math.toIntExact((from - start) / t.dtype().bytes);
+        int tailElements = Math.toIntExact((start + bytes - to) / t.dtype().bytes);
+        if (headElements > 0) {
+            fill(t.view(0, Shape.of(headElements)), 0.0);
+        }
+        if (tailElements > 0) {
+            fill(t.view(t.size() - tailElements, Shape.of(tailElements)), 0.0);
+        }
+    }
+
+    private static final long PAGE = 4096;
+
     @Override
     public double sumOfSquares(Tensor x) {
         mine(x);
@@ -657,6 +769,10 @@ public final class CpuBackend implements Backend {
     /** Frees the convolution engine's scratch and oneDNN primitives now; they are re-created if used again. */
     @Override
     public void close() {
+        if (lowRankScratch != null) {
+            free(lowRankScratch);
+            lowRankScratch = null;
+        }
         conv.close();
         if (bf16Gemm != null) {
             bf16Gemm.close();

@@ -79,6 +79,19 @@ final class F32Loops {
         });
     }
 
+    /**
+     * Rounds x[o, o+n) in place to the nearest bfloat16 (ties to even), as the CPU's VCVTNEPS2BF16 does: the low 16
+     * bits become zero. A NaN stays a NaN (quieted), an infinity stays infinite, a finite value past bfloat16's
+     * largest rounds to infinity.
+     */
+    static void roundToBf16(FloatBuffer x, int o, int n) {
+        for (int i = 0; i < n; i++) {
+            int bits = Float.floatToRawIntBits(x.get(o + i));
+            bits = (bits & 0x7FFFFFFF) > 0x7F800000 ? (bits | 0x00400000) : bits + 0x7FFF + ((bits >>> 16) & 1);
+            x.put(o + i, Float.intBitsToFloat(bits & 0xFFFF0000));
+        }
+    }
+
     /** y = max(x, 0) (NaN kept, -0 to +0); y may be x. */
     static void relu(FloatBuffer x, int xo, FloatBuffer y, int yo, int n) {
         Parallel.forRange((n + BLOCK - 1) / BLOCK, 8, (b0, b1) -> {

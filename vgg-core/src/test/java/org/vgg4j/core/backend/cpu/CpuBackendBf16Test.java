@@ -229,10 +229,11 @@ final class CpuBackendBf16Test {
         Stream.Builder<Arguments> b = Stream.builder();
         for (boolean ta : new boolean[] {false, true}) {
             for (boolean tb : new boolean[] {false, true}) {
-                b.add(Arguments.of(ta, tb, 5, 7, 33, 1.0, 0.0));      // odd sizes, C overwritten
-                b.add(Arguments.of(ta, tb, 4, 64, 512, 0.5, 1.0));    // an FC layer's: batch 4, 512 -> 64, C += ...
-                b.add(Arguments.of(ta, tb, 16, 10, 64, 1.0, 1.0));
-                b.add(Arguments.of(ta, tb, 6, 1, 49, 1.0, 0.0));      // matrix-vector (GlobalAvgPool): stays f32
+                b.add(Arguments.of(ta, tb, 33, 40, 96, 1.0, 0.0));    // odd sizes, C overwritten: bf16
+                b.add(Arguments.of(ta, tb, 64, 32, 512, 0.5, 1.0));   // an FC layer's: batch 64, 512 -> 32, C += ...
+                b.add(Arguments.of(ta, tb, 5, 7, 33, 1.0, 0.0));      // below 32: f32
+                b.add(Arguments.of(ta, tb, 4, 64, 512, 0.5, 1.0));    // an FC layer's at batch 4: f32 (memory-bound)
+                b.add(Arguments.of(ta, tb, 6, 1, 49, 1.0, 0.0));      // matrix-vector (GlobalAvgPool): f32
             }
         }
         return b.build();
@@ -241,7 +242,8 @@ final class CpuBackendBf16Test {
     /**
      * The FC layers' GEMM in BF16 (oneDNN's matmul): C = alpha op(A) op(B) + beta C against the reference on A and
      * B rounded to bf16: exact on small integers (alpha 0.5 and beta 1 keep them exact), the same tolerance as the
-     * convolutions on reals. A GEMM with M, N or K of 1 stays f32 (operands not rounded).
+     * convolutions on reals. A GEMM with M, N or K below {@link CpuBackend#BF16_GEMM_MIN_DIM} stays f32 (operands
+     * not rounded).
      */
     @ParameterizedTest(name = "transA {0} transB {1} M{2} N{3} K{4} alpha {5} beta {6}")
     @MethodSource("gemmCases")
@@ -257,7 +259,7 @@ final class CpuBackendBf16Test {
             double[] c0 = exact ? integers(seed + 2, m * n, -9, 9) : TestTensors.uniform(seed + 2, m * n, -1, 1);
             int[] aDims = ta ? new int[] {k, m} : new int[] {m, k};
             int[] bDims = tb ? new int[] {n, k} : new int[] {k, n};
-            boolean f32 = Math.min(m, Math.min(n, k)) == 1; // M, N or K of 1: no rounding
+            boolean f32 = Math.min(m, Math.min(n, k)) < CpuBackend.BF16_GEMM_MIN_DIM; // no rounding
             Tensor ar = tensor(ref, f32 ? a : roundedToBf16(a), aDims);
             Tensor br = tensor(ref, f32 ? bv : roundedToBf16(bv), bDims);
             Tensor cr = tensor(ref, c0, m, n);
@@ -279,6 +281,37 @@ final class CpuBackendBf16Test {
             for (Tensor t : new Tensor[] {ag, bg, cg}) {
                 bf16.free(t);
             }
+        }
+    }
+
+    /**
+     * The SGD step of an FC weight held as factors (sgdStepLowRank) rounds the factors exactly where the dense
+     * gradient's GEMM (M = 300, N = 700, K = the examples) would run in BF16: at 40 examples, not at 4. Against the
+     * reference's step on the factors rounded (or not) the same way.
+     */
+    @Test
+    void lowRankStepRoundsItsFactorsAsTheGemmWould() {
+        if (refusedHere()) {
+            return;
+        }
+        int m = 300;
+        int k = 700;
+        for (int r : new int[] {4, 40}) {
+            boolean rounds = r >= CpuBackend.BF16_GEMM_MIN_DIM;
+            double[] dy = TestTensors.uniform(r, r * m, -1, 1);
+            double[] x = TestTensors.uniform(r + 1, r * k, -1, 1);
+            double[] w = TestTensors.uniform(r + 2, m * k, -1, 1);
+            double[] v = TestTensors.uniform(r + 3, m * k, -0.1, 0.1);
+            Tensor[] want = {tensor(ref, w, m, k), tensor(ref, v, m, k)};
+            ref.sgdStepLowRank(want[0], want[1], tensor(ref, rounds ? roundedToBf16(dy) : dy, r, m),
+                    tensor(ref, rounds ? roundedToBf16(x) : x, r, k), 0.05, 0.9, 5e-4, true);
+            Tensor[] got = {tensor(bf16, w, m, k), tensor(bf16, v, m, k)};
+            Tensor dyg = tensor(bf16, dy, r, m);
+            bf16.sgdStepLowRank(got[0], got[1], dyg, tensor(bf16, x, r, k), 0.05, 0.9, 5e-4, true);
+            String what = "low-rank step, " + r + " examples";
+            assertClose(TestTensors.toArray(want[0]), TestTensors.toArray(got[0]), 1e-6, 1e-6, what + ": weight");
+            assertClose(TestTensors.toArray(want[1]), TestTensors.toArray(got[1]), 1e-6, 1e-6, what + ": velocity");
+            assertExact(toF32(dy), TestTensors.toArray(dyg), what + ": the caller's factors stay f32");
         }
     }
 
