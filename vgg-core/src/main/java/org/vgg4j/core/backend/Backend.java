@@ -147,6 +147,16 @@ public interface Backend extends AutoCloseable {
      */
     void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx);
 
+    /**
+     * {@link #maxPool2x2Backward}, then the backward of the ReLU whose output x is ({@link #reluBackward} with
+     * y = x): each window's dy goes to its first maximum only where that maximum is &gt; 0. VGG's pools follow a
+     * ReLU; a backend may do both in the pool's one pass. The default runs the two.
+     */
+    default void maxPool2x2BackwardRelu(Tensor x, Tensor y, Tensor dy, Tensor dx) {
+        maxPool2x2Backward(x, y, dy, dx);
+        reluBackward(x, dx, dx);
+    }
+
     /** y = max(x, 0); y may be the same memory as x (in place). */
     void reluForward(Tensor x, Tensor y);
 

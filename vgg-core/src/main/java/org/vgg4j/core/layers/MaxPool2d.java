@@ -43,6 +43,16 @@ public final class MaxPool2d extends BufferedLayer {
         return dx;
     }
 
+    /**
+     * The backward of this pool and of the ReLU before it in one call ({@link Backend#maxPool2x2BackwardRelu}): for
+     * a pool whose input is that ReLU's output, which {@code Network} checks; the ReLU's own backward is then skipped.
+     */
+    public Tensor backwardWithRelu(Tensor dy) {
+        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        backend.maxPool2x2BackwardRelu(savedInput, savedOutput, dy, dx);
+        return dx;
+    }
+
     @Override
     public void release() {
         super.release();

@@ -16,6 +16,7 @@ import org.vgg4j.core.layers.GradientArena;
 import org.vgg4j.core.layers.Layer;
 import org.vgg4j.core.layers.Linear;
 import org.vgg4j.core.layers.LowRankGradient;
+import org.vgg4j.core.layers.MaxPool2d;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.ReLU;
 import org.vgg4j.core.tensor.DType;
@@ -31,7 +32,9 @@ import org.vgg4j.core.tensor.Tensor;
  * convolution instead of a second pass over y. A {@link BatchNorm2d} directly followed by a ReLU (the _bn
  * networks, where no Conv2d meets a ReLU) runs the same way ({@link BatchNorm2d#forwardRelu}): the cpu backend
  * applies the ReLU in the loop that writes y. Both layers of a pair keep their own backward. {@link #featuresAt}
- * runs a pair unfused when the first layer's own (pre-ReLU) output is asked for.
+ * runs a pair unfused when the first layer's own (pre-ReLU) output is asked for. Backward fuses the other way
+ * round: a {@link MaxPool2d} right after a ReLU takes that ReLU's backward into its own pass
+ * ({@link MaxPool2d#backwardWithRelu}; its input is the ReLU's output).
  */
 public final class Network implements AutoCloseable {
     private final String name;
@@ -42,6 +45,7 @@ public final class Network implements AutoCloseable {
     private final ParamStore params;
     private final GradientArena gradients; // the two dL/dx buffers all layers share
     private final boolean[] fused;         // [i]: layer i is a Conv2d or a BatchNorm2d and layer i+1 a ReLU, run as one call
+    private final boolean[] poolAfterRelu; // [i]: layer i is a MaxPool2d and layer i-1 a ReLU: one backward call
     private boolean closesBackend;         // set for Vgg's one-line models, whose backend is this network's alone
 
     /**
@@ -64,6 +68,10 @@ public final class Network implements AutoCloseable {
             Layer first = layers.get(i).layer();
             fused[i] = (first instanceof Conv2d || first instanceof BatchNorm2d)
                     && layers.get(i + 1).layer() instanceof ReLU;
+        }
+        this.poolAfterRelu = new boolean[layers.size()];
+        for (int i = 1; i < layers.size(); i++) {
+            poolAfterRelu[i] = layers.get(i).layer() instanceof MaxPool2d && layers.get(i - 1).layer() instanceof ReLU;
         }
         List<Map.Entry<String, ParamSpec>> specs = new ArrayList<>();
         for (NamedLayer nl : layers) {
@@ -252,7 +260,15 @@ public final class Network implements AutoCloseable {
     public void backward(Tensor dLogits, IntConsumer layerDone) {
         Tensor g = dLogits;
         for (int i = layers.size() - 1; i >= 0 && g != null; i--) {
-            g = layers.get(i).layer().backward(g);
+            if (poolAfterRelu[i]) { // the pool's input is the ReLU's output: both backwards in the pool's pass
+                g = ((MaxPool2d) layers.get(i).layer()).backwardWithRelu(g);
+                if (layerDone != null) {
+                    layerDone.accept(i);
+                }
+                i--;
+            } else {
+                g = layers.get(i).layer().backward(g);
+            }
             if (layerDone != null) {
                 layerDone.accept(i);
             }

@@ -81,6 +81,14 @@ final class BufLoops {
 
     /** {@link #maxPool2x2Backward(Tensor, Tensor, Tensor, Tensor)} over at most {@code threads} threads. */
     static void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx, int threads) {
+        maxPool2x2Backward(x, y, dy, dx, threads, false);
+    }
+
+    /**
+     * As {@link #maxPool2x2Backward(Tensor, Tensor, Tensor, Tensor, int)}; with {@code relu}, also the backward of the
+     * ReLU whose output x is: a window's dy goes to its maximum only where that maximum is &gt; 0 (a NaN is not).
+     */
+    static void maxPool2x2Backward(Tensor x, Tensor y, Tensor dy, Tensor dx, int threads, boolean relu) {
         Buf xb = buf(x);
         Buf gb = buf(dy);
         Buf db = buf(dx);
@@ -92,7 +100,7 @@ final class BufLoops {
         int go = off(dy);
         int dOff = off(dx);
         if (xb instanceof Buf.F32 && gb instanceof Buf.F32 && db instanceof Buf.F32) {
-            F32MaxPool.backward(bits(x), xo, bits(dy), go, bits(dx), dOff, x.dim(0) * x.dim(1), h, w, threads);
+            F32MaxPool.backward(bits(x), xo, bits(dy), go, bits(dx), dOff, x.dim(0) * x.dim(1), h, w, threads, relu);
             return;
         }
         Parallel.forRange(x.dim(0) * x.dim(1), 4, threads, (from, to) -> {
@@ -106,7 +114,8 @@ final class BufLoops {
                 for (int i = 0; i < p; i++) {
                     for (int j = 0; j < q; j++) {
                         int at = firstMax(xb, xp + 2 * i * w + 2 * j, w) - xp;
-                        db.set(dp + at, gb.get(gp + i * q + j));
+                        boolean passes = !relu || xb.get(xp + at) > 0;
+                        db.set(dp + at, passes ? gb.get(gp + i * q + j) : 0.0);
                     }
                 }
             }

@@ -535,6 +535,13 @@ public final class CpuBackend implements Backend {
         BufLoops.maxPool2x2Backward(x, y, dy, dx);
     }
 
+    /** The pool's one pass, masking each window's dy with its maximum's sign: no separate ReLU pass over dx. */
+    @Override
+    public void maxPool2x2BackwardRelu(Tensor x, Tensor y, Tensor dy, Tensor dx) {
+        mine(x, y, dy, dx);
+        BufLoops.maxPool2x2Backward(x, y, dy, dx, Parallel.THREADS, true);
+    }
+
     @Override
     public void reluForward(Tensor x, Tensor y) {
         mine(x, y);

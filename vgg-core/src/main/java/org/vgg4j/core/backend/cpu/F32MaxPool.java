@@ -90,10 +90,13 @@ final class F32MaxPool {
     /**
      * Gradient of {@link #forward}: dx is 0 except at the element {@link #firstMax} picks in each window, which takes
      * that window's dy. Like the reference, the winner is found again from x (y is not read), so a NaN or a signed
-     * zero picks the element the forward took.
+     * zero picks the element the forward took. With {@code relu}, x is a ReLU's output and that ReLU's backward
+     * comes in the same pass: the winner takes dy only where it is &gt; 0 ({@link F32Loops#positiveMask} of its key,
+     * which is its bits for every number &gt;= 0, and negative for a NaN).
      */
     static void backward(IntBuffer x, int xo, IntBuffer dy, int go, IntBuffer dx, int dOff, int planes, int h, int w,
-                         int threads) {
+                         int threads, boolean relu) {
+        int all = -1; // without relu every window's dy passes
         int q = w / 2;
         new F32MaxPool(planes, h, w).run(threads, (piece, keys, gs, out) -> {
             piece.x(x, xo).get(keys, 0, piece.len);
@@ -106,8 +109,9 @@ final class F32MaxPool {
                 for (int i = 0; i < piece.pairs; i++) {
                     int a = k * rowsW + 2 * i * w;
                     for (int j = 0; j < q; j++) {
-                        int at = a + 2 * j;
-                        out[at + firstMax(keys, at, w)] = gs[o + j];
+                        int at = a + 2 * j + firstMax(keys, a + 2 * j, w);
+                        // with relu, dy passes where the maximum is > 0: its key in [1, 0x7F800000] as its bits are
+                        out[at] = gs[o + j] & (relu ? F32Loops.positiveMask(keys[at]) : all);
                     }
                     o += q;
                 }

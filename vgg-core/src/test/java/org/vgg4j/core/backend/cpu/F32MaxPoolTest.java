@@ -159,6 +159,14 @@ final class F32MaxPoolTest {
         BufLoops.maxPool2x2Backward(x.t(), y.t(), dy.t(), dx.t(), threads);
         assertArrayEquals(TestTensors.toArray(dxr), dx.values(), what + " backward");
         dx.assertAroundUntouched(what + " backward");
+
+        // with the ReLU's backward in the same pass (x as that ReLU's output): the reference's two calls
+        Tensor dxr2 = View.of(ref, xs, dxv, 0).t();
+        ref.maxPool2x2BackwardRelu(xr, yr, dyr, dxr2);
+        View dx2 = View.of(cpu, xs, dxv, 2);
+        BufLoops.maxPool2x2Backward(x.t(), y.t(), dy.t(), dx2.t(), threads, true);
+        assertArrayEquals(TestTensors.toArray(dxr2), dx2.values(), what + " backward with the ReLU's");
+        dx2.assertAroundUntouched(what + " backward with the ReLU's");
         assertArrayEquals(xv, x.values(), what + ": x unchanged");
         assertArrayEquals(dyv, dy.values(), what + ": dy unchanged");
     }
