@@ -89,7 +89,8 @@ final class ConvEngine implements AutoCloseable {
                     + describe() + " does not have it"); // CpuBackend.resolve says why before this is reached
         }
         this.dnnl = wantDnnl && DnnlConv.available()
-                ? new DnnlConv(options.dnnlBwdWeights(), options.precision() == CpuPrecision.BF16) : null;
+                ? new DnnlConv(options.dnnlBwdWeights(), options.dnnlWinograd().equals("auto"),
+                        options.precision() == CpuPrecision.BF16) : null;
     }
 
     /** Which routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */

@@ -63,16 +63,22 @@ public final class CpuBackend implements Backend {
      *                        AVX-512 for VGG's layers), the faster one per step at a larger scratchpad
      *                        (docs/benchmarks.md, "Decision 3"); Winograd rounds differently from a direct sum, so
      *                        it is not exact on small integers, direct is; winograd forces it (tests)
+     * @param dnnlWinograd    {@code -Dvgg4j.cpu.dnnlWinograd=auto|off} (default auto): whether {@link DnnlConv}
+     *                        runs forward and backward-data in Winograd F(4x4,3x3) where that measured faster
+     *                        (float32, 3x3, padding 1, C and K at least 64, H and W at least 14: the paper's
+     *                        networks at 224 but their first layer; docs/benchmarks.md). Winograd rounds differently
+     *                        from a direct sum (not exact on small integers); off keeps every layer direct
      * @param precision       {@code -Dvgg4j.cpu.precision=fp32|bf16|auto} (default fp32): the operand precision of
      *                        the float32 convolutions ({@link CpuPrecision}); the backend resolves auto when it is
      *                        created ({@link CpuBackend#precision()})
      */
     record Options(ConvEngine.Routing routing, long sliceElements, long colElements, long unfusedMaxPixels,
-                   String dnnlBwdWeights, CpuPrecision precision) {
+                   String dnnlBwdWeights, String dnnlWinograd, CpuPrecision precision) {
         static final String CONV = "vgg4j.cpu.conv";
         static final String SLICE_ELEMENTS = "vgg4j.cpu.convSliceElements";
         static final String UNFUSED_MAX_PIXELS = "vgg4j.cpu.unfusedMaxPixels";
         static final String DNNL_BWD_WEIGHTS = "vgg4j.cpu.dnnlBwdWeights";
+        static final String DNNL_WINOGRAD = "vgg4j.cpu.dnnlWinograd";
         static final String PRECISION = "vgg4j.cpu.precision";
         static final String THREADS = "vgg4j.cpu.threads";
         static final String MALLOC_TUNING = "vgg4j.cpu.mallocTuning";
@@ -89,6 +95,9 @@ public final class CpuBackend implements Backend {
                 throw new IllegalArgumentException(DNNL_BWD_WEIGHTS + "=" + dnnlBwdWeights
                         + ": expected auto, direct or winograd");
             }
+            if (!java.util.List.of("auto", "off").contains(dnnlWinograd)) {
+                throw new IllegalArgumentException(DNNL_WINOGRAD + "=" + dnnlWinograd + ": expected auto or off");
+            }
             if (precision == null) {
                 throw new IllegalArgumentException("precision is null; expected fp32, bf16 or auto");
             }
@@ -96,7 +105,7 @@ public final class CpuBackend implements Backend {
 
         /** The defaults: what a user gets without any property. */
         static Options defaults() {
-            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto", CpuPrecision.FP32);
+            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto", "auto", CpuPrecision.FP32);
         }
 
         /** The defaults, overridden by the {@code -Dvgg4j.cpu.*} properties that are set; errors name the value. */
@@ -114,31 +123,36 @@ public final class CpuBackend implements Backend {
             return new Options(routing, longProperty(SLICE_ELEMENTS, d.sliceElements), d.colElements,
                     longProperty(UNFUSED_MAX_PIXELS, d.unfusedMaxPixels),
                     System.getProperty(DNNL_BWD_WEIGHTS, d.dnnlBwdWeights),
+                    System.getProperty(DNNL_WINOGRAD, d.dnnlWinograd),
                     CpuPrecision.parse(System.getProperty(PRECISION, d.precision.toString())));
         }
 
+        Options withDnnlWinograd(String w) {
+            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, w, precision);
+        }
+
         Options withRouting(ConvEngine.Routing r) {
-            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, precision);
+            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd, precision);
         }
 
         Options withSliceElements(long e) {
-            return new Options(routing, e, colElements, unfusedMaxPixels, dnnlBwdWeights, precision);
+            return new Options(routing, e, colElements, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd, precision);
         }
 
         Options withColElements(long e) {
-            return new Options(routing, sliceElements, e, unfusedMaxPixels, dnnlBwdWeights, precision);
+            return new Options(routing, sliceElements, e, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd, precision);
         }
 
         Options withUnfusedMaxPixels(long p) {
-            return new Options(routing, sliceElements, colElements, p, dnnlBwdWeights, precision);
+            return new Options(routing, sliceElements, colElements, p, dnnlBwdWeights, dnnlWinograd, precision);
         }
 
         Options withDnnlBwdWeights(String alg) {
-            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, alg, precision);
+            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, alg, dnnlWinograd, precision);
         }
 
         Options withPrecision(CpuPrecision p) {
-            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, p);
+            return new Options(routing, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd, p);
         }
 
         /**

@@ -47,7 +47,8 @@ import org.slf4j.LoggerFactory;
  * layer and are then reused (a training step allocates nothing); a layer's {@link Kept} memo holds its blocked x
  * from forward to backward-weights. The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
- * Backward-data and forward use {@code convolution_direct}; backward-weights lets oneDNN choose (Winograd on
+ * Backward-data and forward use {@code convolution_direct}, or Winograd on the layers where it measured faster
+ * ({@link #winogradPays}: many channels, maps of at least 14x14); backward-weights lets oneDNN choose (Winograd on
  * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
  * shared one.
  *
@@ -87,12 +88,17 @@ final class DnnlConv implements AutoCloseable {
     /** The operands' data type: f32, or bf16 for {@link org.vgg4j.core.backend.CpuPrecision#BF16}. */
     private final memory.data_type operand;
 
+    /** Whether forward and backward-data may run Winograd ({@link #winogradPays}). */
+    private final boolean winograd;
+
     /**
      * @param bf16       bf16 operands (x, w, dy) with f32 accumulation and results; f32 operands when false
      * @param bwdWeights see {@link CpuBackend.Options#dnnlBwdWeights()}: "auto", "direct", or "winograd" (forced: tests use it on shapes
      *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
+     * @param winograd   forward and backward-data in Winograd where {@link #winogradPays} ({@link CpuBackend.Options#dnnlWinograd()})
      */
-    DnnlConv(String bwdWeights, boolean bf16) {
+    DnnlConv(String bwdWeights, boolean winograd, boolean bf16) {
+        this.winograd = winograd && !bf16; // oneDNN's Winograd is f32 only
         this.operand = bf16 ? memory.data_type.bf16 : F32;
         this.bwdWeightsAlg = switch (bwdWeights) {
             case "auto" -> dnnl.algorithm.convolution_auto;
@@ -101,6 +107,19 @@ final class DnnlConv implements AutoCloseable {
             default -> throw new IllegalArgumentException("vgg4j.cpu.dnnlBwdWeights=" + bwdWeights
                     + ": expected auto, direct or winograd");
         };
+    }
+
+    /**
+     * Whether forward and backward-data of this shape run oneDNN's Winograd F(4x4,3x3) instead of its direct
+     * convolution: 3x3 with padding 1, C and K at least 64, H and W at least 14. Measured (docs/benchmarks.md,
+     * "Winograd forward and backward-data"): on such layers it cuts VGG-16's step at 224 by about a third, while on
+     * few channels or small maps (the Fashion-MNIST network, the 4x4 and 2x2 layers at 32) it is slower. A fixed rule,
+     * not a timing at run time: the same layers round the same way on every run (resumes stay bit-exact). Where
+     * oneDNN has no Winograd (it needs AVX-512), the layer stays direct: {@link #implementations} names what runs.
+     */
+    private boolean winogradPays(Key key) {
+        return winograd && key.r == 3 && key.s == 3 && key.pad == 1 && key.c >= 64 && key.k >= 64 && key.h >= 14
+                && key.w >= 14;
     }
 
     /** The implementation oneDNN picks for the backward-weights of a shape (for tests and logs), e.g. "jit:avx2". */
@@ -419,12 +438,23 @@ final class DnnlConv implements AutoCloseable {
                 a.set_post_ops(po);
             }
             primitive_attr fa = a;
-            convolution_forward.desc d = own(bias
-                    ? new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
-                        xOp, wOp, bPlain, yAny, strides, pads, pads)
-                    : new convolution_forward.desc(dnnl.prop_kind.forward_training, dnnl.algorithm.convolution_direct,
-                        xOp, wOp, yAny, strides, pads, pads));
+            if (winogradPays(key)) {
+                convolution_forward.primitive_desc pd = tryWinograd(() -> new convolution_forward.primitive_desc(
+                        own(forwardDesc(bias, dnnl.algorithm.convolution_winograd)), fa, eng));
+                if (pd != null) {
+                    return own(pd);
+                }
+            }
+            convolution_forward.desc d = own(forwardDesc(bias, dnnl.algorithm.convolution_direct));
             return own(create(() -> new convolution_forward.primitive_desc(d, fa, eng), "forward", key));
+        }
+
+        private convolution_forward.desc forwardDesc(boolean bias, dnnl.algorithm alg) {
+            return bias
+                    ? new convolution_forward.desc(dnnl.prop_kind.forward_training, alg, xOp, wOp, bPlain, yAny,
+                        strides, pads, pads)
+                    : new convolution_forward.desc(dnnl.prop_kind.forward_training, alg, xOp, wOp, yAny, strides,
+                        pads, pads);
         }
 
         Fwd fwd(boolean bias, boolean relu) {
@@ -505,11 +535,17 @@ final class DnnlConv implements AutoCloseable {
         final String impl;
 
         BwdD(Layer l) {
-            convolution_backward_data.desc d = l.own(new convolution_backward_data.desc(
-                    dnnl.algorithm.convolution_direct, l.xAny, l.wOp, l.yOp, l.strides, l.pads, l.pads));
-            convolution_backward_data.primitive_desc pd = l.own(create(
-                    () -> new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint), "backward-data",
-                    l.key));
+            convolution_backward_data.primitive_desc pd = winogradPays(l.key) ? tryWinograd(() ->
+                    new convolution_backward_data.primitive_desc(l.own(new convolution_backward_data.desc(
+                            dnnl.algorithm.convolution_winograd, l.xAny, l.wOp, l.yOp, l.strides, l.pads, l.pads)),
+                            l.attr, eng, l.hint)) : null;
+            if (pd == null) {
+                convolution_backward_data.desc d = l.own(new convolution_backward_data.desc(
+                        dnnl.algorithm.convolution_direct, l.xAny, l.wOp, l.yOp, l.strides, l.pads, l.pads));
+                pd = create(() -> new convolution_backward_data.primitive_desc(d, l.attr, eng, l.hint),
+                        "backward-data", l.key);
+            }
+            pd = l.own(pd);
             p = new Prim(new convolution_backward_data(pd), pd, l.owned);
             impl = pd.impl_info_str().getString();
             dyDesc = l.own(pd.diff_dst_desc());
@@ -581,6 +617,18 @@ final class DnnlConv implements AutoCloseable {
                     + (operand == F32 ? "f32" : "bf16 operands (it needs avx512_core_bf16) and f32 results")
                     + (pass.equals("backward-weights") && bwdWeightsAlg == dnnl.algorithm.convolution_winograd
                         ? " by Winograd" : "") + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A Winograd primitive descriptor, or null where oneDNN has none for the shape on this CPU (its Winograd needs
+     * AVX-512); the caller then creates the direct one, which {@link #implementations} reports.
+     */
+    private static <T> T tryWinograd(java.util.function.Supplier<T> pd) {
+        try {
+            return pd.get();
+        } catch (RuntimeException e) {
+            return null;
         }
     }
 

@@ -35,7 +35,7 @@ final class CpuBackendOptionsTest {
             System.setProperty(CpuBackend.Options.UNFUSED_MAX_PIXELS, "196");
             System.setProperty(CpuBackend.Options.DNNL_BWD_WEIGHTS, "direct");
             System.setProperty(CpuBackend.Options.PRECISION, "bf16");
-            assertEquals(new CpuBackend.Options(ConvEngine.Routing.GEMM, 1000, GemmConv.COL_ELEMENTS, 196, "direct",
+            assertEquals(new CpuBackend.Options(ConvEngine.Routing.GEMM, 1000, GemmConv.COL_ELEMENTS, 196, "direct", "auto",
                     CpuPrecision.BF16), CpuBackend.Options.fromSystemProperties());
             System.setProperty(CpuBackend.Options.PRECISION, "AUTO");
             assertEquals(CpuPrecision.AUTO, CpuBackend.Options.fromSystemProperties().precision());

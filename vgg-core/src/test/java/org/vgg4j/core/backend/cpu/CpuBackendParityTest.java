@@ -142,6 +142,10 @@ final class CpuBackendParityTest {
         assertClose(p.ref(), p.cpu(), rtol(dt), atol(dt), what);
     }
 
+    private static void close(Pair p, double tol, String what) {
+        assertClose(p.ref(), p.cpu(), tol, tol, what);
+    }
+
     // ---------------------------------------------------------------- convolution
 
     /** Engine name, dtype, N, C, H, W, K, R (= S), pad: every engine of {@link #ENGINES} on every shape. */
@@ -166,7 +170,7 @@ final class CpuBackendParityTest {
         if (!DnnlConv.available()) {
             return false;
         }
-        try (DnnlConv d = new DnnlConv("winograd", false)) {
+        try (DnnlConv d = new DnnlConv("winograd", false, false)) {
             return d.backwardWeightsImpl(2, 16, 12, 10, 32, 3, 3, 1).contains("wino");
         } catch (RuntimeException e) {
             return false; // "could not create a primitive descriptor": no Winograd kernels on this CPU
@@ -211,6 +215,18 @@ final class CpuBackendParityTest {
 
     private static void convAll(Backend c, DType dt, int n, int ch, int h, int w, int k, int r, int pad,
                                 boolean exact, boolean withBias) {
+        convAll(c, dt, n, ch, h, w, k, r, pad, exact, withBias, rtol(dt));
+    }
+
+    /**
+     * Winograd's tolerance: F(4x4,3x3) moves each tile through transforms with factors up to 8 and sums 36
+     * products per output of each channel, so its float32 rounding error is a few times a direct sum's; on these
+     * sums of 576 or more products of values in [-1, 1] (magnitudes up to ~10) it stays within 1e-4.
+     */
+    private static final double WINOGRAD_TOL = 1e-4;
+
+    private static void convAll(Backend c, DType dt, int n, int ch, int h, int w, int k, int r, int pad,
+                                boolean exact, boolean withBias, double tol) {
         int p = h + 2 * pad - r + 1;
         int q = w + 2 * pad - r + 1;
         long seed = 31L * n + 7L * ch + h + 11L * k + r;
@@ -238,11 +254,11 @@ final class CpuBackendParityTest {
                 assertExact(db.ref(), db.cpu(), what + " bias gradient");
             }
         } else {
-            close(y, dt, what + " forward");
-            close(dx, dt, what + " backward data");
-            close(dw, dt, what + " backward filter");
+            close(y, tol, what + " forward");
+            close(dx, tol, what + " backward data");
+            close(dw, tol, what + " backward filter");
             if (db != null) {
-                close(db, dt, what + " bias gradient");
+                close(db, tol, what + " bias gradient");
             }
         }
 
@@ -257,8 +273,8 @@ final class CpuBackendParityTest {
             assertExact(dw.ref(), dw.cpu(), what + " filter-only gradient");
             assertExact(dx.ref(), dx.cpu(), what + " data-only gradient");
         } else {
-            close(dw, dt, what + " filter-only gradient");
-            close(dx, dt, what + " data-only gradient");
+            close(dw, tol, what + " filter-only gradient");
+            close(dx, tol, what + " data-only gradient");
         }
 
         // the layer's call without an input gradient (VGG's first layer): the filter gradient only, dx untouched
@@ -268,12 +284,12 @@ final class CpuBackendParityTest {
         if (exact) {
             assertExact(dw.ref(), dw.cpu(), what + " backward without input gradient");
         } else {
-            close(dw, dt, what + " backward without input gradient");
+            close(dw, tol, what + " backward without input gradient");
         }
         if (db != null && exact) {
             assertExact(db.ref(), db.cpu(), what + " bias gradient without input gradient");
         } else if (db != null) {
-            close(db, dt, what + " bias gradient without input gradient");
+            close(db, tol, what + " bias gradient without input gradient");
         }
         assertExact(dxBefore, dx.cpu(), what + " dx untouched without input gradient");
     }
@@ -293,6 +309,33 @@ final class CpuBackendParityTest {
         Backend c = ENGINES.get(engine);
         convAll(c, dt, n, ch, h, w, k, r, pad, true, true);
         convAll(c, dt, n, ch, h, w, k, r, pad, true, false);
+    }
+
+    /**
+     * Forward and backward-data in Winograd on the layers where it pays (DnnlConv#winogradPays: 3x3, C and K >= 64,
+     * H and W >= 14): against the reference within the float32 tolerance; where this CPU has oneDNN's Winograd, the
+     * implementations are Winograd there and direct on a smaller shape, and direct everywhere with
+     * -Dvgg4j.cpu.dnnlWinograd=off.
+     */
+    @Test
+    void winogradForwardAndBackwardDataOnTheLayersWhereItPays() {
+        for (int[] s : new int[][] {{1, 64, 14, 14, 64, 3, 1}, {2, 64, 16, 15, 80, 3, 1}}) {
+            convAll(cpu, DType.FLOAT32, s[0], s[1], s[2], s[3], s[4], s[5], s[6], false, true, WINOGRAD_TOL);
+            convAll(cpu, DType.FLOAT32, s[0], s[1], s[2], s[3], s[4], s[5], s[6], false, false, WINOGRAD_TOL);
+        }
+        DnnlConv dnnl = ((CpuBackend) cpu).dnnl();
+        String big = dnnl.implementations(2, 64, 16, 15, 80, 3, 3, 1);
+        String small = dnnl.implementations(2, 32, 16, 15, 80, 3, 3, 1);
+        String smallMap = dnnl.implementations(2, 64, 8, 8, 64, 3, 3, 1);
+        if (WINOGRAD_HERE) {
+            assertTrue(big.startsWith("forward=jit_wino") && big.contains("backward-data=jit_wino"), big);
+        }
+        assertTrue(!small.contains("forward=jit_wino") && !small.contains("backward-data=jit_wino"), small);
+        assertTrue(!smallMap.contains("forward=jit_wino") && !smallMap.contains("backward-data=jit_wino"), smallMap);
+        try (CpuBackend off = new CpuBackend(CpuBackend.Options.defaults().withDnnlWinograd("off"))) {
+            String direct = off.dnnl().implementations(2, 64, 16, 15, 80, 3, 3, 1);
+            assertTrue(!direct.contains("forward=jit_wino") && !direct.contains("backward-data=jit_wino"), direct);
+        }
     }
 
     @Test
