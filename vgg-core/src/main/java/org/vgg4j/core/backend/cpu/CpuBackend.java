@@ -65,8 +65,9 @@ public final class CpuBackend implements Backend {
      *                        it is not exact on small integers, direct is; winograd forces it (tests)
      * @param dnnlWinograd    {@code -Dvgg4j.cpu.dnnlWinograd=auto|off} (default auto): whether {@link DnnlConv}
      *                        runs forward and backward-data in Winograd F(4x4,3x3) where that measured faster
-     *                        (float32, 3x3, padding 1, C and K at least 64, H and W at least 14: the paper's
-     *                        networks at 224 but their first layer; docs/benchmarks.md). Winograd rounds differently
+     *                        (float32, 3x3, padding 1, and C and K at least 64 on maps of at least 14x14 or C at
+     *                        least 128 and K at least 256 on maps of at least 4x4: VGG's layers at 224 but the
+     *                        first, at 32 but the first and the 2x2 block; docs/benchmarks.md). Winograd rounds differently
      *                        from a direct sum (not exact on small integers); off keeps every layer direct
      * @param precision       {@code -Dvgg4j.cpu.precision=fp32|bf16|auto} (default fp32): the operand precision of
      *                        the float32 convolutions ({@link CpuPrecision}); the backend resolves auto when it is

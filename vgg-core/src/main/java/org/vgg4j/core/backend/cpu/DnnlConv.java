@@ -48,9 +48,9 @@ import org.slf4j.LoggerFactory;
  * from forward to backward-weights. The activations stay plain NCHW in the backend's
  * memory; the primitives pick their preferred ("any") layouts and explicit reorders convert at the boundary.
  * Backward-data and forward use {@code convolution_direct}, or Winograd on the layers where it measured faster
- * ({@link #winogradPays}: many channels, maps of at least 14x14); backward-weights lets oneDNN choose (Winograd on
- * AVX-512 for most VGG layers, {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the
- * shared one.
+ * ({@link #winogradPays}: many channels on maps of at least 14x14, or of at least 4x4 with more channels);
+ * backward-weights lets oneDNN choose (Winograd on AVX-512 for most VGG layers,
+ * {@link CpuBackend.Options#dnnlBwdWeights()}), its large scratchpad being the shared one.
  *
  * <p>BF16 ({@link org.vgg4j.core.backend.CpuPrecision#BF16}): the operands (x, w, dy) are bf16 in the primitives'
  * layouts, the results (y, dx, dw, db) f32. The f32 to bf16 rounding (to nearest even) happens in the reorders into
@@ -111,15 +111,20 @@ final class DnnlConv implements AutoCloseable {
 
     /**
      * Whether forward and backward-data of this shape run oneDNN's Winograd F(4x4,3x3) instead of its direct
-     * convolution: 3x3 with padding 1, C and K at least 64, H and W at least 14. Measured (docs/benchmarks.md,
-     * "Winograd forward and backward-data"): on such layers it cuts VGG-16's step at 224 by about a third, while on
-     * few channels or small maps (the Fashion-MNIST network, the 4x4 and 2x2 layers at 32) it is slower. A fixed rule,
+     * convolution: 3x3 with padding 1, and either C and K at least 64 on maps of at least 14x14, or C at least 128 and
+     * K at least 256 on maps of at least 4x4. Measured (docs/benchmarks.md, "Winograd forward and backward-data"): on
+     * such layers it cuts VGG-16's step at 224 by about a third and at 32 by about an eighth, while on few channels
+     * or 2x2 maps (the Fashion-MNIST network, VGG's last block at 32) it is slower. A fixed rule,
      * not a timing at run time: the same layers round the same way on every run (resumes stay bit-exact). Where
      * oneDNN has no Winograd (it needs AVX-512), the layer stays direct: {@link #implementations} names what runs.
      */
     private boolean winogradPays(Key key) {
-        return winograd && key.r == 3 && key.s == 3 && key.pad == 1 && key.c >= 64 && key.k >= 64 && key.h >= 14
-                && key.w >= 14;
+        if (!winograd || key.r != 3 || key.s != 3 || key.pad != 1) {
+            return false;
+        }
+        boolean largeMaps = key.c >= 64 && key.k >= 64 && key.h >= 14 && key.w >= 14;
+        boolean manyChannels = key.c >= 128 && key.k >= 256 && key.h >= 4 && key.w >= 4;
+        return largeMaps || manyChannels;
     }
 
     /** The implementation oneDNN picks for the backward-weights of a shape (for tests and logs), e.g. "jit:avx2". */

@@ -312,26 +312,30 @@ final class CpuBackendParityTest {
     }
 
     /**
-     * Forward and backward-data in Winograd on the layers where it pays (DnnlConv#winogradPays: 3x3, C and K >= 64,
-     * H and W >= 14): against the reference within the float32 tolerance; where this CPU has oneDNN's Winograd, the
+     * Forward and backward-data in Winograd on the layers where it pays (DnnlConv#winogradPays: 3x3, C and K >= 64
+     * on maps >= 14x14, or C >= 128 and K >= 256 on maps >= 4x4): against the reference within the float32 tolerance; where this CPU has oneDNN's Winograd, the
      * implementations are Winograd there and direct on a smaller shape, and direct everywhere with
      * -Dvgg4j.cpu.dnnlWinograd=off.
      */
     @Test
     void winogradForwardAndBackwardDataOnTheLayersWhereItPays() {
-        for (int[] s : new int[][] {{1, 64, 14, 14, 64, 3, 1}, {2, 64, 16, 15, 80, 3, 1}}) {
+        for (int[] s : new int[][] {{1, 64, 14, 14, 64, 3, 1}, {2, 64, 16, 15, 80, 3, 1}, {2, 128, 4, 5, 256, 3, 1}}) {
             convAll(cpu, DType.FLOAT32, s[0], s[1], s[2], s[3], s[4], s[5], s[6], false, true, WINOGRAD_TOL);
             convAll(cpu, DType.FLOAT32, s[0], s[1], s[2], s[3], s[4], s[5], s[6], false, false, WINOGRAD_TOL);
         }
         DnnlConv dnnl = ((CpuBackend) cpu).dnnl();
         String big = dnnl.implementations(2, 64, 16, 15, 80, 3, 3, 1);
-        String small = dnnl.implementations(2, 32, 16, 15, 80, 3, 3, 1);
-        String smallMap = dnnl.implementations(2, 64, 8, 8, 64, 3, 3, 1);
+        String deep = dnnl.implementations(2, 128, 4, 5, 256, 3, 3, 1);
         if (WINOGRAD_HERE) {
             assertTrue(big.startsWith("forward=jit_wino") && big.contains("backward-data=jit_wino"), big);
+            assertTrue(deep.startsWith("forward=jit_wino") && deep.contains("backward-data=jit_wino"), deep);
         }
-        assertTrue(!small.contains("forward=jit_wino") && !small.contains("backward-data=jit_wino"), small);
-        assertTrue(!smallMap.contains("forward=jit_wino") && !smallMap.contains("backward-data=jit_wino"), smallMap);
+        // below the rule: few channels on a large map, a small map without enough channels, a 2x2 map
+        for (String direct : List.of(dnnl.implementations(2, 32, 16, 15, 80, 3, 3, 1),
+                dnnl.implementations(2, 64, 8, 8, 64, 3, 3, 1), dnnl.implementations(2, 128, 4, 4, 128, 3, 3, 1),
+                dnnl.implementations(2, 512, 2, 2, 512, 3, 3, 1))) {
+            assertTrue(!direct.contains("forward=jit_wino") && !direct.contains("backward-data=jit_wino"), direct);
+        }
         try (CpuBackend off = new CpuBackend(CpuBackend.Options.defaults().withDnnlWinograd("off"))) {
             String direct = off.dnnl().implementations(2, 64, 16, 15, 80, 3, 3, 1);
             assertTrue(!direct.contains("forward=jit_wino") && !direct.contains("backward-data=jit_wino"), direct);
