@@ -336,6 +336,9 @@ final class CpuBackendParityTest {
                 dnnl.implementations(2, 512, 2, 2, 512, 3, 3, 1))) {
             assertTrue(!direct.contains("forward=jit_wino") && !direct.contains("backward-data=jit_wino"), direct);
         }
+        // backward-weights on auto: oneDNN's choice, but direct on maps below 4x4 (Winograd's tiles are padding there)
+        String tiny = dnnl.backwardWeightsImpl(64, 512, 2, 2, 512, 3, 3, 1); // W3's: oneDNN would take Winograd
+        assertTrue(!tiny.contains("wino"), tiny);
         try (CpuBackend off = new CpuBackend(CpuBackend.Options.defaults().withDnnlWinograd("off"))) {
             String direct = off.dnnl().implementations(2, 64, 16, 15, 80, 3, 3, 1);
             assertTrue(!direct.contains("forward=jit_wino") && !direct.contains("backward-data=jit_wino"), direct);
