@@ -60,7 +60,8 @@ public final class CpuBackend implements Backend {
      *                        (docs/benchmarks.md, "The 14x14 layers' backward, unfused")
      * @param dnnlBwdWeights  {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct|winograd} (default auto): the
      *                        backward-weights algorithm of {@link DnnlConv}. auto lets oneDNN choose (Winograd on
-     *                        AVX-512 for VGG's layers), the faster one per step at a larger scratchpad
+     *                        AVX-512 for VGG's layers), except on maps below 4x4, which run direct (Winograd's tiles
+     *                        are mostly padding there), the faster one per step at a larger scratchpad
      *                        (docs/benchmarks.md, "Decision 3"); Winograd rounds differently from a direct sum, so
      *                        it is not exact on small integers, direct is; winograd forces it (tests)
      * @param dnnlWinograd    {@code -Dvgg4j.cpu.dnnlWinograd=auto|off} (default auto): whether {@link DnnlConv}
