@@ -11,8 +11,8 @@ import java.util.Locale;
  * float32 accumulation; y, dx, dw and db are float32. The float32 GEMMs (the FC layers' three) likewise: A and B
  * rounded to bf16, C float32, through oneDNN's matmul, where M, N and K are all at least 32; smaller GEMMs
  * (GlobalAvgPool's averaging, an FC layer at a batch below 32, a layer of fewer than 32 outputs) are bound by reading
- * their operands, not by arithmetic, and stay float32 with unrounded operands. What stays float32: the parameters themselves (master weights),
- * the SGD update, every memory-bound op (ReLU, pooling, LRN, batch norm, softmax, bias) and all float64 work.
+ * their operands, not by arithmetic, and stay float32 with unrounded operands. What stays float32: the parameters
+ * themselves (master weights), the SGD update, every memory-bound op (ReLU, pooling, LRN, batch norm, softmax, bias) and all float64 work.
  * Needs the AVX512-BF16 instructions (the {@code avx512_bf16} flag of /proc/cpuinfo, and oneDNN's effective ISA
  * avx512_core_bf16) and the cpu backend's direct oneDNN engine.
  */

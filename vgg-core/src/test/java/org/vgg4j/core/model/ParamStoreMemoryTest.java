@@ -3,8 +3,6 @@ package org.vgg4j.core.model;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
@@ -15,6 +13,7 @@ import org.vgg4j.core.layers.SoftmaxCrossEntropy;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Shape;
 import org.vgg4j.core.tensor.Tensor;
+import org.vgg4j.core.testing.ProcessMemory;
 import org.vgg4j.core.testing.TestTensors;
 
 /**
@@ -27,10 +26,10 @@ class ParamStoreMemoryTest {
     @Test
     void untrainedNetworkHoldsNoGradientMemory() throws Exception {
         try (Backend cpu = Backends.cpu()) {
-            long before = rssKib();
+            long before = ProcessMemory.rssKib();
             try (Network n = new Network("big", cpu, DType.FLOAT32, Shape.of(4096),
                     List.of(new NamedLayer("fc", new Linear(cpu, 4096, 4096))))) {
-                long after = rssKib();
+                long after = ProcessMemory.rssKib();
                 long grownMib = (after - before) / 1024;
                 assertTrue(grownMib > 48 && grownMib < 100, "RSS grew by " + grownMib
                         + " MiB for a 64 MiB weight: expected the weight alone, not its gradient too");
@@ -42,26 +41,16 @@ class ParamStoreMemoryTest {
                 // dW = dy^T x, and db = the sum of dy over the batch: each row of dy sums to 0
                 Tensor dw = n.params().get("fc.weight").grad();
                 assertTrue(cpu.sumOfSquares(dw) > 0, "the gradient is written once a backward runs");
-                double[] want = new double[4096 * 4096];
                 double[] dy = TestTensors.toArray(loss.gradient());
                 double[] xs = TestTensors.toArray(x);
                 for (int o = 0; o < 4096; o += 1023) {
                     for (int i = 0; i < 4096; i += 511) {
-                        want[o * 4096 + i] = dy[o] * xs[i] + dy[4096 + o] * xs[4096 + i];
-                        assertEquals(want[o * 4096 + i], TestTensors.toArray(dw.view((long) o * 4096 + i, Shape.of(1)))[0],
-                                1e-6, "dW[" + o + "," + i + "]");
+                        double want = dy[o] * xs[i] + dy[4096 + o] * xs[4096 + i];
+                        double got = TestTensors.toArray(dw.view((long) o * 4096 + i, Shape.of(1)))[0];
+                        assertEquals(want, got, 1e-6, "dW[" + o + "," + i + "]");
                     }
                 }
             }
         }
-    }
-
-    private static long rssKib() throws Exception {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) {
-                return Long.parseLong(line.replaceAll("[^0-9]", ""));
-            }
-        }
-        throw new IllegalStateException("no VmRSS in /proc/self/status");
     }
 }

@@ -68,8 +68,9 @@ public final class CpuBackend implements Backend {
      *                        runs forward and backward-data in Winograd F(4x4,3x3) where that measured faster
      *                        (float32, 3x3, padding 1, and C and K at least 64 on maps of at least 14x14 or C at
      *                        least 128 and K at least 256 on maps of at least 4x4: VGG's layers at 224 but the
-     *                        first, at 32 but the first and the 2x2 block; docs/benchmarks.md). Winograd rounds differently
-     *                        from a direct sum (not exact on small integers); off keeps every layer direct
+     *                        first, at 32 but the first and the 2x2 block; docs/benchmarks.md). Winograd rounds
+     *                        differently from a direct sum (not exact on small integers); off keeps every layer
+     *                        direct
      * @param precision       {@code -Dvgg4j.cpu.precision=fp32|bf16|auto} (default fp32): the operand precision of
      *                        the float32 convolutions ({@link CpuPrecision}); the backend resolves auto when it is
      *                        created ({@link CpuBackend#precision()})
@@ -107,7 +108,8 @@ public final class CpuBackend implements Backend {
 
         /** The defaults: what a user gets without any property. */
         static Options defaults() {
-            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto", "auto", CpuPrecision.FP32);
+            return new Options(ConvEngine.Routing.AUTO, 1L << 23, GemmConv.COL_ELEMENTS, 0, "auto", "auto",
+                    CpuPrecision.FP32);
         }
 
         /** The defaults, overridden by the {@code -Dvgg4j.cpu.*} properties that are set; errors name the value. */
@@ -134,7 +136,8 @@ public final class CpuBackend implements Backend {
         }
 
         Options withRouting(ConvEngine.Routing r) {
-            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd, precision);
+            return new Options(r, sliceElements, colElements, unfusedMaxPixels, dnnlBwdWeights, dnnlWinograd,
+                    precision);
         }
 
         Options withSliceElements(long e) {
@@ -736,14 +739,14 @@ public final class CpuBackend implements Backend {
                                double weightDecay, boolean decayed) {
         mine(param, velocity, dy, x);
         sameDtype(param, velocity, dy, x);
+        if (param.rank() != 2 || !velocity.shape().equals(param.shape()) || dy.rank() != 2 || x.rank() != 2
+                || dy.dim(1) != param.dim(0) || x.dim(0) != dy.dim(0) || x.dim(1) != param.dim(1)) {
+            throw new IllegalArgumentException("sgdStepLowRank: param and velocity (M,K), dy (R,M), x (R,K) expected, "
+                    + "got " + param.shape() + ", " + velocity.shape() + ", " + dy.shape() + ", " + x.shape());
+        }
         int m = param.dim(0);
         int k = param.dim(1);
         int r = dy.dim(0);
-        if (param.rank() != 2 || !velocity.shape().equals(param.shape()) || dy.rank() != 2 || dy.dim(1) != m
-                || x.rank() != 2 || x.dim(0) != r || x.dim(1) != k) {
-            throw new IllegalArgumentException("sgdStepLowRank: param and velocity (M,K), dy (R,M), x (R,K) expected, got "
-                    + param.shape() + ", " + velocity.shape() + ", " + dy.shape() + ", " + x.shape());
-        }
         if (param.dtype() != DType.FLOAT32 || conv.dnnl() == null) {
             Backend.super.sgdStepLowRank(param, velocity, dy, x, lr, momentum, weightDecay, decayed);
             return;

@@ -95,7 +95,8 @@ final class DnnlConv implements AutoCloseable {
      * @param bf16       bf16 operands (x, w, dy) with f32 accumulation and results; f32 operands when false
      * @param bwdWeights see {@link CpuBackend.Options#dnnlBwdWeights()}: "auto", "direct", or "winograd" (forced: tests use it on shapes
      *                   oneDNN's heuristic would not give Winograd; it fails where Winograd does not apply)
-     * @param winograd   forward and backward-data in Winograd where {@link #winogradPays} ({@link CpuBackend.Options#dnnlWinograd()})
+     * @param winograd   forward and backward-data in Winograd where {@link #winogradPays}
+     *                   ({@link CpuBackend.Options#dnnlWinograd()})
      */
     DnnlConv(String bwdWeights, boolean winograd, boolean bf16) {
         this.winograd = winograd && !bf16; // oneDNN's Winograd is f32 only
@@ -637,6 +638,7 @@ final class DnnlConv implements AutoCloseable {
         try {
             return pd.get();
         } catch (RuntimeException e) {
+            LOG.debug("no oneDNN Winograd for this shape here, direct instead: {}", e.getMessage());
             return null;
         }
     }

@@ -313,7 +313,8 @@ final class CpuBackendParityTest {
 
     /**
      * Forward and backward-data in Winograd on the layers where it pays (DnnlConv#winogradPays: 3x3, C and K >= 64
-     * on maps >= 14x14, or C >= 128 and K >= 256 on maps >= 4x4): against the reference within the float32 tolerance; where this CPU has oneDNN's Winograd, the
+     * on maps >= 14x14, or C >= 128 and K >= 256 on maps >= 4x4): against the reference within Winograd's
+     * tolerance; where this CPU has oneDNN's Winograd, the
      * implementations are Winograd there and direct on a smaller shape, and direct everywhere with
      * -Dvgg4j.cpu.dnnlWinograd=off.
      */
