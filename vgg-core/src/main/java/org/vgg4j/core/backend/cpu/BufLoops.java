@@ -29,18 +29,33 @@ final class BufLoops {
 
     /** db[bo + k] += sum of dy (nb, k, inner) at go over n and inner, channel by channel. */
     static void biasBackward(Buf gb, int go, int nb, int k, int inner, Buf bb, int bo) {
+        biasBackward(gb, go, nb, k, inner, bb, bo, false);
+    }
+
+    /** As above; bf16Operands: each dy value rounded to bf16 first, as a BF16 convolution's bias gradient sums it. */
+    static void biasBackward(Buf gb, int go, int nb, int k, int inner, Buf bb, int bo, boolean bf16Operands) {
         Parallel.forRange(k, Math.max(1, 8192 / (inner * nb)), (from, to) -> {
             for (int ch = from; ch < to; ch++) {
                 double s = 0;
                 for (int i = 0; i < nb; i++) {
                     int base = go + (i * k + ch) * inner;
                     for (int j = 0; j < inner; j++) {
-                        s += gb.get(base + j);
+                        s += bf16Operands ? roundToBf16((float) gb.get(base + j)) : gb.get(base + j);
                     }
                 }
                 bb.set(bo + ch, bb.get(bo + ch) + s);
             }
         });
+    }
+
+    /** v rounded to the nearest bfloat16 (ties to even), as a float; NaN and infinities pass through. */
+    static float roundToBf16(float v) {
+        if (Float.isNaN(v)) {
+            return v;
+        }
+        int bits = Float.floatToRawIntBits(v);
+        bits += 0x7FFF + ((bits >>> 16) & 1);
+        return Float.intBitsToFloat(bits & 0xFFFF0000);
     }
 
     static void maxPool2x2Forward(Tensor x, Tensor y) {

@@ -71,9 +71,13 @@ final class ConvEngine implements AutoCloseable {
     private final Scratch colScratch = new Scratch(); // (C*R*S, G*P*Q) im2col of G images (GemmConv)
     private final Scratch outScratch = new Scratch(); // (K, G*P*Q) GemmConv's grouped output / gathered dy
     private final GemmConv.Work gemmWork;
+    /** The filter gradient of small maps ({@link #filterAsGemm}): through oneDNN's GEMM (bf16 operands in BF16). */
+    private final GemmConv.Work filterWork;
+    private final boolean smallMapFilter;
+    private final boolean bf16;
 
     /** @param nd4jOps whether ND4J's ops are oneDNN's (the -onednn natives are loaded, or ND4J routing is forced) */
-    ConvEngine(CpuBackend.Options options, boolean nd4jOps) {
+    ConvEngine(CpuBackend.Options options, boolean nd4jOps, DnnlMatmul bf16Gemm) {
         this.routing = options.routing();
         this.nd4jOps = nd4jOps;
         this.sliceElements = options.sliceElements();
@@ -91,6 +95,36 @@ final class ConvEngine implements AutoCloseable {
         this.dnnl = wantDnnl && DnnlConv.available()
                 ? new DnnlConv(options.dnnlBwdWeights(), options.dnnlWinograd().equals("auto"),
                         options.precision() == CpuPrecision.BF16) : null;
+        GemmConv.F32Gemm f32 = bf16Gemm != null
+                ? (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> {
+                    if (lda != (ta ? m : k) || ldb != (tb ? k : n) || ldc != n) { // the matmul takes dense matrices
+                        throw new IllegalArgumentException("bf16 GEMM on strided matrices: lda " + lda + ", ldb " + ldb
+                                + ", ldc " + ldc + " for " + m + "x" + n + "x" + k);
+                    }
+                    bf16Gemm.gemm(ta, tb, m, n, k, 1f, DnnlConv.at(a.address(), ao), DnnlConv.at(b.address(), bo),
+                            beta, DnnlConv.at(c.address(), co));
+                }
+                : (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> DnnlConv.sgemm(ta, tb, m, n, k, 1f,
+                        a.floatAt(ao), lda, b.floatAt(bo), ldb, beta, c.floatAt(co), ldc);
+        this.filterWork = new GemmConv.Work(colScratch, outScratch, options.colElements(), f32);
+        this.smallMapFilter = options.dnnlBwdWeights().equals("auto");
+        this.bf16 = bf16Gemm != null;
+    }
+
+    /**
+     * Whether the filter gradient of a direct-engine convolution runs as {@link GemmConv#backwardFilterSmall}: on
+     * maps of fewer pixels than the kernel has taps, where backward-weights is left to the backend ({@code auto}).
+     */
+    private boolean filterAsGemm(Tensor x, Tensor dw) {
+        return smallMapFilter && GemmConv.smallMap(x.dim(2), x.dim(3), dw.dim(2), dw.dim(3));
+    }
+
+    private void gemmFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad) {
+        GemmConv.backwardFilterSmall(x, st(x), dy, st(dy), dw, st(dw), pad, filterWork);
+        if (db != null) { // in BF16 from dy's bf16 values, as the primitives' bias gradient
+            BufLoops.biasBackward(st(dy).buf, off(dy), dy.dim(0), dy.dim(1), n(dy) / (dy.dim(0) * dy.dim(1)),
+                    st(db).buf, off(db), bf16);
+        }
     }
 
     /** Which routing this instance uses: "auto+dnnl", "auto", "dnnl", "nd4j" or "gemm". */
@@ -187,6 +221,10 @@ final class ConvEngine implements AutoCloseable {
     }
 
     private void backwardFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad, DnnlConv.Kept memo) {
+        if (engineFor(dw, dy) == Engine.DNNL && filterAsGemm(x, dw)) {
+            gemmFilter(x, dy, dw, db, pad);
+            return;
+        }
         if (engineFor(dw, dy) == Engine.DNNL) {
             dnnlBackward(x, null, dy, null, dw, db, pad, memo);
             return;
@@ -213,6 +251,9 @@ final class ConvEngine implements AutoCloseable {
         Engine e = engineFor(dw, dy);
         if (dx == null) {
             backwardFilter(x, dy, dw, db, pad, memo);
+        } else if (e == Engine.DNNL && filterAsGemm(x, dw)) {
+            gemmFilter(x, dy, dw, db, pad);
+            backwardData(dy, w, dx, pad);
         } else if (e == Engine.DNNL) {
             dnnlBackward(x, w, dy, dx, dw, db, pad, memo);
         } else if (e == Engine.ND4J && (long) dy.dim(2) * dy.dim(3) > unfusedMaxPixels) {

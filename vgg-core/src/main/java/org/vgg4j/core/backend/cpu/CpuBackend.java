@@ -61,7 +61,9 @@ public final class CpuBackend implements Backend {
      * @param dnnlBwdWeights  {@code -Dvgg4j.cpu.dnnlBwdWeights=auto|direct|winograd} (default auto): the
      *                        backward-weights algorithm of {@link DnnlConv}. auto lets oneDNN choose (Winograd on
      *                        AVX-512 for VGG's layers), except on maps below 4x4, which run direct (Winograd's tiles
-     *                        are mostly padding there), the faster one per step at a larger scratchpad
+     *                        are mostly padding there), and on maps of fewer pixels than the kernel has taps (2x2
+     *                        under 3x3), whose filter gradient is one GEMM (GemmConv.backwardFilterSmall, bf16
+     *                        operands in BF16) and no oneDNN primitive; the faster one per step at a larger scratchpad
      *                        (docs/benchmarks.md, "Decision 3"); Winograd rounds differently from a direct sum, so
      *                        it is not exact on small integers, direct is; winograd forces it (tests)
      * @param dnnlWinograd    {@code -Dvgg4j.cpu.dnnlWinograd=auto|off} (default auto): whether {@link DnnlConv}
@@ -221,8 +223,8 @@ public final class CpuBackend implements Backend {
         boolean nd4jOps = options.routing() == ConvEngine.Routing.ND4J || CpuBackendProvider.nd4jOpsAreOneDnn();
         this.precision = resolve(options.precision(), options.routing(),
                 options.precision() == CpuPrecision.FP32 ? null : Bf16Support.unavailableReason());
-        this.conv = new ConvEngine(options.withPrecision(precision), nd4jOps);
         this.bf16Gemm = precision == CpuPrecision.BF16 ? new DnnlMatmul() : null;
+        this.conv = new ConvEngine(options.withPrecision(precision), nd4jOps, bf16Gemm);
     }
 
     /**

@@ -581,9 +581,9 @@ final class DnnlConv implements AutoCloseable {
         final String impl;
 
         BwdW(Layer l, boolean bias) {
-            // auto on maps below 4x4: direct. oneDNN's auto takes Winograd there too, and on 2x2 maps its F(4x4,3x3)
-            // tiles are mostly padding: VGG-16's 2x2 512-channel layers at 32 took 5.7-8 ms a backward-weights
-            // against 2.3 ms for the direct forward of the same arithmetic (docs/benchmarks.md)
+            // auto on maps below 4x4: direct. oneDNN's auto takes Winograd there too, where its F(4x4,3x3) tiles are
+            // mostly padding (docs/benchmarks.md). The cpu backend sends 2x2 maps under 3x3 to a GEMM instead
+            // (ConvEngine); this rule still holds for 3x3 maps and for direct callers
             dnnl.algorithm alg = bwdWeightsAlg == dnnl.algorithm.convolution_auto && (l.key.h < 4 || l.key.w < 4)
                     ? dnnl.algorithm.convolution_direct : bwdWeightsAlg;
             convolution_backward_weights.desc d = l.own(bias

@@ -33,13 +33,25 @@ final class GemmConv {
     private GemmConv() {
     }
 
-    /** Scratch buffers of one backend instance, and its bound on col's size (elements). */
-    record Work(Scratch col, Scratch out, long colElements) {
+    /** Scratch buffers of one backend instance, its bound on col's size (elements), and the float32 GEMM. */
+    record Work(Scratch col, Scratch out, long colElements, F32Gemm f32) {
+        /** As above with OpenBLAS's sgemm. */
+        Work(Scratch col, Scratch out, long colElements) {
+            this(col, out, colElements, null);
+        }
     }
 
-    private static void gemm(DType dt, int ta, int tb, int m, int n, int k, CpuStorage a, long ao, int lda,
+    /** Row-major float32 C (m,n) = op(A) op(B) + beta C over storages and element offsets. */
+    interface F32Gemm {
+        void run(boolean transA, boolean transB, int m, int n, int k, CpuStorage a, long ao, int lda, CpuStorage b,
+                 long bo, int ldb, float beta, CpuStorage c, long co, int ldc);
+    }
+
+    private static void gemm(Work work, DType dt, int ta, int tb, int m, int n, int k, CpuStorage a, long ao, int lda,
                              CpuStorage b, long bo, int ldb, double beta, CpuStorage c, long co, int ldc) {
-        if (dt == DType.FLOAT32) {
+        if (dt == DType.FLOAT32 && work.f32() != null) {
+            work.f32().run(ta == CblasTrans, tb == CblasTrans, m, n, k, a, ao, lda, b, bo, ldb, (float) beta, c, co, ldc);
+        } else if (dt == DType.FLOAT32) {
             cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1f, a.floatAt(ao), lda, b.floatAt(bo), ldb, (float) beta,
                     c.floatAt(co), ldc);
         } else {
@@ -91,15 +103,13 @@ final class GemmConv {
         CpuStorage out = g == 1 ? null : work.out().get(x.dtype(), (long) k * g * pq);
         for (int n0 = 0; n0 < nb; n0 += g) {
             int gn = Math.min(g, nb - n0);
-            for (int j = 0; j < gn; j++) {
-                Im2col.lower(sx.buf, Math.toIntExact(x.offset()) + (n0 + j) * c * h * wd, c, h, wd, r, s, pad,
-                        col.buf, j * pq, gn * pq);
-            }
+            Im2col.lower(sx.buf, Math.toIntExact(x.offset()) + n0 * c * h * wd, gn, c, h, wd, r, s, pad, col.buf,
+                    gn * pq);
             long yAt = y.offset() + (long) n0 * k * pq;
             if (g == 1) {
-                gemm(x.dtype(), CblasNoTrans, CblasNoTrans, k, pq, crs, sw, w.offset(), crs, col, 0, pq, 0.0, sy, yAt, pq);
+                gemm(work, x.dtype(), CblasNoTrans, CblasNoTrans, k, pq, crs, sw, w.offset(), crs, col, 0, pq, 0.0, sy, yAt, pq);
             } else {
-                gemm(x.dtype(), CblasNoTrans, CblasNoTrans, k, gn * pq, crs, sw, w.offset(), crs, col, 0, gn * pq,
+                gemm(work, x.dtype(), CblasNoTrans, CblasNoTrans, k, gn * pq, crs, sw, w.offset(), crs, col, 0, gn * pq,
                         0.0, out, 0, gn * pq);
                 shuffle(out.buf, 0, sy.buf, Math.toIntExact(yAt), gn, k, pq, false);
             }
@@ -138,10 +148,10 @@ final class GemmConv {
             int gn = Math.min(g, nb - n0);
             long dyAt = dy.offset() + (long) n0 * k * pq;
             if (g == 1) {
-                gemm(dx.dtype(), CblasTrans, CblasNoTrans, crs, pq, k, sw, w.offset(), crs, sdy, dyAt, pq, 0.0, col, 0, pq);
+                gemm(work, dx.dtype(), CblasTrans, CblasNoTrans, crs, pq, k, sw, w.offset(), crs, sdy, dyAt, pq, 0.0, col, 0, pq);
             } else {
                 shuffle(dyg.buf, 0, sdy.buf, Math.toIntExact(dyAt), gn, k, pq, true);
-                gemm(dx.dtype(), CblasTrans, CblasNoTrans, crs, gn * pq, k, sw, w.offset(), crs, dyg, 0, gn * pq,
+                gemm(work, dx.dtype(), CblasTrans, CblasNoTrans, crs, gn * pq, k, sw, w.offset(), crs, dyg, 0, gn * pq,
                         0.0, col, 0, gn * pq);
             }
             for (int j = 0; j < gn; j++) {
@@ -167,18 +177,95 @@ final class GemmConv {
         CpuStorage dyg = g == 1 ? null : work.out().get(x.dtype(), (long) k * g * pq);
         for (int n0 = 0; n0 < nb; n0 += g) {
             int gn = Math.min(g, nb - n0);
-            for (int j = 0; j < gn; j++) {
-                Im2col.lower(sx.buf, Math.toIntExact(x.offset()) + (n0 + j) * c * h * wd, c, h, wd, r, s, pad,
-                        col.buf, j * pq, gn * pq);
-            }
+            Im2col.lower(sx.buf, Math.toIntExact(x.offset()) + n0 * c * h * wd, gn, c, h, wd, r, s, pad, col.buf,
+                    gn * pq);
             long dyAt = dy.offset() + (long) n0 * k * pq;
             if (g == 1) {
-                gemm(x.dtype(), CblasNoTrans, CblasTrans, k, crs, pq, sdy, dyAt, pq, col, 0, pq, 1.0, sdw, dw.offset(), crs);
+                gemm(work, x.dtype(), CblasNoTrans, CblasTrans, k, crs, pq, sdy, dyAt, pq, col, 0, pq, 1.0, sdw, dw.offset(), crs);
             } else {
                 shuffle(dyg.buf, 0, sdy.buf, Math.toIntExact(dyAt), gn, k, pq, true);
-                gemm(x.dtype(), CblasNoTrans, CblasTrans, k, crs, gn * pq, dyg, 0, gn * pq, col, 0, gn * pq, 1.0,
+                gemm(work, x.dtype(), CblasNoTrans, CblasTrans, k, crs, gn * pq, dyg, 0, gn * pq, col, 0, gn * pq, 1.0,
                         sdw, dw.offset(), crs);
             }
         }
+    }
+
+    /**
+     * Whether {@link #backwardFilterSmall} does less arithmetic than the im2col product: maps of fewer pixels than
+     * the kernel has taps (VGG's 2x2 maps under a 3x3 kernel).
+     */
+    static boolean smallMap(int h, int w, int r, int s) {
+        return h * w < r * s;
+    }
+
+    /**
+     * dw (K,C,R,S) += filter gradient for maps {@link #smallMap} small, without im2col: first every product of an
+     * output and an input pixel summed over the batch, one GEMM over x and dy as they lie,
+     * <pre>
+     *   M (K*P*Q, C*H*W) = dy (N, K*P*Q)^T x (N, C*H*W)
+     * </pre>
+     * then each tap sums the (output, input) pairs it connects:
+     * dw[k,c,r,s] += sum over (p,q) with (h,w) = (p+r-pad, q+s-pad) inside the map of M[(k,p,q), (c,h,w)].
+     * M has H*W products per output where im2col has R*S, padding included. Float32 only; M in work's col.
+     */
+    static void backwardFilterSmall(Tensor x, CpuStorage sx, Tensor dy, CpuStorage sdy, Tensor dw, CpuStorage sdw,
+                                    int pad, Work work) {
+        int nb = x.dim(0);
+        int c = x.dim(1);
+        int h = x.dim(2);
+        int wd = x.dim(3);
+        int k = dy.dim(1);
+        int r = dw.dim(2);
+        int s = dw.dim(3);
+        int p = dy.dim(2);
+        int q = dy.dim(3);
+        int kpq = k * p * q;
+        int chw = c * h * wd;
+        CpuStorage m = work.col().get(DType.FLOAT32, (long) kpq * chw);
+        gemm(work, DType.FLOAT32, CblasTrans, CblasNoTrans, kpq, chw, nb, sdy, dy.offset(), kpq, sx, x.offset(), chw,
+                0.0, m, 0, chw);
+        // per tap (r, s): the (p*Q+q, h*W+w) pairs it connects
+        int[][] pairs = new int[r * s][];
+        for (int t = 0; t < r * s; t++) {
+            int[] list = new int[2 * p * q];
+            int n = 0;
+            for (int i = 0; i < p; i++) {
+                for (int j = 0; j < q; j++) {
+                    int hh = i + t / s - pad;
+                    int ww = j + t % s - pad;
+                    if (hh >= 0 && hh < h && ww >= 0 && ww < wd) {
+                        list[n++] = i * q + j;
+                        list[n++] = hh * wd + ww;
+                    }
+                }
+            }
+            pairs[t] = java.util.Arrays.copyOf(list, n);
+        }
+        java.nio.FloatBuffer mb = ((Buf.F32) m.buf).b();
+        int m0 = ((Buf.F32) m.buf).origin();
+        Buf.F32 dwb = (Buf.F32) sdw.buf;
+        java.nio.FloatBuffer db = dwb.b();
+        int d0 = dwb.origin() + Math.toIntExact(dw.offset());
+        int hw = h * wd;
+        int pq = p * q;
+        int crs = c * r * s;
+        Parallel.forRange(k, 1, (from, to) -> {
+            float[] mk = new float[pq * chw]; // M's P*Q rows of one output channel
+            float[] dk = new float[crs];      // dw[k]
+            for (int kk = from; kk < to; kk++) {
+                mb.get(m0 + kk * pq * chw, mk);
+                db.get(d0 + kk * crs, dk);
+                for (int t = 0; t < r * s; t++) {
+                    int[] pr = pairs[t];
+                    for (int e = 0; e < pr.length; e += 2) {
+                        int row = pr[e] * chw + pr[e + 1];
+                        for (int ch = 0, at = t; ch < c; ch++, at += r * s) {
+                            dk[at] += mk[row + ch * hw];
+                        }
+                    }
+                }
+                db.put(d0 + kk * crs, dk);
+            }
+        });
     }
 }

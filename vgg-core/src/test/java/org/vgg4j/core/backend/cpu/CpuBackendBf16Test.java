@@ -112,7 +112,9 @@ final class CpuBackendBf16Test {
                 Arguments.of(2, 64, 8, 8, 64),   // block 1
                 Arguments.of(1, 64, 6, 6, 128),  // block 2's first layer
                 Arguments.of(2, 128, 4, 4, 128), // block 2
-                Arguments.of(1, 17, 7, 5, 5));   // no multiple of any block: odd C, K, H, W
+                Arguments.of(1, 17, 7, 5, 5),    // no multiple of any block: odd C, K, H, W
+                Arguments.of(32, 16, 2, 2, 24),  // 2x2 maps (W3's last block): the filter gradient as a bf16 GEMM
+                Arguments.of(32, 40, 1, 1, 32)); // a 1x1 map, the same
     }
 
     /** The BF16 backend refuses to start, naming the missing instruction set: the branch of machines without it. */

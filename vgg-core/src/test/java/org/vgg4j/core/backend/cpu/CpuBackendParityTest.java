@@ -197,6 +197,8 @@ final class CpuBackendParityTest {
             {1, 3, 9, 8, 4, 7, 0},     // 7x7 valid, P*Q = 6 (dense evaluation's FC6 as a convolution)
             {2, 6, 7, 7, 5, 7, 0},     // 7x7 valid onto a 1x1 output (FC6 at 224 in dense evaluation: P*Q = 1)
             {3, 16, 2, 2, 16, 3, 1},   // 2x2 images, N = 3 (W3's last block)
+            {2, 24, 1, 1, 8, 3, 1},    // a 1x1 map under 3x3 (filter gradient as one GEMM: fewer pixels than taps)
+            {3, 8, 2, 3, 12, 3, 1},    // a 2x3 map, the same
             {2, 16, 12, 10, 32, 3, 1}, // 3x3, channels multiples of 16: forced Winograd backward-weights
             {1, 32, 7, 9, 16, 3, 1},   // the same, odd sizes
         };
