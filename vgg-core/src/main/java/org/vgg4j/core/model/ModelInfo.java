@@ -10,7 +10,9 @@ import org.vgg4j.core.layers.Conv2d;
 import org.vgg4j.core.layers.Dropout;
 import org.vgg4j.core.layers.Flatten;
 import org.vgg4j.core.layers.Layer;
+import org.vgg4j.core.layers.Linear;
 import org.vgg4j.core.layers.LocalResponseNorm;
+import org.vgg4j.core.layers.LowRankGradient;
 import org.vgg4j.core.layers.ParamSpec;
 import org.vgg4j.core.layers.ReLU;
 import org.vgg4j.core.tensor.DType;
@@ -34,9 +36,14 @@ import org.vgg4j.core.tensor.Shape;
  * @param activationBytes   bytes of layer outputs (and masks, LRN scales) kept from forward for backward, for N
  * @param trainingBytes     estimate of one training step: activations + activation gradients + parameters,
  *                          their gradients and the momentum buffer (3 copies) + state
+ * @param factoredTrainingBytes the same where the FC layers' weight gradients are held as factors, as one replica
+ *                          on a backend that pays for it does ({@link Network#deferLinearWeightGradients}: the
+ *                          {@code cpu} backend): each such weight's dense gradient (out*in) replaced by the batch's
+ *                          factors N*(out+in); equal to trainingBytes where no layer qualifies at this batch
  */
 public record ModelInfo(VggSpec spec, int batch, DType dtype, List<LayerInfo> layers, long parameters,
-                        long stateElements, long macsPerImage, long activationBytes, long trainingBytes) {
+                        long stateElements, long macsPerImage, long activationBytes, long trainingBytes,
+                        long factoredTrainingBytes) {
 
     /**
      * One layer's row.
@@ -79,6 +86,7 @@ public record ModelInfo(VggSpec spec, int batch, DType dtype, List<LayerInfo> la
         long macs = 0;
         long act = 0;
         long grad = 0;
+        long factoredSaving = 0; // elements
         boolean first = true;
         for (NamedLayer nl : named) {
             Layer layer = nl.layer();
@@ -95,6 +103,9 @@ public record ModelInfo(VggSpec spec, int batch, DType dtype, List<LayerInfo> la
             long a = keptElements(layer, in, out, spec.dropout()) * dtype.bytes;
             long g = (first || !writesInputGradient(layer, spec.dropout()) ? 0 : in.size()) * dtype.bytes;
             rows.add(new LayerInfo(nl.name(), layer.describe(), out, p, m, a, g));
+            if (layer instanceof Linear fc) {
+                factoredSaving += factoredSaving(fc.outFeatures(), fc.inFeatures(), batch);
+            }
             params += p;
             macs += m;
             act += a;
@@ -104,7 +115,21 @@ public record ModelInfo(VggSpec spec, int batch, DType dtype, List<LayerInfo> la
             first = false;
         }
         long training = act + grad + (3 * params + state) * dtype.bytes;
-        return new ModelInfo(spec, batch, dtype, rows, params, state, macs, act, training);
+        return new ModelInfo(spec, batch, dtype, rows, params, state, macs, act, training,
+                training - factoredSaving * dtype.bytes);
+    }
+
+    /**
+     * Elements an (out,in) weight's gradient saves as the factors of a batch of n: out*in - n*(out+in) where
+     * {@link Network#deferLinearWeightGradients} takes the layer and a step's n examples fit
+     * ({@link LowRankGradient#maxRows}), else 0 (the gradient stays, or turns, dense).
+     */
+    static long factoredSaving(int out, int in, int n) {
+        int maxRows = LowRankGradient.maxRows(out, in);
+        if (maxRows < Network.MIN_LOW_RANK_ROWS || n > maxRows) {
+            return 0;
+        }
+        return (long) out * in - (long) n * (out + in);
     }
 
     /** Elements a layer's training forward allocates and keeps; mirrors the layers' own buffers. */
@@ -159,8 +184,9 @@ public record ModelInfo(VggSpec spec, int batch, DType dtype, List<LayerInfo> la
                     r.output(), r.parameters(), r.macsPerImage(), r.activationBytes() / 1048576.0));
         }
         b.append(String.format(Locale.ROOT, "total: %,d parameters (+%,d state), %.3f GMACs per image, "
-                        + "activations kept %.1f MiB, training step ~%.1f MiB%n", parameters, stateElements,
-                gigaMacs(), activationBytes / 1048576.0, trainingBytes / 1048576.0));
+                        + "activations kept %.1f MiB, training step ~%.1f MiB (~%.1f MiB with the FC weight gradients"
+                        + " as factors, one cpu replica)%n", parameters, stateElements,
+                gigaMacs(), activationBytes / 1048576.0, trainingBytes / 1048576.0, factoredTrainingBytes / 1048576.0));
         return b.toString();
     }
 }

@@ -93,6 +93,28 @@ class ModelInfoTest {
         assertTrue(table.contains("total: " + String.format(java.util.Locale.ROOT, "%,d", one.parameters())), table);
     }
 
+    /**
+     * One cpu replica holds the FC weight gradients as the batch's factors: VGG-16's fc6 (4096 x 25088), fc7 (4096 x
+     * 4096) and fc8 (1000 x 4096) at batch 4 each save out*in - 4*(out+in) elements; at 256 fc8's factors would
+     * exceed a quarter of its weight (at most 200 examples), so it stays dense.
+     */
+    @Test
+    void factoredEstimateDropsTheFcWeightGradients() {
+        ModelInfo four = ModelInfo.of(VggSpec.paper(VggConfig.D), 4, DType.FLOAT32);
+        long saved4 = (102_760_448L - 4 * 29_184) + (16_777_216L - 4 * 8_192) + (4_096_000L - 4 * 5_096);
+        assertEquals(123_463_776L, saved4);
+        assertEquals(four.trainingBytes() - saved4 * 4, four.factoredTrainingBytes());
+        ModelInfo big = ModelInfo.of(VggSpec.paper(VggConfig.D), 256, DType.FLOAT32);
+        long saved256 = (102_760_448L - 256L * 29_184) + (16_777_216L - 256L * 8_192);
+        assertEquals(big.trainingBytes() - saved256 * 4, big.factoredTrainingBytes());
+        // the small networks' 10-class output never qualifies; their 512 x 512 FC layers hold at most 64 examples
+        ModelInfo small = ModelInfo.of(VggSpec.small(VggConfig.A, 32, 10), 65, DType.FLOAT32);
+        assertEquals(small.trainingBytes(), small.factoredTrainingBytes());
+        assertTrue(four.toString().contains(String.format(java.util.Locale.ROOT,
+                "(~%.1f MiB with the FC weight gradients as factors, one cpu replica)",
+                four.factoredTrainingBytes() / 1048576.0)), four.toString());
+    }
+
     @Test
     void invalidCombinationsNameTheValueAndTheLimit() {
         assertEquals("input 16x16 is smaller than config D's minimum 32x32 (five 2x2 poolings)",

@@ -44,10 +44,13 @@ final class InfoCommand implements Callable<Integer> {
                 one.parameters() - one.convParameters());
         out.printf(Locale.ROOT, "forward: %.3f GMACs = %.3f GFLOPs per image; a training step ~3x that%n", one.gigaMacs(),
                 2 * one.gigaMacs());
-        out.printf(Locale.ROOT, "%8s %18s %18s%n", "batch", "activations MiB", "training step MiB");
+        // one cpu replica holds the FC layers' weight gradients as factors (Network.deferLinearWeightGradients)
+        out.printf(Locale.ROOT, "%8s %18s %18s %22s%n", "batch", "activations MiB", "training step MiB",
+                "one cpu replica MiB");
         for (int b : batches) {
             ModelInfo i = ModelInfo.of(s, b);
-            out.printf(Locale.ROOT, "%8d %18.1f %18.1f%n", b, i.activationBytes() / 1048576.0, i.trainingBytes() / 1048576.0);
+            out.printf(Locale.ROOT, "%8d %18.1f %18.1f %22.1f%n", b, i.activationBytes() / 1048576.0,
+                    i.trainingBytes() / 1048576.0, i.factoredTrainingBytes() / 1048576.0);
         }
         out.flush();
         return 0;

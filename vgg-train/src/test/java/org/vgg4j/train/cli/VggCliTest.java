@@ -8,11 +8,15 @@ import java.awt.image.BufferedImage;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 
 import javax.imageio.ImageIO;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.vgg4j.core.model.ModelInfo;
+import org.vgg4j.core.model.VggConfig;
+import org.vgg4j.core.model.VggSpec;
 
 class VggCliTest {
 
@@ -49,6 +53,12 @@ class VggCliTest {
         assertTrue(r.out().contains("15.470 GMACs"), r.out());
         r = vgg("info", "--config", "vgg19", "--batch", "1,8");
         assertTrue(r.out().contains("parameters: 143,667,240"), r.out());
+        // the memory table: both estimates, the second without the FC weight gradients (ModelInfoTest has the sums)
+        r = vgg("info", "--config", "D", "--batch", "4");
+        var info = ModelInfo.of(VggSpec.paper(VggConfig.D), 4);
+        assertTrue(r.out().contains("one cpu replica MiB") && r.out().contains(String.format(Locale.ROOT,
+                "%8d %18.1f %18.1f %22.1f", 4, info.activationBytes() / 1048576.0,
+                info.trainingBytes() / 1048576.0, info.factoredTrainingBytes() / 1048576.0)), r.out());
     }
 
     @Test
