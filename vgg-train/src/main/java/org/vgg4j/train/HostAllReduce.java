@@ -19,8 +19,15 @@ import org.vgg4j.core.tensor.Tensor;
 public final class HostAllReduce implements AllReduce {
     private static final int CHUNK = 1 << 20; // elements per host chunk
 
+    // host scratch, kept from call to call (allocated per call, these arrays cost more than the averaging itself,
+    // docs/benchmarks.md): grown to the largest chunk seen
+    private double[] sum = new double[0];   // (chunk) running float64 sum over replicas
+    private double[] hostD = new double[0]; // (chunk) one replica's values (float64 buffers)
+    private float[] hostF = new float[0];   // (chunk) one replica's values (float32 buffers)
+
+    /** Averages in place; synchronized: the scratch serves one call at a time. */
     @Override
-    public void average(List<Tensor> buffers) {
+    public synchronized void average(List<Tensor> buffers) {
         int n = buffers.size();
         if (n <= 1) {
             return; // one replica: the mean is the buffer itself, untouched bits
@@ -33,9 +40,14 @@ public final class HostAllReduce implements AllReduce {
         }
         long total = first.size();
         int chunk = (int) Math.min(total, CHUNK);
-        double[] sum = new double[chunk];        // (chunk) running float64 sum over replicas
-        double[] hostD = new double[chunk];      // (chunk) one replica's values
-        float[] hostF = first.dtype() == DType.FLOAT32 ? new float[chunk] : null;
+        if (sum.length < chunk) {
+            sum = new double[chunk];
+            hostD = new double[chunk];
+            hostF = new float[chunk];
+        }
+        double[] sum = this.sum;
+        double[] hostD = this.hostD;
+        float[] hostF = first.dtype() == DType.FLOAT32 ? this.hostF : null;
         for (long off = 0; off < total; off += chunk) {
             int len = (int) Math.min(chunk, total - off);
             java.util.Arrays.fill(sum, 0, len, 0.0);
