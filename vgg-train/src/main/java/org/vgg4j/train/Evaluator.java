@@ -231,7 +231,7 @@ public final class Evaluator {
         try {
             if (needDense) {
                 for (Network n : ensemble) {
-                    dense.add(DenseEvaluation.of(n));
+                    dense.add(DenseEvaluation.sharing(n)); // n outlives it: no second copy of the parameters
                 }
             }
             Resampler r = new Resampler();

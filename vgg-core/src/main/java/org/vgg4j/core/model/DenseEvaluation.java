@@ -22,10 +22,12 @@ import org.vgg4j.core.tensor.Tensor;
  * FC7 and FC8 become 1x1 convs, and the class score map is averaged spatially ({@link GlobalAvgPool}) to one
  * score vector per image. Dropout is dropped (evaluation only).
  *
- * <p>Parameters are COPIED, not shared: a {@link Network} owns one contiguous parameter buffer, so the dense
- * network gets its own. The copy is bitwise: FC6's (F, C*R*S) weight flattens NCHW maps in C,H,W order, which
- * is exactly the row-major order of the conv weight (F, C, R, S). Parameter keys are kept ("classifier.0.weight"
- * now has shape (F,C,R,S)). This is not a training network (no loss, no horizontal-flip averaging).
+ * <p>FC6's (F, C*R*S) weight flattens NCHW maps in C,H,W order, which is exactly the row-major order of the conv
+ * weight (F, C, R, S): the dense network's parameters are the FC network's, element for element, in the same
+ * order. {@link #of} copies them (a snapshot, independent of the FC network afterwards); {@link #sharing} views
+ * them in place (no second copy: 528 MiB less for VGG-16; the FC network must stay open, and what it learns later
+ * shows). Parameter keys are kept ("classifier.0.weight" now has shape (F,C,R,S)). This is not a training network
+ * (no loss, no horizontal-flip averaging).
  *
  * <p>Legend: N batch, C channels of the last feature map, F hidden features, R = S = final side at training size.
  */
@@ -38,8 +40,20 @@ public final class DenseEvaluation implements AutoCloseable {
         this.minSide = minSide;
     }
 
-    /** Converts a network built by {@link Vgg#build} (features, flatten, classifier.0..6). */
+    /** Converts a network built by {@link Vgg#build} (features, flatten, classifier.0..6), its parameters copied. */
     public static DenseEvaluation of(Network fc) {
+        return build(fc, false);
+    }
+
+    /**
+     * As {@link #of}, the parameters shared with {@code fc} instead of copied: a live view of them, for as long as
+     * {@code fc} stays open. Closing the result leaves {@code fc} and its parameters as they are.
+     */
+    public static DenseEvaluation sharing(Network fc) {
+        return build(fc, true);
+    }
+
+    private static DenseEvaluation build(Network fc, boolean share) {
         Shape in = fc.inputShape();
         if (in.rank() != 3 || in.dim(1) != in.dim(2)) {
             throw new IllegalArgumentException("dense evaluation needs a network built for square (C,H,W) input, got " + in);
@@ -84,7 +98,10 @@ public final class DenseEvaluation implements AutoCloseable {
                     + "' has no flatten + fully-connected classifier to convert");
         }
         layers.add(new NamedLayer("avgpool", new GlobalAvgPool(fc.backend())));
-        Network dense = new Network(fc.name() + "-dense", fc.backend(), fc.dtype(), in, layers);
+        Network dense = new Network(fc.name() + "-dense", fc.backend(), fc.dtype(), in, layers, share ? fc : null);
+        if (share) {
+            return new DenseEvaluation(dense, in.dim(1));
+        }
         for (ParamStore.Entry e : fc.params().entries()) {
             ParamStore.Entry d = dense.params().get(e.key());
             if (d == null || d.spec().shape().size() != e.spec().shape().size()) {

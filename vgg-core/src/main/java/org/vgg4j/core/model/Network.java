@@ -54,6 +54,15 @@ public final class Network implements AutoCloseable {
      * @param layers     in order; a layer's parameters are named {@code layerName + "." + spec.name()}
      */
     public Network(String name, Backend backend, DType dtype, Shape inputShape, List<NamedLayer> layers) {
+        this(name, backend, dtype, inputShape, layers, null);
+    }
+
+    /**
+     * As above, the parameters a live view of {@code sharedFrom}'s ({@link ParamStore#viewOf}: the same keys, roles
+     * and sizes in the same order; null: its own). Closing this network leaves them to {@code sharedFrom}, which
+     * must stay open while this one is used (on the cpu backend a use after that fails naming the freed memory).
+     */
+    Network(String name, Backend backend, DType dtype, Shape inputShape, List<NamedLayer> layers, Network sharedFrom) {
         if (!backend.supports(dtype)) {
             throw new IllegalArgumentException("backend '" + backend.name() + "' does not compute in " + dtype);
         }
@@ -79,7 +88,13 @@ public final class Network implements AutoCloseable {
                 specs.add(new AbstractMap.SimpleEntry<>(nl.name() + "." + s.name(), s));
             }
         }
-        this.params = new ParamStore(backend, dtype, specs);
+        if (sharedFrom != null && (sharedFrom.backend != backend || sharedFrom.dtype != dtype)) {
+            throw new IllegalArgumentException("network '" + name + "' can only share the parameters of a network on"
+                    + " the same backend and dtype; '" + sharedFrom.name + "' is on " + sharedFrom.backend.name() + " in "
+                    + sharedFrom.dtype);
+        }
+        this.params = sharedFrom == null ? new ParamStore(backend, dtype, specs)
+                : ParamStore.viewOf(sharedFrom.params, specs);
         for (NamedLayer nl : layers) {
             Map<String, Tensor> values = new HashMap<>();
             Map<String, Tensor> grads = new HashMap<>();

@@ -40,8 +40,42 @@ public final class ParamStore {
     private final Map<String, Double> lrMultipliers = new LinkedHashMap<>(); // trained key -> multiplier != 1
     private final List<LowRankGradient> lowRank = new ArrayList<>(); // gradients held as factors, in buffer order
 
+    /** False for a view of another store's buffers ({@link #viewOf}): {@link #free} leaves them to their owner. */
+    private final boolean owns;
+
     ParamStore(Backend backend, DType dtype, List<Map.Entry<String, ParamSpec>> specs) {
+        this(backend, dtype, specs, null);
+    }
+
+    /**
+     * A store over {@code source}'s buffers, a live view of its values, gradients and state: {@code specs} must
+     * name the same parameters with the same roles and sizes in the same order (the shapes may differ, e.g. a
+     * fully-connected weight (F, C*R*S) seen as a convolution's (F, C, R, S)), so that every parameter lies where
+     * it lies in the source. {@link #free} leaves the buffers to the source, which must outlive the view.
+     *
+     * @throws IllegalArgumentException naming the first parameter that differs
+     */
+    static ParamStore viewOf(ParamStore source, List<Map.Entry<String, ParamSpec>> specs) {
+        if (specs.size() != source.entries.size()) {
+            throw new IllegalArgumentException("a parameter view needs the source's " + source.entries.size()
+                    + " parameters, got " + specs.size());
+        }
+        for (int i = 0; i < specs.size(); i++) {
+            Entry e = source.entries.get(i);
+            String key = specs.get(i).getKey();
+            ParamSpec spec = specs.get(i).getValue();
+            if (!key.equals(e.key()) || spec.role() != e.spec().role() || spec.shape().size() != e.spec().shape().size()) {
+                throw new IllegalArgumentException("parameter " + i + " of the view is " + key + " " + spec.shape() + " ("
+                        + spec.role() + "), the source's is " + e.key() + " " + e.spec().shape() + " (" + e.spec().role()
+                        + "): a view needs the same keys, roles and sizes in the same order");
+            }
+        }
+        return new ParamStore(source.backend, source.values.dtype(), specs, source);
+    }
+
+    private ParamStore(Backend backend, DType dtype, List<Map.Entry<String, ParamSpec>> specs, ParamStore source) {
         this.backend = backend;
+        this.owns = source == null;
         long weights = 0;
         long noDecay = 0;
         long stateSize = 0;
@@ -58,12 +92,18 @@ public final class ParamStore {
             throw new IllegalArgumentException("a network needs at least one trained parameter");
         }
         this.decayedCount = weights;
-        this.values = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
-        this.grads = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
-        // zero, and held by the system only once written: a network that never trains (evaluation, dense
-        // evaluation, features) never occupies memory for its gradients
-        backend.zeroAndRelease(grads);
-        this.state = stateSize == 0 ? null : backend.allocate(dtype, Shape.of(Math.toIntExact(stateSize)));
+        if (source != null) {
+            this.values = source.values;
+            this.grads = source.grads;
+            this.state = source.state;
+        } else {
+            this.values = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
+            this.grads = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
+            // zero, and held by the system only once written: a network that never trains (evaluation, dense
+            // evaluation, features) never occupies memory for its gradients
+            backend.zeroAndRelease(grads);
+            this.state = stateSize == 0 ? null : backend.allocate(dtype, Shape.of(Math.toIntExact(stateSize)));
+        }
         long nextWeight = 0;
         long nextNoDecay = weights;
         long nextState = 0;
@@ -277,6 +317,9 @@ public final class ParamStore {
     void free() {
         for (LowRankGradient g : lowRank) {
             g.free();
+        }
+        if (!owns) {
+            return;
         }
         backend.free(values);
         backend.free(grads);

@@ -79,11 +79,9 @@ public final class DenseInferenceBench {
         String backendName = args.length > 3 ? args[3] : "cpu";
         Backend backend = backend(backendName);
         String precision = TrainStepBench.precision(backend);
-        DenseEvaluation dense;
-        try (Network fc = Vgg.build(backend, DType.FLOAT32, VggSpec.paper(VggConfig.D))) {
-            TrainStepBench.initialise(fc.params(), backend, 42);
-            dense = DenseEvaluation.of(fc); // a copy of the parameters: the FC network is freed before timing
-        }
+        Network fc = Vgg.build(backend, DType.FLOAT32, VggSpec.paper(VggConfig.D));
+        TrainStepBench.initialise(fc.params(), backend, 42);
+        DenseEvaluation dense = DenseEvaluation.sharing(fc); // one set of parameters, as the peer
         Network net = dense.network();
         long macs = forwardMacs(net, side);
         long initRss = TrainStepBench.rssMib("VmRSS:");
@@ -111,6 +109,7 @@ public final class DenseInferenceBench {
                 median, BATCH / median, TrainStepBench.median(cpus) / BATCH, TrainStepBench.rssMib("VmHWM:"), initRss,
                 Arrays.toString(Arrays.stream(times).map(t -> Math.round(t * 1000) / 1000.0).toArray()));
         dense.close();
+        fc.close();
         backend.close();
     }
 

@@ -99,4 +99,70 @@ class DenseEvaluationTest extends OnReferenceBackend {
             assertEquals("input 3x48x80 is smaller than the training size 64x64 required by dense evaluation", msg);
         }
     }
+
+    /**
+     * sharing: the same scores as the copy, over fc's own memory (a change to fc shows in the view, not in the copy);
+     * closing the view leaves fc working; a BatchNorm network's running statistics are shared too.
+     */
+    @Test
+    void sharingViewsTheParametersInPlace() {
+        VggSpec spec = new VggSpec(VggConfig.D, true, 7, 64, 1.0 / 32, 16, 0.5, 0);
+        try (Network fc = Vgg.build(reference, DType.FLOAT64, spec)) {
+            Initializers.initialize(fc, Initializers.Scheme.GLOROT_UNIFORM, 5);
+            reference.fill(fc.params().get("features.1.running_var").value(), 2.0);
+            Tensor x = image(2, 80, 96, 4);
+            double[] before;
+            try (DenseEvaluation copy = DenseEvaluation.of(fc); DenseEvaluation view = DenseEvaluation.sharing(fc)) {
+                before = values(copy.forward(x));
+                assertArrayEquals(before, values(view.forward(x)), "shared and copied parameters score alike");
+                assertEquals(Shape.of(16, spec.channels(512), 2, 2),
+                        view.network().params().get("classifier.0.weight").value().shape());
+                // a live view: fc's parameters (running statistics included) changed, the view follows, the copy not
+                reference.fill(fc.params().get("classifier.6.bias").value(), 0.5);
+                reference.fill(fc.params().get("features.1.running_mean").value(), 0.25);
+                double[] changed = values(view.forward(x));
+                assertArrayEquals(before, values(copy.forward(x)), "the copy is a snapshot");
+                assertTrue(!Arrays.equals(before, changed), "the view sees fc's new parameters");
+                try (DenseEvaluation fresh = DenseEvaluation.of(fc)) {
+                    assertArrayEquals(values(fresh.forward(x)), changed);
+                }
+            }
+            // both closed: fc's parameters are still its own and alive
+            Tensor y = fc.forward(image(2, 64, 64, 6), false);
+            assertTrue(Arrays.stream(values(y)).allMatch(Double::isFinite));
+            reference.free(x);
+        }
+    }
+
+    /** A view outliving its source fails with a clear error on the cpu backend, not a read of freed memory. */
+    @Test
+    void aViewUsedAfterItsSourceClosedSaysSo() {
+        org.vgg4j.core.backend.Backend cpu = org.vgg4j.core.backend.Backends.cpu();
+        try {
+            VggSpec spec = new VggSpec(VggConfig.A, false, 10, 32, 1.0 / 16, 16, 0.5, 0);
+            Network fc = Vgg.build(cpu, DType.FLOAT32, spec);
+            DenseEvaluation view = DenseEvaluation.sharing(fc);
+            fc.close();
+            Tensor x = cpu.allocate(DType.FLOAT32, Shape.of(1, 3, 32, 32));
+            cpu.fill(x, 0.5);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> view.forward(x));
+            assertTrue(e.getMessage().contains("freed"), e.getMessage());
+            view.close();
+            cpu.free(x);
+        } finally {
+            cpu.close();
+        }
+    }
+
+    @Test
+    void aNetworkSharesOnlyAMatchingParameterLayout() {
+        VggSpec spec = new VggSpec(VggConfig.A, false, 10, 32, 1.0 / 16, 16, 0.5, 0);
+        VggSpec other = new VggSpec(VggConfig.A, false, 12, 32, 1.0 / 16, 16, 0.5, 0);
+        try (Network fc = Vgg.build(reference, DType.FLOAT64, spec)) {
+            var layers = Vgg.layers(reference, other);
+            String msg = assertThrows(IllegalArgumentException.class, () -> new Network("other", reference,
+                    DType.FLOAT64, fc.inputShape(), layers, fc)).getMessage();
+            assertTrue(msg.contains("classifier.6.weight") && msg.contains("same keys, roles and sizes"), msg);
+        }
+    }
 }
