@@ -71,8 +71,13 @@ final class ConvEngine implements AutoCloseable {
     private final Scratch colScratch = new Scratch(); // (C*R*S, G*P*Q) im2col of G images (GemmConv)
     private final Scratch outScratch = new Scratch(); // (K, G*P*Q) GemmConv's grouped output / gathered dy
     private final GemmConv.Work gemmWork;
-    /** The filter gradient of small maps ({@link #filterAsGemm}): through oneDNN's GEMM (bf16 operands in BF16). */
-    private final GemmConv.Work filterWork;
+    /**
+     * {@link GemmConv} work through oneDNN's sgemm, on the convolutions' threads, or in BF16 through the bf16 matmul
+     * under the FC layers' rule ({@link CpuBackend#BF16_GEMM_MIN_DIM}): the filter gradient of small maps
+     * ({@link #filterAsGemm}) and the inference convolutions whose weight outweighs their data
+     * ({@link #weightOutweighsData}).
+     */
+    private final GemmConv.Work dnnlGemmWork;
     private final boolean smallMapFilter;
     private final boolean bf16;
 
@@ -95,20 +100,32 @@ final class ConvEngine implements AutoCloseable {
         this.dnnl = wantDnnl && DnnlConv.available()
                 ? new DnnlConv(options.dnnlBwdWeights(), options.dnnlWinograd().equals("auto"),
                         options.precision() == CpuPrecision.BF16) : null;
-        GemmConv.F32Gemm f32 = bf16Gemm != null
-                ? (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> {
-                    if (lda != (ta ? m : k) || ldb != (tb ? k : n) || ldc != n) { // the matmul takes dense matrices
-                        throw new IllegalArgumentException("bf16 GEMM on strided matrices: lda " + lda + ", ldb " + ldb
-                                + ", ldc " + ldc + " for " + m + "x" + n + "x" + k);
-                    }
-                    bf16Gemm.gemm(ta, tb, m, n, k, 1f, DnnlConv.at(a.address(), ao), DnnlConv.at(b.address(), bo),
-                            beta, DnnlConv.at(c.address(), co));
-                }
-                : (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> DnnlConv.sgemm(ta, tb, m, n, k, 1f,
-                        a.floatAt(ao), lda, b.floatAt(bo), ldb, beta, c.floatAt(co), ldc);
-        this.filterWork = new GemmConv.Work(colScratch, outScratch, options.colElements(), f32);
+        GemmConv.F32Gemm f32 = (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> {
+            if (bf16Gemm == null || Math.min(m, Math.min(n, k)) < CpuBackend.BF16_GEMM_MIN_DIM) {
+                DnnlConv.sgemm(ta, tb, m, n, k, 1f, a.floatAt(ao), lda, b.floatAt(bo), ldb, beta, c.floatAt(co), ldc);
+                return;
+            }
+            if (lda != (ta ? m : k) || ldb != (tb ? k : n) || ldc != n) { // the matmul takes dense matrices
+                throw new IllegalArgumentException("bf16 GEMM on strided matrices: lda " + lda + ", ldb " + ldb
+                        + ", ldc " + ldc + " for " + m + "x" + n + "x" + k);
+            }
+            bf16Gemm.gemm(ta, tb, m, n, k, 1f, DnnlConv.at(a.address(), ao), DnnlConv.at(b.address(), bo), beta,
+                    DnnlConv.at(c.address(), co));
+        };
+        this.dnnlGemmWork = new GemmConv.Work(colScratch, outScratch, options.colElements(), f32);
         this.smallMapFilter = options.dnnlBwdWeights().equals("auto");
         this.bf16 = bf16Gemm != null;
+    }
+
+    /**
+     * Whether an inference convolution (no memo) runs as im2col + one GEMM over its weight as it lies: no padding,
+     * and more weight elements than the batch's input and output together. Dense evaluation's classifier as
+     * convolutions (FC6 7x7 onto 1x1 or 6x6 maps, FC7 and FC8 as 1x1): a convolution primitive would first reorder
+     * the whole weight into its blocked layout on every call, for FC6 a second 392 MiB copy, and at 224 more time
+     * than the product (docs/benchmarks.md). VGG's 3x3 layers (padding 1) never qualify.
+     */
+    private static boolean weightOutweighsData(Tensor x, Tensor w, Tensor y, int pad) {
+        return pad == 0 && w.size() > x.size() + y.size();
     }
 
     /**
@@ -120,7 +137,7 @@ final class ConvEngine implements AutoCloseable {
     }
 
     private void gemmFilter(Tensor x, Tensor dy, Tensor dw, Tensor db, int pad) {
-        GemmConv.backwardFilterSmall(x, st(x), dy, st(dy), dw, st(dw), pad, filterWork);
+        GemmConv.backwardFilterSmall(x, st(x), dy, st(dy), dw, st(dw), pad, dnnlGemmWork);
         if (db != null) { // in BF16 from dy's bf16 values, as the primitives' bias gradient
             BufLoops.biasBackward(st(dy).buf, off(dy), dy.dim(0), dy.dim(1), n(dy) / (dy.dim(0) * dy.dim(1)),
                     st(db).buf, off(db), bf16);
@@ -164,6 +181,14 @@ final class ConvEngine implements AutoCloseable {
      */
     void forward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, DnnlConv.Kept memo) {
         Engine e = engineFor(w, y);
+        if (memo == null && weightOutweighsData(x, w, y, pad)) {
+            GemmConv.forward(x, st(x), w, st(w), b, b == null ? null : st(b), y, st(y), pad,
+                    e == Engine.DNNL ? dnnlGemmWork : gemmWork);
+            if (relu) {
+                BufLoops.reluForward(y, y);
+            }
+            return;
+        }
         if (e == Engine.DNNL) {
             CpuStorage.of(y);
             dnnl.forward(addr(x), addr(w), b == null ? null : addr(b), addr(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3),

@@ -442,39 +442,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         own(x, w, b, y);
-        if (wholeWindow(x, w, y, pad)) {
-            wholeWindowForward(x, w, b, y, false);
-            return;
-        }
         conv.forward(x, w, b, y, pad);
-    }
-
-    /**
-     * Whether the window of this convolution covers its whole input (pad 0, kernel = input size, output 1x1: dense
-     * evaluation's FC6 at the training size). Then it is a matrix product over the same memory,
-     * y (N,K) = x (N, C*H*W) w (K, C*R*S)^T (NCHW and KCRS flatten alike), and {@link #wholeWindowForward} runs it as
-     * one: without oneDNN's reorder of w into its blocked layout, which for FC6's 392 MiB cost more than the
-     * product itself, and without that copy in memory. Forward only, and inference only (no memo), where it is met.
-     */
-    private static boolean wholeWindow(Tensor x, Tensor w, Tensor y, int pad) {
-        return pad == 0 && x.rank() == 4 && w.rank() == 4 && y.rank() == 4 && x.dim(1) == w.dim(1)
-                && x.dim(2) == w.dim(2) && x.dim(3) == w.dim(3) && y.dim(0) == x.dim(0) && y.dim(1) == w.dim(0)
-                && y.dim(2) == 1 && y.dim(3) == 1;
-    }
-
-    /** The convolution {@link #wholeWindow} recognises, as a GEMM, then the bias and the ReLU. */
-    private void wholeWindowForward(Tensor x, Tensor w, Tensor b, Tensor y, boolean relu) {
-        int n = x.dim(0);
-        int k = w.dim(0);
-        int crs = Math.toIntExact(w.size() / k);
-        Tensor y2 = y.reshape(n, k);
-        gemm(false, true, 1.0, x.reshape(n, crs), w.reshape(k, crs), 0.0, y2);
-        if (b != null) {
-            addBias(y2, b);
-        }
-        if (relu) {
-            reluForward(y2, y2);
-        }
     }
 
     /** The direct oneDNN engine's memo (x kept in its blocked layout for backward-weights); null without it. */
@@ -486,10 +454,6 @@ public final class CpuBackend implements Backend {
     @Override
     public void conv2dForward(Tensor x, Tensor w, Tensor b, Tensor y, int pad, boolean relu, ConvMemo memo) {
         own(x, w, b, y);
-        if (memo == null && wholeWindow(x, w, y, pad)) {
-            wholeWindowForward(x, w, b, y, relu);
-            return;
-        }
         conv.forward(x, w, b, y, pad, relu, kept(memo));
     }
 
@@ -516,10 +480,6 @@ public final class CpuBackend implements Backend {
     @Override
     public void conv2dForwardRelu(Tensor x, Tensor w, Tensor b, Tensor y, int pad) {
         own(x, w, b, y);
-        if (wholeWindow(x, w, y, pad)) {
-            wholeWindowForward(x, w, b, y, true);
-            return;
-        }
         conv.forwardRelu(x, w, b, y, pad);
     }
 
