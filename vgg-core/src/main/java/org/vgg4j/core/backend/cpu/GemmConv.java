@@ -6,6 +6,8 @@ import static org.bytedeco.openblas.global.openblas.CblasTrans;
 import static org.bytedeco.openblas.global.openblas.cblas_dgemm;
 import static org.bytedeco.openblas.global.openblas.cblas_sgemm;
 
+import java.nio.FloatBuffer;
+import java.util.Arrays;
 import org.vgg4j.core.backend.Buf;
 import org.vgg4j.core.tensor.DType;
 import org.vgg4j.core.tensor.Tensor;
@@ -210,57 +212,77 @@ final class GemmConv {
      */
     static void backwardFilterSmall(Tensor x, CpuStorage sx, Tensor dy, CpuStorage sdy, Tensor dw, CpuStorage sdw,
                                     int pad, Work work) {
-        int nb = x.dim(0);
-        int c = x.dim(1);
-        int h = x.dim(2);
-        int wd = x.dim(3);
-        int k = dy.dim(1);
-        int r = dw.dim(2);
-        int s = dw.dim(3);
-        int p = dy.dim(2);
-        int q = dy.dim(3);
-        int kpq = k * p * q;
-        int chw = c * h * wd;
+        Dims d = Dims.of(x, dw, dy);
+        int kpq = d.k() * d.pq();
+        int chw = d.c() * d.hw();
         CpuStorage m = work.col().get(DType.FLOAT32, (long) kpq * chw);
-        gemm(work, DType.FLOAT32, CblasTrans, CblasNoTrans, kpq, chw, nb, sdy, dy.offset(), kpq, sx, x.offset(), chw,
-                0.0, m, 0, chw);
-        // per tap (r, s): the (p*Q+q, h*W+w) pairs it connects
-        int[][] pairs = new int[r * s][];
-        for (int t = 0; t < r * s; t++) {
-            int[] list = new int[2 * p * q];
+        gemm(work, DType.FLOAT32, CblasTrans, CblasNoTrans, kpq, chw, d.nb(), sdy, dy.offset(), kpq, sx, x.offset(),
+                chw, 0.0, m, 0, chw);
+        fold(d, tapPairs(d, pad), (Buf.F32) m.buf, (Buf.F32) sdw.buf, Math.toIntExact(dw.offset()));
+    }
+
+    /** x (N,C,H,W), weights (K,C,R,S), y (N,K,P,Q) of one convolution. */
+    private record Dims(int nb, int c, int h, int w, int k, int r, int s, int p, int q) {
+        static Dims of(Tensor x, Tensor weights, Tensor y) {
+            return new Dims(x.dim(0), x.dim(1), x.dim(2), x.dim(3), weights.dim(0), weights.dim(2), weights.dim(3),
+                    y.dim(2), y.dim(3));
+        }
+
+        int hw() {
+            return h * w;
+        }
+
+        int pq() {
+            return p * q;
+        }
+
+        int rs() {
+            return r * s;
+        }
+    }
+
+    /** Per tap (r, s): the (p*Q+q, h*W+w) pixel pairs it connects, as consecutive ints. */
+    private static int[][] tapPairs(Dims d, int pad) {
+        int[][] pairs = new int[d.rs()][];
+        for (int t = 0; t < d.rs(); t++) {
+            int[] list = new int[2 * d.pq()];
             int n = 0;
-            for (int i = 0; i < p; i++) {
-                for (int j = 0; j < q; j++) {
-                    int hh = i + t / s - pad;
-                    int ww = j + t % s - pad;
-                    if (hh >= 0 && hh < h && ww >= 0 && ww < wd) {
-                        list[n++] = i * q + j;
-                        list[n++] = hh * wd + ww;
+            for (int i = 0; i < d.p(); i++) {
+                for (int j = 0; j < d.q(); j++) {
+                    int hh = i + t / d.s() - pad;
+                    int ww = j + t % d.s() - pad;
+                    if (hh >= 0 && hh < d.h() && ww >= 0 && ww < d.w()) {
+                        list[n++] = i * d.q() + j;
+                        list[n++] = hh * d.w() + ww;
                     }
                 }
             }
-            pairs[t] = java.util.Arrays.copyOf(list, n);
+            pairs[t] = Arrays.copyOf(list, n);
         }
-        java.nio.FloatBuffer mb = ((Buf.F32) m.buf).b();
-        int m0 = ((Buf.F32) m.buf).origin();
-        Buf.F32 dwb = (Buf.F32) sdw.buf;
-        java.nio.FloatBuffer db = dwb.b();
-        int d0 = dwb.origin() + Math.toIntExact(dw.offset());
-        int hw = h * wd;
-        int pq = p * q;
-        int crs = c * r * s;
-        Parallel.forRange(k, 1, (from, to) -> {
-            float[] mk = new float[pq * chw]; // M's P*Q rows of one output channel
-            float[] dk = new float[crs];      // dw[k]
+        return pairs;
+    }
+
+    /** dw[k,c,t] += sum over tap t's pairs of M[(k, pair's output), (c, pair's input)]; dw at element dwAt. */
+    private static void fold(Dims d, int[][] pairs, Buf.F32 m, Buf.F32 dw, int dwAt) {
+        FloatBuffer mb = m.b();
+        FloatBuffer db = dw.b();
+        int m0 = m.origin();
+        int d0 = dw.origin() + dwAt;
+        int chw = d.c() * d.hw();
+        int rows = d.pq() * chw;      // M's P*Q rows of one output channel
+        int crs = d.c() * d.rs();
+        Parallel.forRange(d.k(), 1, (from, to) -> {
+            float[] mk = new float[rows];
+            float[] dk = new float[crs]; // dw[k]
             for (int kk = from; kk < to; kk++) {
-                mb.get(m0 + kk * pq * chw, mk);
+                mb.get(m0 + kk * rows, mk);
                 db.get(d0 + kk * crs, dk);
-                for (int t = 0; t < r * s; t++) {
+                for (int t = 0; t < d.rs(); t++) {
                     int[] pr = pairs[t];
                     for (int e = 0; e < pr.length; e += 2) {
                         int row = pr[e] * chw + pr[e + 1];
-                        for (int ch = 0, at = t; ch < c; ch++, at += r * s) {
-                            dk[at] += mk[row + ch * hw];
+                        for (int ch = 0, at = t; ch < d.c(); ch++, at += d.rs()) {
+                            dk[at] += mk[row + ch * d.hw()];
                         }
                     }
                 }
