@@ -40,6 +40,17 @@ public interface Backend extends AutoCloseable {
     /** A new zero-filled dense tensor. */
     Tensor allocate(DType dtype, Shape shape);
 
+    /**
+     * A new zero-filled dense tensor whose memory the backend may leave untouched until it is first written, as
+     * after {@link #zeroAndRelease}: for a buffer that may never be written (the gradients of a network that only
+     * evaluates). Default: {@link #allocate} then {@link #zeroAndRelease}.
+     */
+    default Tensor allocateReleased(DType dtype, Shape shape) {
+        Tensor t = allocate(dtype, shape);
+        zeroAndRelease(t);
+        return t;
+    }
+
     /** Releases a tensor obtained from {@link #allocate} (views are released with their base). May be a no-op. */
     void free(Tensor t);
 

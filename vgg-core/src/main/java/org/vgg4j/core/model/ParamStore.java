@@ -98,10 +98,9 @@ public final class ParamStore {
             this.state = source.state;
         } else {
             this.values = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
-            this.grads = backend.allocate(dtype, Shape.of(Math.toIntExact(trained)));
             // zero, and held by the system only once written: a network that never trains (evaluation, dense
-            // evaluation, features) never occupies memory for its gradients
-            backend.zeroAndRelease(grads);
+            // evaluation, features) never occupies memory for its gradients, not even while it is built
+            this.grads = backend.allocateReleased(dtype, Shape.of(Math.toIntExact(trained)));
             this.state = stateSize == 0 ? null : backend.allocate(dtype, Shape.of(Math.toIntExact(stateSize)));
         }
         long nextWeight = 0;

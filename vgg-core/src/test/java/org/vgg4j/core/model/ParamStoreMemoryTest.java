@@ -18,7 +18,8 @@ import org.vgg4j.core.testing.TestTensors;
 
 /**
  * A network that is never trained does not hold its gradient buffer in memory (ParamStore hands it back at once,
- * Backend#zeroAndRelease): on the cpu backend a 64 MiB weight costs 64 MiB of resident memory, not 128, and its
+ * Backend#allocateReleased): on the cpu backend a 64 MiB weight costs 64 MiB of resident memory, not 128, at no
+ * moment of its construction either, and its
  * gradient reads zero until a backward writes it, which then works as ever.
  */
 class ParamStoreMemoryTest {
@@ -26,6 +27,7 @@ class ParamStoreMemoryTest {
     @Test
     void untrainedNetworkHoldsNoGradientMemory() throws Exception {
         try (Backend cpu = Backends.cpu()) {
+            ProcessMemory.resetPeak();
             long before = ProcessMemory.rssKib();
             try (Network n = new Network("big", cpu, DType.FLOAT32, Shape.of(4096),
                     List.of(new NamedLayer("fc", new Linear(cpu, 4096, 4096))))) {
@@ -33,6 +35,10 @@ class ParamStoreMemoryTest {
                 long grownMib = (after - before) / 1024;
                 assertTrue(grownMib > 48 && grownMib < 100, "RSS grew by " + grownMib
                         + " MiB for a 64 MiB weight: expected the weight alone, not its gradient too");
+                // not even for a moment while the network was built (the gradient buffer is never written)
+                long peakMib = (ProcessMemory.peakKib() - before) / 1024;
+                assertTrue(peakMib < 100, "the peak RSS rose by " + peakMib + " MiB while a network of a 64 MiB weight"
+                        + " was built: its gradient buffer was written");
                 assertEquals(0.0, cpu.sumOfSquares(n.params().grads()));
                 Tensor x = TestTensors.random(cpu, DType.FLOAT32, Shape.of(2, 4096), 1, -1, 1);
                 SoftmaxCrossEntropy loss = new SoftmaxCrossEntropy(cpu);

@@ -340,6 +340,18 @@ public final class CpuBackend implements Backend {
         return BackendTensors.wrap(this, dtype, shape, new CpuStorage(dtype, shape.size()), 0);
     }
 
+    /**
+     * Zero-filled by calloc, not by ND4J's allocator, which writes every page: the system maps zero pages only when
+     * they are first written (an evaluation network's gradient buffer never is).
+     */
+    @Override
+    public Tensor allocateReleased(DType dtype, Shape shape) {
+        if (!supports(dtype)) {
+            throw new IllegalArgumentException("backend 'cpu' does not compute in " + dtype);
+        }
+        return BackendTensors.wrap(this, dtype, shape, CpuStorage.untouched(dtype, shape.size()), 0);
+    }
+
     /** Frees the whole allocation when given its base (or a full-size reshape of it); views are a no-op. */
     @Override
     public void free(Tensor t) {

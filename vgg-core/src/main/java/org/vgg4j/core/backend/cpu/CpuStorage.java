@@ -6,6 +6,9 @@ import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.indexer.DoubleIndexer;
+import org.bytedeco.javacpp.indexer.FloatIndexer;
+import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -28,16 +31,46 @@ final class CpuStorage {
     final Buf buf;            // Java view of the same memory
     final IntBuffer bits;     // (size) FLOAT32: the same memory as raw float bits; null for FLOAT64
     private final Pointer address;  // FloatPointer or DoublePointer at element 0
+    private final Pointer calloced; // the memory under base when this storage allocated it itself (untouched), else null
     private boolean freed;
 
+    /** size elements, zero-filled by ND4J's allocator (which writes every page). */
     CpuStorage(DType dtype, long size) {
+        this(dtype, size, false);
+    }
+
+    /**
+     * size elements, zero-filled by calloc: for a large size the system maps fresh zero pages only when they are first
+     * written, so the buffer holds no memory until then ({@link CpuBackend#allocateReleased}).
+     */
+    static CpuStorage untouched(DType dtype, long size) {
+        return new CpuStorage(dtype, size, true);
+    }
+
+    private CpuStorage(DType dtype, long size, boolean calloc) {
         if (size * dtype.bytes > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("allocation of " + size + " " + dtype + " elements ("
                     + size * dtype.bytes + " bytes) exceeds the cpu backend's limit of 2^31-1 bytes per buffer");
         }
         this.dtype = dtype;
         this.ndType = dtype == DType.FLOAT32 ? DataType.FLOAT : DataType.DOUBLE;
-        this.base = Nd4j.create(ndType, size); // zero-filled
+        if (calloc) {
+            long n = Math.max(1, size);
+            Pointer raw = Pointer.calloc(n, dtype.bytes);
+            if (raw == null || raw.isNull()) {
+                throw new OutOfMemoryError("calloc of " + n * dtype.bytes + " bytes for a cpu tensor failed");
+            }
+            this.calloced = raw;
+            DataBuffer db = dtype == DType.FLOAT32
+                    ? Nd4j.createBuffer(new FloatPointer(raw).capacity(n).limit(n), ndType, n,
+                        FloatIndexer.create(new FloatPointer(raw).capacity(n).limit(n)))
+                    : Nd4j.createBuffer(new DoublePointer(raw).capacity(n).limit(n), ndType, n,
+                        DoubleIndexer.create(new DoublePointer(raw).capacity(n).limit(n)));
+            this.base = Nd4j.create(db, new long[] {size}, new long[] {1}, 0, 'c', ndType);
+        } else {
+            this.calloced = null;
+            this.base = Nd4j.create(ndType, size); // zero-filled
+        }
         Pointer p = base.data().addressPointer();
         if (dtype == DType.FLOAT32) {
             this.address = new FloatPointer(p);
@@ -89,6 +122,9 @@ final class CpuStorage {
         if (!freed) {
             freed = true;
             base.close();
+            if (calloced != null) {
+                Pointer.free(calloced); // ND4J does not own memory it was given
+            }
         }
     }
 }
