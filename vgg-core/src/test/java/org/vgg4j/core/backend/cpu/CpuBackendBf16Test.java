@@ -318,25 +318,28 @@ final class CpuBackendBf16Test {
     }
 
     /**
-     * A convolution whose window covers its input (dense evaluation's FC6 onto a 1x1 output) runs as the GEMM it is,
-     * under the GEMM's rule: f32 at 4 images (operands unrounded), bf16 at 40 (all of M, N, K at least 32).
+     * An inference convolution whose weight outweighs its data (dense evaluation's FC6 onto a 1x1 output) runs as a
+     * GEMM (ConvEngine) under the GEMM's rule: f32 at 4 images (operands unrounded), bf16 at 40 (all of M = 80 outputs,
+     * N = 40 images, K = 784 inputs at least 32).
      */
     @Test
-    void wholeWindowConvolutionFollowsTheGemmRule() {
+    void weightHeavyConvolutionFollowsTheGemmRule() {
         if (refusedHere()) {
             return;
         }
+        int k = 80;
         for (int n : new int[] {4, 40}) {
+            assertTrue((long) k * 16 * 49 > (long) n * 16 * 49 + (long) n * k, "the weight outweighs the data");
             boolean rounds = n >= CpuBackend.BF16_GEMM_MIN_DIM;
             double[] x = TestTensors.uniform(n, n * 16 * 49, -1, 1);
-            double[] wt = TestTensors.uniform(n + 1, 40 * 16 * 49, -1, 1);
-            double[] b = TestTensors.uniform(n + 2, 40, -1, 1);
-            Tensor yr = ref.allocate(DType.FLOAT32, Shape.of(n, 40, 1, 1));
+            double[] wt = TestTensors.uniform(n + 1, k * 16 * 49, -1, 1);
+            double[] b = TestTensors.uniform(n + 2, k, -1, 1);
+            Tensor yr = ref.allocate(DType.FLOAT32, Shape.of(n, k, 1, 1));
             ref.conv2dForwardRelu(tensor(ref, rounds ? roundedToBf16(x) : x, n, 16, 7, 7),
-                    tensor(ref, rounds ? roundedToBf16(wt) : wt, 40, 16, 7, 7), tensor(ref, b, 40), yr, 0);
-            Tensor yg = bf16.allocate(DType.FLOAT32, Shape.of(n, 40, 1, 1));
-            bf16.conv2dForwardRelu(tensor(bf16, x, n, 16, 7, 7), tensor(bf16, wt, 40, 16, 7, 7), tensor(bf16, b, 40), yg, 0);
-            assertClose(TestTensors.toArray(yr), TestTensors.toArray(yg), RTOL, ATOL, "whole-window conv, N" + n);
+                    tensor(ref, rounds ? roundedToBf16(wt) : wt, k, 16, 7, 7), tensor(ref, b, k), yr, 0);
+            Tensor yg = bf16.allocate(DType.FLOAT32, Shape.of(n, k, 1, 1));
+            bf16.conv2dForwardRelu(tensor(bf16, x, n, 16, 7, 7), tensor(bf16, wt, k, 16, 7, 7), tensor(bf16, b, k), yg, 0);
+            assertClose(TestTensors.toArray(yr), TestTensors.toArray(yg), RTOL, ATOL, "weight-heavy conv, N" + n);
         }
     }
 
