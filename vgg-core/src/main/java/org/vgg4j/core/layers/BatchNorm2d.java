@@ -87,7 +87,7 @@ public final class BatchNorm2d extends WeightedLayer {
     }
 
     private Tensor run(Tensor x, boolean relu, boolean training) {
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         if (training) {
             if (x.size() / channels < 2) {
                 throw new IllegalArgumentException("batchnorm in training needs more than one value per channel, got input " + x.shape());
@@ -120,7 +120,7 @@ public final class BatchNorm2d extends WeightedLayer {
             throw new IllegalStateException("batchnorm backward needs a forward in training mode first");
         }
         Shape c = Shape.of(channels);
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        Tensor dx = inputGrad.beside(dy, savedInput.shape());
         backend.batchNormBackward(savedInput, dy, weight, saveMean.get(dy.dtype(), c), saveInvStd.get(dy.dtype(), c),
                 dx, weightGrad, biasGrad);
         return dx;

@@ -46,6 +46,11 @@ abstract class BufferedLayer implements Layer {
         inputGrad.shareWith(arena);
     }
 
+    @Override
+    public final void shareOutputBuffers(GradientArena arena) {
+        output.shareWith(arena);
+    }
+
     /** Frees the output, the further buffers and dL/dx; a layer that keeps tensors for backward also drops them. */
     @Override
     public void release() {

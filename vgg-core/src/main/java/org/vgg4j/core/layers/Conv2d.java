@@ -101,7 +101,7 @@ public final class Conv2d extends WeightedLayer {
      * take that older x (its memory may hold new values at the same address).
      */
     private Tensor run(Tensor x, boolean relu, boolean training) {
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         if (!training) {
             closeMemo();
         }
@@ -120,7 +120,7 @@ public final class Conv2d extends WeightedLayer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        Tensor dx = needsInputGradient() ? inputGrad.gradient(dy, savedInput.shape()) : null;
+        Tensor dx = needsInputGradient() ? inputGrad.beside(dy, savedInput.shape()) : null;
         backend.conv2dBackward(savedInput, weight, dy, dx, weightGrad, biasGrad, pad, memo);
         return dx;
     }

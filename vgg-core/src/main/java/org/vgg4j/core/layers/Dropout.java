@@ -76,7 +76,7 @@ public final class Dropout extends BufferedLayer {
             setMaskKey(step + 1, 0, 1);
         }
         keyUsed = true;
-        Tensor y = output.get(x.dtype(), x.shape());
+        Tensor y = output.beside(x, x.shape());
         Tensor m = mask.get(x.dtype(), x.shape());
         long stepSeed = DropoutRng.mix64(seed ^ step * 0xD1B54A32D192ED03L);
         int n = x.shape().dim(0);
@@ -99,7 +99,7 @@ public final class Dropout extends BufferedLayer {
         if (!lastWasTraining) {
             return dy;
         }
-        Tensor dx = inputGrad.gradient(dy, dy.shape());
+        Tensor dx = inputGrad.beside(dy, dy.shape());
         backend.multiply(dy, mask.get(dy.dtype(), dy.shape()), dx);
         return dx;
     }

@@ -42,7 +42,7 @@ public final class GlobalAvgPool extends BufferedLayer {
         inputShape = x.shape();
         int rows = x.dim(0) * x.dim(1);
         int hw = x.dim(2) * x.dim(3);
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         backend.gemm(false, false, 1.0, x.reshape(rows, hw), averagingColumn(x), 0.0, y.reshape(rows, 1));
         return y;
     }
@@ -51,7 +51,7 @@ public final class GlobalAvgPool extends BufferedLayer {
     public Tensor backward(Tensor dy) {
         int rows = inputShape.dim(0) * inputShape.dim(1);
         int hw = inputShape.dim(2) * inputShape.dim(3);
-        Tensor dx = inputGrad.gradient(dy, inputShape);
+        Tensor dx = inputGrad.beside(dy, inputShape);
         Tensor col = weights.get(dy.dtype(), Shape.of(hw, 1));
         backend.gemm(false, true, 1.0, dy.reshape(rows, 1), col, 0.0, dx.reshape(rows, hw)); // dx = dy * (1/HW)
         return dx;

@@ -13,7 +13,10 @@ import org.vgg4j.core.tensor.Tensor;
  * other one" is decided by storage, not by alternation). This is what keeps VGG-16's step inside PyTorch's
  * memory: per-layer dx buffers would cost the sum of all activation sizes, these cost twice the largest.
  *
- * <p>A network creates and releases one; only this package's layers draw from it.
+ * <p>A network that only evaluates shares a second one for its layers' outputs, on the same grounds in forward
+ * order: a layer's output is dead once the next layer has read it ({@code Network#shareOutputBuffers}).
+ *
+ * <p>A network creates and releases them; only this package's layers draw from them.
  */
 public final class GradientArena {
     private final Backend backend;

@@ -56,6 +56,14 @@ public interface Layer {
     default void shareGradientBuffers(GradientArena arena) {
     }
 
+    /**
+     * From now on forward writes its output into {@code arena}'s buffer beside its input, for a network that only
+     * evaluates (each output is dead once the next layer has read it; {@code Network#shareOutputBuffers}). Default:
+     * nothing (a layer whose output is its input, or a view of it).
+     */
+    default void shareOutputBuffers(GradientArena arena) {
+    }
+
     /** The first layer of a network need not compute dL/dx; default true. */
     default void setNeedsInputGradient(boolean needed) {
     }

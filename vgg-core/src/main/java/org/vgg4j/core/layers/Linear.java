@@ -56,7 +56,7 @@ public final class Linear extends WeightedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         backend.gemm(false, true, 1.0, x, weight, 0.0, y);
         backend.addBias(y, bias);
         savedInput = x;
@@ -85,7 +85,7 @@ public final class Linear extends WeightedLayer {
         if (!needsInputGradient()) {
             return null;
         }
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        Tensor dx = inputGrad.beside(dy, savedInput.shape());
         backend.gemm(false, false, 1.0, dy, weight, 0.0, dx); // dx (N,in) = dy W
         return dx;
     }

@@ -70,7 +70,7 @@ public final class LocalResponseNorm extends BufferedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         backend.lrnForward(x, y, scale.get(x.dtype(), x.shape()), size, alpha, beta, k);
         savedInput = x;
         return y;
@@ -78,7 +78,7 @@ public final class LocalResponseNorm extends BufferedLayer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        Tensor dx = inputGrad.beside(dy, savedInput.shape());
         backend.lrnBackward(savedInput, output.get(dy.dtype(), savedInput.shape()), scale.get(dy.dtype(), savedInput.shape()),
                 dy, dx, size, alpha, beta, k);
         return dx;

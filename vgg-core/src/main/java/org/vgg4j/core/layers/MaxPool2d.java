@@ -29,7 +29,7 @@ public final class MaxPool2d extends BufferedLayer {
 
     @Override
     public Tensor forward(Tensor x, boolean training) {
-        Tensor y = output.get(x.dtype(), outputShape(x.shape()));
+        Tensor y = output.beside(x, outputShape(x.shape()));
         backend.maxPool2x2Forward(x, y);
         savedInput = x;
         savedOutput = y;
@@ -38,7 +38,7 @@ public final class MaxPool2d extends BufferedLayer {
 
     @Override
     public Tensor backward(Tensor dy) {
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        Tensor dx = inputGrad.beside(dy, savedInput.shape());
         backend.maxPool2x2Backward(savedInput, savedOutput, dy, dx);
         return dx;
     }
@@ -48,7 +48,7 @@ public final class MaxPool2d extends BufferedLayer {
      * a pool whose input is that ReLU's output, which {@code Network} checks; the ReLU's own backward is then skipped.
      */
     public Tensor backwardWithRelu(Tensor dy) {
-        Tensor dx = inputGrad.gradient(dy, savedInput.shape());
+        Tensor dx = inputGrad.beside(dy, savedInput.shape());
         backend.maxPool2x2BackwardRelu(savedInput, savedOutput, dy, dx);
         return dx;
     }

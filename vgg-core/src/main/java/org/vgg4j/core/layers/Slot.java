@@ -7,7 +7,8 @@ import org.vgg4j.core.tensor.Tensor;
 
 /**
  * A reusable buffer owned by a layer: reallocated only when the shape or dtype changes. A slot that holds an
- * activation gradient can instead draw from a network-wide {@link GradientArena} ({@link #shareWith}).
+ * activation that lives one layer at a time (an activation gradient; an output of a network that only evaluates)
+ * can instead draw from a network-wide {@link GradientArena} ({@link #shareWith}).
  */
 final class Slot {
     private final Backend backend;
@@ -26,15 +27,15 @@ final class Slot {
         return tensor;
     }
 
-    /** From now on {@link #gradient} takes its buffers from {@code shared}. */
+    /** From now on {@link #beside} takes its buffers from {@code shared}. */
     void shareWith(GradientArena shared) {
         release();
         arena = shared;
     }
 
-    /** A buffer of {@code shape} for dL/dx that does not overlap {@code dy}. */
-    Tensor gradient(Tensor dy, Shape shape) {
-        return arena != null ? arena.beside(dy, shape) : get(dy.dtype(), shape);
+    /** A buffer of {@code shape} (t's dtype) that does not overlap {@code t}: dL/dx beside dy, y beside x. */
+    Tensor beside(Tensor t, Shape shape) {
+        return arena != null ? arena.beside(t, shape) : get(t.dtype(), shape);
     }
 
     void release() {

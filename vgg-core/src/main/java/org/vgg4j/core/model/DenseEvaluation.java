@@ -27,7 +27,8 @@ import org.vgg4j.core.tensor.Tensor;
  * order. {@link #of} copies them (a snapshot, independent of the FC network afterwards); {@link #sharing} views
  * them in place (no second copy: 528 MiB less for VGG-16; the FC network must stay open, and what it learns later
  * shows). Parameter keys are kept ("classifier.0.weight" now has shape (F,C,R,S)). This is not a training network
- * (no loss, no horizontal-flip averaging).
+ * (no loss, no horizontal-flip averaging): its layers share two output buffers ({@link Network#shareOutputBuffers}),
+ * and a training forward of {@link #network()} fails.
  *
  * <p>Legend: N batch, C channels of the last feature map, F hidden features, R = S = final side at training size.
  */
@@ -99,6 +100,7 @@ public final class DenseEvaluation implements AutoCloseable {
         }
         layers.add(new NamedLayer("avgpool", new GlobalAvgPool(fc.backend())));
         Network dense = new Network(fc.name() + "-dense", fc.backend(), fc.dtype(), in, layers, share ? fc : null);
+        dense.shareOutputBuffers(); // it only evaluates: two activation buffers, not one per layer
         if (share) {
             return new DenseEvaluation(dense, in.dim(1));
         }

@@ -44,6 +44,7 @@ public final class Network implements AutoCloseable {
     private final List<NamedLayer> layers;
     private final ParamStore params;
     private final GradientArena gradients; // the two dL/dx buffers all layers share
+    private GradientArena outputs;         // the two output buffers of an evaluation-only network, else null
     private final boolean[] fused;         // [i]: layer i is a Conv2d or a BatchNorm2d and layer i+1 a ReLU, run as one call
     private final boolean[] poolAfterRelu; // [i]: layer i is a MaxPool2d and layer i-1 a ReLU: one backward call
     private boolean closesBackend;         // set for Vgg's one-line models, whose backend is this network's alone
@@ -163,6 +164,10 @@ public final class Network implements AutoCloseable {
      * @throws IllegalArgumentException when x holds a NaN or an infinity (see {@link #checkInput})
      */
     public Tensor forward(Tensor x, boolean training) {
+        if (training && outputs != null) {
+            throw new IllegalStateException("network '" + name + "' evaluates only (its layers share two output"
+                    + " buffers, shareOutputBuffers): a training forward needs every output kept for backward");
+        }
         checkInput(x);
         Tensor h = x;
         for (int i = 0; i < layers.size(); i++) {
@@ -173,6 +178,23 @@ public final class Network implements AutoCloseable {
             }
         }
         return h;
+    }
+
+    /**
+     * Makes this network evaluate only: from now on its layers write their outputs into two shared buffers (each
+     * beside its input, as backward's dL/dx buffers) instead of one buffer per layer, so a forward holds twice the
+     * largest activation instead of all of them (dense evaluation at 384: every conv output of 4 images is 38-151
+     * MB). A training forward afterwards fails with an error. Idempotent; the layers' own buffers are freed.
+     */
+    public void shareOutputBuffers() {
+        if (outputs != null) {
+            return;
+        }
+        outputs = new GradientArena(backend);
+        for (NamedLayer nl : layers) {
+            nl.layer().release();
+            nl.layer().shareOutputBuffers(outputs);
+        }
     }
 
     /**
@@ -372,6 +394,9 @@ public final class Network implements AutoCloseable {
             nl.layer().release();
         }
         gradients.release();
+        if (outputs != null) {
+            outputs.release();
+        }
     }
 
     /**
