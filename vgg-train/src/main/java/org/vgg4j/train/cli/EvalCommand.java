@@ -100,6 +100,7 @@ final class EvalCommand implements Callable<Integer> {
                     Network n = Vgg.build(b, DType.FLOAT32, models.get(i).spec());
                     nets.add(n);
                     Initialization.loadWeights(n, checkpoints.get(i));
+                    n.shareOutputBuffers(); // it only evaluates: two activation buffers, not one per layer
                 }
                 Evaluator.Result r;
                 String how;
