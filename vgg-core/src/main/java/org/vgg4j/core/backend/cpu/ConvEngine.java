@@ -17,6 +17,10 @@ import org.vgg4j.core.tensor.Tensor;
  * one). What it is not: a check of its arguments ({@link CpuBackend} checks that the tensors are its own and share
  * a dtype before it calls in) or thread-safe (one instance per backend instance).
  *
+ * <p>Two kinds of call take a GEMM whatever the routing: an inference convolution whose weight outweighs its data
+ * ({@link #weightOutweighsData}: dense evaluation's classifier) and, where the direct engine runs, the filter
+ * gradient of maps smaller than the kernel ({@link #filterAsGemm}).
+ *
  * <p>Where ND4J's ops still run: only where {@link DnnlConv} does not take the call and ND4J's natives are the
  * -onednn ones. (1) float32 where oneDNN's own natives do not load: there ND4J's oneDNN ops beat {@link GemmConv}
  * on every VGG layer but those with few inputs or tiny images (docs/benchmarks.md, "Decision 2"); where the direct
