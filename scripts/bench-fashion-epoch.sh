@@ -2,18 +2,19 @@
 # The Fashion-MNIST acceptance recipe's training epoch, ours against PyTorch, SIDE BY SIDE in one run (NOT a test).
 #
 # Ours: `vgg train --data fashion-mnist` with the acceptance recipe (A_bn at width 1/4, 32x32, batch 128, FC 256,
-# no dropout, --pad 2) for one epoch over the first IMAGES training images; its img/s is what metrics.csv records
+# no dropout, --pad 2) for one epoch over the first IMAGES training images (default all 60,000: a shorter run
+# weighs the JIT's warm-up of our Java loops, ~50 steps, more than training does); its img/s is what metrics.csv records
 # (data pipeline included, validation excluded). The peer: scripts/bench_fashion_epoch_torch.py, the same network,
 # data, augmentation and optimiser in PyTorch with its data pipeline at its best, run as installed, with tcmalloc
 # preloaded, and with tcmalloc and the channels_last memory format (PEERS). REPEATS rounds, alternated, one process at a time; prints the medians and the ratio
 # against the fastest peer configuration. Needs Debian's dataset-fashion-mnist (installed when missing, as root).
 #
-#   scripts/bench-fashion-epoch.sh                     # REPEATS=3 IMAGES=25600 DEVICES=1 PEERS="installed tcmalloc tcmalloc-cl"
+#   scripts/bench-fashion-epoch.sh                     # REPEATS=3 IMAGES=60000 DEVICES=1 PEERS="installed tcmalloc tcmalloc-cl"
 #   DEVICES=2 scripts/bench-fashion-epoch.sh           # ours as two replicas of one core each (OMP_NUM_THREADS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-3}
-IMAGES=${IMAGES:-25600}
+IMAGES=${IMAGES:-60000}
 DEVICES=${DEVICES:-1}
 PEERS=${PEERS:-"installed tcmalloc tcmalloc-cl"}
 PYTHON=${PYTHON:-/usr/bin/python3}
