@@ -110,6 +110,7 @@ final class FeaturesCommand implements Callable<Integer> {
         try (Backend b = Backends.create(backend != null ? backend : ModelOptions.defaultBackend());
              Network net = Vgg.build(b, DType.FLOAT32, vgg)) {
             org.vgg4j.train.Initialization.loadWeights(net, checkpoint);
+            net.shareOutputBuffers(); // it only evaluates; featuresAt copies the layer it wants before the next runs
             String name = layerName(net, layer);
             long[] rowShape = null;
             try (OutputStream o = new BufferedOutputStream(Files.newOutputStream(rows))) {
