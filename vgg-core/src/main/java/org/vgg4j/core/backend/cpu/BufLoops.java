@@ -40,22 +40,12 @@ final class BufLoops {
                 for (int i = 0; i < nb; i++) {
                     int base = go + (i * k + ch) * inner;
                     for (int j = 0; j < inner; j++) {
-                        s += bf16Operands ? roundToBf16((float) gb.get(base + j)) : gb.get(base + j);
+                        s += bf16Operands ? F32Loops.roundToBf16((float) gb.get(base + j)) : gb.get(base + j);
                     }
                 }
                 bb.set(bo + ch, bb.get(bo + ch) + s);
             }
         });
-    }
-
-    /** v rounded to the nearest bfloat16 (ties to even), as a float; NaN and infinities pass through. */
-    static float roundToBf16(float v) {
-        if (Float.isNaN(v)) {
-            return v;
-        }
-        int bits = Float.floatToRawIntBits(v);
-        bits += 0x7FFF + ((bits >>> 16) & 1);
-        return Float.intBitsToFloat(bits & 0xFFFF0000);
     }
 
     static void maxPool2x2Forward(Tensor x, Tensor y) {

@@ -105,7 +105,7 @@ final class ConvEngine implements AutoCloseable {
                 ? new DnnlConv(options.dnnlBwdWeights(), options.dnnlWinograd().equals("auto"),
                         options.precision() == CpuPrecision.BF16) : null;
         GemmConv.F32Gemm f32 = (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc) -> {
-            if (bf16Gemm == null || Math.min(m, Math.min(n, k)) < CpuBackend.BF16_GEMM_MIN_DIM) {
+            if (bf16Gemm == null || !CpuBackend.bf16GemmSize(m, n, k)) {
                 DnnlConv.sgemm(ta, tb, m, n, k, 1f, a.floatAt(ao), lda, b.floatAt(bo), ldb, beta, c.floatAt(co), ldc);
                 return;
             }

@@ -210,7 +210,12 @@ public final class CpuBackend implements Backend {
 
     /** Whether a float32 GEMM of these sizes runs in BF16 (see {@link #BF16_GEMM_MIN_DIM}). */
     private boolean gemmInBf16(int m, int n, int k) {
-        return bf16Gemm != null && Math.min(m, Math.min(n, k)) >= BF16_GEMM_MIN_DIM;
+        return bf16Gemm != null && bf16GemmSize(m, n, k);
+    }
+
+    /** Whether a GEMM of these sizes is large enough for BF16 (M, N and K at least {@link #BF16_GEMM_MIN_DIM}). */
+    static boolean bf16GemmSize(int m, int n, int k) {
+        return Math.min(m, Math.min(n, k)) >= BF16_GEMM_MIN_DIM;
     }
 
     /**
@@ -334,10 +339,14 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor allocate(DType dtype, Shape shape) {
+        checkSupported(dtype);
+        return BackendTensors.wrap(this, dtype, shape, new CpuStorage(dtype, shape.size()), 0);
+    }
+
+    private void checkSupported(DType dtype) {
         if (!supports(dtype)) {
             throw new IllegalArgumentException("backend 'cpu' does not compute in " + dtype);
         }
-        return BackendTensors.wrap(this, dtype, shape, new CpuStorage(dtype, shape.size()), 0);
     }
 
     /**
@@ -346,9 +355,7 @@ public final class CpuBackend implements Backend {
      */
     @Override
     public Tensor allocateReleased(DType dtype, Shape shape) {
-        if (!supports(dtype)) {
-            throw new IllegalArgumentException("backend 'cpu' does not compute in " + dtype);
-        }
+        checkSupported(dtype);
         return BackendTensors.wrap(this, dtype, shape, CpuStorage.untouched(dtype, shape.size()), 0);
     }
 

@@ -61,11 +61,14 @@ final class CpuStorage {
                 throw new OutOfMemoryError("calloc of " + n * dtype.bytes + " bytes for a cpu tensor failed");
             }
             this.calloced = raw;
-            DataBuffer db = dtype == DType.FLOAT32
-                    ? Nd4j.createBuffer(new FloatPointer(raw).capacity(n).limit(n), ndType, n,
-                        FloatIndexer.create(new FloatPointer(raw).capacity(n).limit(n)))
-                    : Nd4j.createBuffer(new DoublePointer(raw).capacity(n).limit(n), ndType, n,
-                        DoubleIndexer.create(new DoublePointer(raw).capacity(n).limit(n)));
+            DataBuffer db;
+            if (dtype == DType.FLOAT32) {
+                FloatPointer f = new FloatPointer(raw).capacity(n).limit(n);
+                db = Nd4j.createBuffer(f, ndType, n, FloatIndexer.create(f));
+            } else {
+                DoublePointer d = new DoublePointer(raw).capacity(n).limit(n);
+                db = Nd4j.createBuffer(d, ndType, n, DoubleIndexer.create(d));
+            }
             this.base = Nd4j.create(db, new long[] {size}, new long[] {1}, 0, 'c', ndType);
         } else {
             this.calloced = null;

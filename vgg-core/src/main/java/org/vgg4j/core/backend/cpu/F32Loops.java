@@ -86,10 +86,15 @@ final class F32Loops {
      */
     static void roundToBf16(FloatBuffer x, int o, int n) {
         for (int i = 0; i < n; i++) {
-            int bits = Float.floatToRawIntBits(x.get(o + i));
-            bits = (bits & 0x7FFFFFFF) > 0x7F800000 ? (bits | 0x00400000) : bits + 0x7FFF + ((bits >>> 16) & 1);
-            x.put(o + i, Float.intBitsToFloat(bits & 0xFFFF0000));
+            x.put(o + i, roundToBf16(x.get(o + i)));
         }
+    }
+
+    /** v rounded to the nearest bfloat16, ties to even, as a float (a NaN stays a NaN, made quiet). */
+    static float roundToBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        bits = (bits & 0x7FFFFFFF) > 0x7F800000 ? (bits | 0x00400000) : bits + 0x7FFF + ((bits >>> 16) & 1);
+        return Float.intBitsToFloat(bits & 0xFFFF0000);
     }
 
     /** y = max(x, 0) (NaN kept, -0 to +0); y may be x. */
